@@ -1,0 +1,574 @@
+//! The command grammar, one definition for every front door: the offline
+//! `tenure --config F <command>`, `ssh host <command>` and the console's `:`
+//! line. `run` executes a parsed command for an actor and writes to `out`.
+
+mod output;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::domain::dates::parse_date;
+use crate::domain::{DisableReason, Kind, Role};
+use crate::service::accounts::{AccountInput, ListFilter};
+use crate::service::integrity::AuditFilter;
+use crate::service::{Actor, Error, Result, Services};
+
+pub use output::account_view;
+
+/// Longest stdin input we read (a key line, a password).
+const STDIN_LIMIT: u64 = 64 * 1024;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Who you are and what you may do
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accounts: list, show, create, clone, change, and their lifecycle
+    #[command(subcommand)]
+    User(UserCommand),
+    /// SSH public keys of an account
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Passwords (argon2id)
+    #[command(subcommand)]
+    Password(PasswordCommand),
+    /// Per-account IP allowlists
+    #[command(subcommand)]
+    Allow(AllowCommand),
+    /// Groups and their members
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// The tamper-evident audit trail
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Every account as CSV or JSON on stdout
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+    },
+    /// Verify records, indexes and the audit chain (exit 1 if anything is wrong)
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+/// The fields an account can be given (create, clone, update).
+#[derive(Debug, Args, Default, Clone)]
+pub struct AccountArgs {
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long = "display-name")]
+    pub display_name: Option<String>,
+    #[arg(long)]
+    pub kind: Option<Kind>,
+    #[arg(long)]
+    pub company: Option<String>,
+    #[arg(long)]
+    pub sponsor: Option<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Start date: YYYY-MM-DD, today, or +N(d|w|m|y)
+    #[arg(long)]
+    pub start: Option<String>,
+    /// End date: YYYY-MM-DD or +N(d|w|m|y)
+    #[arg(long)]
+    pub end: Option<String>,
+    /// A group (repeat for several); on update the list replaces the groups
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// A role: admin, operator, sponsor, user (repeat); on update replaces the roles
+    #[arg(long = "role")]
+    pub roles: Vec<Role>,
+    /// A custom field, KEY=VALUE (repeat); KEY= removes it
+    #[arg(long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+    /// A template from the config (create only)
+    #[arg(long)]
+    pub template: Option<String>,
+    /// IANA timezone, e.g. Europe/Berlin
+    #[arg(long)]
+    pub timezone: Option<String>,
+    #[arg(long)]
+    pub language: Option<String>,
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// Exempt from the inactivity rule (true/false)
+    #[arg(long = "inactivity-exempt")]
+    pub inactivity_exempt: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List accounts (filters combine)
+    List {
+        /// staged, active, expired, disabled, deleted
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        kind: Option<Kind>,
+        #[arg(long)]
+        sponsor: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        /// Active accounts whose end date falls within DAYS from today
+        #[arg(long = "expiring-within", value_name = "DAYS")]
+        expiring_within: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every field of one account
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an account
+    Create {
+        name: String,
+        #[command(flatten)]
+        fields: AccountArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an account like SOURCE (never its identity or credentials)
+    Clone {
+        source: String,
+        name: String,
+        #[command(flatten)]
+        fields: AccountArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change fields of an account
+    Update {
+        name: String,
+        #[command(flatten)]
+        fields: AccountArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account now
+    Disable {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled account
+    Enable { name: String },
+    /// Move the end date
+    Extend {
+        name: String,
+        #[arg(long)]
+        end: String,
+    },
+    /// Soft-delete (restorable for the retention period)
+    Delete { name: String },
+    /// Bring back a soft-deleted account (disabled)
+    Restore { name: String },
+    /// Remove a deleted account for good
+    Purge {
+        name: String,
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add a key: the OpenSSH public key line on stdin
+    Add {
+        name: String,
+        /// Expiry date of this key
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The keys of an account
+    List {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key by its SHA256 fingerprint
+    Remove { name: String, fingerprint: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PasswordCommand {
+    /// Set a password: the new password on stdin (first line)
+    Set { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowCommand {
+    List {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Add {
+        name: String,
+        cidr: String,
+    },
+    Remove {
+        name: String,
+        cidr: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Create {
+        group: String,
+    },
+    /// Add an account to a group
+    Add {
+        group: String,
+        name: String,
+    },
+    /// Remove an account from a group
+    Remove {
+        group: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The newest events
+    Tail {
+        #[arg(short = 'n', default_value_t = 20)]
+        n: usize,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        /// Events whose action starts with this (user., key.add…)
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the hash chain (exit 1 if broken)
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn date(services: &Services, text: &Option<String>) -> Result<Option<chrono::NaiveDate>> {
+    text.as_deref()
+        .map(|t| parse_date(t, services.today()).map_err(Error::Invalid))
+        .transpose()
+}
+
+impl AccountArgs {
+    pub fn to_input(&self, services: &Services) -> Result<AccountInput> {
+        let mut fields = BTreeMap::new();
+        for pair in &self.fields {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(Error::Invalid(format!(
+                    "--field expects KEY=VALUE, got '{pair}'"
+                )));
+            };
+            fields.insert(key.trim().to_string(), value.to_string());
+        }
+        Ok(AccountInput {
+            display_name: self.display_name.clone(),
+            email: self.email.clone(),
+            kind: self.kind,
+            company: self.company.clone(),
+            sponsor: self.sponsor.clone(),
+            project: self.project.clone(),
+            start_date: date(services, &self.start)?,
+            end_date: date(services, &self.end)?,
+            groups: (!self.groups.is_empty()).then(|| self.groups.clone()),
+            roles: (!self.roles.is_empty()).then(|| self.roles.clone()),
+            fields,
+            template: self.template.clone(),
+            timezone: self.timezone.clone(),
+            language: self.language.clone(),
+            notes: self.notes.clone(),
+            inactivity_exempt: self.inactivity_exempt,
+        })
+    }
+}
+
+fn read_stdin(input: &mut dyn Read) -> Result<String> {
+    let mut text = String::new();
+    input
+        .take(STDIN_LIMIT)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::Invalid(format!("cannot read stdin: {e}")))?;
+    Ok(text)
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Failed(format!("cannot write output: {e}"))
+}
+
+/// Runs one command. Output goes to `out`; errors come back for the front
+/// door to render (one line, an exit code).
+pub fn run(
+    services: &Services,
+    actor: &Actor,
+    command: Command,
+    input: &mut dyn Read,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use output::*;
+    let today = services.today();
+    match command {
+        Command::Whoami { json } => {
+            let account = if actor.is_account {
+                Some(services.load(&actor.name)?)
+            } else {
+                None
+            };
+            print_whoami(out, actor, account.as_ref(), today, json)
+        }
+        Command::User(cmd) => match cmd {
+            UserCommand::List {
+                status,
+                kind,
+                sponsor,
+                project,
+                expiring_within,
+                json,
+            } => {
+                let filter = ListFilter {
+                    status,
+                    kind,
+                    sponsor,
+                    project,
+                    expiring_within,
+                };
+                let accounts = services.list(actor, &filter)?;
+                print_accounts(out, &accounts, today, json)
+            }
+            UserCommand::Show { name, json } => {
+                let account = services.show(actor, &name)?;
+                print_account(out, &account, today, json)
+            }
+            UserCommand::Create { name, fields, json } => {
+                let account = services.create(actor, &name, fields.to_input(services)?)?;
+                print_changed(out, "created", &account, today, json)
+            }
+            UserCommand::Clone {
+                source,
+                name,
+                fields,
+                json,
+            } => {
+                let account =
+                    services.clone_account(actor, &source, &name, fields.to_input(services)?)?;
+                print_changed(
+                    out,
+                    &format!("cloned from {source}:"),
+                    &account,
+                    today,
+                    json,
+                )
+            }
+            UserCommand::Update { name, fields, json } => {
+                let account = services.update(actor, &name, fields.to_input(services)?)?;
+                print_changed(out, "updated", &account, today, json)
+            }
+            UserCommand::Disable { name, reason } => {
+                services.disable(actor, &name, DisableReason::Manual, Some(reason))?;
+                writeln!(out, "disabled {name}").map_err(io)
+            }
+            UserCommand::Enable { name } => {
+                let a = services.enable(actor, &name)?;
+                writeln!(out, "enabled {name} ({})", a.status).map_err(io)
+            }
+            UserCommand::Extend { name, end } => {
+                let end = parse_date(&end, today).map_err(Error::Invalid)?;
+                let a = services.extend(actor, &name, end)?;
+                writeln!(out, "extended {name} to {end} ({})", a.status).map_err(io)
+            }
+            UserCommand::Delete { name } => {
+                services.delete(actor, &name)?;
+                writeln!(out, "deleted {name} (restorable with: user restore {name})").map_err(io)
+            }
+            UserCommand::Restore { name } => {
+                services.restore(actor, &name)?;
+                writeln!(
+                    out,
+                    "restored {name} (disabled; enable with: user enable {name})"
+                )
+                .map_err(io)
+            }
+            UserCommand::Purge { name, yes } => {
+                if !yes {
+                    return Err(Error::Invalid(format!(
+                        "purge removes {name} for good: add --yes to confirm"
+                    )));
+                }
+                services.purge(actor, &name)?;
+                writeln!(out, "purged {name}").map_err(io)
+            }
+        },
+        Command::Key(cmd) => match cmd {
+            KeyCommand::Add {
+                name,
+                expires,
+                json,
+            } => {
+                let expires = date(services, &expires)?;
+                let line = read_stdin(input)?;
+                let key = services.key_add(actor, &name, &line, expires)?;
+                if json {
+                    print_json(out, &key_view(&key))
+                } else {
+                    writeln!(out, "added {} {} to {name}", key.algorithm, key.fingerprint)
+                        .map_err(io)
+                }
+            }
+            KeyCommand::List { name, json } => {
+                let keys = services.key_list(actor, &name)?;
+                print_keys(out, &keys, json)
+            }
+            KeyCommand::Remove { name, fingerprint } => {
+                let key = services.key_remove(actor, &name, &fingerprint)?;
+                writeln!(out, "removed {} from {name}", key.fingerprint).map_err(io)
+            }
+        },
+        Command::Password(PasswordCommand::Set { name }) => {
+            let text = read_stdin(input)?;
+            let password = text.lines().next().unwrap_or_default();
+            services.password_set(actor, &name, password)?;
+            writeln!(out, "password set for {name}").map_err(io)
+        }
+        Command::Allow(cmd) => match cmd {
+            AllowCommand::List { name, json } => {
+                let nets = services.allow_list(actor, &name)?;
+                if json {
+                    print_json(out, &nets)
+                } else if nets.is_empty() {
+                    writeln!(
+                        out,
+                        "{name} has no allowlist: any address the global allowlist admits"
+                    )
+                    .map_err(io)
+                } else {
+                    nets.iter()
+                        .try_for_each(|n| writeln!(out, "{n}"))
+                        .map_err(io)
+                }
+            }
+            AllowCommand::Add { name, cidr } => {
+                let net = services.allow_add(actor, &name, &cidr)?;
+                writeln!(out, "allowed {net} for {name}").map_err(io)
+            }
+            AllowCommand::Remove { name, cidr } => {
+                let net = services.allow_remove(actor, &name, &cidr)?;
+                writeln!(out, "removed {net} from {name}'s allowlist").map_err(io)
+            }
+        },
+        Command::Group(cmd) => match cmd {
+            GroupCommand::List { json } => print_groups(out, &services.group_list(actor)?, json),
+            GroupCommand::Create { group } => {
+                services.group_create(actor, &group)?;
+                writeln!(out, "created group {group}").map_err(io)
+            }
+            GroupCommand::Add { group, name } => {
+                services.group_add(actor, &group, &name)?;
+                writeln!(out, "added {name} to {group}").map_err(io)
+            }
+            GroupCommand::Remove { group, name } => {
+                services.group_remove(actor, &group, &name)?;
+                writeln!(out, "removed {name} from {group}").map_err(io)
+            }
+        },
+        Command::Audit(cmd) => match cmd {
+            AuditCommand::Tail {
+                n,
+                actor: by,
+                target,
+                action,
+                json,
+            } => {
+                let filter = AuditFilter {
+                    limit: n,
+                    actor: by,
+                    target,
+                    action,
+                };
+                let events = services.audit_tail(actor, &filter)?;
+                print_events(out, &events, json)
+            }
+            AuditCommand::Verify { json } => {
+                let report = services.audit_verify(actor)?;
+                if json {
+                    print_json(out, &report)?;
+                } else if report.broken.is_none() {
+                    writeln!(
+                        out,
+                        "audit chain intact: {} events, head {}",
+                        report.events,
+                        report.head.as_deref().unwrap_or("-")
+                    )
+                    .map_err(io)?;
+                }
+                match report.broken {
+                    Some(b) => Err(Error::Failed(format!(
+                        "audit chain broken after {} good events: {b}",
+                        report.events
+                    ))),
+                    None => Ok(()),
+                }
+            }
+        },
+        Command::Export { format } => {
+            let accounts = services.export(actor)?;
+            match format {
+                ExportFormat::Json => print_json(
+                    out,
+                    &accounts
+                        .iter()
+                        .map(|a| account_view(a, today))
+                        .collect::<Vec<_>>(),
+                ),
+                ExportFormat::Csv => write_csv(out, &accounts, &services.config().custom_fields),
+            }
+        }
+        Command::Check { json } => {
+            let report = services.check(actor)?;
+            if json {
+                print_json(out, &report)?;
+            } else {
+                for p in &report.problems {
+                    writeln!(out, "problem: {p}").map_err(io)?;
+                }
+                if report.problems.is_empty() {
+                    writeln!(out, "ok: {} accounts, {} groups, {} audit events; indexes consistent, audit chain intact", report.accounts, report.groups, report.audit_events).map_err(io)?;
+                }
+            }
+            if report.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Failed(format!(
+                    "check found {} problem(s)",
+                    report.problems.len()
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! How results look: aligned text for people, one JSON document for scripts.
+
+use std::io::Write;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use comfy_table::{presets::NOTHING, ContentArrangement, Table};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::domain::lifecycle::{effective, Effective};
+use crate::domain::{Account, AuditEvent, CustomField, SshKey};
+use crate::service::groups::GroupView;
+use crate::service::{Actor, Error, Result};
+
+fn io(e: impl std::fmt::Display) -> Error {
+    Error::Failed(format!("cannot write output: {e}"))
+}
+
+pub fn print_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(io)?;
+    writeln!(out).map_err(io)
+}
+
+fn status_text(account: &Account, today: NaiveDate) -> String {
+    match effective(account, today) {
+        Effective::Disabled(reason) => format!("disabled ({reason})"),
+        other => other.as_str().to_string(),
+    }
+}
+
+fn days_left(end: Option<NaiveDate>, today: NaiveDate) -> Option<i64> {
+    end.map(|e| (e - today).num_days())
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "never".into(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+pub fn key_view(key: &SshKey) -> Value {
+    json!({
+        "fingerprint": key.fingerprint,
+        "algorithm": key.algorithm,
+        "comment": key.comment,
+        "public_key": key.public_key,
+        "added_at": key.added_at,
+        "added_by": key.added_by,
+        "last_used": key.last_used,
+        "expires_on": key.expires_on,
+    })
+}
+
+/// The account as scripts see it: no secrets, plus the effective status.
+pub fn account_view(a: &Account, today: NaiveDate) -> Value {
+    json!({
+        "username": a.username,
+        "display_name": a.display_name,
+        "email": a.email,
+        "kind": a.kind,
+        "company": a.company,
+        "sponsor": a.sponsor,
+        "project": a.project,
+        "start_date": a.start_date,
+        "end_date": a.end_date,
+        "days_left": days_left(a.end_date, today),
+        "status": a.status,
+        "effective_status": effective(a, today).as_str(),
+        "disable_reason": a.disable_reason,
+        "disable_note": a.disable_note,
+        "disabled_at": a.disabled_at,
+        "deleted_at": a.deleted_at,
+        "groups": a.groups,
+        "roles": a.roles,
+        "fields": a.fields,
+        "timezone": a.timezone,
+        "language": a.language,
+        "notes": a.notes,
+        "allowlist": a.allowlist,
+        "inactivity_exempt": a.inactivity_exempt,
+        "keys": a.credentials.keys.iter().map(key_view).collect::<Vec<_>>(),
+        "password_set": a.credentials.password_hash.is_some(),
+        "password_set_at": a.credentials.password_set_at,
+        "created_at": a.created_at,
+        "created_by": a.created_by,
+        "updated_at": a.updated_at,
+        "updated_by": a.updated_by,
+        "last_login": a.last_login,
+    })
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    t
+}
+
+fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
+    for line in t.lines() {
+        writeln!(out, "{}", line.trim_end()).map_err(io)?;
+    }
+    Ok(())
+}
+
+pub fn print_accounts(
+    out: &mut dyn Write,
+    accounts: &[Account],
+    today: NaiveDate,
+    json: bool,
+) -> Result<()> {
+    if json {
+        return print_json(
+            out,
+            &accounts
+                .iter()
+                .map(|a| account_view(a, today))
+                .collect::<Vec<_>>(),
+        );
+    }
+    if accounts.is_empty() {
+        return writeln!(out, "no accounts match").map_err(io);
+    }
+    let mut t = table(&[
+        "USERNAME",
+        "NAME",
+        "KIND",
+        "COMPANY",
+        "SPONSOR",
+        "STATUS",
+        "END",
+        "LAST LOGIN",
+    ]);
+    for a in accounts {
+        let end = match (a.end_date, days_left(a.end_date, today)) {
+            (Some(e), Some(d)) if d >= 0 => format!("{e} ({d}d)"),
+            (Some(e), _) => e.to_string(),
+            _ => "-".into(),
+        };
+        t.add_row(vec![
+            a.username.clone(),
+            a.display_name.clone(),
+            a.kind.to_string(),
+            a.company.clone().unwrap_or_else(|| "-".into()),
+            a.sponsor.clone().unwrap_or_else(|| "-".into()),
+            status_text(a, today),
+            end,
+            a.last_login
+                .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+        ]);
+    }
+    write_table(out, &t)?;
+    writeln!(out, "{} account(s)", accounts.len()).map_err(io)
+}
+
+pub fn print_account(out: &mut dyn Write, a: &Account, today: NaiveDate, json: bool) -> Result<()> {
+    if json {
+        return print_json(out, &account_view(a, today));
+    }
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let end = match (a.end_date, days_left(a.end_date, today)) {
+        (Some(e), Some(d)) if d >= 0 => format!("{e} ({d} days left)"),
+        (Some(e), Some(d)) => format!("{e} (ended {} days ago)", -d),
+        _ => "-".into(),
+    };
+    let mut status = status_text(a, today);
+    if let Some(note) = &a.disable_note {
+        status = format!("{status}: {note}");
+    }
+    let rows: Vec<(&str, String)> = vec![
+        ("username", a.username.clone()),
+        ("display name", a.display_name.clone()),
+        ("email", a.email.clone()),
+        ("kind", a.kind.to_string()),
+        ("company", opt(&a.company)),
+        ("sponsor", opt(&a.sponsor)),
+        ("project", opt(&a.project)),
+        ("status", status),
+        ("start", a.start_date.to_string()),
+        ("end", end),
+        ("groups", list(a.groups.iter().cloned().collect())),
+        (
+            "roles",
+            list(a.roles.iter().map(|r| r.to_string()).collect()),
+        ),
+        (
+            "fields",
+            list(a.fields.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        ),
+        ("timezone", opt(&a.timezone)),
+        ("language", opt(&a.language)),
+        (
+            "allowlist",
+            list(a.allowlist.iter().map(|n| n.to_string()).collect()),
+        ),
+        (
+            "keys",
+            list(
+                a.credentials
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        format!("{} {}", k.fingerprint, k.comment)
+                            .trim()
+                            .to_string()
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            "password",
+            if a.credentials.password_hash.is_some() {
+                format!("set {}", when(a.credentials.password_set_at))
+            } else {
+                "not set".into()
+            },
+        ),
+        (
+            "inactivity",
+            if a.inactivity_exempt {
+                "exempt".into()
+            } else {
+                "policy applies".into()
+            },
+        ),
+        ("notes", opt(&a.notes)),
+        (
+            "created",
+            format!("{} by {}", when(Some(a.created_at)), a.created_by),
+        ),
+        (
+            "updated",
+            format!("{} by {}", when(Some(a.updated_at)), a.updated_by),
+        ),
+        ("last login", when(a.last_login)),
+    ];
+    for (label, value) in rows {
+        writeln!(out, "{label:<13} {value}").map_err(io)?;
+    }
+    Ok(())
+}
+
+pub fn print_changed(
+    out: &mut dyn Write,
+    verb: &str,
+    a: &Account,
+    today: NaiveDate,
+    json: bool,
+) -> Result<()> {
+    if json {
+        return print_json(out, &account_view(a, today));
+    }
+    let end = a
+        .end_date
+        .map_or_else(|| "no end date".to_string(), |e| format!("ends {e}"));
+    writeln!(
+        out,
+        "{verb} {} ({}, {}, {end})",
+        a.username,
+        a.kind,
+        status_text(a, today)
+    )
+    .map_err(io)
+}
+
+pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()> {
+    if json {
+        return print_json(out, &keys.iter().map(key_view).collect::<Vec<_>>());
+    }
+    if keys.is_empty() {
+        return writeln!(out, "no keys").map_err(io);
+    }
+    let mut t = table(&[
+        "FINGERPRINT",
+        "TYPE",
+        "COMMENT",
+        "ADDED",
+        "LAST USED",
+        "EXPIRES",
+    ]);
+    for k in keys {
+        t.add_row(vec![
+            k.fingerprint.clone(),
+            k.algorithm.clone(),
+            if k.comment.is_empty() {
+                "-".into()
+            } else {
+                k.comment.clone()
+            },
+            k.added_at.format("%Y-%m-%d").to_string(),
+            k.last_used
+                .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+            k.expires_on.map_or_else(|| "-".into(), |d| d.to_string()),
+        ]);
+    }
+    write_table(out, &t)
+}
+
+pub fn print_groups(out: &mut dyn Write, groups: &[GroupView], json: bool) -> Result<()> {
+    if json {
+        return print_json(out, groups);
+    }
+    if groups.is_empty() {
+        return writeln!(out, "no groups").map_err(io);
+    }
+    let mut t = table(&["GROUP", "MEMBERS", "DESCRIPTION"]);
+    for g in groups {
+        t.add_row(vec![
+            g.group.name.clone(),
+            g.members.len().to_string(),
+            g.group.description.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    write_table(out, &t)
+}
+
+fn describe_change(c: &crate::domain::Change) -> String {
+    let show = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    format!("{}: {} -> {}", c.field, show(&c.old), show(&c.new))
+}
+
+pub fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> Result<()> {
+    if json {
+        return print_json(out, events);
+    }
+    if events.is_empty() {
+        return writeln!(out, "no events").map_err(io);
+    }
+    for e in events {
+        let mut line = format!(
+            "#{} {} {} {} {}",
+            e.seq,
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            e.action,
+            e.target.as_deref().unwrap_or("-")
+        );
+        if let Some(d) = &e.detail {
+            line.push_str(&format!(" ({d})"));
+        }
+        if !e.changes.is_empty() && e.action != "user.create" {
+            let changes: Vec<String> = e.changes.iter().map(describe_change).collect();
+            line.push_str(&format!(" [{}]", changes.join("; ")));
+        }
+        writeln!(out, "{line}").map_err(io)?;
+    }
+    Ok(())
+}
+
+pub fn print_whoami(
+    out: &mut dyn Write,
+    actor: &Actor,
+    account: Option<&Account>,
+    today: NaiveDate,
+    json: bool,
+) -> Result<()> {
+    let roles: Vec<String> = actor.roles.iter().map(|r| r.to_string()).collect();
+    if json {
+        let mut v = json!({"name": actor.name, "roles": roles, "source": actor.source.to_string(), "session": actor.session});
+        if let Some(a) = account {
+            v["account"] = account_view(a, today);
+        }
+        return print_json(out, &v);
+    }
+    match account {
+        Some(a) => {
+            let end = a
+                .end_date
+                .map_or_else(|| "no end date".into(), |e| format!("ends {e}"));
+            writeln!(
+                out,
+                "{} ({}), roles: {}, {}, {end}",
+                a.username,
+                a.display_name,
+                roles.join(", "),
+                status_text(a, today)
+            )
+            .map_err(io)
+        }
+        None => writeln!(
+            out,
+            "{} (offline operator on this host: all permissions), source {}",
+            actor.name, actor.source
+        )
+        .map_err(io),
+    }
+}
+
+pub fn write_csv(
+    out: &mut dyn Write,
+    accounts: &[Account],
+    declared: &[CustomField],
+) -> Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let mut header: Vec<String> = [
+        "username",
+        "display_name",
+        "email",
+        "kind",
+        "company",
+        "sponsor",
+        "project",
+        "start_date",
+        "end_date",
+        "status",
+        "disable_reason",
+        "groups",
+        "roles",
+        "timezone",
+        "language",
+        "allowlist",
+        "keys",
+        "created_at",
+        "last_login",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    header.extend(declared.iter().map(|f| format!("field:{}", f.name)));
+    w.write_record(&header).map_err(io)?;
+    for a in accounts {
+        let join = |v: Vec<String>| v.join(";");
+        let mut row = vec![
+            a.username.clone(),
+            a.display_name.clone(),
+            a.email.clone(),
+            a.kind.to_string(),
+            a.company.clone().unwrap_or_default(),
+            a.sponsor.clone().unwrap_or_default(),
+            a.project.clone().unwrap_or_default(),
+            a.start_date.to_string(),
+            a.end_date.map(|d| d.to_string()).unwrap_or_default(),
+            a.status.to_string(),
+            a.disable_reason.map(|r| r.to_string()).unwrap_or_default(),
+            join(a.groups.iter().cloned().collect()),
+            join(a.roles.iter().map(|r| r.to_string()).collect()),
+            a.timezone.clone().unwrap_or_default(),
+            a.language.clone().unwrap_or_default(),
+            join(a.allowlist.iter().map(|n| n.to_string()).collect()),
+            a.credentials.keys.len().to_string(),
+            a.created_at.to_rfc3339(),
+            a.last_login.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        ];
+        row.extend(
+            declared
+                .iter()
+                .map(|f| a.fields.get(&f.name).cloned().unwrap_or_default()),
+        );
+        w.write_record(&row).map_err(io)?;
+    }
+    w.flush().map_err(io)
+}

@@ -1,0 +1,341 @@
+//! The typed configuration. Errors name the file, the line and what is wrong.
+//! Relative paths resolve against the config file's own directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::domain::validate::{validate_email, validate_group_name};
+use crate::domain::{CustomField, FieldType, Policy, Template};
+
+/// The example config, embedded: it is also the default when no file is given.
+pub const EXAMPLE: &str = include_str!("../config.example.toml");
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub keys_dir: PathBuf,
+    pub hardened: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Who hears about every created account (IT, security…).
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Also tell the account's sponsor.
+    #[serde(default = "yes")]
+    pub notify_sponsor: bool,
+    /// Also tell the account holder (expiry warnings).
+    #[serde(default)]
+    pub notify_account: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from, for messages: a path or "embedded defaults".
+    pub source: String,
+    pub base_dir: PathBuf,
+    pub server: ServerConfig,
+    pub policy: Policy,
+    pub custom_fields: Vec<CustomField>,
+    pub templates: BTreeMap<String, Template>,
+    pub notify: NotifyConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_listen")]
+    listen: Vec<Spanned<String>>,
+    #[serde(default = "default_data_dir")]
+    data_dir: String,
+    #[serde(default = "default_keys_dir")]
+    keys_dir: String,
+    #[serde(default)]
+    hardened: bool,
+}
+
+fn default_listen() -> Vec<Spanned<String>> {
+    vec![Spanned::new(0..0, "127.0.0.1:2222".to_string())]
+}
+fn default_data_dir() -> String {
+    "data".into()
+}
+fn default_keys_dir() -> String {
+    "keys".into()
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            keys_dir: default_keys_dir(),
+            hardened: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    policy: Policy,
+    #[serde(default)]
+    custom_fields: Vec<Spanned<CustomField>>,
+    #[serde(default)]
+    templates: BTreeMap<String, Spanned<Template>>,
+    #[serde(default = "default_notify")]
+    notify: Spanned<NotifyConfig>,
+}
+
+fn default_notify() -> Spanned<NotifyConfig> {
+    Spanned::new(0..0, NotifyConfig::default())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+impl Config {
+    /// Loads `path`, or the embedded example (paths relative to the current directory).
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read config {}: {e}", path.display()))
+                })?;
+                let base = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                let base = std::fs::canonicalize(&base).unwrap_or(base);
+                Config::parse(&text, &path.display().to_string(), &base)
+            }
+            None => {
+                let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                Config::parse(EXAMPLE, "embedded defaults", &base)
+            }
+        }
+    }
+
+    pub fn parse(text: &str, source: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| format!(" line {}:", line_of(text, span.start)))
+                .unwrap_or_default();
+            ConfigError(format!("config {source}:{at} {}", e.message().trim()))
+        })?;
+        let fail = |span: std::ops::Range<usize>, what: String| {
+            ConfigError(format!(
+                "config {source}: line {}: {what}",
+                line_of(text, span.start)
+            ))
+        };
+
+        let mut listen = Vec::new();
+        for addr in &raw.server.listen {
+            let parsed = addr.get_ref().parse::<SocketAddr>().map_err(|_| {
+                fail(
+                    addr.span(),
+                    format!(
+                        "server.listen: '{}' is not an ADDR:PORT (e.g. 127.0.0.1:2222)",
+                        addr.get_ref()
+                    ),
+                )
+            })?;
+            listen.push(parsed);
+        }
+
+        let mut custom_fields = Vec::new();
+        let mut seen = BTreeSet::new();
+        for spanned in raw.custom_fields {
+            let span = spanned.span();
+            let mut field = spanned.into_inner();
+            let name_ok = field
+                .name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase())
+                && field
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !name_ok {
+                return Err(fail(
+                    span,
+                    format!(
+                        "custom_fields.name: '{}' must be lowercase letters, digits and '_'",
+                        field.name
+                    ),
+                ));
+            }
+            if !seen.insert(field.name.clone()) {
+                return Err(fail(
+                    span,
+                    format!("custom_fields.name: '{}' is declared twice", field.name),
+                ));
+            }
+            match field.field_type {
+                FieldType::Choice if field.choices.is_empty() => {
+                    return Err(fail(
+                        span,
+                        format!(
+                            "custom_fields '{}': type \"choice\" needs a non-empty choices list",
+                            field.name
+                        ),
+                    ))
+                }
+                FieldType::Choice => {}
+                _ if !field.choices.is_empty() => {
+                    return Err(fail(
+                        span,
+                        format!(
+                            "custom_fields '{}': choices are only for type \"choice\"",
+                            field.name
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            if let Some(pattern) = &field.pattern {
+                let anchored = format!("^(?:{pattern})$");
+                let re = regex::Regex::new(&anchored).map_err(|e| {
+                    let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                    fail(span.clone(), format!("custom_fields '{}': pattern is not a valid regular expression: {first}", field.name))
+                })?;
+                field.compiled = Some(re);
+            }
+            custom_fields.push(field);
+        }
+
+        let mut templates = BTreeMap::new();
+        for (name, spanned) in raw.templates {
+            let span = spanned.span();
+            let template = spanned.into_inner();
+            for group in &template.groups {
+                validate_group_name(group)
+                    .map_err(|e| fail(span.clone(), format!("templates.{name}.groups: {e}")))?;
+            }
+            for field in template
+                .required_fields
+                .iter()
+                .chain(template.fields.keys())
+            {
+                if !seen.contains(field) {
+                    return Err(fail(
+                        span,
+                        format!(
+                            "templates.{name}: field '{field}' is not declared in custom_fields"
+                        ),
+                    ));
+                }
+            }
+            if template.duration_days == Some(0) {
+                return Err(fail(
+                    span,
+                    format!("templates.{name}.duration_days must be at least 1"),
+                ));
+            }
+            templates.insert(name, template);
+        }
+
+        let notify_span = raw.notify.span();
+        let notify = raw.notify.into_inner();
+        for recipient in &notify.recipients {
+            validate_email(recipient)
+                .map_err(|e| fail(notify_span.clone(), format!("notify.recipients: {e}")))?;
+        }
+        if raw.policy.password_min_length < 8 {
+            return Err(ConfigError(format!(
+                "config {source}: policy.password_min_length must be at least 8"
+            )));
+        }
+
+        let resolve = |p: &str| {
+            let path = PathBuf::from(p);
+            if path.is_absolute() {
+                path
+            } else {
+                base_dir.join(path)
+            }
+        };
+        Ok(Config {
+            source: source.to_string(),
+            base_dir: base_dir.to_path_buf(),
+            server: ServerConfig {
+                listen,
+                data_dir: resolve(&raw.server.data_dir),
+                keys_dir: resolve(&raw.server.keys_dir),
+                hardened: raw.server.hardened,
+            },
+            policy: raw.policy,
+            custom_fields,
+            templates,
+            notify,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", Path::new("/srv/tenure"))
+    }
+
+    #[test]
+    fn shipped_example_parses_and_resolves_paths_against_its_directory() {
+        let config = parse(EXAMPLE).unwrap();
+        assert_eq!(config.server.data_dir, PathBuf::from("/srv/tenure/data"));
+        assert!(
+            !config.custom_fields.iter().any(|f| f.required),
+            "example fields stay optional"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let err = parse("[server]\nlisten = [\"127.0.0.1:2222\"]\nbogus = 1\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+
+        let err = parse("[policy]\ninactivity_days = \"ninety\"\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("line 2"), "{err}");
+
+        let err = parse("\n[[custom_fields]]\nname = \"cc\"\npattern = \"([\"\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("line 2") && err.contains("pattern"), "{err}");
+
+        let err = parse("[server]\nlisten = [\"nowhere\"]\n").unwrap_err().0;
+        assert!(
+            err.contains("line 2") && err.contains("server.listen"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! The account record and its vocabulary (kinds, roles, statuses).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+macro_rules! word_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $word)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($word => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "unknown {} '{}' (expected one of: {})",
+                        stringify!($name).to_ascii_lowercase(),
+                        other,
+                        [$($word),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// What kind of relationship the person has with the organisation.
+    Kind {
+        Employee => "employee",
+        Contractor => "contractor",
+        Intern => "intern",
+        Vendor => "vendor",
+        Volunteer => "volunteer",
+        Partner => "partner",
+    }
+);
+
+word_enum!(
+    /// What an account may do in tenure itself (checked in the service layer).
+    Role {
+        Admin => "admin",
+        Operator => "operator",
+        Sponsor => "sponsor",
+        User => "user",
+    }
+);
+
+word_enum!(
+    /// The stored lifecycle state. See `lifecycle` for the rules between them.
+    Status {
+        Staged => "staged",
+        Active => "active",
+        Disabled => "disabled",
+        Deleted => "deleted",
+    }
+);
+
+word_enum!(
+    /// Why an account is disabled.
+    DisableReason {
+        Manual => "manual",
+        Expired => "expired",
+        Inactive => "inactive",
+        NeverLoggedIn => "never_logged_in",
+        SourceRemoved => "source_removed",
+    }
+);
+
+/// A registered SSH public key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKey {
+    /// `SHA256:…` exactly as `ssh-keygen -lf` prints it.
+    pub fingerprint: String,
+    pub algorithm: String,
+    /// The OpenSSH public key line without its comment.
+    pub public_key: String,
+    #[serde(default)]
+    pub comment: String,
+    pub added_at: DateTime<Utc>,
+    pub added_by: String,
+    #[serde(default)]
+    pub last_used: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub expires_on: Option<NaiveDate>,
+}
+
+/// Everything secret or credential-like. Never shown, never audited by value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    #[serde(default)]
+    pub keys: Vec<SshKey>,
+    /// argon2id PHC string.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub password_set_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub kind: Kind,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub sponsor: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    pub start_date: NaiveDate,
+    #[serde(default)]
+    pub end_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub groups: BTreeSet<String>,
+    #[serde(default)]
+    pub roles: BTreeSet<Role>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub allowlist: Vec<IpNet>,
+    #[serde(default)]
+    pub inactivity_exempt: bool,
+    #[serde(default)]
+    pub credentials: Credentials,
+    pub status: Status,
+    #[serde(default)]
+    pub disable_reason: Option<DisableReason>,
+    /// The free text given with a manual disable ("contract ended").
+    #[serde(default)]
+    pub disable_note: Option<String>,
+    #[serde(default)]
+    pub disabled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+    #[serde(default)]
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+impl Account {
+    pub fn email_key(&self) -> String {
+        self.email.to_lowercase()
+    }
+
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn key(&self, fingerprint: &str) -> Option<&SshKey> {
+        self.credentials
+            .keys
+            .iter()
+            .find(|k| k.fingerprint == fingerprint)
+    }
+}
+
+/// A named group. Membership lives on the account (`Account::groups`);
+/// the member lists are derived in memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}

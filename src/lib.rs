@@ -1,0 +1,14 @@
+//! tenure: accounts for the people outside HR-driven provisioning, managed
+//! over SSH. Layers, one way: front doors (cli, ssh, tui, scheduler) →
+//! service → domain and store.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod hostkey;
+pub mod service;
+pub mod store;

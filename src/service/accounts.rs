@@ -1,0 +1,697 @@
+//! Account operations: create (one or a batch), clone, update, lifecycle
+//! transitions, list and show.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Duration, NaiveDate};
+
+use super::authz::{allowed, Permission};
+use super::{Actor, Error, Result, Services, Tx};
+use crate::domain::lifecycle::{self, Effective, Transition};
+use crate::domain::validate::{latest_end, validate_account, validate_username};
+use crate::domain::{Account, DisableReason, Group, Kind, Role, Status};
+use crate::store::SCHEMA_VERSION;
+
+/// What a caller may set on an account. `None` leaves a value as it is (or
+/// takes the template's / the default on create); `Some("")` clears optional text.
+#[derive(Clone, Debug, Default)]
+pub struct AccountInput {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub kind: Option<Kind>,
+    pub company: Option<String>,
+    pub sponsor: Option<String>,
+    pub project: Option<String>,
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    /// Replaces the group set when given.
+    pub groups: Option<Vec<String>>,
+    /// Replaces the role set when given.
+    pub roles: Option<Vec<Role>>,
+    /// Merged into the custom fields; an empty value removes the field.
+    pub fields: BTreeMap<String, String>,
+    pub template: Option<String>,
+    pub timezone: Option<String>,
+    pub language: Option<String>,
+    pub notes: Option<String>,
+    pub inactivity_exempt: Option<bool>,
+}
+
+/// Filters of `user list`.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// Matches the effective status (`expired` too).
+    pub status: Option<String>,
+    pub kind: Option<Kind>,
+    pub sponsor: Option<String>,
+    pub project: Option<String>,
+    pub expiring_within: Option<u32>,
+}
+
+fn optional(value: Option<String>, current: Option<String>) -> Option<String> {
+    match value {
+        Some(v) if v.trim().is_empty() => None,
+        Some(v) => Some(v.trim().to_string()),
+        None => current,
+    }
+}
+
+/// Applies `input` on top of `base`.
+fn merge(mut base: Account, input: &AccountInput) -> Account {
+    if let Some(v) = &input.display_name {
+        base.display_name = v.trim().to_string();
+    }
+    if let Some(v) = &input.email {
+        base.email = v.trim().to_string();
+    }
+    if let Some(v) = input.kind {
+        base.kind = v;
+    }
+    base.company = optional(input.company.clone(), base.company);
+    base.sponsor = optional(input.sponsor.clone(), base.sponsor);
+    base.project = optional(input.project.clone(), base.project);
+    base.timezone = optional(input.timezone.clone(), base.timezone);
+    base.language = optional(input.language.clone(), base.language);
+    base.notes = optional(input.notes.clone(), base.notes);
+    if let Some(v) = input.start_date {
+        base.start_date = v;
+    }
+    if let Some(v) = input.end_date {
+        base.end_date = Some(v);
+    }
+    if let Some(groups) = &input.groups {
+        base.groups = groups.iter().map(|g| g.trim().to_string()).collect();
+    }
+    if let Some(roles) = &input.roles {
+        base.roles = roles.iter().copied().collect();
+    }
+    for (key, value) in &input.fields {
+        if value.trim().is_empty() {
+            base.fields.remove(key);
+        } else {
+            base.fields.insert(key.clone(), value.trim().to_string());
+        }
+    }
+    if let Some(v) = input.inactivity_exempt {
+        base.inactivity_exempt = v;
+    }
+    base
+}
+
+impl Services {
+    fn authorize(
+        &self,
+        actor: &Actor,
+        permission: Permission,
+        target: Option<&Account>,
+    ) -> Result<()> {
+        if allowed(actor, permission, target) {
+            Ok(())
+        } else {
+            Err(self.deny(actor, permission, target.map(|t| t.username.as_str())))
+        }
+    }
+
+    /// Loads `name` and checks `actor` may do `permission` to it. A refused
+    /// actor learns nothing about whether the account exists.
+    pub(crate) fn target(
+        &self,
+        actor: &Actor,
+        permission: Permission,
+        name: &str,
+    ) -> Result<Account> {
+        match self.store().account(name)? {
+            Some(account) => {
+                self.authorize(actor, permission, Some(&account))?;
+                Ok(account)
+            }
+            None if allowed(actor, permission, None) || actor.has(Role::Operator) => {
+                Err(Error::NotFound(format!("no account named '{name}'")))
+            }
+            None => Err(self.deny(actor, permission, Some(name))),
+        }
+    }
+
+    /// Creates the database's first admin. Refuses when already initialised.
+    pub fn initialize(&self, actor: &Actor, admin: &str, input: AccountInput) -> Result<Account> {
+        if self.is_initialized()? {
+            return Err(Error::Conflict(format!(
+                "the database in {} is already initialised",
+                self.config().server.data_dir.display()
+            )));
+        }
+        validate_username(admin).map_err(Error::Invalid)?;
+        let input = AccountInput {
+            kind: Some(input.kind.unwrap_or(Kind::Employee)),
+            roles: Some(vec![Role::Admin]),
+            display_name: input.display_name.or_else(|| Some(admin.to_string())),
+            email: input
+                .email
+                .or_else(|| Some(format!("{admin}@localhost.localdomain"))),
+            ..input
+        };
+        self.write(actor, |tx| {
+            tx.set_meta("schema_version", &SCHEMA_VERSION.to_string());
+            tx.set_meta("initialized_at", &tx.now.to_rfc3339());
+            tx.event(
+                "system.init",
+                None,
+                vec![],
+                Some(format!("schema version {SCHEMA_VERSION}")),
+            );
+            // Groups named by the config's templates exist from the start.
+            let template_groups: BTreeSet<String> = tx
+                .config()
+                .templates
+                .values()
+                .flat_map(|t| t.groups.iter().cloned())
+                .collect();
+            for group in template_groups {
+                create_group_in(tx, &group, Some("from a config template".into()))?;
+            }
+            create_in(tx, admin, &input)
+        })
+    }
+
+    pub fn create(&self, actor: &Actor, name: &str, input: AccountInput) -> Result<Account> {
+        self.authorize(actor, Permission::CreateAccount, None)?;
+        self.write(actor, |tx| create_in(tx, name, &input))
+    }
+
+    /// Creates many accounts in one transaction and one flush (the bulk
+    /// import path). All or nothing: the first invalid row fails the batch
+    /// with its position.
+    pub fn create_batch(
+        &self,
+        actor: &Actor,
+        rows: &[(String, AccountInput)],
+    ) -> Result<Vec<Account>> {
+        self.authorize(actor, Permission::CreateAccount, None)?;
+        self.write(actor, |tx| {
+            rows.iter()
+                .enumerate()
+                .map(|(i, (name, input))| {
+                    create_in(tx, name, input).map_err(|e| prefix_row(e, i + 1, name))
+                })
+                .collect()
+        })
+    }
+
+    /// `user clone SRC NEW`: kind, company, sponsor, project, groups, roles,
+    /// custom fields, the same span of days to the end date, allowlist,
+    /// timezone and language — never credentials, email or names.
+    pub fn clone_account(
+        &self,
+        actor: &Actor,
+        source: &str,
+        name: &str,
+        input: AccountInput,
+    ) -> Result<Account> {
+        let src = self.target(actor, Permission::ReadAccount, source)?;
+        self.authorize(actor, Permission::CreateAccount, None)?;
+        let today = self.today();
+        let start = input.start_date.unwrap_or(today);
+        let end = input.end_date.or_else(|| {
+            let span = src.end_date? - src.start_date;
+            let end = start + span.max(Duration::zero());
+            let capped = latest_end(
+                &self.config().policy,
+                &Account {
+                    start_date: start,
+                    ..src.clone()
+                },
+                today,
+            )
+            .map_or(end, |latest| end.min(latest));
+            Some(capped)
+        });
+        let prefilled = AccountInput {
+            kind: Some(input.kind.unwrap_or(src.kind)),
+            company: input.company.clone().or(src.company.clone()),
+            sponsor: input.sponsor.clone().or(src.sponsor.clone()),
+            project: input.project.clone().or(src.project.clone()),
+            groups: input
+                .groups
+                .clone()
+                .or_else(|| Some(src.groups.iter().cloned().collect())),
+            roles: input
+                .roles
+                .clone()
+                .or_else(|| Some(src.roles.iter().copied().collect())),
+            fields: src
+                .fields
+                .clone()
+                .into_iter()
+                .chain(input.fields.clone())
+                .collect(),
+            timezone: input.timezone.clone().or(src.timezone.clone()),
+            language: input.language.clone().or(src.language.clone()),
+            inactivity_exempt: input.inactivity_exempt.or(Some(src.inactivity_exempt)),
+            start_date: Some(start),
+            end_date: end,
+            ..input
+        };
+        let allowlist = src.allowlist.clone();
+        self.write(actor, |tx| {
+            let mut created = create_in(tx, name, &prefilled)?;
+            if !allowlist.is_empty() {
+                let before = created.clone();
+                created.allowlist = allowlist.clone();
+                tx.stage(Some(&before), Some(created.clone()));
+            }
+            tx.event(
+                "user.clone",
+                Some(name),
+                vec![],
+                Some(format!("cloned from {source}")),
+            );
+            Ok(created)
+        })
+    }
+
+    pub fn update(&self, actor: &Actor, name: &str, input: AccountInput) -> Result<Account> {
+        let current = self.target(actor, Permission::UpdateAccount, name)?;
+        if input.template.is_some() {
+            return Err(Error::Invalid(
+                "--template only applies to user create".into(),
+            ));
+        }
+        let _ = current;
+        self.write(actor, |tx| {
+            let old = tx.load(name)?;
+            if old.status == Status::Deleted {
+                return Err(Error::Conflict(format!(
+                    "{name} is deleted: restore it first"
+                )));
+            }
+            let mut new = merge(old.clone(), &input);
+            if new == old {
+                return Err(Error::Invalid(format!(
+                    "nothing to change for {name}: give at least one flag"
+                )));
+            }
+            validate_in(tx, &old.username, &new, Some(&old), &[])?;
+            if let Some(start) = input.start_date {
+                if old.status == Status::Staged || old.status == Status::Active {
+                    new.status = lifecycle::initial_status(start, tx.today());
+                }
+            }
+            new.updated_at = tx.now;
+            new.updated_by = tx.actor.name.clone();
+            tx.put("user.update", Some(&old), Some(new.clone()), None);
+            Ok(new)
+        })
+    }
+
+    pub fn disable(
+        &self,
+        actor: &Actor,
+        name: &str,
+        reason: DisableReason,
+        note: Option<String>,
+    ) -> Result<Account> {
+        self.target(actor, Permission::DisableAccount, name)?;
+        if reason == DisableReason::Manual && note.as_deref().map_or(true, |n| n.trim().is_empty())
+        {
+            return Err(Error::Invalid(
+                "a reason is required (--reason TEXT)".into(),
+            ));
+        }
+        self.transition(
+            actor,
+            name,
+            "user.disable",
+            Transition::Disable {
+                reason,
+                note: note.clone(),
+            },
+            note,
+        )
+    }
+
+    pub fn enable(&self, actor: &Actor, name: &str) -> Result<Account> {
+        self.target(actor, Permission::EnableAccount, name)?;
+        self.transition(actor, name, "user.enable", Transition::Enable, None)
+    }
+
+    pub fn delete(&self, actor: &Actor, name: &str) -> Result<Account> {
+        self.target(actor, Permission::DeleteAccount, name)?;
+        if actor.name == name {
+            return Err(Error::Conflict("you cannot delete your own account".into()));
+        }
+        self.transition(actor, name, "user.delete", Transition::Delete, None)
+    }
+
+    pub fn restore(&self, actor: &Actor, name: &str) -> Result<Account> {
+        self.target(actor, Permission::RestoreAccount, name)?;
+        self.transition(actor, name, "user.restore", Transition::Restore, None)
+    }
+
+    fn transition(
+        &self,
+        actor: &Actor,
+        name: &str,
+        action: &str,
+        transition: Transition,
+        detail: Option<String>,
+    ) -> Result<Account> {
+        if actor.name == name && matches!(transition, Transition::Disable { .. }) {
+            return Err(Error::Conflict(
+                "you cannot disable your own account".into(),
+            ));
+        }
+        self.write(actor, |tx| {
+            let old = tx.load(name)?;
+            let mut new = lifecycle::apply(&old, &transition, tx.now)
+                .map_err(|e| Error::Conflict(e.to_string()))?;
+            new.updated_at = tx.now;
+            new.updated_by = tx.actor.name.clone();
+            tx.put(action, Some(&old), Some(new.clone()), detail.clone());
+            Ok(new)
+        })
+    }
+
+    /// Removes a soft-deleted account for good. The audit trail keeps its history.
+    pub fn purge(&self, actor: &Actor, name: &str) -> Result<()> {
+        self.target(actor, Permission::PurgeAccount, name)?;
+        self.write(actor, |tx| {
+            let old = tx.load(name)?;
+            lifecycle::apply(&old, &Transition::Purge, tx.now)
+                .map_err(|e| Error::Conflict(e.to_string()))?;
+            let sponsored: Vec<&String> = tx
+                .indexes()
+                .by_sponsor
+                .get(name)
+                .map(|s| s.iter().collect())
+                .unwrap_or_default();
+            let detail = (!sponsored.is_empty())
+                .then(|| format!("still named as sponsor by {} account(s)", sponsored.len()));
+            tx.put("user.purge", Some(&old), None, detail);
+            Ok(())
+        })
+    }
+
+    pub fn extend(&self, actor: &Actor, name: &str, end: NaiveDate) -> Result<Account> {
+        self.target(actor, Permission::ExtendAccount, name)?;
+        self.write(actor, |tx| {
+            let old = tx.load(name)?;
+            if old.status == Status::Deleted {
+                return Err(Error::Conflict(format!(
+                    "{name} is deleted: restore it first"
+                )));
+            }
+            if end < tx.today() {
+                return Err(Error::Invalid(format!("end date {end} is in the past")));
+            }
+            let mut new = lifecycle::extend(&old, end, tx.today());
+            validate_in(tx, name, &new, Some(&old), &[])?;
+            new.updated_at = tx.now;
+            new.updated_by = tx.actor.name.clone();
+            tx.put("user.extend", Some(&old), Some(new.clone()), None);
+            Ok(new)
+        })
+    }
+
+    pub fn show(&self, actor: &Actor, name: &str) -> Result<Account> {
+        self.target(actor, Permission::ReadAccount, name)
+    }
+
+    /// `user list`: sorted by username. A sponsor without wider rights sees
+    /// only the accounts they sponsor.
+    pub fn list(&self, actor: &Actor, filter: &ListFilter) -> Result<Vec<Account>> {
+        self.authorize(actor, Permission::ListAccounts, None)?;
+        let wide = actor.has(Role::Admin) || actor.has(Role::Operator);
+        let today = self.today();
+        let sponsor = if wide {
+            filter.sponsor.clone()
+        } else {
+            Some(actor.name.clone())
+        };
+        if !wide && filter.sponsor.as_ref().is_some_and(|s| s != &actor.name) {
+            return Ok(vec![]);
+        }
+        let candidates: Option<BTreeSet<String>> = {
+            let guard = self.indexes()?;
+            let indexes = guard
+                .as_ref()
+                .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+            let mut sets: Vec<BTreeSet<String>> = Vec::new();
+            if let Some(s) = &sponsor {
+                sets.push(indexes.by_sponsor.get(s).cloned().unwrap_or_default());
+            }
+            if let Some(days) = filter.expiring_within {
+                let until = today + Duration::days(i64::from(days));
+                sets.push(
+                    indexes
+                        .by_end
+                        .range((today, String::new())..=(until, "\u{10FFFF}".to_string()))
+                        .map(|(_, name)| name.clone())
+                        .collect(),
+                );
+            }
+            sets.into_iter()
+                .reduce(|a, b| a.intersection(&b).cloned().collect())
+        };
+        let status_filter = filter.status.as_deref().map(str::to_ascii_lowercase);
+        if let Some(s) = &status_filter {
+            const KNOWN: [&str; 5] = ["staged", "active", "expired", "disabled", "deleted"];
+            if !KNOWN.contains(&s.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "unknown status '{s}' (expected one of: {})",
+                    KNOWN.join(", ")
+                )));
+            }
+        }
+        let keep = |a: &Account| {
+            let effective = lifecycle::effective(a, today);
+            let status_ok = match status_filter.as_deref() {
+                Some("disabled") => {
+                    matches!(effective, Effective::Disabled(_) | Effective::Expired)
+                }
+                Some(s) => effective.as_str() == s,
+                None => true,
+            };
+            status_ok
+                && filter.kind.is_none_or(|k| a.kind == k)
+                && filter
+                    .project
+                    .as_ref()
+                    .is_none_or(|p| a.project.as_deref() == Some(p.as_str()))
+                && (filter.expiring_within.is_none()
+                    || matches!(effective, Effective::Active | Effective::Staged))
+        };
+        let mut out = Vec::new();
+        match candidates {
+            Some(names) => {
+                for name in names {
+                    if let Some(account) = self.store().account(&name)? {
+                        if keep(&account) {
+                            out.push(account);
+                        }
+                    }
+                }
+            }
+            None => self.store().scan_accounts(&mut |_, account| {
+                if let Ok(account) = account {
+                    if keep(&account) {
+                        out.push(account);
+                    }
+                }
+            })?,
+        }
+        Ok(out)
+    }
+
+    /// Every account, for export (admins and operators).
+    pub fn export(&self, actor: &Actor) -> Result<Vec<Account>> {
+        self.authorize(actor, Permission::Export, None)?;
+        self.list(actor, &ListFilter::default())
+    }
+}
+
+fn prefix_row(e: Error, row: usize, name: &str) -> Error {
+    let at = |m: String| format!("row {row} ({name}): {m}");
+    match e {
+        Error::Invalid(m) => Error::Invalid(at(m)),
+        Error::NotFound(m) => Error::NotFound(at(m)),
+        Error::Conflict(m) => Error::Conflict(at(m)),
+        Error::Denied(m) => Error::Denied(at(m)),
+        Error::Failed(m) => Error::Failed(at(m)),
+        other => other,
+    }
+}
+
+pub(crate) fn create_group_in(
+    tx: &mut Tx<'_>,
+    name: &str,
+    description: Option<String>,
+) -> Result<()> {
+    if tx.group_exists(name)? {
+        return Ok(());
+    }
+    let group = Group {
+        name: name.to_string(),
+        description,
+        created_at: tx.now,
+        created_by: tx.actor.name.clone(),
+    };
+    tx.put_group(name, Some(group));
+    tx.event("group.create", Some(name), vec![], None);
+    Ok(())
+}
+
+/// Validation that needs other records: uniqueness, sponsor, groups.
+fn validate_in(
+    tx: &Tx<'_>,
+    name: &str,
+    account: &Account,
+    old: Option<&Account>,
+    extra_required: &[String],
+) -> Result<()> {
+    let config = tx.config();
+    validate_account(
+        account,
+        &config.policy,
+        &config.custom_fields,
+        extra_required,
+        tx.today(),
+    )
+    .map_err(Error::Invalid)?;
+    if old.is_none_or(|o| o.email_key() != account.email_key()) {
+        if let Some(owner) = tx.email_owner(&account.email) {
+            if owner != name {
+                return Err(Error::Conflict(format!(
+                    "email {} is already used by {owner}",
+                    account.email
+                )));
+            }
+        }
+    }
+    if let Some(sponsor) = &account.sponsor {
+        if old.is_none_or(|o| o.sponsor.as_ref() != Some(sponsor)) {
+            if sponsor == name {
+                return Err(Error::Invalid("an account cannot sponsor itself".into()));
+            }
+            let Some(s) = tx.get(sponsor)? else {
+                return Err(Error::NotFound(format!(
+                    "sponsor '{sponsor}' does not exist"
+                )));
+            };
+            if lifecycle::effective(&s, tx.today()) != Effective::Active {
+                return Err(Error::Conflict(format!(
+                    "sponsor '{sponsor}' is {}: a sponsor must be active",
+                    lifecycle::effective(&s, tx.today()).as_str()
+                )));
+            }
+        }
+    }
+    let old_groups = old.map(|o| o.groups.clone()).unwrap_or_default();
+    for group in account.groups.difference(&old_groups) {
+        if !tx.group_exists(group)? {
+            return Err(Error::NotFound(format!(
+                "group '{group}' does not exist (group create {group})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn create_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Result<Account> {
+    validate_username(name).map_err(Error::Invalid)?;
+    if tx.get(name)?.is_some() {
+        return Err(Error::Conflict(format!(
+            "an account named '{name}' already exists"
+        )));
+    }
+    let template = match &input.template {
+        Some(t) => Some(tx.config().templates.get(t).cloned().ok_or_else(|| {
+            let known: Vec<&String> = tx.config().templates.keys().collect();
+            Error::NotFound(format!("no template named '{t}' (known: {known:?})"))
+        })?),
+        None => None,
+    };
+    let display_name = input.display_name.clone().filter(|s| !s.trim().is_empty());
+    let email = input.email.clone().filter(|s| !s.trim().is_empty());
+    let (Some(display_name), Some(email)) = (display_name, email) else {
+        return Err(Error::Invalid(
+            "--email and --display-name are required".into(),
+        ));
+    };
+    let kind = input
+        .kind
+        .or(template.as_ref().and_then(|t| t.kind))
+        .ok_or_else(|| {
+            Error::Invalid("--kind is required (or a --template that sets it)".into())
+        })?;
+    let today = tx.today();
+    let start = input.start_date.unwrap_or(today);
+    let end = input.end_date.or_else(|| {
+        let days = template.as_ref()?.duration_days?;
+        Some(start + Duration::days(i64::from(days)))
+    });
+    let now = tx.now;
+    let mut base = Account {
+        username: name.to_string(),
+        display_name,
+        email,
+        kind,
+        company: template.as_ref().and_then(|t| t.company.clone()),
+        sponsor: None,
+        project: template.as_ref().and_then(|t| t.project.clone()),
+        start_date: start,
+        end_date: end,
+        groups: template
+            .as_ref()
+            .map(|t| t.groups.clone())
+            .unwrap_or_default(),
+        roles: template
+            .as_ref()
+            .map(|t| t.roles.clone())
+            .unwrap_or_default(),
+        fields: template
+            .as_ref()
+            .map(|t| t.fields.clone())
+            .unwrap_or_default(),
+        timezone: None,
+        language: None,
+        notes: None,
+        allowlist: vec![],
+        inactivity_exempt: false,
+        credentials: Default::default(),
+        status: lifecycle::initial_status(start, today),
+        disable_reason: None,
+        disable_note: None,
+        disabled_at: None,
+        deleted_at: None,
+        created_at: now,
+        created_by: tx.actor.name.clone(),
+        updated_at: now,
+        updated_by: tx.actor.name.clone(),
+        last_login: None,
+    };
+    // Explicit groups add to the template's.
+    let explicit_groups = input.groups.clone();
+    let mut merged_input = input.clone();
+    merged_input.groups = None;
+    base = merge(base, &merged_input);
+    if let Some(groups) = explicit_groups {
+        base.groups
+            .extend(groups.into_iter().map(|g| g.trim().to_string()));
+    }
+    if base.roles.is_empty() {
+        base.roles.insert(Role::User);
+    }
+    if let Some(t) = &template {
+        for group in &t.groups {
+            create_group_in(tx, group, Some("from a config template".into()))?;
+        }
+    }
+    let extra_required = template
+        .as_ref()
+        .map(|t| t.required_fields.clone())
+        .unwrap_or_default();
+    validate_in(tx, name, &base, None, &extra_required)?;
+    let detail = input.template.as_ref().map(|t| format!("template {t}"));
+    tx.put("user.create", None, Some(base.clone()), detail);
+    Ok(base)
+}

@@ -1,0 +1,520 @@
+//! The service layer: the only code that changes state. Every front door
+//! (offline CLI, ssh exec, console, scheduler) calls these methods with an
+//! `Actor`; each method checks authorisation, validates, and commits its
+//! records and audit events in one durable transaction.
+
+pub mod accounts;
+pub mod authz;
+pub mod clock;
+pub mod credentials;
+pub mod groups;
+pub mod index;
+pub mod integrity;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::config::Config;
+use crate::domain::audit::{self, GENESIS};
+use crate::domain::{Account, AuditEvent, Change, Group, Role};
+use crate::store::{Store, StoreError, WriteBatch, SCHEMA_VERSION};
+
+pub use authz::Permission;
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use index::Indexes;
+
+/// Errors as people and scripts see them; `exit_code` is the contract in DESIGN.md.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("permission denied: {0}")]
+    Denied(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Invalid(_) => 2,
+            Error::NotFound(_) => 3,
+            Error::Denied(_) => 4,
+            Error::Conflict(_) => 5,
+            Error::Store(_) | Error::Failed(_) => 1,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Where an actor came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The offline command line on the server's host.
+    Cli,
+    /// An SSH exec command or console session from this address.
+    Ssh(String),
+    /// A scheduled job inside the server.
+    Scheduler,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Cli => f.write_str("cli"),
+            Source::Ssh(addr) => write!(f, "ssh:{addr}"),
+            Source::Scheduler => f.write_str("scheduler"),
+        }
+    }
+}
+
+/// Who is acting: an account with its roles, or the local operator/system.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub name: String,
+    pub roles: BTreeSet<Role>,
+    pub source: Source,
+    pub session: Option<String>,
+    /// True for an actor backed by a stored account (self-service applies).
+    pub is_account: bool,
+}
+
+impl Actor {
+    /// Whoever runs the offline CLI on the host: they own the database files,
+    /// so they hold every permission. Named after the OS user for the trail.
+    pub fn local_operator() -> Actor {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "operator".into());
+        Actor {
+            name: format!("local:{user}"),
+            roles: BTreeSet::from([Role::Admin]),
+            source: Source::Cli,
+            session: None,
+            is_account: false,
+        }
+    }
+
+    /// A scheduled job (`system:lifecycle`).
+    pub fn system(job: &str) -> Actor {
+        Actor {
+            name: format!("system:{job}"),
+            roles: BTreeSet::from([Role::Admin]),
+            source: Source::Scheduler,
+            session: None,
+            is_account: false,
+        }
+    }
+
+    /// An authenticated account.
+    pub fn account(account: &Account, source: Source, session: Option<String>) -> Actor {
+        Actor {
+            name: account.username.clone(),
+            roles: account.roles.clone(),
+            source,
+            session,
+            is_account: true,
+        }
+    }
+
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+struct AuditHead {
+    seq: u64,
+    hash: String,
+}
+
+/// The services every front door shares. Cheap to clone (`Arc` inside).
+#[derive(Clone)]
+pub struct Services {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// One writer at a time: uniqueness checks and the audit chain rely on it.
+    writer: Mutex<AuditHead>,
+    /// Derived indexes, built on first use (offline commands that need none stay fast).
+    indexes: RwLock<Option<Indexes>>,
+}
+
+impl Services {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Services> {
+        let head = match store.audit_last()? {
+            Some(last) => AuditHead {
+                seq: last.seq,
+                hash: last.hash,
+            },
+            None => AuditHead {
+                seq: 0,
+                hash: GENESIS.to_string(),
+            },
+        };
+        if let Some(bytes) = store.meta("schema_version")? {
+            let version: u32 = String::from_utf8_lossy(&bytes).parse().unwrap_or(0);
+            if version != SCHEMA_VERSION {
+                return Err(Error::Failed(format!(
+                    "database schema version {version} is not the supported version {SCHEMA_VERSION}"
+                )));
+            }
+        }
+        Ok(Services {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                clock,
+                writer: Mutex::new(head),
+                indexes: RwLock::new(None),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub fn today(&self) -> NaiveDate {
+        self.now().date_naive()
+    }
+
+    pub fn is_initialized(&self) -> Result<bool> {
+        Ok(self.store().meta("initialized_at")?.is_some())
+    }
+
+    /// Builds the indexes from the records (used at start and by `check`).
+    pub fn rebuild_indexes(&self) -> Result<Indexes> {
+        let mut indexes = Indexes::default();
+        let mut bad = None;
+        self.store()
+            .scan_accounts(&mut |key, account| match account {
+                Ok(account) => indexes.insert(&account),
+                Err(why) => bad = Some(StoreError::Corrupt { key, why }),
+            })?;
+        match bad {
+            Some(e) => Err(e.into()),
+            None => Ok(indexes),
+        }
+    }
+
+    /// Read access to the indexes, building them on first use.
+    pub(crate) fn indexes(&self) -> Result<RwLockReadGuard<'_, Option<Indexes>>> {
+        {
+            let guard = self.read_indexes()?;
+            if guard.is_some() {
+                return Ok(guard);
+            }
+        }
+        let built = self.rebuild_indexes()?;
+        {
+            let mut guard = self
+                .inner
+                .indexes
+                .write()
+                .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+            if guard.is_none() {
+                *guard = Some(built);
+            }
+        }
+        self.read_indexes()
+    }
+
+    fn read_indexes(&self) -> Result<RwLockReadGuard<'_, Option<Indexes>>> {
+        self.inner
+            .indexes
+            .read()
+            .map_err(|_| Error::Failed("index lock poisoned".into()))
+    }
+
+    /// Loads indexes now (the server does this at start, before accepting).
+    pub fn warm_up(&self) -> Result<usize> {
+        let guard = self.indexes()?;
+        Ok(guard.as_ref().map_or(0, |i| i.usernames.len()))
+    }
+
+    fn lock_writer(&self) -> Result<MutexGuard<'_, AuditHead>> {
+        self.inner
+            .writer
+            .lock()
+            .map_err(|_| Error::Failed("writer lock poisoned".into()))
+    }
+
+    /// Runs `build` with a transaction under the writer lock, then commits
+    /// its records and audit events atomically and durably, then updates the
+    /// indexes. Nothing is written if `build` fails.
+    pub(crate) fn write<T>(
+        &self,
+        actor: &Actor,
+        build: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        // Indexes must exist before we take the writer lock (building takes the index lock).
+        drop(self.indexes()?);
+        let mut head = self.lock_writer()?;
+        let now = self.now();
+        let index_guard = self.read_indexes()?;
+        let indexes = index_guard
+            .as_ref()
+            .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+        let mut tx = Tx {
+            services: self,
+            indexes,
+            actor,
+            now,
+            accounts: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            events: Vec::new(),
+            meta: Vec::new(),
+            email_delta: HashMap::new(),
+            fingerprint_delta: HashMap::new(),
+        };
+        let value = build(&mut tx)?;
+        let Tx {
+            accounts,
+            groups,
+            mut events,
+            meta,
+            ..
+        } = tx;
+        drop(index_guard);
+
+        let (mut seq, mut hash) = (head.seq, head.hash.clone());
+        for event in &mut events {
+            event.chain_after(seq, &hash);
+            seq = event.seq;
+            hash = event.hash.clone();
+        }
+        let batch = WriteBatch {
+            accounts: accounts
+                .iter()
+                .map(|(name, (_, new))| (name.clone(), new.clone()))
+                .collect(),
+            groups: groups.into_iter().collect(),
+            audit: events,
+            meta,
+        };
+        self.store().commit(&batch)?;
+        head.seq = seq;
+        head.hash = hash;
+
+        let mut guard = self
+            .inner
+            .indexes
+            .write()
+            .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+        if let Some(indexes) = guard.as_mut() {
+            for (old, new) in accounts.values() {
+                if let Some(old) = old {
+                    indexes.remove(old);
+                }
+                if let Some(new) = new {
+                    indexes.insert(new);
+                }
+            }
+        }
+        Ok(value)
+    }
+
+    /// Records a refused action in the trail, then returns the refusal.
+    pub(crate) fn deny(
+        &self,
+        actor: &Actor,
+        permission: Permission,
+        target: Option<&str>,
+    ) -> Error {
+        let what = match target {
+            Some(t) => format!("{} may not {} {t}", actor.name, permission.describe()),
+            None => format!("{} may not {}", actor.name, permission.describe()),
+        };
+        let detail = what.clone();
+        let recorded = self.write(actor, |tx| {
+            tx.event("auth.denied", target, vec![], Some(detail));
+            Ok(())
+        });
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record a denied action");
+        }
+        Error::Denied(what)
+    }
+
+    /// An account by name, or NotFound.
+    pub fn load(&self, name: &str) -> Result<Account> {
+        self.store()
+            .account(name)?
+            .ok_or_else(|| Error::NotFound(format!("no account named '{name}'")))
+    }
+
+    pub fn groups_all(&self) -> Result<Vec<Group>> {
+        Ok(self.store().groups()?)
+    }
+}
+
+/// A write in progress: staged records and events, checked against the
+/// indexes plus what this transaction already changed.
+pub(crate) struct Tx<'a> {
+    services: &'a Services,
+    indexes: &'a Indexes,
+    pub actor: &'a Actor,
+    pub now: DateTime<Utc>,
+    /// username → (as it was in the store, as it will be).
+    accounts: BTreeMap<String, (Option<Account>, Option<Account>)>,
+    groups: BTreeMap<String, Option<Group>>,
+    events: Vec<AuditEvent>,
+    meta: Vec<(String, Option<Vec<u8>>)>,
+    email_delta: HashMap<String, Option<String>>,
+    fingerprint_delta: HashMap<String, Option<String>>,
+}
+
+impl Tx<'_> {
+    pub fn today(&self) -> NaiveDate {
+        self.now.date_naive()
+    }
+
+    pub fn config(&self) -> &Config {
+        self.services.config()
+    }
+
+    /// The account as this transaction sees it.
+    pub fn get(&self, name: &str) -> Result<Option<Account>> {
+        match self.accounts.get(name) {
+            Some((_, staged)) => Ok(staged.clone()),
+            None => Ok(self.services.store().account(name)?),
+        }
+    }
+
+    pub fn load(&self, name: &str) -> Result<Account> {
+        self.get(name)?
+            .ok_or_else(|| Error::NotFound(format!("no account named '{name}'")))
+    }
+
+    pub fn email_owner(&self, email: &str) -> Option<String> {
+        let key = email.to_lowercase();
+        match self.email_delta.get(&key) {
+            Some(owner) => owner.clone(),
+            None => self.indexes.by_email.get(&key).cloned(),
+        }
+    }
+
+    pub fn fingerprint_owner(&self, fingerprint: &str) -> Option<String> {
+        match self.fingerprint_delta.get(fingerprint) {
+            Some(owner) => owner.clone(),
+            None => self.indexes.by_fingerprint.get(fingerprint).cloned(),
+        }
+    }
+
+    pub fn indexes(&self) -> &Indexes {
+        self.indexes
+    }
+
+    pub fn group_exists(&self, name: &str) -> Result<bool> {
+        match self.groups.get(name) {
+            Some(staged) => Ok(staged.is_some()),
+            None => Ok(self
+                .services
+                .store()
+                .groups()?
+                .iter()
+                .any(|g| g.name == name)),
+        }
+    }
+
+    /// Stages a new version of an account (None removes it) and its audit event.
+    pub fn put(
+        &mut self,
+        action: &str,
+        old: Option<&Account>,
+        new: Option<Account>,
+        detail: Option<String>,
+    ) {
+        let name = new
+            .as_ref()
+            .map(|a| a.username.clone())
+            .or_else(|| old.map(|a| a.username.clone()))
+            .unwrap_or_default();
+        let changes = audit::diff(old, new.as_ref());
+        self.stage(old, new);
+        self.event(action, Some(&name), changes, detail);
+    }
+
+    /// Stages a record change without an event of its own.
+    pub fn stage(&mut self, old: Option<&Account>, new: Option<Account>) {
+        if let Some(old) = old {
+            self.email_delta.insert(old.email_key(), None);
+            for key in &old.credentials.keys {
+                self.fingerprint_delta.insert(key.fingerprint.clone(), None);
+            }
+        }
+        let name = match (&new, old) {
+            (Some(n), _) => n.username.clone(),
+            (None, Some(o)) => o.username.clone(),
+            (None, None) => return,
+        };
+        if let Some(n) = &new {
+            self.email_delta.insert(n.email_key(), Some(name.clone()));
+            for key in &n.credentials.keys {
+                self.fingerprint_delta
+                    .insert(key.fingerprint.clone(), Some(name.clone()));
+            }
+        }
+        let original = match self.accounts.remove(&name) {
+            Some((original, _)) => original,
+            None => old.cloned(),
+        };
+        self.accounts.insert(name, (original, new));
+    }
+
+    pub fn put_group(&mut self, name: &str, group: Option<Group>) {
+        self.groups.insert(name.to_string(), group);
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) {
+        self.meta
+            .push((key.to_string(), Some(value.as_bytes().to_vec())));
+    }
+
+    pub fn event(
+        &mut self,
+        action: &str,
+        target: Option<&str>,
+        changes: Vec<Change>,
+        detail: Option<String>,
+    ) {
+        self.events.push(AuditEvent {
+            seq: 0,
+            at: self.now,
+            actor: self.actor.name.clone(),
+            source: self.actor.source.to_string(),
+            session: self.actor.session.clone(),
+            action: action.to_string(),
+            target: target.map(str::to_string),
+            changes,
+            detail,
+            prev_hash: String::new(),
+            hash: String::new(),
+        });
+    }
+}

@@ -1,0 +1,152 @@
+//! An in-memory store for tests: same encoding and atomicity as sled, no disk.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::{audit_block_key, decode, encode, Result, Store, StoreError, WriteBatch};
+use crate::domain::{Account, AuditEvent, Group};
+
+#[derive(Default)]
+struct Inner {
+    accounts: BTreeMap<String, Vec<u8>>,
+    groups: BTreeMap<String, Vec<u8>>,
+    audit: BTreeMap<[u8; 8], Vec<u8>>,
+    meta: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Io("memory store lock poisoned".into()))
+    }
+}
+
+fn put<K: Ord + Clone>(map: &mut BTreeMap<K, Vec<u8>>, key: K, value: Option<Vec<u8>>) {
+    match value {
+        Some(v) => {
+            map.insert(key, v);
+        }
+        None => {
+            map.remove(&key);
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock()?.meta.get(key).cloned())
+    }
+
+    fn account(&self, username: &str) -> Result<Option<Account>> {
+        let inner = self.lock()?;
+        inner
+            .accounts
+            .get(username)
+            .map(|bytes| decode(username, bytes))
+            .transpose()
+    }
+
+    fn scan_accounts(
+        &self,
+        visit: &mut dyn FnMut(String, std::result::Result<Account, String>),
+    ) -> Result<()> {
+        let snapshot = self.lock()?.accounts.clone();
+        for (key, bytes) in snapshot {
+            visit(
+                key,
+                serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
+            );
+        }
+        Ok(())
+    }
+
+    fn groups(&self) -> Result<Vec<Group>> {
+        let inner = self.lock()?;
+        inner.groups.iter().map(|(k, v)| decode(k, v)).collect()
+    }
+
+    fn audit_last(&self) -> Result<Option<AuditEvent>> {
+        let inner = self.lock()?;
+        match inner.audit.values().next_back() {
+            Some(bytes) => Ok(decode::<Vec<AuditEvent>>("audit", bytes)?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_audit(
+        &self,
+        newest_first: bool,
+        visit: &mut dyn FnMut(AuditEvent) -> bool,
+    ) -> Result<()> {
+        let blocks: Vec<Vec<u8>> = self.lock()?.audit.values().cloned().collect();
+        let ordered: Box<dyn Iterator<Item = &Vec<u8>>> = if newest_first {
+            Box::new(blocks.iter().rev())
+        } else {
+            Box::new(blocks.iter())
+        };
+        for bytes in ordered {
+            let mut events: Vec<AuditEvent> = decode("audit", bytes)?;
+            if newest_first {
+                events.reverse();
+            }
+            for event in events {
+                if !visit(event) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&self, batch: &WriteBatch) -> Result<()> {
+        // Encode everything first, so a failure changes nothing.
+        let mut accounts = Vec::new();
+        for (k, v) in &batch.accounts {
+            accounts.push((k.clone(), v.as_ref().map(encode).transpose()?));
+        }
+        let mut groups = Vec::new();
+        for (k, v) in &batch.groups {
+            groups.push((k.clone(), v.as_ref().map(encode).transpose()?));
+        }
+        let audit = match audit_block_key(&batch.audit) {
+            Some(key) => Some((key, encode(&batch.audit)?)),
+            None => None,
+        };
+        let mut inner = self.lock()?;
+        for (k, v) in accounts {
+            put(&mut inner.accounts, k, v);
+        }
+        for (k, v) in groups {
+            put(&mut inner.groups, k, v);
+        }
+        if let Some((k, v)) = audit {
+            inner.audit.insert(k, v);
+        }
+        for (k, v) in &batch.meta {
+            put(&mut inner.meta, k.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.lock()
+            .map(|i| {
+                let sum =
+                    |m: &BTreeMap<String, Vec<u8>>| m.values().map(|v| v.len() as u64).sum::<u64>();
+                sum(&i.accounts)
+                    + sum(&i.groups)
+                    + i.audit.values().map(|v| v.len() as u64).sum::<u64>()
+            })
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,92 @@
+//! Persistence behind a small trait. The service computes a `WriteBatch`;
+//! a store applies it atomically and durably, or not at all.
+//!
+//! Only primary records are persisted (accounts, groups, audit blocks, meta).
+//! Secondary indexes are derived in memory at start (see `service::index`):
+//! one key written per account keeps bulk creation fast, and a single writer
+//! guards uniqueness.
+
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+use crate::domain::{Account, AuditEvent, Group};
+
+/// The layout version of the persisted data.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database at {0} is in use by a running tenure server; use ssh (ssh -p PORT NAME@HOST <command>) or stop the server first")]
+    InUse(String),
+    #[error("storage error: {0}")]
+    Io(String),
+    #[error("corrupt record {key}: {why}")]
+    Corrupt { key: String, why: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One atomic, durable change: records to put (`Some`) or remove (`None`),
+/// audit events to append (already chained), meta values.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub accounts: Vec<(String, Option<Account>)>,
+    pub groups: Vec<(String, Option<Group>)>,
+    pub audit: Vec<AuditEvent>,
+    pub meta: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.groups.is_empty()
+            && self.audit.is_empty()
+            && self.meta.is_empty()
+    }
+}
+
+pub trait Store: Send + Sync {
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    fn account(&self, username: &str) -> Result<Option<Account>>;
+    /// Every stored account, in username order; a record that does not decode
+    /// is passed as `Err` with its key so `check` can name it.
+    fn scan_accounts(
+        &self,
+        visit: &mut dyn FnMut(String, std::result::Result<Account, String>),
+    ) -> Result<()>;
+    fn groups(&self) -> Result<Vec<Group>>;
+    /// The newest audit event, if any.
+    fn audit_last(&self) -> Result<Option<AuditEvent>>;
+    /// Audit events oldest first (or newest first when `newest_first`); the
+    /// visitor returns false to stop.
+    fn scan_audit(
+        &self,
+        newest_first: bool,
+        visit: &mut dyn FnMut(AuditEvent) -> bool,
+    ) -> Result<()>;
+    /// Applies the batch atomically; returns once it is on disk.
+    fn commit(&self, batch: &WriteBatch) -> Result<()>;
+    /// Approximate size on disk in bytes (reports).
+    fn size_on_disk(&self) -> u64;
+}
+
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Io(format!("encode: {e}")))
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        why: e.to_string(),
+    })
+}
+
+/// Audit events are stored in blocks, one key per committed batch (keyed by
+/// the first event's sequence number), so a bulk change of 1,000 accounts
+/// writes one audit key, not 1,000.
+pub(crate) fn audit_block_key(events: &[AuditEvent]) -> Option<[u8; 8]> {
+    events.first().map(|e| e.seq.to_be_bytes())
+}

@@ -1,0 +1,182 @@
+//! The sled implementation: trees `accounts`, `groups`, `audit`, `meta`.
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+
+use super::{audit_block_key, decode, encode, Result, Store, StoreError, WriteBatch};
+use crate::domain::{Account, AuditEvent, Group};
+
+pub struct SledStore {
+    db: sled::Db,
+    accounts: Tree,
+    groups: Tree,
+    audit: Tree,
+    meta: Tree,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`. A second process gets
+    /// `StoreError::InUse` instead of sled's raw lock error.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+            .map_err(|e| match &e {
+                sled::Error::Io(io_err)
+                    if io_err.kind() == std::io::ErrorKind::WouldBlock
+                        || io_err.to_string().contains("could not acquire lock") =>
+                {
+                    StoreError::InUse(dir.display().to_string())
+                }
+                _ => StoreError::Io(format!("cannot open database at {}: {e}", dir.display())),
+            })?;
+        Ok(SledStore {
+            accounts: db.open_tree("accounts").map_err(io)?,
+            groups: db.open_tree("groups").map_err(io)?,
+            audit: db.open_tree("audit").map_err(io)?,
+            meta: db.open_tree("meta").map_err(io)?,
+            db,
+        })
+    }
+}
+
+fn decode_block(key: &[u8], value: &[u8]) -> Result<Vec<AuditEvent>> {
+    let seq = <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .unwrap_or(0);
+    decode(&format!("audit block #{seq}"), value)
+}
+
+impl Store for SledStore {
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.meta.get(key).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    fn account(&self, username: &str) -> Result<Option<Account>> {
+        match self.accounts.get(username).map_err(io)? {
+            Some(bytes) => Ok(Some(decode(username, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_accounts(
+        &self,
+        visit: &mut dyn FnMut(String, std::result::Result<Account, String>),
+    ) -> Result<()> {
+        for item in self.accounts.iter() {
+            let (key, value) = item.map_err(io)?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let account = serde_json::from_slice(&value).map_err(|e| e.to_string());
+            visit(key, account);
+        }
+        Ok(())
+    }
+
+    fn groups(&self) -> Result<Vec<Group>> {
+        self.groups
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(io)?;
+                decode(&String::from_utf8_lossy(&key), &value)
+            })
+            .collect()
+    }
+
+    fn audit_last(&self) -> Result<Option<AuditEvent>> {
+        match self.audit.last().map_err(io)? {
+            Some((key, value)) => Ok(decode_block(&key, &value)?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_audit(
+        &self,
+        newest_first: bool,
+        visit: &mut dyn FnMut(AuditEvent) -> bool,
+    ) -> Result<()> {
+        let mut blocks: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            if newest_first {
+                Box::new(self.audit.iter().rev())
+            } else {
+                Box::new(self.audit.iter())
+            };
+        while let Some(item) = blocks.next() {
+            let (key, value) = item.map_err(io)?;
+            let mut events = decode_block(&key, &value)?;
+            if newest_first {
+                events.reverse();
+            }
+            for event in events {
+                if !visit(event) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Encode outside the transaction: sled may run the closure more than once.
+        let accounts: Vec<(&str, Option<Vec<u8>>)> = batch
+            .accounts
+            .iter()
+            .map(|(k, v)| Ok((k.as_str(), v.as_ref().map(encode).transpose()?)))
+            .collect::<Result<_>>()?;
+        let groups: Vec<(&str, Option<Vec<u8>>)> = batch
+            .groups
+            .iter()
+            .map(|(k, v)| Ok((k.as_str(), v.as_ref().map(encode).transpose()?)))
+            .collect::<Result<_>>()?;
+        let audit = match audit_block_key(&batch.audit) {
+            Some(key) => Some((key, encode(&batch.audit)?)),
+            None => None,
+        };
+        let result = (&self.accounts, &self.groups, &self.audit, &self.meta).transaction(
+            |(accounts_t, groups_t, audit_t, meta_t)| {
+                for (key, value) in &accounts {
+                    match value {
+                        Some(bytes) => accounts_t.insert(*key, bytes.as_slice())?,
+                        None => accounts_t.remove(*key)?,
+                    };
+                }
+                for (key, value) in &groups {
+                    match value {
+                        Some(bytes) => groups_t.insert(*key, bytes.as_slice())?,
+                        None => groups_t.remove(*key)?,
+                    };
+                }
+                if let Some((key, bytes)) = &audit {
+                    audit_t.insert(key, bytes.as_slice())?;
+                }
+                for (key, value) in &batch.meta {
+                    match value {
+                        Some(bytes) => meta_t.insert(key.as_str(), bytes.as_slice())?,
+                        None => meta_t.remove(key.as_str())?,
+                    };
+                }
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            },
+        );
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(io(e)),
+        }
+        self.db.flush().map_err(io)?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
