@@ -695,3 +695,29 @@ fn create_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Result<Accoun
     tx.put("user.create", None, Some(base.clone()), detail);
     Ok(base)
 }
+
+impl Services {
+    /// The account holding `email` (case-insensitive), through the index.
+    pub fn find_by_email(&self, email: &str) -> Result<Option<Account>> {
+        let owner = {
+            let guard = self.indexes()?;
+            guard.as_ref().and_then(|i| i.by_email.get(&email.to_lowercase()).cloned())
+        };
+        match owner {
+            Some(name) => Ok(self.store().account(&name)?),
+            None => Ok(None),
+        }
+    }
+
+    /// The account holding the key with this `SHA256:` fingerprint.
+    pub fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Option<Account>> {
+        let owner = {
+            let guard = self.indexes()?;
+            guard.as_ref().and_then(|i| i.by_fingerprint.get(fingerprint).cloned())
+        };
+        match owner {
+            Some(name) => Ok(self.store().account(&name)?),
+            None => Ok(None),
+        }
+    }
+}

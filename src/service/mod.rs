@@ -10,6 +10,8 @@ pub mod credentials;
 pub mod groups;
 pub mod index;
 pub mod integrity;
+#[cfg(test)]
+mod proptests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};

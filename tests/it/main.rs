@@ -1,0 +1,5 @@
+//! End-to-end tests of the real `tenure` binary against a temp directory.
+//! One integration-test binary: add modules here, not files in tests/.
+
+mod cli;
+mod common;
