@@ -53,18 +53,25 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
 }
 
 fn main() {
-    let total: usize = std::env::var("BENCH_ACCOUNTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let total: usize = std::env::var("BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let actor = Actor::local_operator();
     let services = open(dir.path());
-    services.initialize(&actor, "root", AccountInput::default()).expect("init");
+    services
+        .initialize(&actor, "root", AccountInput::default())
+        .expect("init");
     let today = services.today();
 
     // 1. Bulk creation, batch by batch.
     let started = Instant::now();
     let mut batch_times = Vec::new();
     for start in (0..total).step_by(BATCH) {
-        let rows: Vec<_> = (start..(start + BATCH).min(total)).map(|i| row(i, today)).collect();
+        let rows: Vec<_> = (start..(start + BATCH).min(total))
+            .map(|i| row(i, today))
+            .collect();
         let t = Instant::now();
         services.create_batch(&actor, &rows).expect("batch");
         batch_times.push(t.elapsed());
@@ -85,9 +92,19 @@ fn main() {
     for i in 0..key_count {
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        let line = PrivateKey::from(Ed25519Keypair::from_seed(&seed)).public_key().to_openssh().expect("encode");
+        let line = PrivateKey::from(Ed25519Keypair::from_seed(&seed))
+            .public_key()
+            .to_openssh()
+            .expect("encode");
         let t = Instant::now();
-        let key = services.key_add(&actor, &format!("u{:07}", i * (total / key_count)), &line, None).expect("key");
+        let key = services
+            .key_add(
+                &actor,
+                &format!("u{:07}", i * (total / key_count)),
+                &line,
+                None,
+            )
+            .expect("key");
         singles.push(t.elapsed());
         fingerprints.push(key.fingerprint);
     }
@@ -95,7 +112,9 @@ fn main() {
     for i in 0..300.min(total) {
         let name = format!("u{:07}", (i * 7919) % total);
         let t = Instant::now();
-        services.disable(&actor, &name, DisableReason::Manual, Some("bench".into())).expect("disable");
+        services
+            .disable(&actor, &name, DisableReason::Manual, Some("bench".into()))
+            .expect("disable");
         singles.push(t.elapsed());
     }
     let n = singles.len();
@@ -113,7 +132,10 @@ fn main() {
     let t = Instant::now();
     let services = open(dir.path());
     let loaded = services.warm_up().expect("warm up");
-    println!("start-up (open + index rebuild): {loaded} accounts in {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "start-up (open + index rebuild): {loaded} accounts in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // 5. Lookups.
     let probes = 20_000.min(total);
@@ -122,20 +144,39 @@ fn main() {
         let name = format!("u{:07}", (i * 104_729) % total);
         std::hint::black_box(services.show(&actor, &name).expect("show"));
     }
-    println!("lookup by username (record decoded): {:.1} µs", micros(t.elapsed(), probes));
+    println!(
+        "lookup by username (record decoded): {:.1} µs",
+        micros(t.elapsed(), probes)
+    );
     let t = Instant::now();
     for i in 0..probes {
         let j = (i * 104_729) % total;
         let email = format!("Person.{j}@Contractor-{}.example.com", j % 97);
-        std::hint::black_box(services.find_by_email(&email).expect("email").expect("found"));
+        std::hint::black_box(
+            services
+                .find_by_email(&email)
+                .expect("email")
+                .expect("found"),
+        );
     }
-    println!("lookup by email (index + record): {:.1} µs", micros(t.elapsed(), probes));
+    println!(
+        "lookup by email (index + record): {:.1} µs",
+        micros(t.elapsed(), probes)
+    );
     let t = Instant::now();
     for i in 0..probes {
         let fp = &fingerprints[i % fingerprints.len()];
-        std::hint::black_box(services.find_by_fingerprint(fp).expect("fp").expect("found"));
+        std::hint::black_box(
+            services
+                .find_by_fingerprint(fp)
+                .expect("fp")
+                .expect("found"),
+        );
     }
-    println!("lookup by key fingerprint (index + record): {:.1} µs", micros(t.elapsed(), probes));
+    println!(
+        "lookup by key fingerprint (index + record): {:.1} µs",
+        micros(t.elapsed(), probes)
+    );
 
     let size = services.store().size_on_disk();
     println!(

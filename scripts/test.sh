@@ -7,6 +7,8 @@ need_apt=()
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v ssh >/dev/null || need_apt+=(openssh-client)
 command -v tmux >/dev/null || need_apt+=(tmux)
+command -v faketime >/dev/null || need_apt+=(faketime)
+command -v oathtool >/dev/null || need_apt+=(oathtool)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -15,6 +17,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# ssh-audit (PyPI) checks the server's algorithms as an auditor would.
+if [ ! -x .venv-test/bin/ssh-audit ]; then
+  python3 -m venv .venv-test
+  .venv-test/bin/pip install -q ssh-audit
+fi
+export SSH_AUDIT="$PWD/.venv-test/bin/ssh-audit"
 
 cargo fmt --all -- --check
 cargo test --locked

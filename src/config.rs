@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::domain::validate::{validate_email, validate_group_name};
-use crate::domain::{CustomField, FieldType, Policy, Template};
+use crate::domain::{CustomField, FieldType, Policy, Role, Template};
 
 /// The example config, embedded: it is also the default when no file is given.
 pub const EXAMPLE: &str = include_str!("../config.example.toml");
@@ -24,6 +24,130 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub keys_dir: PathBuf,
     pub hardened: bool,
+    /// Global allowlist checked at TCP accept; empty admits any address.
+    pub allowlist: Vec<ipnet::IpNet>,
+    pub login_grace_seconds: u64,
+    pub max_unauthenticated: usize,
+}
+
+/// A way to log in: one or two factors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+pub enum LoginMethod {
+    #[serde(rename = "key")]
+    Key,
+    #[serde(rename = "key+totp")]
+    KeyTotp,
+    #[serde(rename = "password+totp")]
+    PasswordTotp,
+    #[serde(rename = "password")]
+    Password,
+}
+
+impl LoginMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginMethod::Key => "key",
+            LoginMethod::KeyTotp => "key+totp",
+            LoginMethod::PasswordTotp => "password+totp",
+            LoginMethod::Password => "password",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The login methods each role may use. An account with several roles
+    /// follows its strongest role (admin, operator, sponsor, user).
+    #[serde(default = "default_methods")]
+    pub methods: BTreeMap<Role, Vec<LoginMethod>>,
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    #[serde(default = "default_failure_window")]
+    pub failure_window_seconds: u64,
+    #[serde(default = "default_lockout")]
+    pub lockout_seconds: u64,
+    #[serde(default = "default_lockout_max")]
+    pub lockout_max_seconds: u64,
+    /// At most this many password hashes are checked at once.
+    #[serde(default = "default_argon2_concurrency")]
+    pub argon2_concurrency: usize,
+}
+
+fn default_methods() -> BTreeMap<Role, Vec<LoginMethod>> {
+    Role::ALL
+        .iter()
+        .map(|r| (*r, vec![LoginMethod::Key]))
+        .collect()
+}
+fn default_max_failures() -> u32 {
+    5
+}
+fn default_failure_window() -> u64 {
+    300
+}
+fn default_lockout() -> u64 {
+    60
+}
+fn default_lockout_max() -> u64 {
+    3600
+}
+fn default_argon2_concurrency() -> usize {
+    2
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            methods: default_methods(),
+            max_failures: default_max_failures(),
+            failure_window_seconds: default_failure_window(),
+            lockout_seconds: default_lockout(),
+            lockout_max_seconds: default_lockout_max(),
+            argon2_concurrency: default_argon2_concurrency(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The methods for an account with these roles (its strongest role decides).
+    pub fn methods_for(&self, roles: &BTreeSet<Role>) -> Vec<LoginMethod> {
+        let strongest = [Role::Admin, Role::Operator, Role::Sponsor, Role::User]
+            .into_iter()
+            .find(|r| roles.contains(r))
+            .unwrap_or(Role::User);
+        self.methods
+            .get(&strongest)
+            .cloned()
+            .unwrap_or_else(|| vec![LoginMethod::Key])
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Close a session without input for this many minutes (0 = never).
+    #[serde(default = "default_idle")]
+    pub idle_timeout_minutes: u64,
+    /// Close any session after this many hours (0 = never).
+    #[serde(default = "default_max_hours")]
+    pub max_session_hours: u64,
+}
+
+fn default_idle() -> u64 {
+    30
+}
+fn default_max_hours() -> u64 {
+    12
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            idle_timeout_minutes: default_idle(),
+            max_session_hours: default_max_hours(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -54,6 +178,8 @@ pub struct Config {
     pub custom_fields: Vec<CustomField>,
     pub templates: BTreeMap<String, Template>,
     pub notify: NotifyConfig,
+    pub auth: AuthConfig,
+    pub sessions: SessionsConfig,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +193,19 @@ struct RawServer {
     keys_dir: String,
     #[serde(default)]
     hardened: bool,
+    #[serde(default)]
+    allowlist: Vec<Spanned<String>>,
+    #[serde(default = "default_grace")]
+    login_grace_seconds: u64,
+    #[serde(default = "default_max_unauth")]
+    max_unauthenticated: usize,
+}
+
+fn default_grace() -> u64 {
+    30
+}
+fn default_max_unauth() -> usize {
+    64
 }
 
 fn default_listen() -> Vec<Spanned<String>> {
@@ -86,6 +225,9 @@ impl Default for RawServer {
             data_dir: default_data_dir(),
             keys_dir: default_keys_dir(),
             hardened: false,
+            allowlist: vec![],
+            login_grace_seconds: default_grace(),
+            max_unauthenticated: default_max_unauth(),
         }
     }
 }
@@ -103,6 +245,10 @@ struct RawConfig {
     templates: BTreeMap<String, Spanned<Template>>,
     #[serde(default = "default_notify")]
     notify: Spanned<NotifyConfig>,
+    #[serde(default)]
+    auth: AuthConfig,
+    #[serde(default)]
+    sessions: SessionsConfig,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -164,6 +310,33 @@ impl Config {
                 )
             })?;
             listen.push(parsed);
+        }
+
+        let mut allowlist = Vec::new();
+        for net in &raw.server.allowlist {
+            let text = net.get_ref().trim();
+            let parsed = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    fail(
+                        net.span(),
+                        format!("server.allowlist: '{text}' is not a CIDR (e.g. 10.0.0.0/8)"),
+                    )
+                })?;
+            allowlist.push(parsed.trunc());
+        }
+        for (role, methods) in &raw.auth.methods {
+            if methods.is_empty() {
+                return Err(ConfigError(format!(
+                    "config {source}: auth.methods.{role} must list at least one method"
+                )));
+            }
+        }
+        if raw.auth.max_failures == 0 || raw.auth.argon2_concurrency == 0 {
+            return Err(ConfigError(format!(
+                "config {source}: auth.max_failures and auth.argon2_concurrency must be at least 1"
+            )));
         }
 
         let mut custom_fields = Vec::new();
@@ -287,11 +460,16 @@ impl Config {
                 data_dir: resolve(&raw.server.data_dir),
                 keys_dir: resolve(&raw.server.keys_dir),
                 hardened: raw.server.hardened,
+                allowlist,
+                login_grace_seconds: raw.server.login_grace_seconds.max(1),
+                max_unauthenticated: raw.server.max_unauthenticated.max(1),
             },
             policy: raw.policy,
             custom_fields,
             templates,
             notify,
+            auth: raw.auth,
+            sessions: raw.sessions,
         })
     }
 }

@@ -6,9 +6,11 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod hostkey;
 pub mod service;
+pub mod ssh;
 pub mod store;

@@ -45,6 +45,12 @@ enum Top {
         #[arg(long = "display-name")]
         display_name: Option<String>,
     },
+    /// Run the SSH server (initialises an empty database on first run)
+    Serve {
+        /// Listen here instead of the config's addresses (ADDR:PORT)
+        #[arg(long)]
+        listen: Option<String>,
+    },
     #[command(flatten)]
     Run(Command),
 }
@@ -100,26 +106,8 @@ fn init(
     } else {
         None
     };
-    let services = open(config, false)?;
-    let actor = Actor::local_operator();
-    let input = AccountInput {
-        email,
-        display_name,
-        ..AccountInput::default()
-    };
-    let code = |e: Error| fail(&e, e.exit_code() as u8);
-    if services.is_initialized().map_err(code)? {
-        return Err(fail(
-            format!(
-                "the database in {} is already initialised",
-                config.server.data_dir.display()
-            ),
-            5,
-        ));
-    }
-    let (host_key, _) =
-        hostkey::ensure_host_key(&config.server.keys_dir).map_err(|e| fail(e, 1))?;
-    // Check the admin's credentials before anything is written.
+    // Check the admin's name and credentials before anything is written.
+    tenure::domain::validate::validate_username(admin).map_err(|e| fail(e, 2))?;
     if let Some(line) = &key_line {
         tenure::domain::key::parse_public_key(line).map_err(|e| {
             fail(
@@ -131,17 +119,28 @@ fn init(
             )
         })?;
     }
+    let services = open(config, false)?;
+    let actor = Actor::local_operator();
+    let input = AccountInput {
+        email,
+        display_name,
+        ..AccountInput::default()
+    };
+    let code = |e: Error| fail(&e, e.exit_code() as u8);
     if let Some(p) = &secret {
-        if p.chars().count() < config.policy.password_min_length {
-            return Err(fail(
-                format!(
-                    "password too short: at least {} characters",
-                    config.policy.password_min_length
-                ),
-                2,
-            ));
-        }
+        services.password_acceptable(admin, p).map_err(code)?;
     }
+    if services.is_initialized().map_err(code)? {
+        return Err(fail(
+            format!(
+                "the database in {} is already initialised",
+                config.server.data_dir.display()
+            ),
+            5,
+        ));
+    }
+    let (host_key, _) =
+        hostkey::ensure_host_key(&config.server.keys_dir).map_err(|e| fail(e, 1))?;
     services.initialize(&actor, admin, input).map_err(code)?;
     if let Some(line) = &key_line {
         services.key_add(&actor, admin, line, None).map_err(code)?;
@@ -165,6 +164,125 @@ fn init(
     if key_line.is_none() && secret.is_none() {
         println!("note: {admin} has no key or password yet: `tenure key add {admin} < ~/.ssh/id_ed25519.pub`");
     }
+    Ok(())
+}
+
+/// First run: make the invoking OS user an admin with the public keys in
+/// ~/.ssh, or give them a one-time enrolment code when they have none.
+fn first_run(services: &Services, port: u16) -> Result<(), ExitCode> {
+    let code = |e: Error| fail(&e, e.exit_code() as u8);
+    if services.is_initialized().map_err(code)? {
+        return Ok(());
+    }
+    let os_user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default()
+        .to_lowercase();
+    let admin = if tenure::domain::validate::validate_username(&os_user).is_ok() {
+        os_user
+    } else {
+        "admin".to_string()
+    };
+    let actor = Actor::local_operator();
+    services
+        .initialize(&actor, &admin, AccountInput::default())
+        .map_err(code)?;
+    let mut added = Vec::new();
+    if let Some(home) = std::env::var_os("HOME") {
+        let dir = PathBuf::from(home).join(".ssh");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "pub"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        for file in files {
+            let Ok(line) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            match services.key_add(&actor, &admin, &line, None) {
+                Ok(key) => added.push(format!("{} ({})", key.fingerprint, file.display())),
+                Err(e) => eprintln!("note: skipped {}: {e}", file.display()),
+            }
+        }
+    }
+    println!("first run: initialised the database with admin '{admin}'");
+    if added.is_empty() {
+        let enrol = services
+            .enrolment_create(&actor, &admin, 15)
+            .map_err(code)?;
+        println!(
+            "no public key found in ~/.ssh; one-time enrolment code (valid 15 minutes): {enrol}"
+        );
+        println!("add your key with it (you will be asked for the code):");
+        println!("    ssh -p {port} -o PreferredAuthentications=keyboard-interactive {admin}@localhost key add {admin} < ~/.ssh/id_ed25519.pub");
+    } else {
+        for key in &added {
+            println!("admin key: {key}");
+        }
+        println!("log in with:");
+        println!("    ssh -p {port} {admin}@localhost");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
+    let addrs = match listen {
+        Some(text) => vec![text
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| fail(format!("--listen: '{text}' is not an ADDR:PORT"), 2))?],
+        None => config.server.listen.clone(),
+    };
+    let services = open(config, false)?;
+    let (host_key, _) =
+        hostkey::ensure_host_key(&config.server.keys_dir).map_err(|e| fail(e, 1))?;
+    let fingerprint = hostkey::fingerprint(&host_key);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the runtime: {e}"), 1))?;
+    runtime.block_on(async {
+        let server = tenure::ssh::Server::start(services.clone(), host_key, &addrs)
+            .await
+            .map_err(|e| fail(format!("cannot listen on {addrs:?}: {e}"), 1))?;
+        let port = server.addrs.first().map_or(2222, |a| a.port());
+        let init = services.clone();
+        tokio::task::spawn_blocking(move || first_run(&init, port))
+            .await
+            .map_err(|e| fail(e, 1))??;
+        let warm = services.clone();
+        let count = tokio::task::spawn_blocking(move || warm.warm_up())
+            .await
+            .map_err(|e| fail(e, 1))?
+            .map_err(|e| fail(e, 1))?;
+        for addr in &server.addrs {
+            println!("tenure listening on {addr} ({count} accounts, host key {fingerprint})");
+        }
+        shutdown_signal().await;
+        println!("shutting down: closing sessions");
+        server.shutdown("server shutting down").await;
+        Ok::<(), ExitCode>(())
+    })?;
+    drop(services);
+    println!("stopped");
     Ok(())
 }
 
@@ -221,6 +339,10 @@ fn main() -> ExitCode {
             email,
             display_name,
         ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
+        Top::Serve { listen } => match serve(&config, listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(code) => code,
         },

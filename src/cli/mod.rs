@@ -45,6 +45,12 @@ pub enum Command {
     /// The tamper-evident audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// TOTP (RFC 6238) second factor
+    #[command(subcommand)]
+    Totp(TotpCommand),
+    /// Live SSH sessions
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Every account as CSV or JSON on stdout
     Export {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
@@ -212,6 +218,30 @@ pub enum PasswordCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TotpCommand {
+    /// Create a TOTP secret: prints the otpauth URI and a QR code (shown once)
+    Enroll { name: String },
+    /// Remove the TOTP secret
+    Reset { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Live sessions (id, account, address, method, started, last input, kind)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close a session by id, or every session of an account
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "user"])))]
+    Kill {
+        id: Option<u64>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AllowCommand {
     List {
         name: String,
@@ -278,6 +308,16 @@ fn date(services: &Services, text: &Option<String>) -> Result<Option<chrono::Nai
         .transpose()
 }
 
+impl Command {
+    /// Commands that read their input from stdin (the exec front door waits for EOF).
+    pub fn reads_stdin(&self) -> bool {
+        matches!(
+            self,
+            Command::Key(KeyCommand::Add { .. }) | Command::Password(_)
+        )
+    }
+}
+
 impl AccountArgs {
     pub fn to_input(&self, services: &Services) -> Result<AccountInput> {
         let mut fields = BTreeMap::new();
@@ -306,6 +346,7 @@ impl AccountArgs {
             language: self.language.clone(),
             notes: self.notes.clone(),
             inactivity_exempt: self.inactivity_exempt,
+            allowlist: None,
         })
     }
 }
@@ -535,6 +576,37 @@ pub fn run(
                     None => Ok(()),
                 }
             }
+        },
+        Command::Totp(TotpCommand::Enroll { name }) => {
+            let enrolment = services.totp_enroll(actor, &name)?;
+            let qr = crate::auth::totp::qr_text(&enrolment.uri).map_err(Error::Failed)?;
+            write!(out, "{qr}").map_err(io)?;
+            writeln!(out, "{}", enrolment.uri).map_err(io)?;
+            writeln!(out, "secret: {} (scan the code or type the secret into an authenticator app; it is not shown again)", enrolment.secret).map_err(io)
+        }
+        Command::Totp(TotpCommand::Reset { name }) => {
+            services.totp_reset(actor, &name)?;
+            writeln!(out, "TOTP removed for {name}").map_err(io)
+        }
+        Command::Session(SessionCommand::List { json }) => {
+            let sessions = services.session_list(actor)?;
+            print_sessions(out, &sessions, json)
+        }
+        Command::Session(SessionCommand::Kill { id, user }) => match (id, user) {
+            (Some(id), _) => {
+                let info = services.session_kill(actor, id)?;
+                writeln!(
+                    out,
+                    "killed session {id} of {} from {}",
+                    info.account, info.address
+                )
+                .map_err(io)
+            }
+            (None, Some(user)) => {
+                let n = services.session_kill_user(actor, &user)?;
+                writeln!(out, "killed {n} session(s) of {user}").map_err(io)
+            }
+            (None, None) => Err(Error::Invalid("give a session ID or --user NAME".into())),
         },
         Command::Export { format } => {
             let accounts = services.export(actor)?;

@@ -305,6 +305,42 @@ pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()
     write_table(out, &t)
 }
 
+pub fn print_sessions(
+    out: &mut dyn Write,
+    sessions: &[crate::service::sessions::SessionInfo],
+    json: bool,
+) -> Result<()> {
+    if json {
+        return print_json(out, sessions);
+    }
+    if sessions.is_empty() {
+        return writeln!(out, "no live sessions").map_err(io);
+    }
+    let mut t = table(&[
+        "ID",
+        "ACCOUNT",
+        "ADDRESS",
+        "METHOD",
+        "KIND",
+        "STARTED",
+        "LAST INPUT",
+        "COMMAND",
+    ]);
+    for s in sessions {
+        t.add_row(vec![
+            s.id.to_string(),
+            s.account.clone(),
+            s.address.clone(),
+            s.method.clone(),
+            format!("{:?}", s.kind).to_lowercase(),
+            s.started.format("%Y-%m-%d %H:%M:%S").to_string(),
+            s.last_input.format("%H:%M:%S").to_string(),
+            s.command.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    write_table(out, &t)
+}
+
 pub fn print_groups(out: &mut dyn Write, groups: &[GroupView], json: bool) -> Result<()> {
     if json {
         return print_json(out, groups);

@@ -115,6 +115,14 @@ pub struct Credentials {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub password_set_at: Option<DateTime<Utc>>,
+    /// Base32 TOTP secret (RFC 6238).
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    #[serde(default)]
+    pub totp_enrolled_at: Option<DateTime<Utc>>,
+    /// The last accepted TOTP step: a code is good once.
+    #[serde(default)]
+    pub totp_last_step: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

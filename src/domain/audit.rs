@@ -154,6 +154,10 @@ pub fn redacted(account: &Account) -> Value {
             json!(account.credentials.password_hash.is_some()),
         );
         map.insert(
+            "totp".into(),
+            json!(account.credentials.totp_secret.is_some()),
+        );
+        map.insert(
             "password_set_at".into(),
             json!(account.credentials.password_set_at),
         );

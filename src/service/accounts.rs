@@ -35,6 +35,8 @@ pub struct AccountInput {
     pub language: Option<String>,
     pub notes: Option<String>,
     pub inactivity_exempt: Option<bool>,
+    /// Replaces the per-account allowlist when given.
+    pub allowlist: Option<Vec<ipnet::IpNet>>,
 }
 
 /// Filters of `user list`.
@@ -94,6 +96,9 @@ fn merge(mut base: Account, input: &AccountInput) -> Account {
     }
     if let Some(v) = input.inactivity_exempt {
         base.inactivity_exempt = v;
+    }
+    if let Some(nets) = &input.allowlist {
+        base.allowlist = nets.clone();
     }
     base
 }
@@ -249,23 +254,15 @@ impl Services {
             inactivity_exempt: input.inactivity_exempt.or(Some(src.inactivity_exempt)),
             start_date: Some(start),
             end_date: end,
+            allowlist: input
+                .allowlist
+                .clone()
+                .or_else(|| Some(src.allowlist.clone())),
             ..input
         };
-        let allowlist = src.allowlist.clone();
+        let detail = Some(format!("clone of {source}"));
         self.write(actor, |tx| {
-            let mut created = create_in(tx, name, &prefilled)?;
-            if !allowlist.is_empty() {
-                let before = created.clone();
-                created.allowlist = allowlist.clone();
-                tx.stage(Some(&before), Some(created.clone()));
-            }
-            tx.event(
-                "user.clone",
-                Some(name),
-                vec![],
-                Some(format!("cloned from {source}")),
-            );
-            Ok(created)
+            create_in_with(tx, name, &prefilled, detail.clone())
         })
     }
 
@@ -597,6 +594,16 @@ fn validate_in(
 }
 
 fn create_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Result<Account> {
+    let detail = input.template.as_ref().map(|t| format!("template {t}"));
+    create_in_with(tx, name, input, detail)
+}
+
+fn create_in_with(
+    tx: &mut Tx<'_>,
+    name: &str,
+    input: &AccountInput,
+    detail: Option<String>,
+) -> Result<Account> {
     validate_username(name).map_err(Error::Invalid)?;
     if tx.get(name)?.is_some() {
         return Err(Error::Conflict(format!(
@@ -691,7 +698,12 @@ fn create_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Result<Accoun
         .map(|t| t.required_fields.clone())
         .unwrap_or_default();
     validate_in(tx, name, &base, None, &extra_required)?;
-    let detail = input.template.as_ref().map(|t| format!("template {t}"));
+    if base.end_date.is_some_and(|end| end < today) {
+        return Err(Error::Invalid(format!(
+            "end date {} is in the past",
+            base.end_date.unwrap_or(today)
+        )));
+    }
     tx.put("user.create", None, Some(base.clone()), detail);
     Ok(base)
 }
@@ -701,7 +713,9 @@ impl Services {
     pub fn find_by_email(&self, email: &str) -> Result<Option<Account>> {
         let owner = {
             let guard = self.indexes()?;
-            guard.as_ref().and_then(|i| i.by_email.get(&email.to_lowercase()).cloned())
+            guard
+                .as_ref()
+                .and_then(|i| i.by_email.get(&email.to_lowercase()).cloned())
         };
         match owner {
             Some(name) => Ok(self.store().account(&name)?),
@@ -713,7 +727,9 @@ impl Services {
     pub fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Option<Account>> {
         let owner = {
             let guard = self.indexes()?;
-            guard.as_ref().and_then(|i| i.by_fingerprint.get(fingerprint).cloned())
+            guard
+                .as_ref()
+                .and_then(|i| i.by_fingerprint.get(fingerprint).cloned())
         };
         match owner {
             Some(name) => Ok(self.store().account(&name)?),

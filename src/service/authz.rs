@@ -27,6 +27,8 @@ pub enum Permission {
     ReadAudit,
     Export,
     Check,
+    KillSession,
+    ManageTotp,
 }
 
 impl Permission {
@@ -53,6 +55,8 @@ impl Permission {
             Permission::ReadAudit => "read the audit trail",
             Permission::Export => "export accounts",
             Permission::Check => "check the database",
+            Permission::KillSession => "kill the sessions of",
+            Permission::ManageTotp => "manage TOTP of",
         }
     }
 }
@@ -71,7 +75,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
         permission,
         ReadAccount | ListAccounts | ReadKeys | ReadAllowlist | ReadGroups | ReadAudit | Export
     );
-    if operator && (reads || matches!(permission, DisableAccount | RemoveKey)) {
+    if operator && (reads || matches!(permission, DisableAccount | RemoveKey | KillSession)) {
         return true;
     }
     if actor.has(Role::Sponsor)

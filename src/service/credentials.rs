@@ -61,6 +61,23 @@ fn not_deleted(account: &crate::domain::Account) -> Result<()> {
 }
 
 impl Services {
+    /// The password rules, checked before anything is written.
+    pub fn password_acceptable(&self, name: &str, password: &str) -> Result<()> {
+        let min = self.config().policy.password_min_length;
+        if password.chars().count() < min {
+            return Err(Error::Invalid(format!(
+                "password too short: at least {min} characters"
+            )));
+        }
+        if password.eq_ignore_ascii_case(name) || password.chars().any(char::is_control) {
+            return Err(Error::Invalid(
+                "password refused: it must not be the username or contain control characters"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Registers an OpenSSH public key line. A key may belong to one account only.
     pub fn key_add(
         &self,
@@ -263,5 +280,51 @@ mod tests {
         assert_eq!(parse_cidr("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
         assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
         assert_eq!(parse_cidr("nope").unwrap_err().exit_code(), 2);
+    }
+}
+
+/// What `totp enroll` hands back, once: the secret is not shown again.
+pub struct TotpEnrolment {
+    pub secret: String,
+    pub uri: String,
+}
+
+impl Services {
+    /// Creates (or replaces) an account's TOTP secret.
+    pub fn totp_enroll(&self, actor: &Actor, name: &str) -> Result<TotpEnrolment> {
+        self.target(actor, Permission::ManageTotp, name)?;
+        let secret = crate::auth::totp::new_secret();
+        let uri = crate::auth::totp::uri(&secret, name).map_err(Error::Failed)?;
+        self.write(actor, |tx| {
+            let old = tx.load(name)?;
+            not_deleted(&old)?;
+            let mut new = old.clone();
+            new.credentials.totp_secret = Some(secret.clone());
+            new.credentials.totp_enrolled_at = Some(tx.now);
+            new.credentials.totp_last_step = None;
+            new.updated_at = tx.now;
+            new.updated_by = tx.actor.name.clone();
+            tx.put("totp.enroll", Some(&old), Some(new), None);
+            Ok(())
+        })?;
+        Ok(TotpEnrolment { secret, uri })
+    }
+
+    pub fn totp_reset(&self, actor: &Actor, name: &str) -> Result<()> {
+        self.target(actor, Permission::ManageTotp, name)?;
+        self.write(actor, |tx| {
+            let old = tx.load(name)?;
+            if old.credentials.totp_secret.is_none() {
+                return Err(Error::NotFound(format!("{name} has no TOTP enrolled")));
+            }
+            let mut new = old.clone();
+            new.credentials.totp_secret = None;
+            new.credentials.totp_enrolled_at = None;
+            new.credentials.totp_last_step = None;
+            new.updated_at = tx.now;
+            new.updated_by = tx.actor.name.clone();
+            tx.put("totp.reset", Some(&old), Some(new), None);
+            Ok(())
+        })
     }
 }

@@ -10,8 +10,10 @@ pub mod credentials;
 pub mod groups;
 pub mod index;
 pub mod integrity;
+pub mod login;
 #[cfg(test)]
 mod proptests;
+pub mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -152,6 +154,8 @@ struct Inner {
     writer: Mutex<AuditHead>,
     /// Derived indexes, built on first use (offline commands that need none stay fast).
     indexes: RwLock<Option<Indexes>>,
+    sessions: sessions::Registry,
+    throttle: Mutex<crate::auth::throttle::Throttle>,
 }
 
 impl Services {
@@ -178,13 +182,26 @@ impl Services {
                 )));
             }
         }
+        let throttle_config = |c: &Config| {
+            let secs = std::time::Duration::from_secs;
+            crate::auth::throttle::ThrottleConfig {
+                max_failures: c.auth.max_failures,
+                window: secs(c.auth.failure_window_seconds),
+                lockout: secs(c.auth.lockout_seconds),
+                max_lockout: secs(c.auth.lockout_max_seconds),
+            }
+        };
         Ok(Services {
             inner: Arc::new(Inner {
-                config,
                 store,
                 clock,
                 writer: Mutex::new(head),
                 indexes: RwLock::new(None),
+                sessions: sessions::Registry::default(),
+                throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
+                    &config,
+                ))),
+                config,
             }),
         })
     }
@@ -337,6 +354,11 @@ impl Services {
                     indexes.insert(new);
                 }
             }
+        }
+        drop(guard);
+        drop(head);
+        for (old, new) in accounts.values() {
+            self.enforce_sessions(old.as_ref(), new.as_ref());
         }
         Ok(value)
     }
@@ -491,6 +513,10 @@ impl Tx<'_> {
 
     pub fn put_group(&mut self, name: &str, group: Option<Group>) {
         self.groups.insert(name.to_string(), group);
+    }
+
+    pub fn meta_remove(&mut self, key: &str) {
+        self.meta.push((key.to_string(), None));
     }
 
     pub fn set_meta(&mut self, key: &str, value: &str) {

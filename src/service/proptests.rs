@@ -21,8 +21,18 @@ const EMAILS: [&str; 4] = ["a@x.io", "B@x.io", "b@X.io", "c@x.io"];
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create { name: usize, email: usize, sponsor: Option<usize>, days: u32, start_in: u32 },
-    Update { name: usize, email: usize, sponsor: Option<usize> },
+    Create {
+        name: usize,
+        email: usize,
+        sponsor: Option<usize>,
+        days: u32,
+        start_in: u32,
+    },
+    Update {
+        name: usize,
+        email: usize,
+        sponsor: Option<usize>,
+    },
     Disable(usize),
     Enable(usize),
     Extend(usize, u32),
@@ -65,21 +75,35 @@ fn key_line(seed: u8) -> String {
 }
 
 fn fingerprint(seed: u8) -> String {
-    crate::domain::key::parse_public_key(&key_line(seed)).unwrap().fingerprint
+    crate::domain::key::parse_public_key(&key_line(seed))
+        .unwrap()
+        .fingerprint
 }
 
 fn services(store: Arc<dyn Store>) -> (Services, Arc<FixedClock>) {
     let config = Config::parse(EXAMPLE, "test", std::path::Path::new("/tmp")).unwrap();
-    let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()));
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
+    ));
     let services = Services::new(Arc::new(config), store, clock.clone()).unwrap();
     let admin = Actor::local_operator();
-    services.initialize(&admin, "root", AccountInput::default()).unwrap();
+    services
+        .initialize(&admin, "root", AccountInput::default())
+        .unwrap();
     services.group_create(&admin, "team").unwrap();
     (services, clock)
 }
 
 fn snapshot(s: &Services, actor: &Actor) -> (usize, String) {
-    let events = s.audit_tail(actor, &AuditFilter { limit: 100_000, ..Default::default() }).unwrap();
+    let events = s
+        .audit_tail(
+            actor,
+            &AuditFilter {
+                limit: 100_000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let accounts = s.export(actor).unwrap();
     (events.len(), serde_json::to_string(&accounts).unwrap())
 }
@@ -96,15 +120,41 @@ fn apply(s: &Services, clock: &FixedClock, actor: &Actor, op: &Op) -> bool {
         ..Default::default()
     };
     match op {
-        Op::Create { name, email, sponsor, days, start_in } => {
-            s.create(actor, NAMES[*name], input(*email, *sponsor, *days, *start_in)).is_ok()
-        }
-        Op::Update { name, email, sponsor } => s
-            .update(actor, NAMES[*name], AccountInput { email: Some(EMAILS[*email].into()), sponsor: sponsor.map(|i| NAMES[i].to_string()), ..Default::default() })
+        Op::Create {
+            name,
+            email,
+            sponsor,
+            days,
+            start_in,
+        } => s
+            .create(
+                actor,
+                NAMES[*name],
+                input(*email, *sponsor, *days, *start_in),
+            )
             .is_ok(),
-        Op::Disable(a) => s.disable(actor, NAMES[*a], DisableReason::Manual, Some("test".into())).is_ok(),
+        Op::Update {
+            name,
+            email,
+            sponsor,
+        } => s
+            .update(
+                actor,
+                NAMES[*name],
+                AccountInput {
+                    email: Some(EMAILS[*email].into()),
+                    sponsor: sponsor.map(|i| NAMES[i].to_string()),
+                    ..Default::default()
+                },
+            )
+            .is_ok(),
+        Op::Disable(a) => s
+            .disable(actor, NAMES[*a], DisableReason::Manual, Some("test".into()))
+            .is_ok(),
         Op::Enable(a) => s.enable(actor, NAMES[*a]).is_ok(),
-        Op::Extend(a, d) => s.extend(actor, NAMES[*a], today + Duration::days(i64::from(*d))).is_ok(),
+        Op::Extend(a, d) => s
+            .extend(actor, NAMES[*a], today + Duration::days(i64::from(*d)))
+            .is_ok(),
         Op::Delete(a) => s.delete(actor, NAMES[*a]).is_ok(),
         Op::Restore(a) => s.restore(actor, NAMES[*a]).is_ok(),
         Op::Purge(a) => s.purge(actor, NAMES[*a]).is_ok(),
@@ -113,8 +163,10 @@ fn apply(s: &Services, clock: &FixedClock, actor: &Actor, op: &Op) -> bool {
         Op::GroupAdd(a) => s.group_add(actor, "team", NAMES[*a]).is_ok(),
         Op::GroupRemove(a) => s.group_remove(actor, "team", NAMES[*a]).is_ok(),
         Op::Batch(rows) => {
-            let rows: Vec<(String, AccountInput)> =
-                rows.iter().map(|(n, e)| (NAMES[*n].to_string(), input(*e, None, 30, 0))).collect();
+            let rows: Vec<(String, AccountInput)> = rows
+                .iter()
+                .map(|(n, e)| (NAMES[*n].to_string(), input(*e, None, 30, 0)))
+                .collect();
             s.create_batch(actor, &rows).is_ok()
         }
         Op::Advance(days) => {
@@ -131,10 +183,20 @@ fn run_sequence(store: Arc<dyn Store>, ops: &[Op]) -> Result<(), TestCaseError> 
         let before = snapshot(&s, &actor);
         let ok = apply(&s, &clock, &actor, op);
         if !ok {
-            prop_assert_eq!(&before, &snapshot(&s, &actor), "refused {:?} changed something", op);
+            prop_assert_eq!(
+                &before,
+                &snapshot(&s, &actor),
+                "refused {:?} changed something",
+                op
+            );
         }
         let report = s.check(&actor).unwrap();
-        prop_assert!(report.problems.is_empty(), "after {:?}: {:?}", op, report.problems);
+        prop_assert!(
+            report.problems.is_empty(),
+            "after {:?}: {:?}",
+            op,
+            report.problems
+        );
     }
     // A fresh service over the same store rebuilds the same picture.
     let again = Services::new(Arc::new(s.config().clone()), s.inner.store.clone(), clock).unwrap();

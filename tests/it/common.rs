@@ -71,19 +71,19 @@ impl Instance {
         std::fs::read_to_string(self.path(&format!("{name}.pub"))).expect("read .pub")
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Run {
         self.exec(args, None)
     }
 
-    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+    pub fn run_stdin<S: AsRef<str>>(&self, args: &[S], stdin: &str) -> Run {
         self.exec(args, Some(stdin))
     }
 
-    fn exec(&self, args: &[&str], stdin: Option<&str>) -> Run {
+    fn exec<S: AsRef<str>>(&self, args: &[S], stdin: Option<&str>) -> Run {
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&self.config)
-            .args(args)
+            .args(args.iter().map(AsRef::as_ref))
             .current_dir(self.dir.path())
             .env("USER", "tester")
             .env_remove("TENURE_CONFIG")
@@ -110,23 +110,29 @@ impl Instance {
     }
 
     /// Runs a command that must succeed with a quiet stderr; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub fn ok<S: AsRef<str>>(&self, args: &[S]) -> String {
         check_ok(args, self.run(args))
     }
 
-    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+    pub fn ok_stdin<S: AsRef<str>>(&self, args: &[S], stdin: &str) -> String {
         check_ok(args, self.run_stdin(args, stdin))
     }
 
+    /// `ok` for a command line given as one string (see `sh`).
+    pub fn sh(&self, line: &str) -> String {
+        self.ok(&sh(line))
+    }
+
     /// Runs a successful command and parses its stdout as one JSON document.
-    pub fn json(&self, args: &[&str]) -> Value {
+    pub fn json<S: AsRef<str>>(&self, args: &[S]) -> Value {
         let out = self.ok(args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{:?}: not JSON ({e}): {out}", strs(args)))
     }
 
     /// Runs a command that must fail with `code`, nothing on stdout and
     /// exactly one `error: ` line on stderr; returns that line.
-    pub fn fails(&self, args: &[&str], code: i32) -> String {
+    pub fn fails<S: AsRef<str>>(&self, args: &[S], code: i32) -> String {
         let run = self.run(args);
         check_error(args, &run, code).unwrap_or_else(|e| panic!("{e}"));
         run.2.trim_end().to_string()
@@ -137,20 +143,11 @@ impl Instance {
         self.json(&["user", "show", name, "--json"])
     }
 
-    /// `user create NAME --email NAME@example.com --display-name NAME` + extra flags.
-    pub fn create(&self, name: &str, extra: &[&str]) -> String {
-        let email = format!("{name}@example.com");
-        let mut args = vec![
-            "user",
-            "create",
-            name,
-            "--email",
-            &email,
-            "--display-name",
-            name,
-        ];
-        args.extend_from_slice(extra);
-        self.ok(&args)
+    /// `user create NAME --email NAME@example.com --display-name NAME FLAGS`.
+    pub fn create(&self, name: &str, flags: &str) -> String {
+        self.sh(&format!(
+            "user create {name} --email {name}@example.com --display-name {name} {flags}"
+        ))
     }
 
     /// Everything a failed command must leave untouched.
@@ -162,21 +159,44 @@ impl Instance {
     }
 }
 
-fn check_ok(args: &[&str], (code, stdout, stderr): Run) -> String {
+/// Splits a command line on spaces; 'single quotes' group words.
+pub fn sh(line: &str) -> Vec<String> {
+    line.split('\'')
+        .enumerate()
+        .flat_map(|(i, part)| {
+            if i % 2 == 1 {
+                vec![part.to_string()]
+            } else {
+                part.split_whitespace().map(str::to_string).collect()
+            }
+        })
+        .collect()
+}
+
+fn strs<S: AsRef<str>>(args: &[S]) -> Vec<&str> {
+    args.iter().map(AsRef::as_ref).collect()
+}
+
+fn check_ok<S: AsRef<str>>(args: &[S], (code, stdout, stderr): Run) -> String {
     assert!(
         code == 0 && stderr.is_empty(),
-        "{args:?} exited {code}\nstdout: {stdout}\nstderr: {stderr}"
+        "{:?} exited {code}\nstdout: {stdout}\nstderr: {stderr}",
+        strs(args)
     );
     stdout
 }
 
 /// The error contract: the exit code, no stdout, one `error: ` line on stderr.
-pub fn check_error(args: &[&str], (code, stdout, stderr): &Run, want: i32) -> Result<(), String> {
+pub fn check_error<S: AsRef<str>>(
+    args: &[S],
+    (code, stdout, stderr): &Run,
+    want: i32,
+) -> Result<(), String> {
     let lines: Vec<&str> = stderr.lines().collect();
-    if *code != want || !stdout.is_empty() || lines.len() != 1 || !lines[0].starts_with("error: ")
-    {
+    if *code != want || !stdout.is_empty() || lines.len() != 1 || !lines[0].starts_with("error: ") {
         return Err(format!(
-            "{args:?}: want exit {want} with one `error: ` line; got exit {code}\n  stdout: {stdout:?}\n  stderr: {stderr:?}"
+            "{:?}: want exit {want} with one `error: ` line; got exit {code}\n  stdout: {stdout:?}\n  stderr: {stderr:?}",
+            strs(args)
         ));
     }
     Ok(())

@@ -1,0 +1,428 @@
+//! Logins: who may try, which factors their role needs, and the record of
+//! every success and failure. Called by the SSH front door; the factors
+//! themselves are checked here so every door gets the same rules.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+
+use super::credentials::{hash_password, verify_password};
+use super::{Actor, Error, Result, Services, Source};
+use crate::auth::totp;
+use crate::config::LoginMethod;
+use crate::domain::lifecycle::login_allowed;
+use crate::domain::{Account, Role};
+
+/// Why a login step failed. `reason` is for the audit trail, never for the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: String,
+}
+
+fn refused(reason: impl Into<String>) -> Refused {
+    Refused {
+        reason: reason.into(),
+    }
+}
+
+/// The outcome of a verified public key.
+#[derive(Clone, Debug)]
+pub enum KeyOutcome {
+    /// The key is enough for this account.
+    Accept(Box<Account>),
+    /// The key counts; a TOTP code must follow.
+    NeedTotp(Box<Account>),
+}
+
+/// What a keyboard-interactive exchange should ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompts {
+    PasswordAndCode,
+    Password,
+    CodeOnly,
+    EnrolmentCode,
+}
+
+impl Services {
+    fn throttle<T>(&self, f: impl FnOnce(&mut crate::auth::throttle::Throttle) -> T) -> T {
+        match self.inner.throttle.lock() {
+            Ok(mut t) => f(&mut t),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Is this address or account locked out right now?
+    pub fn login_locked(&self, name: &str, ip: IpAddr) -> Option<DateTime<Utc>> {
+        let now = self.now();
+        self.throttle(|t| {
+            t.locked(&format!("ip:{ip}"), now)
+                .or_else(|| t.locked(&format!("user:{name}"), now))
+        })
+    }
+
+    /// Counts a failed attempt against the address and the account.
+    pub fn login_failed_attempt(&self, name: &str, ip: IpAddr) {
+        let now = self.now();
+        self.throttle(|t| {
+            t.prune(now);
+            t.fail(&format!("ip:{ip}"), now);
+            t.fail(&format!("user:{name}"), now);
+        });
+    }
+
+    /// The checks every method shares: exists, not locked, active within its
+    /// dates, address in its allowlist.
+    pub fn login_gate(&self, name: &str, ip: IpAddr) -> std::result::Result<Account, Refused> {
+        if let Some(until) = self.login_locked(name, ip) {
+            return Err(refused(format!(
+                "locked out until {}",
+                until.format("%H:%M:%S UTC")
+            )));
+        }
+        let account = match self.store().account(name) {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(refused("unknown user")),
+            Err(e) => return Err(refused(format!("store error: {e}"))),
+        };
+        login_allowed(&account, self.today()).map_err(|e| refused(e.to_string()))?;
+        if !account.allowlist.is_empty() && !account.allowlist.iter().any(|n| n.contains(&ip)) {
+            return Err(refused(format!(
+                "address {ip} is not in the account's allowlist"
+            )));
+        }
+        Ok(account)
+    }
+
+    pub fn login_methods(&self, account: &Account) -> Vec<LoginMethod> {
+        self.config().auth.methods_for(&account.roles)
+    }
+
+    /// A public key whose signature russh verified.
+    pub fn login_key(
+        &self,
+        name: &str,
+        ip: IpAddr,
+        fingerprint: &str,
+    ) -> std::result::Result<KeyOutcome, Refused> {
+        let account = self.login_gate(name, ip)?;
+        let Some(key) = account.key(fingerprint) else {
+            return Err(refused(format!(
+                "key {fingerprint} is not registered to {name}"
+            )));
+        };
+        if key.expires_on.is_some_and(|exp| exp < self.today()) {
+            return Err(refused(format!(
+                "key {fingerprint} expired on {}",
+                key.expires_on.unwrap_or_default()
+            )));
+        }
+        let methods = self.login_methods(&account);
+        if methods.contains(&LoginMethod::Key) {
+            Ok(KeyOutcome::Accept(Box::new(account)))
+        } else if methods.contains(&LoginMethod::KeyTotp)
+            && account.credentials.totp_secret.is_some()
+        {
+            Ok(KeyOutcome::NeedTotp(Box::new(account)))
+        } else {
+            Err(refused(format!(
+                "role policy does not allow key login for {name} (allowed: {})",
+                describe(&methods)
+            )))
+        }
+    }
+
+    /// Which prompts to show `name` (unknown users see the same as a password user).
+    pub fn login_prompts(&self, name: &str, key_done: bool) -> Prompts {
+        if key_done {
+            return Prompts::CodeOnly;
+        }
+        if self.enrolment_pending(name) {
+            return Prompts::EnrolmentCode;
+        }
+        match self.store().account(name) {
+            Ok(Some(a)) => {
+                let methods = self.login_methods(&a);
+                if methods.contains(&LoginMethod::Password)
+                    && !methods.contains(&LoginMethod::PasswordTotp)
+                {
+                    Prompts::Password
+                } else {
+                    Prompts::PasswordAndCode
+                }
+            }
+            _ => Prompts::PasswordAndCode,
+        }
+    }
+
+    /// Password (and code) answers. Costs one argon2 verification whether or
+    /// not the user exists, so both take the same time to refuse.
+    /// Returns the account and the TOTP step to remember.
+    pub fn login_password(
+        &self,
+        name: &str,
+        ip: IpAddr,
+        password: &str,
+        code: Option<&str>,
+    ) -> std::result::Result<(Account, Option<u64>, LoginMethod), Refused> {
+        let gate = self.login_gate(name, ip);
+        let hash = gate
+            .as_ref()
+            .ok()
+            .and_then(|a| a.credentials.password_hash.clone())
+            .unwrap_or_else(|| self.dummy_hash().to_string());
+        let password_ok = verify_password(password, &hash);
+        let account = gate?;
+        if account.credentials.password_hash.is_none() {
+            return Err(refused(format!("{name} has no password")));
+        }
+        if !password_ok {
+            return Err(refused("wrong password"));
+        }
+        let methods = self.login_methods(&account);
+        if let Some(secret) = account.credentials.totp_secret.as_deref() {
+            if methods.contains(&LoginMethod::PasswordTotp) {
+                let step = self.check_code(&account, secret, code.unwrap_or_default())?;
+                return Ok((account, Some(step), LoginMethod::PasswordTotp));
+            }
+        }
+        if methods.contains(&LoginMethod::Password) {
+            return Ok((account, None, LoginMethod::Password));
+        }
+        Err(refused(format!(
+            "role policy does not allow this login for {name} (allowed: {}{})",
+            describe(&methods),
+            if account.credentials.totp_secret.is_none() {
+                "; no TOTP enrolled"
+            } else {
+                ""
+            }
+        )))
+    }
+
+    /// The second factor after a key.
+    pub fn login_code(
+        &self,
+        name: &str,
+        ip: IpAddr,
+        code: &str,
+    ) -> std::result::Result<(Account, u64), Refused> {
+        let account = self.login_gate(name, ip)?;
+        let secret = account
+            .credentials
+            .totp_secret
+            .clone()
+            .ok_or_else(|| refused("no TOTP enrolled"))?;
+        let step = self.check_code(&account, &secret, code)?;
+        Ok((account, step))
+    }
+
+    fn check_code(
+        &self,
+        account: &Account,
+        secret: &str,
+        code: &str,
+    ) -> std::result::Result<u64, Refused> {
+        let now = self.now().timestamp().max(0) as u64;
+        match totp::verify(secret, &account.username, code, now, None) {
+            Some(step)
+                if account
+                    .credentials
+                    .totp_last_step
+                    .is_some_and(|last| step <= last) =>
+            {
+                Err(refused("verification code already used"))
+            }
+            Some(step) => Ok(step),
+            None => Err(refused("wrong verification code")),
+        }
+    }
+
+    fn dummy_hash(&self) -> &str {
+        static DUMMY: OnceLock<String> = OnceLock::new();
+        DUMMY.get_or_init(|| hash_password("tenure timing equaliser").unwrap_or_default())
+    }
+
+    /// Records a successful login: last login, the key's last use, the TOTP
+    /// step (so the code cannot be replayed), and the audit event.
+    pub fn login_succeeded(
+        &self,
+        name: &str,
+        ip: IpAddr,
+        method: &str,
+        fingerprint: Option<&str>,
+        totp_step: Option<u64>,
+    ) -> Result<Account> {
+        self.throttle(|t| {
+            t.succeed(&format!("user:{name}"));
+            t.succeed(&format!("ip:{ip}"));
+        });
+        let actor = Actor {
+            name: name.to_string(),
+            roles: BTreeSet::new(),
+            source: Source::Ssh(ip.to_string()),
+            session: None,
+            is_account: true,
+        };
+        self.write(&actor, |tx| {
+            let old = tx.load(name)?;
+            let mut new = old.clone();
+            new.last_login = Some(tx.now);
+            if let Some(fp) = fingerprint {
+                if let Some(k) = new
+                    .credentials
+                    .keys
+                    .iter_mut()
+                    .find(|k| k.fingerprint == fp)
+                {
+                    k.last_used = Some(tx.now);
+                }
+            }
+            if let Some(step) = totp_step {
+                if new
+                    .credentials
+                    .totp_last_step
+                    .is_some_and(|last| step <= last)
+                {
+                    return Err(Error::Conflict("verification code already used".into()));
+                }
+                new.credentials.totp_last_step = Some(step);
+            }
+            tx.stage(Some(&old), Some(new.clone()));
+            let detail = match fingerprint {
+                Some(fp) => format!("{method} {fp} from {ip}"),
+                None => format!("{method} from {ip}"),
+            };
+            tx.event("auth.login", Some(name), vec![], Some(detail));
+            Ok(new)
+        })
+    }
+
+    /// Records a connection that tried and failed to log in.
+    pub fn login_failed(&self, name: &str, ip: IpAddr, detail: &str) {
+        let actor = Actor {
+            name: "unauthenticated".into(),
+            roles: BTreeSet::from([Role::User]),
+            source: Source::Ssh(ip.to_string()),
+            session: None,
+            is_account: false,
+        };
+        let target = name.to_string();
+        let detail = detail.to_string();
+        if let Err(e) = self.write(&actor, |tx| {
+            tx.event("auth.fail", Some(&target), vec![], Some(detail.clone()));
+            Ok(())
+        }) {
+            tracing::warn!(error = %e, "could not record a failed login");
+        }
+    }
+
+    /// Records a connection refused by the global allowlist (before the banner).
+    pub fn connection_refused(&self, ip: IpAddr) {
+        let actor = Actor {
+            name: "unauthenticated".into(),
+            roles: BTreeSet::new(),
+            source: Source::Ssh(ip.to_string()),
+            session: None,
+            is_account: false,
+        };
+        if let Err(e) = self.write(&actor, |tx| {
+            tx.event(
+                "connection.refused",
+                None,
+                vec![],
+                Some(format!("{ip} is not in the global allowlist")),
+            );
+            Ok(())
+        }) {
+            tracing::warn!(error = %e, "could not record a refused connection");
+        }
+    }
+}
+
+fn describe(methods: &[LoginMethod]) -> String {
+    methods
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A one-time enrolment code (first run without a key): stored hashed in meta.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Enrolment {
+    hash: String,
+    expires_at: DateTime<Utc>,
+}
+
+fn enrolment_key(name: &str) -> String {
+    format!("enrolment:{name}")
+}
+
+impl Services {
+    /// Creates a one-time code that lets `name` log in once with
+    /// keyboard-interactive (to add a key), valid for `minutes`.
+    pub fn enrolment_create(&self, actor: &Actor, name: &str, minutes: i64) -> Result<String> {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|e| Error::Failed(format!("no randomness: {e}")))?;
+        let n = u64::from_le_bytes(bytes) % 100_000_000;
+        let code = format!("{:04}-{:04}", n / 10_000, n % 10_000);
+        let record = Enrolment {
+            hash: hash_password(&code)?,
+            expires_at: self.now() + chrono::Duration::minutes(minutes),
+        };
+        let value = serde_json::to_string(&record).map_err(|e| Error::Failed(e.to_string()))?;
+        self.write(actor, |tx| {
+            tx.load(name)?;
+            tx.set_meta(&enrolment_key(name), &value);
+            tx.event(
+                "enrolment.create",
+                Some(name),
+                vec![],
+                Some(format!("one-time code valid {minutes} minutes")),
+            );
+            Ok(())
+        })?;
+        Ok(code)
+    }
+
+    fn enrolment(&self, name: &str) -> Option<Enrolment> {
+        let bytes = self.store().meta(&enrolment_key(name)).ok()??;
+        let record: Enrolment = serde_json::from_slice(&bytes).ok()?;
+        (record.expires_at > self.now()).then_some(record)
+    }
+
+    pub fn enrolment_pending(&self, name: &str) -> bool {
+        self.enrolment(name).is_some()
+    }
+
+    /// Checks and consumes the code: it works once.
+    pub fn login_enrolment(
+        &self,
+        name: &str,
+        ip: IpAddr,
+        code: &str,
+    ) -> std::result::Result<Account, Refused> {
+        let account = self.login_gate(name, ip)?;
+        let record = self
+            .enrolment(name)
+            .ok_or_else(|| refused("no valid enrolment code"))?;
+        if !verify_password(code.trim(), &record.hash) {
+            return Err(refused("wrong enrolment code"));
+        }
+        let actor = Actor::account(&account, Source::Ssh(ip.to_string()), None);
+        self.write(&actor, |tx| {
+            tx.meta_remove(&enrolment_key(name));
+            tx.event(
+                "enrolment.used",
+                Some(name),
+                vec![],
+                Some(format!("from {ip}")),
+            );
+            Ok(())
+        })
+        .map_err(|e| refused(e.to_string()))?;
+        Ok(account)
+    }
+}

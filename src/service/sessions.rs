@@ -1,0 +1,249 @@
+//! Live SSH sessions: a registry in memory (they do not survive a restart),
+//! listed and killed through the service so authorisation and audit apply.
+//! A kill is a message on the session's watch channel; the connection task
+//! disconnects the client at once.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::authz::Permission;
+use super::{Actor, Error, Result, Services};
+use crate::domain::lifecycle::login_allowed;
+use crate::domain::{Account, Role};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionKind {
+    Console,
+    Exec,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionInfo {
+    pub id: u64,
+    pub account: String,
+    pub address: String,
+    /// `publickey`, `password+totp`, `enrolment`…
+    pub method: String,
+    /// The key a publickey session authenticated with.
+    pub fingerprint: Option<String>,
+    pub started: DateTime<Utc>,
+    pub last_input: DateTime<Utc>,
+    pub kind: SessionKind,
+    /// The exec command line, for exec sessions.
+    pub command: Option<String>,
+}
+
+/// Why the server closed a session; sent to the connection task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Closing {
+    Open,
+    Close(String),
+}
+
+struct Live {
+    info: SessionInfo,
+    kill: watch::Sender<Closing>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    next: AtomicU64,
+    live: Mutex<BTreeMap<u64, Live>>,
+}
+
+impl Registry {
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<u64, Live>) -> T) -> T {
+        match self.live.lock() {
+            Ok(mut guard) => f(&mut guard),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Closes every session matching `which`, with `reason`. Returns how many.
+    pub fn close_where(&self, reason: &str, which: impl Fn(&SessionInfo) -> bool) -> usize {
+        self.with(|live| {
+            let mut n = 0;
+            for session in live.values().filter(|s| which(&s.info)) {
+                let _ = session.kill.send(Closing::Close(reason.to_string()));
+                n += 1;
+            }
+            n
+        })
+    }
+}
+
+/// What the connection task holds: its id and the channel that tells it to close.
+pub struct SessionTicket {
+    pub id: u64,
+    pub closing: watch::Receiver<Closing>,
+}
+
+impl Services {
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.sessions
+    }
+
+    /// Registers a live session after authentication.
+    pub fn session_open(&self, mut info: SessionInfo) -> SessionTicket {
+        let id = self.registry().next.fetch_add(1, Ordering::Relaxed) + 1;
+        info.id = id;
+        let (kill, closing) = watch::channel(Closing::Open);
+        self.registry()
+            .with(|live| live.insert(id, Live { info, kill }));
+        SessionTicket { id, closing }
+    }
+
+    pub fn session_closed(&self, id: u64) {
+        self.registry().with(|live| live.remove(&id));
+    }
+
+    /// Sets a session's kind and command once its channel asks for one.
+    pub fn session_update(&self, id: u64, kind: SessionKind, command: Option<String>) {
+        self.registry().with(|live| {
+            if let Some(s) = live.get_mut(&id) {
+                s.info.kind = kind;
+                s.info.command = command;
+            }
+        });
+    }
+
+    pub fn session_touch(&self, id: u64) {
+        let now = self.now();
+        self.registry().with(|live| {
+            if let Some(s) = live.get_mut(&id) {
+                s.info.last_input = now;
+            }
+        });
+    }
+
+    pub fn session_info(&self, id: u64) -> Option<SessionInfo> {
+        self.registry()
+            .with(|live| live.get(&id).map(|s| s.info.clone()))
+    }
+
+    /// Live sessions: all for admins and operators, one's own for anyone else.
+    pub fn session_list(&self, actor: &Actor) -> Result<Vec<SessionInfo>> {
+        let wide = actor.has(Role::Admin) || actor.has(Role::Operator);
+        Ok(self.registry().with(|live| {
+            live.values()
+                .filter(|s| wide || (actor.is_account && s.info.account == actor.name))
+                .map(|s| s.info.clone())
+                .collect()
+        }))
+    }
+
+    fn may_kill(&self, actor: &Actor, account: &str) -> bool {
+        actor.has(Role::Admin)
+            || actor.has(Role::Operator)
+            || (actor.is_account && actor.name == account)
+    }
+
+    /// Closes one session by id.
+    pub fn session_kill(&self, actor: &Actor, id: u64) -> Result<SessionInfo> {
+        let Some(info) = self.session_info(id) else {
+            return Err(Error::NotFound(format!("no live session {id}")));
+        };
+        if !self.may_kill(actor, &info.account) {
+            return Err(self.deny(actor, Permission::KillSession, Some(&info.account)));
+        }
+        self.write(actor, |tx| {
+            tx.event(
+                "session.kill",
+                Some(&info.account),
+                vec![],
+                Some(format!("session {id} from {}", info.address)),
+            );
+            Ok(())
+        })?;
+        self.registry()
+            .close_where(&format!("session closed by {}", actor.name), |s| s.id == id);
+        Ok(info)
+    }
+
+    /// Closes every session of an account.
+    pub fn session_kill_user(&self, actor: &Actor, name: &str) -> Result<usize> {
+        if !self.may_kill(actor, name) {
+            return Err(self.deny(actor, Permission::KillSession, Some(name)));
+        }
+        if self.store().account(name)?.is_none() {
+            return Err(Error::NotFound(format!("no account named '{name}'")));
+        }
+        let count = self
+            .registry()
+            .with(|live| live.values().filter(|s| s.info.account == name).count());
+        self.write(actor, |tx| {
+            tx.event(
+                "session.kill",
+                Some(name),
+                vec![],
+                Some(format!("{count} session(s)")),
+            );
+            Ok(())
+        })?;
+        Ok(self
+            .registry()
+            .close_where(&format!("sessions closed by {}", actor.name), |s| {
+                s.account == name
+            }))
+    }
+
+    /// After a committed change: close the sessions the new state no longer
+    /// allows (account gone or not active, key removed, address no longer allowed).
+    pub(crate) fn enforce_sessions(&self, old: Option<&Account>, new: Option<&Account>) {
+        let Some(old) = old else { return };
+        let name = old.username.clone();
+        let today = self.today();
+        match new {
+            None => {
+                self.registry()
+                    .close_where("account removed", |s| s.account == name);
+            }
+            Some(new) => {
+                if let Err(refusal) = login_allowed(new, today) {
+                    self.registry()
+                        .close_where(&format!("access ended: {refusal}"), |s| s.account == name);
+                    return;
+                }
+                let removed: Vec<&str> = old
+                    .credentials
+                    .keys
+                    .iter()
+                    .filter(|k| new.key(&k.fingerprint).is_none())
+                    .map(|k| k.fingerprint.as_str())
+                    .collect();
+                if !removed.is_empty() {
+                    self.registry()
+                        .close_where("the key of this session was removed", |s| {
+                            s.account == name
+                                && s.fingerprint
+                                    .as_deref()
+                                    .is_some_and(|f| removed.contains(&f))
+                        });
+                }
+                if new.allowlist != old.allowlist && !new.allowlist.is_empty() {
+                    self.registry().close_where(
+                        "address no longer allowed for this account",
+                        |s| {
+                            s.account == name
+                                && !s
+                                    .address
+                                    .parse::<std::net::IpAddr>()
+                                    .is_ok_and(|ip| new.allowlist.iter().any(|n| n.contains(&ip)))
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Closes every session (shutdown).
+    pub fn close_all_sessions(&self, reason: &str) -> usize {
+        self.registry().close_where(reason, |_| true)
+    }
+}

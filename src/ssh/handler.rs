@@ -1,0 +1,670 @@
+//! One russh `Handler` per connection: authentication, then channels (exec
+//! runs a command of the shared grammar; shell opens the console).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Parser;
+use russh::keys::HashAlg;
+use russh::server::{
+    Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
+};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::cli::{self, Command};
+use crate::service::login::{KeyOutcome, Prompts, Refused};
+use crate::service::sessions::{SessionInfo, SessionKind, SessionTicket};
+use crate::service::{Actor, Error, Services, Source};
+
+/// Most bytes of stdin an exec command may send (a key line, a password, a CSV).
+const STDIN_LIMIT: usize = 8 * 1024 * 1024;
+
+/// The exec grammar: the same `Command` as the offline CLI.
+#[derive(Debug, Parser)]
+#[command(name = "tenure", no_binary_name = true, disable_version_flag = true)]
+struct ExecLine {
+    #[command(subcommand)]
+    command: Command,
+}
+
+struct Authed {
+    account: String,
+    session_id: u64,
+}
+
+#[derive(Default)]
+struct ChannelState {
+    pty: bool,
+    stdin: Vec<u8>,
+    /// An exec command waiting for EOF on stdin.
+    pending: Option<(Command, String)>,
+    shell: bool,
+}
+
+pub struct Connection {
+    services: Services,
+    peer: SocketAddr,
+    argon2: Arc<Semaphore>,
+    authed_tx: Option<oneshot::Sender<SessionTicket>>,
+    authed: Option<Authed>,
+    /// A verified key waiting for its TOTP code: (user, fingerprint).
+    key_factor: Option<(String, String)>,
+    /// What the last keyboard-interactive round asked.
+    asked: Option<Prompts>,
+    attempted_user: Option<String>,
+    failures: Vec<String>,
+    channels: HashMap<ChannelId, ChannelState>,
+}
+
+impl Connection {
+    pub fn new(
+        services: Services,
+        peer: SocketAddr,
+        argon2: Arc<Semaphore>,
+        authed_tx: oneshot::Sender<SessionTicket>,
+    ) -> Self {
+        Connection {
+            services,
+            peer,
+            argon2,
+            authed_tx: Some(authed_tx),
+            authed: None,
+            key_factor: None,
+            asked: None,
+            attempted_user: None,
+            failures: Vec::new(),
+            channels: HashMap::new(),
+        }
+    }
+
+    fn reject(&mut self, user: &str, method: &str, refusal: Refused, counts: bool) -> Auth {
+        self.attempted_user = Some(user.to_string());
+        self.failures.push(format!("{method}: {}", refusal.reason));
+        if counts {
+            let services = self.services.clone();
+            let (user, ip) = (user.to_string(), self.peer.ip());
+            services.login_failed_attempt(&user, ip);
+        }
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(
+                &[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..],
+            )),
+            partial_success: false,
+        }
+    }
+
+    /// Records the login, registers the live session and tells the connection task.
+    async fn accept(
+        &mut self,
+        user: &str,
+        method: &str,
+        fingerprint: Option<String>,
+        totp_step: Option<u64>,
+    ) -> Auth {
+        let services = self.services.clone();
+        let ip = self.peer.ip();
+        let (u, m, fp) = (user.to_string(), method.to_string(), fingerprint.clone());
+        let recorded = tokio::task::spawn_blocking(move || {
+            services.login_succeeded(&u, ip, &m, fp.as_deref(), totp_step)
+        })
+        .await;
+        match recorded {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return self.reject(
+                    user,
+                    method,
+                    Refused {
+                        reason: e.to_string(),
+                    },
+                    true,
+                )
+            }
+            Err(e) => {
+                return self.reject(
+                    user,
+                    method,
+                    Refused {
+                        reason: e.to_string(),
+                    },
+                    false,
+                )
+            }
+        }
+        let now = self.services.now();
+        let ticket = self.services.session_open(SessionInfo {
+            id: 0,
+            account: user.to_string(),
+            address: ip.to_string(),
+            method: method.to_string(),
+            fingerprint,
+            started: now,
+            last_input: now,
+            kind: SessionKind::Exec,
+            command: None,
+        });
+        self.authed = Some(Authed {
+            account: user.to_string(),
+            session_id: ticket.id,
+        });
+        self.failures.clear();
+        if let Some(tx) = self.authed_tx.take() {
+            let _ = tx.send(ticket);
+        }
+        Auth::Accept
+    }
+
+    fn actor(&self) -> Result<Actor, Error> {
+        let authed = self
+            .authed
+            .as_ref()
+            .ok_or_else(|| Error::Denied("not authenticated".into()))?;
+        // Roles are read now, so a change applies to the next command.
+        let account = self.services.load(&authed.account)?;
+        Ok(Actor::account(
+            &account,
+            Source::Ssh(self.peer.ip().to_string()),
+            Some(authed.session_id.to_string()),
+        ))
+    }
+
+    fn touch(&self) {
+        if let Some(a) = &self.authed {
+            self.services.session_touch(a.session_id);
+        }
+    }
+
+    /// Runs a command off the async threads and sends its output, exit status and close.
+    fn run_exec(
+        &self,
+        channel: ChannelId,
+        command: Command,
+        stdin: Vec<u8>,
+        pty: bool,
+        session: &mut Session,
+    ) {
+        let services = self.services.clone();
+        let actor = self.actor();
+        let handle = session.handle();
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                let outcome = actor.and_then(|actor| {
+                    cli::run(&services, &actor, command, &mut stdin.as_slice(), &mut out)
+                });
+                (out, outcome)
+            })
+            .await;
+            let (out, outcome) = match result {
+                Ok(pair) => pair,
+                Err(e) => (
+                    Vec::new(),
+                    Err(Error::Failed(format!("command failed: {e}"))),
+                ),
+            };
+            let (code, err) = match outcome {
+                Ok(()) => (0, None),
+                Err(e) => (e.exit_code(), Some(format!("error: {e}\n"))),
+            };
+            send_output(&handle, channel, out, err, code as u32, pty).await;
+        });
+    }
+}
+
+fn crlf(bytes: Vec<u8>, pty: bool) -> Vec<u8> {
+    if !pty {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 20);
+    let mut prev = 0u8;
+    for b in bytes {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+async fn send_output(
+    handle: &russh::server::Handle,
+    channel: ChannelId,
+    out: Vec<u8>,
+    err: Option<String>,
+    code: u32,
+    pty: bool,
+) {
+    let out = crlf(out, pty);
+    for chunk in out.chunks(32 * 1024) {
+        if handle.data(channel, chunk.to_vec()).await.is_err() {
+            return;
+        }
+    }
+    if let Some(err) = err {
+        let bytes = crlf(err.into_bytes(), pty);
+        let _ = handle.extended_data(channel, 1, bytes).await;
+    }
+    let _ = handle.exit_status_request(channel, code).await;
+    let _ = handle.eof(channel).await;
+    let _ = handle.close(channel).await;
+}
+
+/// A usage error as one line: clap's first line, without its own prefix.
+fn usage_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    format!("error: {first} (try: help)\n")
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.authed.is_none() && !self.failures.is_empty() {
+            let services = self.services.clone();
+            let user = self.attempted_user.clone().unwrap_or_default();
+            let ip = self.peer.ip();
+            let detail = format!(
+                "{} attempt(s) from {ip}: {}",
+                self.failures.len(),
+                self.failures.join("; ")
+            );
+            // Drop may run outside a runtime (tests); record synchronously then.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn_blocking(move || services.login_failed(&user, ip, &detail));
+                }
+                Err(_) => services.login_failed(&user, ip, &detail),
+            }
+        }
+    }
+}
+
+impl russh::server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        self.attempted_user = Some(user.to_string());
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(
+                &[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..],
+            )),
+            partial_success: false,
+        })
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // A probe: answer whether this key could work; count nothing.
+        self.attempted_user = Some(user.to_string());
+        let fp = offer.public_key.fingerprint(HashAlg::Sha256).to_string();
+        let known =
+            matches!(self.services.store().account(user), Ok(Some(a)) if a.key(&fp).is_some());
+        if known {
+            Ok(Auth::Accept)
+        } else {
+            self.failures
+                .push(format!("publickey: key {fp} not registered"));
+            Ok(Auth::Reject {
+                proceed_with_methods: Some(MethodSet::from(
+                    &[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..],
+                )),
+                partial_success: false,
+            })
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let fp = key.public_key.fingerprint(HashAlg::Sha256).to_string();
+        let services = self.services.clone();
+        let (u, ip, f) = (user.to_string(), self.peer.ip(), fp.clone());
+        let outcome = tokio::task::spawn_blocking(move || services.login_key(&u, ip, &f))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Refused {
+                    reason: e.to_string(),
+                })
+            });
+        match outcome {
+            Ok(KeyOutcome::Accept(_)) => Ok(self.accept(user, "publickey", Some(fp), None).await),
+            Ok(KeyOutcome::NeedTotp(_)) => {
+                self.key_factor = Some((user.to_string(), fp));
+                Ok(Auth::Reject {
+                    proceed_with_methods: Some(MethodSet::from(
+                        &[MethodKind::KeyboardInteractive][..],
+                    )),
+                    partial_success: true,
+                })
+            }
+            Err(refusal) => Ok(self.reject(user, "publickey", refusal, true)),
+        }
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        self.attempted_user = Some(user.to_string());
+        let key_done = self.key_factor.as_ref().is_some_and(|(u, _)| u == user);
+        let Some(response) = response else {
+            let prompts = self.services.login_prompts(user, key_done);
+            self.asked = Some(prompts);
+            let list: Vec<(Cow<'static, str>, bool)> = match prompts {
+                Prompts::PasswordAndCode => vec![
+                    ("Password: ".into(), false),
+                    ("Verification code: ".into(), true),
+                ],
+                Prompts::Password => vec![("Password: ".into(), false)],
+                Prompts::CodeOnly => vec![("Verification code: ".into(), true)],
+                Prompts::EnrolmentCode => vec![("Enrolment code: ".into(), true)],
+            };
+            return Ok(Auth::Partial {
+                name: "tenure".into(),
+                instructions: "".into(),
+                prompts: list.into(),
+            });
+        };
+        let answers: Vec<String> = response
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect();
+        let asked = self.asked.take().unwrap_or(Prompts::PasswordAndCode);
+        let services = self.services.clone();
+        let ip = self.peer.ip();
+        let u = user.to_string();
+        let first = answers.first().cloned().unwrap_or_default();
+        let second = answers.get(1).cloned();
+        match asked {
+            Prompts::CodeOnly => {
+                let fp = self.key_factor.as_ref().map(|(_, f)| f.clone());
+                let outcome =
+                    tokio::task::spawn_blocking(move || services.login_code(&u, ip, &first))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(Refused {
+                                reason: e.to_string(),
+                            })
+                        });
+                match outcome {
+                    Ok((_, step)) => Ok(self.accept(user, "publickey+totp", fp, Some(step)).await),
+                    Err(r) => Ok(self.reject(user, "totp", r, true)),
+                }
+            }
+            Prompts::EnrolmentCode => {
+                let permit = self.argon2.clone().acquire_owned().await;
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    services.login_enrolment(&u, ip, &first)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Refused {
+                        reason: e.to_string(),
+                    })
+                });
+                match outcome {
+                    Ok(_) => Ok(self.accept(user, "enrolment", None, None).await),
+                    Err(r) => Ok(self.reject(user, "enrolment", r, true)),
+                }
+            }
+            Prompts::Password | Prompts::PasswordAndCode => {
+                let permit = self.argon2.clone().acquire_owned().await;
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    services.login_password(&u, ip, &first, second.as_deref())
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Refused {
+                        reason: e.to_string(),
+                    })
+                });
+                match outcome {
+                    Ok((_, step, method)) => {
+                        Ok(self.accept(user, method.as_str(), None, step).await)
+                    }
+                    Err(r) => Ok(self.reject(user, "password", r, true)),
+                }
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.authed.is_none() {
+            return Ok(());
+        }
+        self.channels.insert(channel.id(), ChannelState::default());
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _cols: u32,
+        _rows: u32,
+        _pw: u32,
+        _ph: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(state) = self.channels.get_mut(&channel) {
+            state.pty = true;
+        }
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        _c: u32,
+        _r: u32,
+        _pw: u32,
+        _ph: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let _ = session;
+        let _ = channel;
+        self.touch();
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.touch();
+        session.channel_success(channel)?;
+        let line = String::from_utf8_lossy(data).into_owned();
+        if let Some(a) = &self.authed {
+            self.services.session_update(
+                a.session_id,
+                SessionKind::Exec,
+                Some(line.chars().take(200).collect()),
+            );
+        }
+        let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
+        let handle = session.handle();
+        let words = match shell_words::split(&line) {
+            Ok(w) => w,
+            Err(e) => {
+                tokio::spawn(async move {
+                    send_output(
+                        &handle,
+                        channel,
+                        vec![],
+                        Some(format!("error: cannot parse the command line: {e}\n")),
+                        2,
+                        pty,
+                    )
+                    .await
+                });
+                return Ok(());
+            }
+        };
+        let parsed = match ExecLine::try_parse_from(&words) {
+            Ok(p) => p,
+            Err(e) => {
+                use clap::error::ErrorKind;
+                let (out, err, code) = match e.kind() {
+                    ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                        (e.to_string().into_bytes(), None, 0)
+                    }
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                        (e.to_string().into_bytes(), None, 2)
+                    }
+                    _ => (vec![], Some(usage_line(&e)), 2),
+                };
+                tokio::spawn(
+                    async move { send_output(&handle, channel, out, err, code, pty).await },
+                );
+                return Ok(());
+            }
+        };
+        if parsed.command.reads_stdin() {
+            if let Some(state) = self.channels.get_mut(&channel) {
+                state.pending = Some((parsed.command, line));
+            }
+            return Ok(());
+        }
+        self.run_exec(channel, parsed.command, Vec::new(), pty, session);
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.touch();
+        session.channel_success(channel)?;
+        if let Some(a) = &self.authed {
+            self.services
+                .session_update(a.session_id, SessionKind::Console, None);
+        }
+        let text = match self.actor() {
+            Ok(actor) => {
+                let roles: BTreeSet<String> = actor.roles.iter().map(|r| r.to_string()).collect();
+                format!(
+                    "\x1b[2J\x1b[Htenure \u{2014} signed in as {} ({})\r\n\r\n\
+                     The interactive console is not part of this release yet.\r\n\
+                     Every command works over ssh exec, for example:\r\n\r\n    \
+                     ssh -p PORT {}@HOST user list\r\n    ssh -p PORT {}@HOST help\r\n\r\n\
+                     Press q to quit.\r\n",
+                    actor.name,
+                    roles.into_iter().collect::<Vec<_>>().join(", "),
+                    actor.name,
+                    actor.name
+                )
+            }
+            Err(e) => format!("error: {e}\r\n"),
+        };
+        if let Some(state) = self.channels.get_mut(&channel) {
+            state.shell = true;
+        }
+        session.data(channel, text.into_bytes())?;
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.touch();
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
+        if state.shell {
+            if data.iter().any(|b| matches!(b, b'q' | b'Q' | 0x03 | 0x04)) {
+                session.data(channel, b"\r\nbye\r\n".to_vec())?;
+                session.exit_status_request(channel, 0)?;
+                session.eof(channel)?;
+                session.close(channel)?;
+            }
+            return Ok(());
+        }
+        if state.pending.is_some() {
+            if state.stdin.len() + data.len() > STDIN_LIMIT {
+                state.pending = None;
+                let handle = session.handle();
+                let pty = state.pty;
+                tokio::spawn(async move {
+                    send_output(
+                        &handle,
+                        channel,
+                        vec![],
+                        Some("error: input too large\n".into()),
+                        2,
+                        pty,
+                    )
+                    .await
+                });
+                return Ok(());
+            }
+            state.stdin.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
+        if let Some((command, _line)) = state.pending.take() {
+            let stdin = std::mem::take(&mut state.stdin);
+            let pty = state.pty;
+            self.run_exec(channel, command, stdin, pty, session);
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+}
+
+use std::borrow::Cow;

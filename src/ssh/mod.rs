@@ -1,0 +1,259 @@
+//! The SSH front door: a russh server that owns the database. Exec commands
+//! run the shared grammar (`cli`); a shell opens the console.
+//!
+//! Per connection: the global allowlist is checked at accept (closed before
+//! the banner), unauthenticated connections are capped and given a grace
+//! time, then the session is registered, watched for kills, idleness and
+//! its maximum length.
+
+mod handler;
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::{Algorithm, HashAlg, PrivateKey};
+use russh::{cipher, kex, mac, MethodKind, MethodSet, Preferred};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, Semaphore};
+
+use crate::service::sessions::Closing;
+use crate::service::Services;
+
+pub use handler::Connection;
+
+/// The algorithms we offer: post-quantum hybrid first, curve25519 only as the
+/// fallback OpenSSH 9.2 needs (dropped when `hardened`), AEAD ciphers,
+/// encrypt-then-MAC only, ed25519 host key.
+pub fn preferred(hardened: bool) -> Preferred {
+    let mut kex_list = vec![kex::MLKEM768X25519_SHA256];
+    if !hardened {
+        kex_list.push(kex::CURVE25519);
+        kex_list.push(kex::CURVE25519_PRE_RFC_8731);
+    }
+    kex_list.extend([
+        kex::EXTENSION_SUPPORT_AS_SERVER,
+        kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+    ]);
+    Preferred {
+        kex: Cow::Owned(kex_list),
+        key: Cow::Owned(vec![
+            Algorithm::Ed25519,
+            Algorithm::Ecdsa {
+                curve: russh::keys::EcdsaCurve::NistP256,
+            },
+            Algorithm::Ecdsa {
+                curve: russh::keys::EcdsaCurve::NistP384,
+            },
+            Algorithm::Ecdsa {
+                curve: russh::keys::EcdsaCurve::NistP521,
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha256),
+            },
+        ]),
+        host_key_certificates: Cow::Borrowed(&[]),
+        cipher: Cow::Owned(vec![
+            cipher::CHACHA20_POLY1305,
+            cipher::AES_256_GCM,
+            cipher::AES_128_GCM,
+        ]),
+        mac: Cow::Owned(vec![mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM]),
+        compression: Cow::Owned(vec![russh::compression::NONE]),
+    }
+}
+
+pub fn russh_config(
+    host_key: PrivateKey,
+    hardened: bool,
+    grace: Duration,
+) -> russh::server::Config {
+    russh::server::Config {
+        server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-tenure")),
+        methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..]),
+        // Failure slowdown is our throttle's job; no artificial delay on the
+        // way to a successful multi-factor login.
+        auth_rejection_time: Duration::ZERO,
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![host_key],
+        preferred: preferred(hardened),
+        max_auth_attempts: 6,
+        inactivity_timeout: Some(grace.max(Duration::from_secs(3600))),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 4,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// A running server: its bound addresses and a way to stop it.
+pub struct Server {
+    pub addrs: Vec<SocketAddr>,
+    shutdown: broadcast::Sender<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    services: Services,
+}
+
+impl Server {
+    /// Binds every listen address and starts accepting.
+    pub async fn start(
+        services: Services,
+        host_key: PrivateKey,
+        listen: &[SocketAddr],
+    ) -> std::io::Result<Server> {
+        let config = services.config().clone();
+        let grace = Duration::from_secs(config.server.login_grace_seconds);
+        let russh_config = Arc::new(russh_config(host_key, config.server.hardened, grace));
+        let unauthenticated = Arc::new(Semaphore::new(config.server.max_unauthenticated));
+        let argon2 = Arc::new(Semaphore::new(config.auth.argon2_concurrency));
+        let (shutdown, _) = broadcast::channel(1);
+        let mut addrs = Vec::new();
+        let mut tasks = Vec::new();
+        for addr in listen {
+            let listener = TcpListener::bind(addr).await?;
+            addrs.push(listener.local_addr()?);
+            let ctx = AcceptContext {
+                services: services.clone(),
+                config: russh_config.clone(),
+                unauthenticated: unauthenticated.clone(),
+                argon2: argon2.clone(),
+                grace,
+                shutdown: shutdown.clone(),
+            };
+            tasks.push(tokio::spawn(accept_loop(listener, ctx)));
+        }
+        Ok(Server {
+            addrs,
+            shutdown,
+            tasks,
+            services,
+        })
+    }
+
+    /// Stops accepting, tells every session, and flushes the database.
+    pub async fn shutdown(self, reason: &str) {
+        let _ = self.shutdown.send(());
+        for task in &self.tasks {
+            task.abort();
+        }
+        let closed = self.services.close_all_sessions(reason);
+        // Give the session tasks a moment to send their disconnect messages.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::Instant::now() < deadline
+            && !self
+                .services
+                .session_list(&crate::service::Actor::system("shutdown"))
+                .map(|s| s.is_empty())
+                .unwrap_or(true)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!(closed, "sessions closed");
+    }
+}
+
+#[derive(Clone)]
+struct AcceptContext {
+    services: Services,
+    config: Arc<russh::server::Config>,
+    unauthenticated: Arc<Semaphore>,
+    argon2: Arc<Semaphore>,
+    grace: Duration,
+    shutdown: broadcast::Sender<()>,
+}
+
+async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let allow = &ctx.services.config().server.allowlist;
+        if !allow.is_empty() && !allow.iter().any(|n| n.contains(&peer.ip())) {
+            drop(socket);
+            let services = ctx.services.clone();
+            tokio::task::spawn_blocking(move || services.connection_refused(peer.ip()));
+            continue;
+        }
+        let Ok(permit) = ctx.unauthenticated.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many unauthenticated connections; closing");
+            drop(socket);
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let _ = socket.set_nodelay(true);
+            let (authed_tx, authed_rx) = tokio::sync::oneshot::channel();
+            let handler =
+                Connection::new(ctx.services.clone(), peer, ctx.argon2.clone(), authed_tx);
+            let session = match russh::server::run_stream(ctx.config.clone(), socket, handler).await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = ?e, "connection setup failed");
+                    return;
+                }
+            };
+            let handle = session.handle();
+            let mut session = Box::pin(session);
+            let mut shutdown = ctx.shutdown.subscribe();
+            // Phase 1: authenticate within the grace time.
+            let ticket = tokio::select! {
+                ticket = authed_rx => ticket.ok(),
+                _ = tokio::time::sleep(ctx.grace) => {
+                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), "".into()).await;
+                    None
+                }
+                _ = &mut session => None,
+                _ = shutdown.recv() => None,
+            };
+            drop(permit);
+            let Some(mut ticket) = ticket else {
+                return;
+            };
+            // Phase 2: an authenticated session, until it ends or is closed.
+            let cfg = ctx.services.config().sessions.clone();
+            let idle = (cfg.idle_timeout_minutes > 0)
+                .then(|| chrono::Duration::minutes(cfg.idle_timeout_minutes as i64));
+            let max_len = (cfg.max_session_hours > 0)
+                .then(|| Duration::from_secs(cfg.max_session_hours * 3600));
+            let started = tokio::time::Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let reason: Option<String> = loop {
+                tokio::select! {
+                    _ = &mut session => break None,
+                    changed = ticket.closing.changed() => {
+                        if changed.is_err() { break None; }
+                        if let Closing::Close(why) = ticket.closing.borrow().clone() { break Some(why); }
+                    }
+                    _ = tick.tick() => {
+                        if max_len.is_some_and(|m| started.elapsed() >= m) {
+                            break Some("maximum session length reached".into());
+                        }
+                        if let (Some(idle), Some(info)) = (idle, ctx.services.session_info(ticket.id)) {
+                            if ctx.services.now() - info.last_input >= idle {
+                                break Some("idle timeout".into());
+                            }
+                        }
+                    }
+                    _ = shutdown.recv() => break Some("server shutting down".into()),
+                }
+            };
+            if let Some(why) = reason {
+                let _ = handle
+                    .disconnect(russh::Disconnect::ByApplication, why, "".into())
+                    .await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
+            }
+            ctx.services.session_closed(ticket.id);
+        });
+    }
+}
