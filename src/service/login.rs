@@ -95,6 +95,15 @@ impl Services {
         Ok(account)
     }
 
+    /// Whether an open session's account may still be logged in (dates, status).
+    pub fn login_still_allowed(&self, name: &str) -> std::result::Result<(), String> {
+        match self.store().account(name) {
+            Ok(Some(account)) => login_allowed(&account, self.today()).map_err(|e| e.to_string()),
+            Ok(None) => Err("account removed".into()),
+            Err(_) => Ok(()),
+        }
+    }
+
     pub fn login_methods(&self, account: &Account) -> Vec<LoginMethod> {
         self.config().auth.methods_for(&account.roles)
     }

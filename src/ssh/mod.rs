@@ -238,10 +238,17 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
                         if max_len.is_some_and(|m| started.elapsed() >= m) {
                             break Some("maximum session length reached".into());
                         }
-                        if let (Some(idle), Some(info)) = (idle, ctx.services.session_info(ticket.id)) {
-                            if ctx.services.now() - info.last_input >= idle {
-                                break Some("idle timeout".into());
-                            }
+                        let Some(info) = ctx.services.session_info(ticket.id) else { break None };
+                        if idle.is_some_and(|idle| ctx.services.now() - info.last_input >= idle) {
+                            break Some("idle timeout".into());
+                        }
+                        // Dates pass while a session is open: an end date
+                        // reached closes it even before the scheduler runs.
+                        let services = ctx.services.clone();
+                        let name = info.account.clone();
+                        let still = tokio::task::spawn_blocking(move || services.login_still_allowed(&name)).await;
+                        if let Ok(Err(why)) = still {
+                            break Some(format!("access ended: {why}"));
                         }
                     }
                     _ = shutdown.recv() => break Some("server shutting down".into()),
