@@ -247,3 +247,106 @@ impl Services {
         self.registry().close_where(reason, |_| true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::config::{Config, EXAMPLE};
+    use crate::domain::{DisableReason, Kind};
+    use crate::service::accounts::AccountInput;
+    use crate::service::FixedClock;
+    use crate::store::MemoryStore;
+
+    fn setup() -> (Services, Actor) {
+        let config = Config::parse(EXAMPLE, "test", std::path::Path::new("/tmp")).unwrap();
+        let clock = Arc::new(FixedClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
+        ));
+        let s = Services::new(Arc::new(config), Arc::new(MemoryStore::new()), clock).unwrap();
+        let admin = Actor::local_operator();
+        s.initialize(&admin, "root", AccountInput::default())
+            .unwrap();
+        let input = AccountInput {
+            email: Some("bob@x.io".into()),
+            display_name: Some("Bob".into()),
+            kind: Some(Kind::Employee),
+            ..Default::default()
+        };
+        s.create(&admin, "bob", input).unwrap();
+        (s, admin)
+    }
+
+    fn open(
+        s: &Services,
+        account: &str,
+        address: &str,
+        fingerprint: Option<&str>,
+    ) -> SessionTicket {
+        let now = s.now();
+        s.session_open(SessionInfo {
+            id: 0,
+            account: account.into(),
+            address: address.into(),
+            method: "publickey".into(),
+            fingerprint: fingerprint.map(str::to_string),
+            started: now,
+            last_input: now,
+            kind: SessionKind::Console,
+            command: None,
+        })
+    }
+
+    fn closed(ticket: &SessionTicket) -> bool {
+        matches!(*ticket.closing.borrow(), Closing::Close(_))
+    }
+
+    #[test]
+    fn disabling_an_account_closes_its_sessions_and_no_others() {
+        let (s, admin) = setup();
+        let bob = open(&s, "bob", "127.0.0.1", None);
+        let root = open(&s, "root", "127.0.0.1", None);
+        s.disable(&admin, "bob", DisableReason::Manual, Some("left".into()))
+            .unwrap();
+        assert!(closed(&bob));
+        assert!(!closed(&root));
+    }
+
+    #[test]
+    fn tightening_the_allowlist_closes_sessions_from_other_addresses() {
+        let (s, admin) = setup();
+        let inside = open(&s, "bob", "10.1.2.3", None);
+        let outside = open(&s, "bob", "192.0.2.9", None);
+        s.allow_add(&admin, "bob", "10.0.0.0/8").unwrap();
+        assert!(!closed(&inside));
+        assert!(closed(&outside));
+    }
+
+    #[test]
+    fn kill_by_user_is_audited_and_users_may_not_kill_others() {
+        let (s, admin) = setup();
+        let t = open(&s, "bob", "127.0.0.1", None);
+        assert_eq!(s.session_kill_user(&admin, "bob").unwrap(), 1);
+        assert!(closed(&t));
+        let bob = Actor::account(&s.load("bob").unwrap(), crate::service::Source::Cli, None);
+        let err = s.session_kill_user(&bob, "root").unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        let events = s
+            .audit_tail(
+                &admin,
+                &crate::service::integrity::AuditFilter {
+                    limit: 5,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        assert!(
+            actions.contains(&"session.kill") && actions.contains(&"auth.denied"),
+            "{actions:?}"
+        );
+    }
+}
