@@ -180,6 +180,27 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub auth: AuthConfig,
     pub sessions: SessionsConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Seconds between lifecycle passes (one also runs at start).
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u64,
+}
+
+fn default_interval() -> u64 {
+    60
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            interval_seconds: default_interval(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -249,6 +270,8 @@ struct RawConfig {
     auth: AuthConfig,
     #[serde(default)]
     sessions: SessionsConfig,
+    #[serde(default)]
+    scheduler: SchedulerConfig,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -470,6 +493,7 @@ impl Config {
             notify,
             auth: raw.auth,
             sessions: raw.sessions,
+            scheduler: raw.scheduler,
         })
     }
 }

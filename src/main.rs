@@ -273,11 +273,33 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
             .await
             .map_err(|e| fail(e, 1))?
             .map_err(|e| fail(e, 1))?;
+        // The scheduler: a lifecycle pass at start, then every interval.
+        let sweeper = services.clone();
+        let interval = std::time::Duration::from_secs(config.scheduler.interval_seconds.max(1));
+        let scheduler = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                let s = sweeper.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    s.lifecycle_run(&Actor::system("lifecycle"), false)
+                })
+                .await;
+                match result {
+                    Ok(Ok(done)) if !done.is_empty() => {
+                        tracing::info!(actions = done.len(), "lifecycle pass")
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "lifecycle pass failed"),
+                    _ => {}
+                }
+            }
+        });
         for addr in &server.addrs {
             println!("tenure listening on {addr} ({count} accounts, host key {fingerprint})");
         }
         shutdown_signal().await;
         println!("shutting down: closing sessions");
+        scheduler.abort();
         server.shutdown("server shutting down").await;
         Ok::<(), ExitCode>(())
     })?;

@@ -51,6 +51,9 @@ pub enum Command {
     /// Live SSH sessions
     #[command(subcommand)]
     Session(SessionCommand),
+    /// What the lifecycle policies will do, and a pass now
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
     /// Every account as CSV or JSON on stdout
     Export {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
@@ -215,6 +218,24 @@ pub enum KeyCommand {
 pub enum PasswordCommand {
     /// Set a password: the new password on stdin (first line)
     Set { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LifecycleCommand {
+    /// Every action the policies will take, when and why (default: the next 30 days)
+    Preview {
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a pass now: apply every action due today or earlier
+    Run {
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -608,6 +629,23 @@ pub fn run(
             }
             (None, None) => Err(Error::Invalid("give a session ID or --user NAME".into())),
         },
+        Command::Lifecycle(LifecycleCommand::Preview { until, json }) => {
+            let until = match until {
+                Some(text) => parse_date(&text, today).map_err(Error::Invalid)?,
+                None => today + chrono::Duration::days(30),
+            };
+            let items = services.lifecycle_preview(actor, until)?;
+            print_plan(out, &items, json, &format!("nothing planned until {until}"))
+        }
+        Command::Lifecycle(LifecycleCommand::Run { dry_run, json }) => {
+            let items = services.lifecycle_run(actor, dry_run)?;
+            let empty = if dry_run {
+                "nothing is due"
+            } else {
+                "nothing was due"
+            };
+            print_plan(out, &items, json, empty)
+        }
         Command::Export { format } => {
             let accounts = services.export(actor)?;
             match format {

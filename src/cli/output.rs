@@ -341,6 +341,30 @@ pub fn print_sessions(
     write_table(out, &t)
 }
 
+pub fn print_plan(
+    out: &mut dyn Write,
+    items: &[crate::service::lifecycle::PreviewItem],
+    json: bool,
+    empty: &str,
+) -> Result<()> {
+    if json {
+        return print_json(out, items);
+    }
+    if items.is_empty() {
+        return writeln!(out, "{empty}").map_err(io);
+    }
+    let mut t = table(&["DATE", "ACCOUNT", "ACTION", "WHY"]);
+    for i in items {
+        t.add_row(vec![
+            i.date.to_string(),
+            i.username.clone(),
+            i.action.clone(),
+            i.why.clone(),
+        ]);
+    }
+    write_table(out, &t)
+}
+
 pub fn print_groups(out: &mut dyn Write, groups: &[GroupView], json: bool) -> Result<()> {
     if json {
         return print_json(out, groups);

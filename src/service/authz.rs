@@ -29,6 +29,7 @@ pub enum Permission {
     Check,
     KillSession,
     ManageTotp,
+    RunLifecycle,
 }
 
 impl Permission {
@@ -57,6 +58,7 @@ impl Permission {
             Permission::Check => "check the database",
             Permission::KillSession => "kill the sessions of",
             Permission::ManageTotp => "manage TOTP of",
+            Permission::RunLifecycle => "run the lifecycle sweep",
         }
     }
 }

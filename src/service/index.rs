@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 
-use crate::domain::{Account, Status};
+use crate::domain::plan::next_action;
+use crate::domain::{Account, Policy, Status};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Indexes {
@@ -19,11 +20,31 @@ pub struct Indexes {
     pub by_end: BTreeSet<(NaiveDate, String)>,
     pub by_status: BTreeMap<Status, BTreeSet<String>>,
     pub group_members: HashMap<String, BTreeSet<String>>,
+    /// (due date, username) of each account's next lifecycle action: the
+    /// scheduler reads only what is due, never every account.
+    pub by_due: BTreeSet<(NaiveDate, String)>,
+    /// The policy the due dates are computed with.
+    pub policy: Option<Policy>,
 }
 
 impl Indexes {
+    pub fn new(policy: &Policy) -> Self {
+        Indexes {
+            policy: Some(policy.clone()),
+            ..Indexes::default()
+        }
+    }
+
+    fn due(&self, account: &Account) -> Option<(NaiveDate, String)> {
+        let planned = next_action(account, self.policy.as_ref()?)?;
+        Some((planned.due, planned.username))
+    }
+
     pub fn insert(&mut self, account: &Account) {
         let name = &account.username;
+        if let Some(due) = self.due(account) {
+            self.by_due.insert(due);
+        }
         self.usernames.insert(name.clone());
         self.by_email.insert(account.email_key(), name.clone());
         for key in &account.credentials.keys {
@@ -68,6 +89,9 @@ impl Indexes {
         if let Some(end) = account.end_date {
             self.by_end.remove(&(end, name.clone()));
         }
+        if let Some(due) = self.due(account) {
+            self.by_due.remove(&due);
+        }
         if let Some(set) = self.by_status.get_mut(&account.status) {
             set.remove(name);
             if set.is_empty() {
@@ -107,6 +131,9 @@ impl Indexes {
         }
         if self.by_status != expected.by_status {
             out.push("status index differs from the records".to_string());
+        }
+        if self.by_due != expected.by_due {
+            out.push("lifecycle due-date index differs from the records".to_string());
         }
         if self.group_members != expected.group_members {
             out.push("group membership index differs from the records".to_string());

@@ -148,7 +148,7 @@ impl Services {
         }
 
         // The live indexes against ones rebuilt from the records.
-        let mut rebuilt = super::Indexes::default();
+        let mut rebuilt = super::Indexes::new(&self.config().policy);
         for a in &accounts {
             rebuilt.insert(a);
         }

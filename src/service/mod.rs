@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod groups;
 pub mod index;
 pub mod integrity;
+pub mod lifecycle;
 pub mod login;
 #[cfg(test)]
 mod proptests;
@@ -228,7 +229,7 @@ impl Services {
 
     /// Builds the indexes from the records (used at start and by `check`).
     pub fn rebuild_indexes(&self) -> Result<Indexes> {
-        let mut indexes = Indexes::default();
+        let mut indexes = Indexes::new(&self.config().policy);
         let mut bad = None;
         self.store()
             .scan_accounts(&mut |key, account| match account {

@@ -1,0 +1,415 @@
+//! The lifecycle sweep and its preview. The sweep reads the due-date index up
+//! to today (cost proportional to what is due), applies each action as its
+//! own transaction with its audit event, and catches up after downtime: an
+//! action takes effect as of its due date, so the next one in the chain
+//! (delete after disable, purge after delete) falls due on time too.
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use serde::Serialize;
+
+use super::authz::{allowed, Permission};
+use super::{Actor, Error, Result, Services};
+use crate::domain::lifecycle::{self, Transition};
+use crate::domain::plan::{next_action, warnings, Planned, PlannedKind};
+use crate::domain::{Account, Status};
+
+/// Safety net: no account takes more steps than this in one pass.
+const MAX_STEPS: usize = 4;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PreviewItem {
+    pub username: String,
+    pub date: NaiveDate,
+    pub action: String,
+    pub why: String,
+}
+
+fn as_of(date: NaiveDate) -> chrono::DateTime<Utc> {
+    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
+
+/// The account after `planned` takes effect (as of its due date).
+fn simulate(account: &Account, planned: &Planned) -> Option<Account> {
+    let when = as_of(planned.due);
+    let mut next = match planned.action {
+        PlannedKind::Activate => {
+            let mut a = account.clone();
+            a.status = Status::Active;
+            a
+        }
+        PlannedKind::Disable(reason) => lifecycle::apply(
+            account,
+            &Transition::Disable {
+                reason,
+                note: Some(planned.why.clone()),
+            },
+            when,
+        )
+        .ok()?,
+        PlannedKind::Delete => lifecycle::apply(account, &Transition::Delete, when).ok()?,
+        PlannedKind::Purge => return None,
+    };
+    next.updated_at = when;
+    Some(next)
+}
+
+impl Services {
+    fn require_lifecycle(&self, actor: &Actor) -> Result<()> {
+        if allowed(actor, Permission::RunLifecycle, None) {
+            Ok(())
+        } else {
+            Err(self.deny(actor, Permission::RunLifecycle, None))
+        }
+    }
+
+    /// Every action the policies will take up to `until`, in date order.
+    pub fn lifecycle_preview(&self, actor: &Actor, until: NaiveDate) -> Result<Vec<PreviewItem>> {
+        if !allowed(actor, Permission::ListAccounts, None) {
+            return Err(self.deny(actor, Permission::ListAccounts, None));
+        }
+        let today = self.today();
+        let names: Vec<String> = {
+            let guard = self.indexes()?;
+            let indexes = guard
+                .as_ref()
+                .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+            let mut names: Vec<String> = indexes
+                .by_due
+                .range(..=(until, "\u{10FFFF}".to_string()))
+                .map(|(_, n)| n.clone())
+                .collect();
+            // Warnings come before the due date of the expiry itself.
+            let horizon = until
+                + Duration::days(i64::from(
+                    self.config()
+                        .policy
+                        .expiry_warning_days
+                        .iter()
+                        .copied()
+                        .max()
+                        .unwrap_or(0),
+                ));
+            names.extend(
+                indexes
+                    .by_end
+                    .range((today, String::new())..=(horizon, "\u{10FFFF}".to_string()))
+                    .map(|(_, n)| n.clone()),
+            );
+            names.sort();
+            names.dedup();
+            names
+        };
+        let policy = &self.config().policy;
+        let mut out = Vec::new();
+        for name in names {
+            let Some(mut account) = self.store().account(&name)? else {
+                continue;
+            };
+            for (date, days) in warnings(&account, policy, today) {
+                if date <= until {
+                    out.push(PreviewItem {
+                        username: name.clone(),
+                        date,
+                        action: format!("warn sponsor ({days} days left)"),
+                        why: format!("end date {}", account.end_date.unwrap_or(date)),
+                    });
+                }
+            }
+            for _ in 0..MAX_STEPS {
+                let Some(planned) = next_action(&account, policy) else {
+                    break;
+                };
+                if planned.due > until {
+                    break;
+                }
+                out.push(PreviewItem {
+                    username: name.clone(),
+                    date: planned.due.max(today),
+                    action: planned.action.describe(),
+                    why: planned.why.clone(),
+                });
+                match simulate(&account, &planned) {
+                    Some(next) => account = next,
+                    None => break,
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.date, &a.username).cmp(&(b.date, &b.username)));
+        Ok(out)
+    }
+
+    /// One pass: applies every action due today or earlier. With `dry_run`
+    /// it only lists them.
+    pub fn lifecycle_run(&self, actor: &Actor, dry_run: bool) -> Result<Vec<PreviewItem>> {
+        self.require_lifecycle(actor)?;
+        let today = self.today();
+        if dry_run {
+            return Ok(self.lifecycle_preview(actor, today)?);
+        }
+        let due: Vec<String> = {
+            let guard = self.indexes()?;
+            let indexes = guard
+                .as_ref()
+                .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+            indexes
+                .by_due
+                .range(..=(today, "\u{10FFFF}".to_string()))
+                .map(|(_, n)| n.clone())
+                .collect()
+        };
+        let mut done = Vec::new();
+        for name in due {
+            for _ in 0..MAX_STEPS {
+                let step = self.write(actor, |tx| {
+                    let Some(account) = tx.get(&name)? else {
+                        return Ok(None);
+                    };
+                    let Some(planned) = next_action(&account, &tx.config().policy) else {
+                        return Ok(None);
+                    };
+                    if planned.due > tx.today() {
+                        return Ok(None);
+                    }
+                    let (action, new) = match simulate(&account, &planned) {
+                        Some(mut new) => {
+                            new.updated_by = tx.actor.name.clone();
+                            let action = match planned.action {
+                                PlannedKind::Activate => "lifecycle.activate",
+                                PlannedKind::Disable(_) => "lifecycle.disable",
+                                PlannedKind::Delete => "lifecycle.delete",
+                                PlannedKind::Purge => "lifecycle.purge",
+                            };
+                            (action, Some(new))
+                        }
+                        None => ("lifecycle.purge", None),
+                    };
+                    tx.put(
+                        action,
+                        Some(&account),
+                        new,
+                        Some(format!(
+                            "{} due {}: {}",
+                            planned.action.describe(),
+                            planned.due,
+                            planned.why
+                        )),
+                    );
+                    Ok(Some(PreviewItem {
+                        username: name.clone(),
+                        date: planned.due,
+                        action: planned.action.describe(),
+                        why: planned.why,
+                    }))
+                })?;
+                match step {
+                    Some(item) => done.push(item),
+                    None => break,
+                }
+            }
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    use super::*;
+    use crate::config::{Config, EXAMPLE};
+    use crate::domain::{DisableReason, Kind};
+    use crate::service::accounts::AccountInput;
+    use crate::service::FixedClock;
+    use crate::store::MemoryStore;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+    }
+
+    fn setup() -> (Services, Arc<FixedClock>, Actor) {
+        let config = Config::parse(EXAMPLE, "test", std::path::Path::new("/tmp")).unwrap();
+        let clock = Arc::new(FixedClock::new(t0()));
+        let s = Services::new(
+            Arc::new(config),
+            Arc::new(MemoryStore::new()),
+            clock.clone(),
+        )
+        .unwrap();
+        let admin = Actor::local_operator();
+        s.initialize(&admin, "root", AccountInput::default())
+            .unwrap();
+        (s, clock, admin)
+    }
+
+    fn create(s: &Services, admin: &Actor, name: &str, start: i64, end: Option<i64>, exempt: bool) {
+        let today = s.today();
+        let input = AccountInput {
+            email: Some(format!("{name}@x.io")),
+            display_name: Some(name.into()),
+            kind: Some(if end.is_some() {
+                Kind::Contractor
+            } else {
+                Kind::Employee
+            }),
+            start_date: Some(today + Duration::days(start)),
+            end_date: end.map(|d| today + Duration::days(d)),
+            inactivity_exempt: Some(exempt),
+            ..Default::default()
+        };
+        s.create(admin, name, input).unwrap();
+    }
+
+    fn state(s: &Services, name: &str) -> Option<(Status, Option<DisableReason>)> {
+        s.store()
+            .account(name)
+            .unwrap()
+            .map(|a| (a.status, a.disable_reason))
+    }
+
+    fn sweep(s: &Services) -> Vec<PreviewItem> {
+        s.lifecycle_run(&Actor::system("lifecycle"), false).unwrap()
+    }
+
+    #[test]
+    fn scenarios_over_time() {
+        let (s, clock, admin) = setup();
+        create(&s, &admin, "future", 10, Some(100), true);
+        create(&s, &admin, "ending", 0, Some(20), true);
+        create(&s, &admin, "never", 0, None, false);
+        create(&s, &admin, "exempt", 0, None, true);
+        s.login_succeeded(
+            "root",
+            "127.0.0.1".parse().unwrap(),
+            "publickey",
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(sweep(&s).is_empty(), "nothing is due on day 0");
+
+        clock.advance(Duration::days(10));
+        sweep(&s);
+        assert_eq!(
+            state(&s, "future"),
+            Some((Status::Active, None)),
+            "activated on its start date"
+        );
+
+        clock.advance(Duration::days(11)); // day 21: the end date (day 20) has passed
+        sweep(&s);
+        assert_eq!(
+            state(&s, "ending"),
+            Some((Status::Disabled, Some(DisableReason::Expired)))
+        );
+        assert_eq!(
+            state(&s, "never"),
+            Some((Status::Active, None)),
+            "30 days not yet over"
+        );
+
+        clock.advance(Duration::days(10)); // day 31
+        sweep(&s);
+        assert_eq!(
+            state(&s, "never"),
+            Some((Status::Disabled, Some(DisableReason::NeverLoggedIn)))
+        );
+        assert_eq!(
+            state(&s, "exempt"),
+            Some((Status::Active, None)),
+            "exempt from never-logged-in"
+        );
+
+        clock.advance(Duration::days(60)); // day 91: root last logged in on day 0
+        sweep(&s);
+        assert_eq!(
+            state(&s, "root"),
+            Some((Status::Disabled, Some(DisableReason::Inactive)))
+        );
+
+        clock.advance(Duration::days(20)); // day 111: 90 days after the expiry took effect
+        sweep(&s);
+        assert_eq!(state(&s, "ending").map(|x| x.0), Some(Status::Deleted));
+        assert_eq!(
+            state(&s, "never").map(|x| x.0),
+            Some(Status::Disabled),
+            "its 90 days end on day 120"
+        );
+        assert!(s.check(&admin).unwrap().problems.is_empty());
+
+        // And purged after the retention period; the trail keeps the story.
+        clock.advance(Duration::days(366));
+        sweep(&s);
+        assert_eq!(state(&s, "ending"), None);
+        let events = s
+            .audit_tail(
+                &admin,
+                &crate::service::integrity::AuditFilter {
+                    limit: 1000,
+                    target: Some("ending".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "user.create",
+                "lifecycle.disable",
+                "lifecycle.delete",
+                "lifecycle.purge"
+            ]
+        );
+        assert!(s.check(&admin).unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn one_pass_catches_up_after_downtime_as_of_each_due_date() {
+        let (s, clock, admin) = setup();
+        create(&s, &admin, "gone", 0, Some(5), true);
+        // The server was down for 120 days: expiry (day 6) and delete (day 96) both fell due.
+        clock.advance(Duration::days(120));
+        let done = sweep(&s);
+        let names: Vec<(&str, &str)> = done
+            .iter()
+            .map(|d| (d.username.as_str(), d.action.as_str()))
+            .collect();
+        assert!(
+            names.contains(&("gone", "disable (expired)")) && names.contains(&("gone", "delete")),
+            "{names:?}"
+        );
+        let account = s.store().account("gone").unwrap().unwrap();
+        assert_eq!(account.status, Status::Deleted);
+        assert_eq!(
+            account.disabled_at.map(|d| d.date_naive()),
+            Some(t0().date_naive() + Duration::days(6))
+        );
+        assert!(sweep(&s).is_empty(), "a second pass finds nothing");
+    }
+
+    #[test]
+    fn preview_lists_what_will_happen_and_changes_nothing() {
+        let (s, _clock, admin) = setup();
+        create(&s, &admin, "ending", 0, Some(20), true);
+        let until = s.today() + Duration::days(200);
+        let items = s.lifecycle_preview(&admin, until).unwrap();
+        let ending: Vec<&str> = items
+            .iter()
+            .filter(|i| i.username == "ending")
+            .map(|i| i.action.as_str())
+            .collect();
+        assert_eq!(
+            ending,
+            [
+                "warn sponsor (14 days left)",
+                "warn sponsor (7 days left)",
+                "warn sponsor (1 days left)",
+                "disable (expired)",
+                "delete"
+            ]
+        );
+        assert_eq!(state(&s, "ending"), Some((Status::Active, None)));
+    }
+}
