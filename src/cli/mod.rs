@@ -54,6 +54,12 @@ pub enum Command {
     /// What the lifecycle policies will do, and a pass now
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
+    /// Extension requests: ask, list, approve, deny
+    #[command(subcommand)]
+    Request(RequestCommand),
+    /// Reports (orphans: accounts nobody is accountable for)
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Every account as CSV or JSON on stdout
     Export {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
@@ -218,6 +224,39 @@ pub enum KeyCommand {
 pub enum PasswordCommand {
     /// Set a password: the new password on stdin (first line)
     Set { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// Ask for a later end date (the account itself, its sponsor, or an admin)
+    Extend {
+        name: String,
+        #[arg(long)]
+        end: String,
+        #[arg(long)]
+        reason: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve: the end date moves (the kind's maximum is checked again)
+    Approve { id: u64 },
+    Deny {
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Active non-employees without an active sponsor, missing end dates,
+    /// never-used accounts, unused keys
+    Orphans {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -645,6 +684,33 @@ pub fn run(
                 "nothing was due"
             };
             print_plan(out, &items, json, empty)
+        }
+        Command::Request(cmd) => match cmd {
+            RequestCommand::Extend { name, end, reason } => {
+                let end = parse_date(&end, today).map_err(Error::Invalid)?;
+                let r = services.request_extend(actor, &name, end, &reason)?;
+                writeln!(
+                    out,
+                    "request #{} to extend {name} to {end} is pending an admin's decision",
+                    r.id
+                )
+                .map_err(io)
+            }
+            RequestCommand::List { json } => {
+                print_requests(out, &services.request_list(actor)?, json)
+            }
+            RequestCommand::Approve { id } => {
+                let r = services.request_decide(actor, id, true, None)?;
+                writeln!(out, "approved #{id}: {} now ends {}", r.account, r.end_date).map_err(io)
+            }
+            RequestCommand::Deny { id, reason } => {
+                let r = services.request_decide(actor, id, false, Some(reason))?;
+                writeln!(out, "denied #{id} ({})", r.account).map_err(io)
+            }
+        },
+        Command::Report(ReportCommand::Orphans { json }) => {
+            let orphans = services.report_orphans(actor)?;
+            print_orphans(out, &orphans, json)
         }
         Command::Export { format } => {
             let accounts = services.export(actor)?;

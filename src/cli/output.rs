@@ -365,6 +365,57 @@ pub fn print_plan(
     write_table(out, &t)
 }
 
+pub fn print_requests(
+    out: &mut dyn Write,
+    requests: &[crate::service::requests::Request],
+    json: bool,
+) -> Result<()> {
+    if json {
+        return print_json(out, requests);
+    }
+    if requests.is_empty() {
+        return writeln!(out, "no requests").map_err(io);
+    }
+    let mut t = table(&[
+        "ID", "ACCOUNT", "KIND", "END", "STATUS", "BY", "AT", "REASON",
+    ]);
+    for r in requests {
+        t.add_row(vec![
+            format!("#{}", r.id),
+            r.account.clone(),
+            r.kind.clone(),
+            r.end_date.to_string(),
+            format!("{:?}", r.status).to_lowercase(),
+            r.requested_by.clone(),
+            r.requested_at.format("%Y-%m-%d %H:%M").to_string(),
+            r.reason.clone(),
+        ]);
+    }
+    write_table(out, &t)
+}
+
+pub fn print_orphans(
+    out: &mut dyn Write,
+    orphans: &[crate::service::reports::Orphan],
+    json: bool,
+) -> Result<()> {
+    if json {
+        return print_json(out, orphans);
+    }
+    if orphans.is_empty() {
+        return writeln!(out, "no orphans: every account is accounted for").map_err(io);
+    }
+    let mut t = table(&["ACCOUNT", "PROBLEM", "DETAIL"]);
+    for o in orphans {
+        t.add_row(vec![
+            o.username.clone(),
+            o.problem.clone(),
+            o.detail.clone(),
+        ]);
+    }
+    write_table(out, &t)
+}
+
 pub fn print_groups(out: &mut dyn Write, groups: &[GroupView], json: bool) -> Result<()> {
     if json {
         return print_json(out, groups);

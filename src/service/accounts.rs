@@ -149,6 +149,8 @@ impl Services {
         let input = AccountInput {
             kind: Some(input.kind.unwrap_or(Kind::Employee)),
             roles: Some(vec![Role::Admin]),
+            // The first admin is the way back in: no inactivity rule locks it out.
+            inactivity_exempt: Some(true),
             display_name: input.display_name.or_else(|| Some(admin.to_string())),
             email: input
                 .email
@@ -390,23 +392,7 @@ impl Services {
 
     pub fn extend(&self, actor: &Actor, name: &str, end: NaiveDate) -> Result<Account> {
         self.target(actor, Permission::ExtendAccount, name)?;
-        self.write(actor, |tx| {
-            let old = tx.load(name)?;
-            if old.status == Status::Deleted {
-                return Err(Error::Conflict(format!(
-                    "{name} is deleted: restore it first"
-                )));
-            }
-            if end < tx.today() {
-                return Err(Error::Invalid(format!("end date {end} is in the past")));
-            }
-            let mut new = lifecycle::extend(&old, end, tx.today());
-            validate_in(tx, name, &new, Some(&old), &[])?;
-            new.updated_at = tx.now;
-            new.updated_by = tx.actor.name.clone();
-            tx.put("user.extend", Some(&old), Some(new.clone()), None);
-            Ok(new)
-        })
+        self.write(actor, |tx| extend_in(tx, name, end, None))
     }
 
     pub fn show(&self, actor: &Actor, name: &str) -> Result<Account> {
@@ -538,6 +524,31 @@ pub(crate) fn create_group_in(
 }
 
 /// Validation that needs other records: uniqueness, sponsor, groups.
+/// Moves an account's end date inside a transaction (also used when an
+/// extension request is approved): re-checks the kind's maximum.
+pub(crate) fn extend_in(
+    tx: &mut Tx<'_>,
+    name: &str,
+    end: NaiveDate,
+    detail: Option<String>,
+) -> Result<Account> {
+    let old = tx.load(name)?;
+    if old.status == Status::Deleted {
+        return Err(Error::Conflict(format!(
+            "{name} is deleted: restore it first"
+        )));
+    }
+    if end < tx.today() {
+        return Err(Error::Invalid(format!("end date {end} is in the past")));
+    }
+    let mut new = lifecycle::extend(&old, end, tx.today());
+    validate_in(tx, name, &new, Some(&old), &[])?;
+    new.updated_at = tx.now;
+    new.updated_by = tx.actor.name.clone();
+    tx.put("user.extend", Some(&old), Some(new.clone()), detail);
+    Ok(new)
+}
+
 fn validate_in(
     tx: &Tx<'_>,
     name: &str,

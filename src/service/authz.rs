@@ -30,6 +30,8 @@ pub enum Permission {
     KillSession,
     ManageTotp,
     RunLifecycle,
+    RequestExtension,
+    DecideRequest,
 }
 
 impl Permission {
@@ -59,6 +61,8 @@ impl Permission {
             Permission::KillSession => "kill the sessions of",
             Permission::ManageTotp => "manage TOTP of",
             Permission::RunLifecycle => "run the lifecycle sweep",
+            Permission::RequestExtension => "request an extension for",
+            Permission::DecideRequest => "decide requests",
         }
     }
 }

@@ -105,16 +105,8 @@ impl Services {
             let Some(mut account) = self.store().account(&name)? else {
                 continue;
             };
-            for (date, days) in warnings(&account, policy, today) {
-                if date <= until {
-                    out.push(PreviewItem {
-                        username: name.clone(),
-                        date,
-                        action: format!("warn sponsor ({days} days left)"),
-                        why: format!("end date {}", account.end_date.unwrap_or(date)),
-                    });
-                }
-            }
+            let original = account.clone();
+            let first = out.len();
             for _ in 0..MAX_STEPS {
                 let Some(planned) = next_action(&account, policy) else {
                     break;
@@ -131,6 +123,18 @@ impl Services {
                 match simulate(&account, &planned) {
                     Some(next) => account = next,
                     None => break,
+                }
+            }
+            // Warnings only while the account is still active by then.
+            let cutoff = out.get(first).map(|p: &PreviewItem| p.date);
+            for (date, days) in warnings(&original, policy, today) {
+                if date <= until && cutoff.is_none_or(|c| date < c) {
+                    out.push(PreviewItem {
+                        username: name.clone(),
+                        date,
+                        action: format!("warn sponsor ({days} days left)"),
+                        why: format!("end date {}", original.end_date.unwrap_or(date)),
+                    });
                 }
             }
         }

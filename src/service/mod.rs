@@ -14,6 +14,8 @@ pub mod lifecycle;
 pub mod login;
 #[cfg(test)]
 mod proptests;
+pub mod reports;
+pub mod requests;
 pub mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -309,6 +311,7 @@ impl Services {
             groups: BTreeMap::new(),
             events: Vec::new(),
             meta: Vec::new(),
+            records: Vec::new(),
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
         };
@@ -318,6 +321,7 @@ impl Services {
             groups,
             mut events,
             meta,
+            records,
             ..
         } = tx;
         drop(index_guard);
@@ -336,6 +340,7 @@ impl Services {
             groups: groups.into_iter().collect(),
             audit: events,
             meta,
+            records,
         };
         self.store().commit(&batch)?;
         head.seq = seq;
@@ -410,6 +415,7 @@ pub(crate) struct Tx<'a> {
     groups: BTreeMap<String, Option<Group>>,
     events: Vec<AuditEvent>,
     meta: Vec<(String, Option<Vec<u8>>)>,
+    records: Vec<(crate::store::Collection, String, Option<Vec<u8>>)>,
     email_delta: HashMap<String, Option<String>>,
     fingerprint_delta: HashMap<String, Option<String>>,
 }
@@ -514,6 +520,20 @@ impl Tx<'_> {
 
     pub fn put_group(&mut self, name: &str, group: Option<Group>) {
         self.groups.insert(name.to_string(), group);
+    }
+
+    /// Stages a record of a smaller collection (a request, an outbox entry).
+    pub fn put_record<T: serde::Serialize>(
+        &mut self,
+        collection: crate::store::Collection,
+        key: &str,
+        value: Option<&T>,
+    ) -> Result<()> {
+        let bytes = value
+            .map(|v| serde_json::to_vec(v).map_err(|e| Error::Failed(format!("encode: {e}"))))
+            .transpose()?;
+        self.records.push((collection, key.to_string(), bytes));
+        Ok(())
     }
 
     pub fn meta_remove(&mut self, key: &str) {

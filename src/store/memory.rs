@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{audit_block_key, decode, encode, Result, Store, StoreError, WriteBatch};
+use super::{audit_block_key, decode, encode, Collection, Result, Store, StoreError, WriteBatch};
 use crate::domain::{Account, AuditEvent, Group};
 
 #[derive(Default)]
@@ -12,6 +12,7 @@ struct Inner {
     groups: BTreeMap<String, Vec<u8>>,
     audit: BTreeMap<[u8; 8], Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
+    records: BTreeMap<(Collection, String), Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -132,10 +133,31 @@ impl Store for MemoryStore {
         if let Some((k, v)) = audit {
             inner.audit.insert(k, v);
         }
+        for (c, k, v) in &batch.records {
+            put(&mut inner.records, (*c, k.clone()), v.clone());
+        }
         for (k, v) in &batch.meta {
             put(&mut inner.meta, k.clone(), v.clone());
         }
         Ok(())
+    }
+
+    fn record(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .lock()?
+            .records
+            .get(&(collection, key.to_string()))
+            .cloned())
+    }
+
+    fn records(&self, collection: Collection) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .lock()?
+            .records
+            .iter()
+            .filter(|((c, _), _)| *c == collection)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn size_on_disk(&self) -> u64 {

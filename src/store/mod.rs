@@ -37,6 +37,25 @@ pub struct WriteBatch {
     pub groups: Vec<(String, Option<Group>)>,
     pub audit: Vec<AuditEvent>,
     pub meta: Vec<(String, Option<Vec<u8>>)>,
+    /// Records of the smaller collections (requests, the notification outbox).
+    pub records: Vec<(Collection, String, Option<Vec<u8>>)>,
+}
+
+/// Collections besides accounts, groups and audit: each a sled tree of JSON values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Collection {
+    Requests,
+    Outbox,
+}
+
+impl Collection {
+    pub const ALL: [Collection; 2] = [Collection::Requests, Collection::Outbox];
+    pub fn tree_name(self) -> &'static str {
+        match self {
+            Collection::Requests => "requests",
+            Collection::Outbox => "outbox",
+        }
+    }
 }
 
 impl WriteBatch {
@@ -45,6 +64,7 @@ impl WriteBatch {
             && self.groups.is_empty()
             && self.audit.is_empty()
             && self.meta.is_empty()
+            && self.records.is_empty()
     }
 }
 
@@ -71,6 +91,9 @@ pub trait Store: Send + Sync {
     fn commit(&self, batch: &WriteBatch) -> Result<()>;
     /// Approximate size on disk in bytes (reports).
     fn size_on_disk(&self) -> u64;
+    fn record(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Every record of a collection, in key order.
+    fn records(&self, collection: Collection) -> Result<Vec<(String, Vec<u8>)>>;
 }
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {

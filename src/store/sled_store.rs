@@ -5,7 +5,7 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 
-use super::{audit_block_key, decode, encode, Result, Store, StoreError, WriteBatch};
+use super::{audit_block_key, decode, encode, Collection, Result, Store, StoreError, WriteBatch};
 use crate::domain::{Account, AuditEvent, Group};
 
 pub struct SledStore {
@@ -14,6 +14,8 @@ pub struct SledStore {
     groups: Tree,
     audit: Tree,
     meta: Tree,
+    requests: Tree,
+    outbox: Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -42,8 +44,19 @@ impl SledStore {
             groups: db.open_tree("groups").map_err(io)?,
             audit: db.open_tree("audit").map_err(io)?,
             meta: db.open_tree("meta").map_err(io)?,
+            requests: db.open_tree(Collection::Requests.tree_name()).map_err(io)?,
+            outbox: db.open_tree(Collection::Outbox.tree_name()).map_err(io)?,
             db,
         })
+    }
+}
+
+impl SledStore {
+    fn tree(&self, collection: Collection) -> &Tree {
+        match collection {
+            Collection::Requests => &self.requests,
+            Collection::Outbox => &self.outbox,
+        }
     }
 }
 
@@ -141,32 +154,50 @@ impl Store for SledStore {
             Some(key) => Some((key, encode(&batch.audit)?)),
             None => None,
         };
-        let result = (&self.accounts, &self.groups, &self.audit, &self.meta).transaction(
-            |(accounts_t, groups_t, audit_t, meta_t)| {
-                for (key, value) in &accounts {
-                    match value {
-                        Some(bytes) => accounts_t.insert(*key, bytes.as_slice())?,
-                        None => accounts_t.remove(*key)?,
-                    };
-                }
-                for (key, value) in &groups {
-                    match value {
-                        Some(bytes) => groups_t.insert(*key, bytes.as_slice())?,
-                        None => groups_t.remove(*key)?,
-                    };
-                }
-                if let Some((key, bytes)) = &audit {
-                    audit_t.insert(key, bytes.as_slice())?;
-                }
-                for (key, value) in &batch.meta {
-                    match value {
-                        Some(bytes) => meta_t.insert(key.as_str(), bytes.as_slice())?,
-                        None => meta_t.remove(key.as_str())?,
-                    };
-                }
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            },
-        );
+        let result = (
+            &self.accounts,
+            &self.groups,
+            &self.audit,
+            &self.meta,
+            &self.requests,
+            &self.outbox,
+        )
+            .transaction(
+                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t)| {
+                    for (collection, key, value) in &batch.records {
+                        let tree = match collection {
+                            Collection::Requests => requests_t,
+                            Collection::Outbox => outbox_t,
+                        };
+                        match value {
+                            Some(bytes) => tree.insert(key.as_str(), bytes.as_slice())?,
+                            None => tree.remove(key.as_str())?,
+                        };
+                    }
+                    for (key, value) in &accounts {
+                        match value {
+                            Some(bytes) => accounts_t.insert(*key, bytes.as_slice())?,
+                            None => accounts_t.remove(*key)?,
+                        };
+                    }
+                    for (key, value) in &groups {
+                        match value {
+                            Some(bytes) => groups_t.insert(*key, bytes.as_slice())?,
+                            None => groups_t.remove(*key)?,
+                        };
+                    }
+                    if let Some((key, bytes)) = &audit {
+                        audit_t.insert(key, bytes.as_slice())?;
+                    }
+                    for (key, value) in &batch.meta {
+                        match value {
+                            Some(bytes) => meta_t.insert(key.as_str(), bytes.as_slice())?,
+                            None => meta_t.remove(key.as_str())?,
+                        };
+                    }
+                    Ok::<(), ConflictableTransactionError<StoreError>>(())
+                },
+            );
         match result {
             Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -174,6 +205,24 @@ impl Store for SledStore {
         }
         self.db.flush().map_err(io)?;
         Ok(())
+    }
+
+    fn record(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree(collection)
+            .get(key)
+            .map_err(io)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn records(&self, collection: Collection) -> Result<Vec<(String, Vec<u8>)>> {
+        self.tree(collection)
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(io)?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
     }
 
     fn size_on_disk(&self) -> u64 {

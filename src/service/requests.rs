@@ -1,0 +1,214 @@
+//! Requests an admin decides: for now, extensions of an end date asked for by
+//! the account holder or its sponsor. Approval re-checks the kind's maximum and
+//! extends in the same transaction as the decision.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::accounts::extend_in;
+use super::authz::Permission;
+use super::{Actor, Error, Result, Services};
+use crate::domain::{Role, Status};
+use crate::store::Collection;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+    Denied,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    pub kind: String,
+    pub account: String,
+    pub end_date: NaiveDate,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub status: RequestStatus,
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    #[serde(default)]
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub decision_reason: Option<String>,
+}
+
+fn key(id: u64) -> String {
+    format!("{id:012}")
+}
+
+impl Services {
+    fn load_request(&self, id: u64) -> Result<Request> {
+        let bytes = self
+            .store()
+            .record(Collection::Requests, &key(id))?
+            .ok_or_else(|| Error::NotFound(format!("no request #{id}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Failed(format!("request #{id}: {e}")))
+    }
+
+    /// `request extend NAME --end DATE --reason TEXT`: by the account itself,
+    /// its sponsor, or an admin.
+    pub fn request_extend(
+        &self,
+        actor: &Actor,
+        name: &str,
+        end: NaiveDate,
+        reason: &str,
+    ) -> Result<Request> {
+        let account = self.store().account(name)?;
+        let may = actor.has(Role::Admin)
+            || account.as_ref().is_some_and(|a| {
+                actor.is_account
+                    && (a.username == actor.name
+                        || a.sponsor.as_deref() == Some(actor.name.as_str()))
+            });
+        if !may {
+            return Err(self.deny(actor, Permission::RequestExtension, Some(name)));
+        }
+        let account =
+            account.ok_or_else(|| Error::NotFound(format!("no account named '{name}'")))?;
+        if reason.trim().is_empty() {
+            return Err(Error::Invalid(
+                "a reason is required (--reason TEXT)".into(),
+            ));
+        }
+        if end < self.today() {
+            return Err(Error::Invalid(format!("end date {end} is in the past")));
+        }
+        if account.status == Status::Deleted {
+            return Err(Error::Conflict(format!("{name} is deleted")));
+        }
+        if account.end_date.is_some_and(|current| end <= current) {
+            return Err(Error::Invalid(format!(
+                "{end} is not later than the current end date {}",
+                account.end_date.unwrap_or(end)
+            )));
+        }
+        let pending = self
+            .request_all()?
+            .into_iter()
+            .any(|r| r.account == name && r.status == RequestStatus::Pending);
+        if pending {
+            return Err(Error::Conflict(format!(
+                "{name} already has a pending extension request"
+            )));
+        }
+        self.write(actor, |tx| {
+            let next: u64 = self
+                .store()
+                .meta("next_request_id")?
+                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+                .unwrap_or(1);
+            let request = Request {
+                id: next,
+                kind: "extend".into(),
+                account: name.to_string(),
+                end_date: end,
+                reason: reason.trim().to_string(),
+                requested_by: tx.actor.name.clone(),
+                requested_at: tx.now,
+                status: RequestStatus::Pending,
+                decided_by: None,
+                decided_at: None,
+                decision_reason: None,
+            };
+            tx.set_meta("next_request_id", &(next + 1).to_string());
+            tx.put_record(Collection::Requests, &key(next), Some(&request))?;
+            tx.event(
+                "request.create",
+                Some(name),
+                vec![],
+                Some(format!("#{next}: extend to {end}: {}", request.reason)),
+            );
+            Ok(request)
+        })
+    }
+
+    fn request_all(&self) -> Result<Vec<Request>> {
+        self.store()
+            .records(Collection::Requests)?
+            .into_iter()
+            .map(|(k, v)| {
+                serde_json::from_slice(&v).map_err(|e| Error::Failed(format!("request {k}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Admins and operators see every request; others the ones they made or that concern them.
+    pub fn request_list(&self, actor: &Actor) -> Result<Vec<Request>> {
+        let wide = actor.has(Role::Admin) || actor.has(Role::Operator);
+        Ok(self
+            .request_all()?
+            .into_iter()
+            .filter(|r| {
+                wide || (actor.is_account
+                    && (r.requested_by == actor.name || r.account == actor.name))
+            })
+            .collect())
+    }
+
+    pub fn request_decide(
+        &self,
+        actor: &Actor,
+        id: u64,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<Request> {
+        if !actor.has(Role::Admin) {
+            return Err(self.deny(actor, Permission::DecideRequest, None));
+        }
+        let request = self.load_request(id)?;
+        if request.status != RequestStatus::Pending {
+            return Err(Error::Conflict(
+                format!("request #{id} is already {:?}", request.status).to_lowercase(),
+            ));
+        }
+        if !approve && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            return Err(Error::Invalid(
+                "a reason is required to deny (--reason TEXT)".into(),
+            ));
+        }
+        self.write(actor, |tx| {
+            let mut decided = request.clone();
+            decided.status = if approve {
+                RequestStatus::Approved
+            } else {
+                RequestStatus::Denied
+            };
+            decided.decided_by = Some(tx.actor.name.clone());
+            decided.decided_at = Some(tx.now);
+            decided.decision_reason = reason.clone();
+            if approve {
+                extend_in(
+                    tx,
+                    &request.account,
+                    request.end_date,
+                    Some(format!("request #{id} approved")),
+                )?;
+            }
+            tx.put_record(Collection::Requests, &key(id), Some(&decided))?;
+            let verb = if approve {
+                "request.approve"
+            } else {
+                "request.deny"
+            };
+            tx.event(
+                verb,
+                Some(&request.account),
+                vec![],
+                Some(format!(
+                    "#{id}{}",
+                    reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                )),
+            );
+            Ok(decided)
+        })
+    }
+}
