@@ -283,8 +283,9 @@ mod tests {
         create(&s, &admin, "ending", 0, Some(20), true);
         create(&s, &admin, "never", 0, None, false);
         create(&s, &admin, "exempt", 0, None, true);
+        create(&s, &admin, "worker", 0, None, false);
         s.login_succeeded(
-            "root",
+            "worker",
             "127.0.0.1".parse().unwrap(),
             "publickey",
             None,
@@ -325,11 +326,16 @@ mod tests {
             "exempt from never-logged-in"
         );
 
-        clock.advance(Duration::days(60)); // day 91: root last logged in on day 0
+        clock.advance(Duration::days(60)); // day 91: worker last logged in on day 0
         sweep(&s);
         assert_eq!(
-            state(&s, "root"),
+            state(&s, "worker"),
             Some((Status::Disabled, Some(DisableReason::Inactive)))
+        );
+        assert_eq!(
+            state(&s, "root"),
+            Some((Status::Active, None)),
+            "the first admin is exempt"
         );
 
         clock.advance(Duration::days(20)); // day 111: 90 days after the expiry took effect
