@@ -162,6 +162,65 @@ pub struct NotifyConfig {
     /// Also tell the account holder (expiry warnings).
     #[serde(default)]
     pub notify_account: bool,
+    /// Email delivery; without it no mail is queued.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    /// JSON POSTs signed with HMAC-SHA256 (header `X-Tenure-Signature: sha256=HEX`).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+    /// Subject and body per event (created, expiry_warning, disabled, deleted),
+    /// with {placeholders}; the built-in text is used for events not listed.
+    #[serde(default)]
+    pub templates: BTreeMap<String, MessageTemplate>,
+    /// Seconds before the first retry of a failed delivery; doubles each time, capped at an hour.
+    #[serde(default = "default_retry")]
+    pub retry_seconds: u64,
+}
+
+fn default_retry() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    pub from: String,
+    /// "starttls" (required), or "plain" for a relay on this host.
+    #[serde(default = "default_security")]
+    pub security: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A file holding the SMTP password (never the password itself in the config).
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_security() -> String {
+    "starttls".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// A file holding the HMAC key.
+    pub secret_file: String,
+    /// Events to send (default: all).
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageTemplate {
+    pub subject: String,
+    pub body: String,
 }
 
 fn yes() -> bool {
@@ -460,6 +519,28 @@ impl Config {
         for recipient in &notify.recipients {
             validate_email(recipient)
                 .map_err(|e| fail(notify_span.clone(), format!("notify.recipients: {e}")))?;
+        }
+        if let Some(smtp) = &notify.smtp {
+            if !matches!(smtp.security.as_str(), "starttls" | "plain") {
+                return Err(fail(
+                    notify_span.clone(),
+                    format!(
+                        "notify.smtp.security: '{}' must be \"starttls\" or \"plain\"",
+                        smtp.security
+                    ),
+                ));
+            }
+        }
+        for name in notify.templates.keys() {
+            if !crate::domain::notice::EVENTS.contains(&name.as_str()) {
+                return Err(fail(
+                    notify_span.clone(),
+                    format!(
+                        "notify.templates.{name}: unknown event (known: {})",
+                        crate::domain::notice::EVENTS.join(", ")
+                    ),
+                ));
+            }
         }
         if raw.policy.password_min_length < 8 {
             return Err(ConfigError(format!(

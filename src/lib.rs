@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod hostkey;
+pub mod notify;
 pub mod service;
 pub mod ssh;
 pub mod store;

@@ -294,12 +294,30 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                 }
             }
         });
+        // The notification worker: delivers the outbox, retrying with backoff.
+        let courier = services.clone();
+        let sender = std::sync::Arc::new(tenure::notify::Sender::new(config));
+        let delivery = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let (s, d) = (courier.clone(), sender.clone());
+                match tokio::task::spawn_blocking(move || s.outbox_deliver(d.as_ref())).await {
+                    Ok(Ok((sent, failed))) if sent + failed > 0 => {
+                        tracing::info!(sent, failed, "notifications")
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "notification round failed"),
+                    _ => {}
+                }
+            }
+        });
         for addr in &server.addrs {
             println!("tenure listening on {addr} ({count} accounts, host key {fingerprint})");
         }
         shutdown_signal().await;
         println!("shutting down: closing sessions");
         scheduler.abort();
+        delivery.abort();
         server.shutdown("server shutting down").await;
         Ok::<(), ExitCode>(())
     })?;

@@ -60,6 +60,9 @@ pub enum Command {
     /// Reports (orphans: accounts nobody is accountable for)
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Notifications waiting to go out (the outbox)
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Every account as CSV or JSON on stdout
     Export {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
@@ -246,6 +249,17 @@ pub enum RequestCommand {
         id: u64,
         #[arg(long)]
         reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Pending and failed notices (with --all, also those sent this week)
+    Queue {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -711,6 +725,10 @@ pub fn run(
         Command::Report(ReportCommand::Orphans { json }) => {
             let orphans = services.report_orphans(actor)?;
             print_orphans(out, &orphans, json)
+        }
+        Command::Notify(NotifyCommand::Queue { all, json }) => {
+            let entries = services.notify_queue(actor, all)?;
+            print_outbox(out, &entries, json)
         }
         Command::Export { format } => {
             let accounts = services.export(actor)?;

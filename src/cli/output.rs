@@ -416,6 +416,47 @@ pub fn print_orphans(
     write_table(out, &t)
 }
 
+pub fn print_outbox(
+    out: &mut dyn Write,
+    entries: &[crate::service::notify::OutboxEntry],
+    json: bool,
+) -> Result<()> {
+    use crate::service::notify::Delivery;
+    if json {
+        return print_json(out, entries);
+    }
+    if entries.is_empty() {
+        return writeln!(out, "the outbox is empty: every notice went out").map_err(io);
+    }
+    let mut t = table(&[
+        "ID",
+        "EVENT",
+        "ACCOUNT",
+        "TO",
+        "STATE",
+        "TRIES",
+        "NEXT TRY",
+        "LAST ERROR",
+    ]);
+    for e in entries {
+        let to = match &e.delivery {
+            Delivery::Email { to, .. } => to.join(", "),
+            Delivery::Webhook { url, .. } => url.clone(),
+        };
+        t.add_row(vec![
+            format!("#{}", e.id),
+            e.event.clone(),
+            e.account.clone(),
+            to,
+            format!("{:?}", e.state).to_lowercase(),
+            e.attempts.to_string(),
+            e.next_attempt.format("%Y-%m-%d %H:%M:%S").to_string(),
+            e.last_error.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    write_table(out, &t)
+}
+
 pub fn print_groups(out: &mut dyn Write, groups: &[GroupView], json: bool) -> Result<()> {
     if json {
         return print_json(out, groups);

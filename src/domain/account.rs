@@ -174,6 +174,9 @@ pub struct Account {
     pub updated_by: String,
     #[serde(default)]
     pub last_login: Option<DateTime<Utc>>,
+    /// Expiry warnings already sent: (end date warned about, days before).
+    #[serde(default)]
+    pub warnings_sent: BTreeSet<(NaiveDate, u32)>,
 }
 
 impl Account {

@@ -245,6 +245,7 @@ mod tests {
             updated_at: now,
             updated_by: "admin".into(),
             last_login: None,
+            warnings_sent: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod dates;
 pub mod key;
 pub mod lifecycle;
+pub mod notice;
 pub mod plan;
 pub mod policy;
 pub mod validate;

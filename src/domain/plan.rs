@@ -185,6 +185,7 @@ mod tests {
             updated_at: created,
             updated_by: "x".into(),
             last_login: None,
+            warnings_sent: Default::default(),
         }
     }
 

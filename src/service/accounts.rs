@@ -366,6 +366,11 @@ impl Services {
             new.updated_at = tx.now;
             new.updated_by = tx.actor.name.clone();
             tx.put(action, Some(&old), Some(new.clone()), detail.clone());
+            match transition {
+                Transition::Disable { .. } => tx.notify("disabled", &new, &[])?,
+                Transition::Delete => tx.notify("deleted", &new, &[])?,
+                _ => {}
+            }
             Ok(new)
         })
     }
@@ -686,6 +691,7 @@ fn create_in_with(
         updated_at: now,
         updated_by: tx.actor.name.clone(),
         last_login: None,
+        warnings_sent: Default::default(),
     };
     // Explicit groups add to the template's.
     let explicit_groups = input.groups.clone();
@@ -716,6 +722,7 @@ fn create_in_with(
         )));
     }
     tx.put("user.create", None, Some(base.clone()), detail);
+    tx.notify("created", &base, &[])?;
     Ok(base)
 }
 

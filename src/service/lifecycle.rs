@@ -54,6 +54,84 @@ fn simulate(account: &Account, planned: &Planned) -> Option<Account> {
 }
 
 impl Services {
+    /// Expiry warnings: for accounts ending within the largest threshold, the
+    /// most urgent threshold reached and not yet warned about is sent once;
+    /// thresholds passed during downtime are marked as covered by it.
+    fn send_expiry_warnings(&self, actor: &Actor) -> Result<Vec<PreviewItem>> {
+        let today = self.today();
+        let thresholds = self.config().policy.expiry_warning_days.clone();
+        let Some(max) = thresholds.iter().copied().max() else {
+            return Ok(vec![]);
+        };
+        let names: Vec<String> = {
+            let guard = self.indexes()?;
+            let indexes = guard
+                .as_ref()
+                .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+            indexes
+                .by_end
+                .range(
+                    (today, String::new())
+                        ..=(
+                            today + Duration::days(i64::from(max)),
+                            "\u{10FFFF}".to_string(),
+                        ),
+                )
+                .map(|(_, n)| n.clone())
+                .collect()
+        };
+        let mut done = Vec::new();
+        for name in names {
+            let item = self.write(actor, |tx| {
+                let Some(account) = tx.get(&name)? else {
+                    return Ok(None);
+                };
+                let Some(end) = account.end_date else {
+                    return Ok(None);
+                };
+                if !matches!(account.status, Status::Active | Status::Staged) {
+                    return Ok(None);
+                }
+                let reached: Vec<u32> = thresholds
+                    .iter()
+                    .copied()
+                    .filter(|d| end - Duration::days(i64::from(*d)) <= tx.today())
+                    .filter(|d| !account.warnings_sent.contains(&(end, *d)))
+                    .collect();
+                let Some(most_urgent) = reached.iter().copied().min() else {
+                    return Ok(None);
+                };
+                let mut new = account.clone();
+                for d in &reached {
+                    new.warnings_sent.insert((end, *d));
+                }
+                let days_left = (end - tx.today()).num_days();
+                tx.stage(Some(&account), Some(new.clone()));
+                tx.event(
+                    "lifecycle.warn",
+                    Some(&name),
+                    vec![],
+                    Some(format!(
+                        "ends {end}: {days_left} days left ({most_urgent}-day warning)"
+                    )),
+                );
+                tx.notify(
+                    "expiry_warning",
+                    &new,
+                    &[("threshold", most_urgent.to_string())],
+                )?;
+                Ok(Some(PreviewItem {
+                    username: name.clone(),
+                    date: tx.today(),
+                    action: format!("warn sponsor ({days_left} days left)"),
+                    why: format!("end date {end}"),
+                }))
+            })?;
+            done.extend(item);
+        }
+        Ok(done)
+    }
+
     fn require_lifecycle(&self, actor: &Actor) -> Result<()> {
         if allowed(actor, Permission::RunLifecycle, None) {
             Ok(())
@@ -190,7 +268,7 @@ impl Services {
                     tx.put(
                         action,
                         Some(&account),
-                        new,
+                        new.clone(),
                         Some(format!(
                             "{} due {}: {}",
                             planned.action.describe(),
@@ -198,6 +276,13 @@ impl Services {
                             planned.why
                         )),
                     );
+                    if let Some(new) = &new {
+                        match planned.action {
+                            PlannedKind::Disable(_) => tx.notify("disabled", new, &[])?,
+                            PlannedKind::Delete => tx.notify("deleted", new, &[])?,
+                            _ => {}
+                        }
+                    }
                     Ok(Some(PreviewItem {
                         username: name.clone(),
                         date: planned.due,
@@ -211,6 +296,7 @@ impl Services {
                 }
             }
         }
+        done.extend(self.send_expiry_warnings(actor)?);
         Ok(done)
     }
 }

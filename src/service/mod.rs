@@ -12,6 +12,7 @@ pub mod index;
 pub mod integrity;
 pub mod lifecycle;
 pub mod login;
+pub mod notify;
 #[cfg(test)]
 mod proptests;
 pub mod reports;
@@ -312,6 +313,7 @@ impl Services {
             events: Vec::new(),
             meta: Vec::new(),
             records: Vec::new(),
+            outbox_next: None,
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
         };
@@ -416,6 +418,8 @@ pub(crate) struct Tx<'a> {
     events: Vec<AuditEvent>,
     meta: Vec<(String, Option<Vec<u8>>)>,
     records: Vec<(crate::store::Collection, String, Option<Vec<u8>>)>,
+    /// The next outbox id within this transaction.
+    outbox_next: Option<u64>,
     email_delta: HashMap<String, Option<String>>,
     fingerprint_delta: HashMap<String, Option<String>>,
 }

@@ -1,0 +1,131 @@
+//! Notifications as data: which events exist, who hears of them, and the
+//! text, rendered from templates with {placeholders}. Pure.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use super::account::Account;
+
+pub const EVENTS: [&str; 4] = ["created", "expiry_warning", "disabled", "deleted"];
+
+/// The values a template may use.
+pub fn variables(
+    account: &Account,
+    today: NaiveDate,
+    extra: &[(&str, String)],
+) -> BTreeMap<String, String> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let mut vars = BTreeMap::from([
+        ("username".to_string(), account.username.clone()),
+        ("display_name".to_string(), account.display_name.clone()),
+        ("email".to_string(), account.email.clone()),
+        ("kind".to_string(), account.kind.to_string()),
+        ("company".to_string(), opt(&account.company)),
+        ("sponsor".to_string(), opt(&account.sponsor)),
+        ("project".to_string(), opt(&account.project)),
+        ("start_date".to_string(), account.start_date.to_string()),
+        (
+            "end_date".to_string(),
+            account
+                .end_date
+                .map_or_else(|| "none".into(), |d| d.to_string()),
+        ),
+        (
+            "days_left".to_string(),
+            account
+                .end_date
+                .map_or_else(|| "-".into(), |d| (d - today).num_days().to_string()),
+        ),
+        (
+            "groups".to_string(),
+            account
+                .groups
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("status".to_string(), account.status.to_string()),
+        (
+            "reason".to_string(),
+            account
+                .disable_note
+                .clone()
+                .or(account.disable_reason.map(|r| r.to_string()))
+                .unwrap_or_default(),
+        ),
+    ]);
+    for (k, v) in extra {
+        vars.insert((*k).to_string(), v.clone());
+    }
+    vars
+}
+
+/// Replaces `{name}` with its value; unknown names stay as they are.
+pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) if vars.contains_key(&after[..close]) => {
+                out.push_str(&vars[&after[..close]]);
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The built-in subject and body of each event.
+pub fn default_template(event: &str) -> (&'static str, &'static str) {
+    match event {
+        "created" => (
+            "[tenure] account {username} created for {display_name}",
+            "A new account was created by {actor}.\n\n\
+             username:     {username}\n\
+             name:         {display_name}\n\
+             email:        {email}\n\
+             kind:         {kind}\n\
+             company:      {company}\n\
+             sponsor:      {sponsor}\n\
+             project:      {project}\n\
+             start date:   {start_date}\n\
+             end date:     {end_date}\n\
+             groups:       {groups}\n",
+        ),
+        "expiry_warning" => (
+            "[tenure] {username} ends in {days_left} days ({end_date})",
+            "The account {username} ({display_name}, {company}) ends on {end_date}, in {days_left} days.\n\n\
+             If the work continues, ask for an extension:\n\
+             \x20   ssh -p 2222 HOST request extend {username} --end YYYY-MM-DD --reason \"...\"\n",
+        ),
+        "disabled" => (
+            "[tenure] {username} disabled: {reason}",
+            "The account {username} ({display_name}, {company}) was disabled by {actor}.\nReason: {reason}\n",
+        ),
+        "deleted" => (
+            "[tenure] {username} deleted",
+            "The account {username} ({display_name}, {company}) was deleted by {actor}.\n",
+        ),
+        _ => ("[tenure] {username}", "{username}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_replaced_and_unknown_braces_kept() {
+        let vars = BTreeMap::from([("username".to_string(), "bob".to_string())]);
+        assert_eq!(render("hi {username}, {nope} {", &vars), "hi bob, {nope} {");
+    }
+}

@@ -1,0 +1,444 @@
+//! The notification outbox. A notice is queued in the same transaction as
+//! the change it reports, so it is never lost and never sent for a change
+//! that did not happen; a delivery worker sends it later, retrying with
+//! backoff. Sending never blocks or fails a user action.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::authz::{allowed, Permission};
+use super::{Actor, Error, Result, Services, Tx};
+use crate::domain::notice::{default_template, render, variables};
+use crate::domain::Account;
+use crate::store::Collection;
+
+/// After this many failed attempts an entry is marked failed and kept for people to see.
+pub const MAX_ATTEMPTS: u32 = 48;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "channel", rename_all = "lowercase")]
+pub enum Delivery {
+    Email {
+        to: Vec<String>,
+        subject: String,
+        body: String,
+    },
+    Webhook {
+        url: String,
+        secret_file: String,
+        payload: serde_json::Value,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    Pending,
+    Sent,
+    Failed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: u64,
+    pub event: String,
+    pub account: String,
+    pub created_at: DateTime<Utc>,
+    pub delivery: Delivery,
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub next_attempt: DateTime<Utc>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+fn key(id: u64) -> String {
+    format!("{id:012}")
+}
+
+/// Sends one delivery. Implemented by the notify front door (SMTP, HTTP);
+/// tests provide their own.
+pub trait Deliverer: Send + Sync {
+    fn deliver(&self, delivery: &Delivery) -> std::result::Result<(), String>;
+}
+
+impl Tx<'_> {
+    fn next_outbox_id(&mut self) -> Result<u64> {
+        let next = match self.outbox_next {
+            Some(n) => n,
+            None => self
+                .services
+                .store()
+                .meta("next_outbox_id")?
+                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+                .unwrap_or(1),
+        };
+        self.outbox_next = Some(next + 1);
+        self.set_meta("next_outbox_id", &(next + 1).to_string());
+        Ok(next)
+    }
+
+    fn enqueue(&mut self, event: &str, account: &str, delivery: Delivery) -> Result<()> {
+        let id = self.next_outbox_id()?;
+        let entry = OutboxEntry {
+            id,
+            event: event.to_string(),
+            account: account.to_string(),
+            created_at: self.now,
+            delivery,
+            state: OutboxState::Pending,
+            attempts: 0,
+            next_attempt: self.now,
+            last_error: None,
+            sent_at: None,
+        };
+        self.put_record(Collection::Outbox, &key(id), Some(&entry))
+    }
+
+    /// Queues the notices of `event` about `account`: email to the people the
+    /// config names, and every webhook that wants the event.
+    pub fn notify(
+        &mut self,
+        event: &str,
+        account: &Account,
+        extra: &[(&str, String)],
+    ) -> Result<()> {
+        let notify = self.config().notify.clone();
+        let mut extra: Vec<(&str, String)> = extra.to_vec();
+        extra.push(("actor", self.actor.name.clone()));
+        let vars = variables(account, self.today(), &extra);
+        if notify.smtp.is_some() {
+            let mut to: Vec<String> = Vec::new();
+            let sponsor_email = match (&account.sponsor, notify.notify_sponsor) {
+                (Some(s), true) => self.get(s)?.map(|a| a.email),
+                _ => None,
+            };
+            match event {
+                "expiry_warning" => {
+                    to.extend(sponsor_email.clone());
+                    if notify.notify_account {
+                        to.push(account.email.clone());
+                    }
+                    if to.is_empty() {
+                        to.extend(notify.recipients.iter().cloned());
+                    }
+                }
+                _ => {
+                    to.extend(notify.recipients.iter().cloned());
+                    to.extend(sponsor_email);
+                }
+            }
+            to.sort();
+            to.dedup();
+            if !to.is_empty() {
+                let (subject, body) = match notify.templates.get(event) {
+                    Some(t) => (t.subject.clone(), t.body.clone()),
+                    None => {
+                        let (s, b) = default_template(event);
+                        (s.to_string(), b.to_string())
+                    }
+                };
+                let delivery = Delivery::Email {
+                    to,
+                    subject: render(&subject, &vars),
+                    body: render(&body, &vars),
+                };
+                self.enqueue(event, &account.username, delivery)?;
+            }
+        }
+        for hook in &notify.webhooks {
+            if !hook.events.is_empty() && !hook.events.iter().any(|e| e == event) {
+                continue;
+            }
+            let payload = json!({
+                "event": event,
+                "at": self.now,
+                "actor": self.actor.name,
+                "account": {
+                    "username": account.username, "display_name": account.display_name, "email": account.email,
+                    "kind": account.kind, "company": account.company, "sponsor": account.sponsor,
+                    "project": account.project, "start_date": account.start_date, "end_date": account.end_date,
+                    "status": account.status, "disable_reason": account.disable_reason,
+                },
+                "details": vars,
+            });
+            let delivery = Delivery::Webhook {
+                url: hook.url.clone(),
+                secret_file: hook.secret_file.clone(),
+                payload,
+            };
+            self.enqueue(event, &account.username, delivery)?;
+        }
+        Ok(())
+    }
+}
+
+impl Services {
+    /// `notify queue`: entries not yet sent (and those given up on), oldest first.
+    pub fn notify_queue(&self, actor: &Actor, include_sent: bool) -> Result<Vec<OutboxEntry>> {
+        if !allowed(actor, Permission::ReadAudit, None) {
+            return Err(self.deny(actor, Permission::ReadAudit, None));
+        }
+        Ok(self
+            .outbox_all()?
+            .into_iter()
+            .filter(|e| include_sent || e.state != OutboxState::Sent)
+            .collect())
+    }
+
+    fn outbox_all(&self) -> Result<Vec<OutboxEntry>> {
+        self.store()
+            .records(Collection::Outbox)?
+            .into_iter()
+            .map(|(k, v)| {
+                serde_json::from_slice(&v).map_err(|e| Error::Failed(format!("outbox {k}: {e}")))
+            })
+            .collect()
+    }
+
+    /// One delivery round: sends every pending entry whose time has come.
+    /// Returns (sent, failed attempts).
+    pub fn outbox_deliver(&self, deliverer: &dyn Deliverer) -> Result<(usize, usize)> {
+        let now = self.now();
+        let retry = self.config().notify.retry_seconds.max(1) as i64;
+        let due: Vec<OutboxEntry> = self
+            .outbox_all()?
+            .into_iter()
+            .filter(|e| e.state == OutboxState::Pending && e.next_attempt <= now)
+            .collect();
+        let system = Actor::system("notify");
+        let (mut sent, mut failed) = (0, 0);
+        for mut entry in due {
+            let outcome = deliverer.deliver(&entry.delivery);
+            let now = self.now();
+            entry.attempts += 1;
+            match outcome {
+                Ok(()) => {
+                    entry.state = OutboxState::Sent;
+                    entry.sent_at = Some(now);
+                    entry.last_error = None;
+                    sent += 1;
+                }
+                Err(e) => {
+                    failed += 1;
+                    entry.last_error = Some(e);
+                    let backoff = retry
+                        .saturating_mul(1i64 << entry.attempts.saturating_sub(1).min(20))
+                        .min(3600);
+                    entry.next_attempt = now + Duration::seconds(backoff);
+                    if entry.attempts >= MAX_ATTEMPTS {
+                        entry.state = OutboxState::Failed;
+                    }
+                }
+            }
+            let gave_up = entry.state == OutboxState::Failed;
+            self.write(&system, |tx| {
+                tx.put_record(Collection::Outbox, &key(entry.id), Some(&entry))?;
+                if gave_up {
+                    tx.event(
+                        "notify.failed",
+                        Some(&entry.account),
+                        vec![],
+                        Some(format!(
+                            "{} #{}: {}",
+                            entry.event,
+                            entry.id,
+                            entry.last_error.clone().unwrap_or_default()
+                        )),
+                    );
+                }
+                Ok(())
+            })?;
+        }
+        // Sent entries are kept a week for `notify queue --all`, then dropped.
+        let old: Vec<u64> = self
+            .outbox_all()?
+            .into_iter()
+            .filter(|e| {
+                e.state == OutboxState::Sent
+                    && e.sent_at.is_some_and(|t| now - t > Duration::days(7))
+            })
+            .map(|e| e.id)
+            .collect();
+        if !old.is_empty() {
+            self.write(&system, |tx| {
+                for id in &old {
+                    tx.put_record::<OutboxEntry>(Collection::Outbox, &key(*id), None)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok((sent, failed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::config::{Config, EXAMPLE};
+    use crate::domain::{DisableReason, Kind};
+    use crate::service::accounts::AccountInput;
+    use crate::service::FixedClock;
+    use crate::store::MemoryStore;
+
+    /// Fails while `down` is set; records what it delivered.
+    #[derive(Default)]
+    struct Fake {
+        down: Mutex<bool>,
+        sent: Mutex<Vec<Delivery>>,
+    }
+
+    impl Deliverer for Fake {
+        fn deliver(&self, d: &Delivery) -> std::result::Result<(), String> {
+            if *self.down.lock().unwrap() {
+                return Err("connection refused".into());
+            }
+            self.sent.lock().unwrap().push(d.clone());
+            Ok(())
+        }
+    }
+
+    fn setup() -> (Services, Arc<FixedClock>, Actor) {
+        let text = format!(
+            "{EXAMPLE}\n[notify.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nfrom = \"tenure <t@x.io>\"\nsecurity = \"plain\"\n\n[[notify.webhooks]]\nurl = \"http://127.0.0.1:1/hook\"\nsecret_file = \"secret\"\nevents = [\"disabled\"]\n"
+        );
+        let config = Config::parse(&text, "test", std::path::Path::new("/tmp")).unwrap();
+        let clock = Arc::new(FixedClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
+        ));
+        let s = Services::new(
+            Arc::new(config),
+            Arc::new(MemoryStore::new()),
+            clock.clone(),
+        )
+        .unwrap();
+        let admin = Actor::local_operator();
+        s.initialize(
+            &admin,
+            "root",
+            AccountInput {
+                email: Some("root@x.io".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        (s, clock, admin)
+    }
+
+    fn bob(s: &Services, admin: &Actor, end_in: i64) {
+        let input = AccountInput {
+            email: Some("bob@x.io".into()),
+            display_name: Some("Bob Builder".into()),
+            kind: Some(Kind::Contractor),
+            company: Some("Acme".into()),
+            sponsor: Some("root".into()),
+            end_date: Some(s.today() + Duration::days(end_in)),
+            ..Default::default()
+        };
+        s.create(admin, "bob", input).unwrap();
+    }
+
+    #[test]
+    fn creation_queues_a_mail_with_the_details_to_recipients_and_sponsor() {
+        let (s, _clock, admin) = setup();
+        bob(&s, &admin, 90);
+        let queue = s.notify_queue(&admin, false).unwrap();
+        let created: Vec<&OutboxEntry> = queue
+            .iter()
+            .filter(|e| e.event == "created" && e.account == "bob")
+            .collect();
+        assert_eq!(
+            created.len(),
+            1,
+            "no webhook for 'created': that hook wants only 'disabled'"
+        );
+        let Delivery::Email { to, subject, body } = &created[0].delivery else {
+            panic!("not an email")
+        };
+        assert_eq!(
+            to,
+            &vec!["it-ops@example.com".to_string(), "root@x.io".to_string()]
+        );
+        assert!(
+            subject.contains("bob")
+                && body.contains("Bob Builder")
+                && body.contains("Acme")
+                && body.contains("contractor"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn mail_waits_while_the_server_is_down_and_goes_out_once_it_is_back() {
+        let (s, clock, admin) = setup();
+        bob(&s, &admin, 90);
+        s.disable(
+            &admin,
+            "bob",
+            DisableReason::Manual,
+            Some("contract ended".into()),
+        )
+        .unwrap();
+        let fake = Fake::default();
+        *fake.down.lock().unwrap() = true;
+        let (sent, failed) = s.outbox_deliver(&fake).unwrap();
+        assert_eq!(sent, 0);
+        assert!(failed >= 3, "created + disabled mail + disabled webhook");
+        let pending = s.notify_queue(&admin, false).unwrap();
+        assert!(pending
+            .iter()
+            .all(|e| e.attempts == 1 && e.last_error.as_deref() == Some("connection refused")));
+        // Not retried before its backoff.
+        *fake.down.lock().unwrap() = false;
+        assert_eq!(s.outbox_deliver(&fake).unwrap(), (0, 0));
+        clock.advance(Duration::seconds(31));
+        let (sent, failed) = s.outbox_deliver(&fake).unwrap();
+        assert_eq!((sent, failed), (pending.len(), 0));
+        assert!(s.notify_queue(&admin, false).unwrap().is_empty());
+        let sent = fake.sent.lock().unwrap();
+        assert!(sent.iter().any(|d| matches!(d, Delivery::Webhook { payload, .. } if payload["event"] == "disabled" && payload["account"]["username"] == "bob")));
+    }
+
+    #[test]
+    fn expiry_warnings_go_out_once_per_threshold_across_passes() {
+        let (s, clock, admin) = setup();
+        bob(&s, &admin, 20);
+        let system = Actor::system("lifecycle");
+        let warnings = |s: &Services| {
+            s.notify_queue(&admin, true)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.event == "expiry_warning")
+                .count()
+        };
+        clock.advance(Duration::days(6)); // 14 days left
+        s.lifecycle_run(&system, false).unwrap();
+        s.lifecycle_run(&system, false).unwrap();
+        assert_eq!(warnings(&s), 1);
+        // A "restart": a new service over the same store sends nothing twice.
+        let again = Services::new(
+            Arc::new(s.config().clone()),
+            s.inner.store.clone(),
+            clock.clone(),
+        )
+        .unwrap();
+        again.lifecycle_run(&system, false).unwrap();
+        assert_eq!(warnings(&again), 1);
+        clock.advance(Duration::days(13)); // 1 day left: the 7-day warning fell in the gap
+        again.lifecycle_run(&system, false).unwrap();
+        assert_eq!(
+            warnings(&again),
+            2,
+            "one warning for the most urgent threshold, not two"
+        );
+        let bob = again.load("bob").unwrap();
+        assert_eq!(bob.warnings_sent.len(), 3);
+    }
+}
