@@ -453,6 +453,7 @@ mod tests {
             actions,
             [
                 "user.create",
+                "lifecycle.warn",
                 "lifecycle.disable",
                 "lifecycle.delete",
                 "lifecycle.purge"
