@@ -19,11 +19,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # ssh-audit (PyPI) checks the server's algorithms as an auditor would.
-if [ ! -x .venv-test/bin/ssh-audit ]; then
+if [ ! -x .venv-test/bin/ssh-audit ] || ! .venv-test/bin/python -c "import aiosmtpd" 2>/dev/null; then
   python3 -m venv .venv-test
-  .venv-test/bin/pip install -q ssh-audit
+  .venv-test/bin/pip install -q ssh-audit aiosmtpd
 fi
 export SSH_AUDIT="$PWD/.venv-test/bin/ssh-audit"
+export TEST_PYTHON="$PWD/.venv-test/bin/python"
 
 cargo fmt --all -- --check
 cargo test --locked

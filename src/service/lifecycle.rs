@@ -510,3 +510,66 @@ mod tests {
         assert_eq!(state(&s, "ending"), Some((Status::Active, None)));
     }
 }
+
+#[cfg(test)]
+mod session_tests {
+    use std::sync::Arc;
+
+    use chrono::{Duration, TimeZone, Utc};
+
+    use crate::config::{Config, EXAMPLE};
+    use crate::domain::Kind;
+    use crate::service::accounts::AccountInput;
+    use crate::service::sessions::{Closing, SessionInfo, SessionKind};
+    use crate::service::{Actor, FixedClock, Services};
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn the_sweep_closes_the_live_session_of_an_account_that_expires() {
+        let config = Config::parse(EXAMPLE, "test", std::path::Path::new("/tmp")).unwrap();
+        let clock = Arc::new(FixedClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
+        ));
+        let s = Services::new(
+            Arc::new(config),
+            Arc::new(MemoryStore::new()),
+            clock.clone(),
+        )
+        .unwrap();
+        let admin = Actor::local_operator();
+        s.initialize(&admin, "root", AccountInput::default())
+            .unwrap();
+        let input = AccountInput {
+            email: Some("bob@x.io".into()),
+            display_name: Some("Bob".into()),
+            kind: Some(Kind::Contractor),
+            end_date: Some(s.today() + Duration::days(3)),
+            ..Default::default()
+        };
+        s.create(&admin, "bob", input).unwrap();
+        let now = s.now();
+        let ticket = s.session_open(SessionInfo {
+            id: 0,
+            account: "bob".into(),
+            address: "127.0.0.1".into(),
+            method: "publickey".into(),
+            fingerprint: None,
+            started: now,
+            last_input: now,
+            kind: SessionKind::Exec,
+            command: None,
+        });
+        clock.advance(Duration::days(3));
+        s.lifecycle_run(&Actor::system("lifecycle"), false).unwrap();
+        assert_eq!(
+            *ticket.closing.borrow(),
+            Closing::Open,
+            "the end date itself is still a working day"
+        );
+        clock.advance(Duration::days(1));
+        s.lifecycle_run(&Actor::system("lifecycle"), false).unwrap();
+        assert!(
+            matches!(&*ticket.closing.borrow(), Closing::Close(why) if why.contains("expired"))
+        );
+    }
+}
