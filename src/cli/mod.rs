@@ -17,8 +17,10 @@ use crate::service::{Actor, Error, Result, Services};
 
 pub use output::account_view;
 
-/// Longest stdin input we read (a key line, a password).
+/// Longest stdin input we read for a key line or a password…
 const STDIN_LIMIT: u64 = 64 * 1024;
+/// …and for a CSV import.
+const IMPORT_LIMIT: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -63,6 +65,12 @@ pub enum Command {
     /// Notifications waiting to go out (the outbox)
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Create accounts from CSV on stdin (the header names the columns, as `export` writes them)
+    Import {
+        /// Check every row, write nothing
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
     /// Every account as CSV or JSON on stdout
     Export {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
@@ -425,10 +433,162 @@ impl AccountArgs {
     }
 }
 
+/// Columns `export` writes that an import ignores (they describe state, not input).
+const EXPORT_ONLY: [&str; 5] = [
+    "status",
+    "disable_reason",
+    "keys",
+    "created_at",
+    "last_login",
+];
+
+/// CSV rows → account inputs. Errors name the line and the column.
+fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountInput)>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::Invalid(format!("cannot read the CSV header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if !headers.iter().any(|h| h == "username") {
+        return Err(Error::Invalid(
+            "the CSV header needs a 'username' column".into(),
+        ));
+    }
+    const KNOWN: [&str; 17] = [
+        "username",
+        "email",
+        "display_name",
+        "kind",
+        "company",
+        "sponsor",
+        "project",
+        "start_date",
+        "end_date",
+        "groups",
+        "roles",
+        "timezone",
+        "language",
+        "notes",
+        "template",
+        "inactivity_exempt",
+        "allowlist",
+    ];
+    for h in &headers {
+        if !KNOWN.contains(&h.as_str())
+            && !EXPORT_ONLY.contains(&h.as_str())
+            && !h.starts_with("field:")
+        {
+            return Err(Error::Invalid(format!(
+                "unknown column '{h}' (known: {}, field:NAME)",
+                KNOWN.join(", ")
+            )));
+        }
+    }
+    let today = services.today();
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = record.map_err(|e| Error::Invalid(format!("line {line}: {e}")))?;
+        let get = |col: &str| -> Option<String> {
+            headers
+                .iter()
+                .position(|h| h == col)
+                .and_then(|p| record.get(p))
+                .map(str::to_string)
+                .filter(|v| !v.is_empty())
+        };
+        let bad = |col: &str, e: String| Error::Invalid(format!("line {line}, column {col}: {e}"));
+        let list = |col: &str| {
+            get(col).map(|v| {
+                v.split(';')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let date = |col: &str| {
+            get(col)
+                .map(|v| parse_date(&v, today).map_err(|e| bad(col, e)))
+                .transpose()
+        };
+        let username = get("username")
+            .ok_or_else(|| Error::Invalid(format!("line {line}: username is empty")))?;
+        let kind = get("kind")
+            .map(|v| v.parse::<Kind>().map_err(|e| bad("kind", e)))
+            .transpose()?;
+        let roles = list("roles")
+            .map(|v| {
+                v.iter()
+                    .map(|r| r.parse::<Role>().map_err(|e| bad("roles", e)))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
+        let allowlist = list("allowlist")
+            .map(|v| {
+                v.iter()
+                    .map(|n| {
+                        crate::service::credentials::parse_cidr(n)
+                            .map_err(|e| bad("allowlist", e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
+        let inactivity_exempt = get("inactivity_exempt")
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" => Ok(true),
+                "false" | "no" | "0" => Ok(false),
+                other => Err(bad(
+                    "inactivity_exempt",
+                    format!("'{other}' is not true or false"),
+                )),
+            })
+            .transpose()?;
+        let mut fields = BTreeMap::new();
+        for (pos, h) in headers.iter().enumerate() {
+            if let (Some(name), Some(value)) = (h.strip_prefix("field:"), record.get(pos)) {
+                if !value.is_empty() {
+                    fields.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+        rows.push((
+            username,
+            AccountInput {
+                display_name: get("display_name"),
+                email: get("email"),
+                kind,
+                company: get("company"),
+                sponsor: get("sponsor"),
+                project: get("project"),
+                start_date: date("start_date")?,
+                end_date: date("end_date")?,
+                groups: list("groups"),
+                roles,
+                fields,
+                template: get("template"),
+                timezone: get("timezone"),
+                language: get("language"),
+                notes: get("notes"),
+                inactivity_exempt,
+                allowlist,
+            },
+        ));
+    }
+    Ok(rows)
+}
+
 fn read_stdin(input: &mut dyn Read) -> Result<String> {
+    read_stdin_up_to(input, STDIN_LIMIT)
+}
+
+fn read_stdin_up_to(input: &mut dyn Read, limit: u64) -> Result<String> {
     let mut text = String::new();
     input
-        .take(STDIN_LIMIT)
+        .take(limit)
         .read_to_string(&mut text)
         .map_err(|e| Error::Invalid(format!("cannot read stdin: {e}")))?;
     Ok(text)
@@ -729,6 +889,20 @@ pub fn run(
         Command::Notify(NotifyCommand::Queue { all, json }) => {
             let entries = services.notify_queue(actor, all)?;
             print_outbox(out, &entries, json)
+        }
+        Command::Import { dry_run } => {
+            let text = read_stdin_up_to(input, IMPORT_LIMIT)?;
+            let rows = parse_import(services, &text)?;
+            let n = services.import(actor, &rows, dry_run)?;
+            if dry_run {
+                writeln!(
+                    out,
+                    "{n} row(s) valid; nothing written (drop --dry-run to import)"
+                )
+                .map_err(io)
+            } else {
+                writeln!(out, "imported {n} account(s)").map_err(io)
+            }
         }
         Command::Export { format } => {
             let accounts = services.export(actor)?;

@@ -295,6 +295,17 @@ impl Services {
         actor: &Actor,
         build: impl FnOnce(&mut Tx<'_>) -> Result<T>,
     ) -> Result<T> {
+        self.write_or_try(actor, false, build)
+    }
+
+    /// Like `write`, but with `dry_run` the transaction is built and checked
+    /// in full, then dropped: nothing is written.
+    pub(crate) fn write_or_try<T>(
+        &self,
+        actor: &Actor,
+        dry_run: bool,
+        build: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
         // Indexes must exist before we take the writer lock (building takes the index lock).
         drop(self.indexes()?);
         let mut head = self.lock_writer()?;
@@ -318,6 +329,9 @@ impl Services {
             fingerprint_delta: HashMap::new(),
         };
         let value = build(&mut tx)?;
+        if dry_run {
+            return Ok(value);
+        }
         let Tx {
             accounts,
             groups,

@@ -19,7 +19,7 @@ use crate::service::sessions::{SessionInfo, SessionKind, SessionTicket};
 use crate::service::{Actor, Error, Services, Source};
 
 /// Most bytes of stdin an exec command may send (a key line, a password, a CSV).
-const STDIN_LIMIT: usize = 8 * 1024 * 1024;
+const STDIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The exec grammar: the same `Command` as the offline CLI.
 #[derive(Debug, Parser)]
