@@ -15,6 +15,98 @@ use crate::domain::{Account, Status};
 
 /// Safety net: no account takes more steps than this in one pass.
 const MAX_STEPS: usize = 4;
+/// Due accounts per transaction (and flush).
+const CHUNK: usize = 500;
+
+/// Sends the most urgent expiry warning due for one account, if any.
+fn warn_one(tx: &mut super::Tx<'_>, name: &str, thresholds: &[u32]) -> Result<Option<PreviewItem>> {
+    let Some(account) = tx.get(&name)? else {
+        return Ok(None);
+    };
+    let Some(end) = account.end_date else {
+        return Ok(None);
+    };
+    if !matches!(account.status, Status::Active | Status::Staged) {
+        return Ok(None);
+    }
+    let reached: Vec<u32> = thresholds
+        .iter()
+        .copied()
+        .filter(|d| end - Duration::days(i64::from(*d)) <= tx.today())
+        .filter(|d| !account.warnings_sent.contains(&(end, *d)))
+        .collect();
+    let Some(most_urgent) = reached.iter().copied().min() else {
+        return Ok(None);
+    };
+    let mut new = account.clone();
+    for d in &reached {
+        new.warnings_sent.insert((end, *d));
+    }
+    let days_left = (end - tx.today()).num_days();
+    tx.stage(Some(&account), Some(new.clone()));
+    tx.event(
+        "lifecycle.warn",
+        Some(name),
+        vec![],
+        Some(format!(
+            "ends {end}: {days_left} days left ({most_urgent}-day warning)"
+        )),
+    );
+    tx.notify(
+        "expiry_warning",
+        &new,
+        &[("threshold", most_urgent.to_string())],
+    )?;
+    Ok(Some(PreviewItem {
+        username: name.to_string(),
+        date: tx.today(),
+        action: format!("warn sponsor ({days_left} days left)"),
+        why: format!("end date {end}"),
+    }))
+}
+
+/// Applies the next due action of one account, if any, within `tx`.
+fn apply_due_step(tx: &mut super::Tx<'_>, name: &str) -> Result<Option<PreviewItem>> {
+    let Some(account) = tx.get(name)? else {
+        return Ok(None);
+    };
+    let Some(planned) = next_action(&account, &tx.config().policy) else {
+        return Ok(None);
+    };
+    if planned.due > tx.today() {
+        return Ok(None);
+    }
+    let action = match planned.action {
+        PlannedKind::Activate => "lifecycle.activate",
+        PlannedKind::Disable(_) => "lifecycle.disable",
+        PlannedKind::Delete => "lifecycle.delete",
+        PlannedKind::Purge => "lifecycle.purge",
+    };
+    let new = simulate(&account, &planned).map(|mut new| {
+        new.updated_by = tx.actor.name.clone();
+        new
+    });
+    let detail = format!(
+        "{} due {}: {}",
+        planned.action.describe(),
+        planned.due,
+        planned.why
+    );
+    tx.put(action, Some(&account), new.clone(), Some(detail));
+    if let Some(new) = &new {
+        match planned.action {
+            PlannedKind::Disable(_) => tx.notify("disabled", new, &[])?,
+            PlannedKind::Delete => tx.notify("deleted", new, &[])?,
+            _ => {}
+        }
+    }
+    Ok(Some(PreviewItem {
+        username: name.to_string(),
+        date: planned.due,
+        action: planned.action.describe(),
+        why: planned.why,
+    }))
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PreviewItem {
@@ -81,53 +173,15 @@ impl Services {
                 .collect()
         };
         let mut done = Vec::new();
-        for name in names {
-            let item = self.write(actor, |tx| {
-                let Some(account) = tx.get(&name)? else {
-                    return Ok(None);
-                };
-                let Some(end) = account.end_date else {
-                    return Ok(None);
-                };
-                if !matches!(account.status, Status::Active | Status::Staged) {
-                    return Ok(None);
+        for chunk in names.chunks(CHUNK) {
+            let items = self.write(actor, |tx| {
+                let mut items = Vec::new();
+                for name in chunk {
+                    items.extend(warn_one(tx, name, &thresholds)?);
                 }
-                let reached: Vec<u32> = thresholds
-                    .iter()
-                    .copied()
-                    .filter(|d| end - Duration::days(i64::from(*d)) <= tx.today())
-                    .filter(|d| !account.warnings_sent.contains(&(end, *d)))
-                    .collect();
-                let Some(most_urgent) = reached.iter().copied().min() else {
-                    return Ok(None);
-                };
-                let mut new = account.clone();
-                for d in &reached {
-                    new.warnings_sent.insert((end, *d));
-                }
-                let days_left = (end - tx.today()).num_days();
-                tx.stage(Some(&account), Some(new.clone()));
-                tx.event(
-                    "lifecycle.warn",
-                    Some(&name),
-                    vec![],
-                    Some(format!(
-                        "ends {end}: {days_left} days left ({most_urgent}-day warning)"
-                    )),
-                );
-                tx.notify(
-                    "expiry_warning",
-                    &new,
-                    &[("threshold", most_urgent.to_string())],
-                )?;
-                Ok(Some(PreviewItem {
-                    username: name.clone(),
-                    date: tx.today(),
-                    action: format!("warn sponsor ({days_left} days left)"),
-                    why: format!("end date {end}"),
-                }))
+                Ok(items)
             })?;
-            done.extend(item);
+            done.extend(items);
         }
         Ok(done)
     }
@@ -239,62 +293,23 @@ impl Services {
                 .map(|(_, n)| n.clone())
                 .collect()
         };
+        // Due accounts are handled in chunks: one transaction and one flush
+        // per chunk, each account's steps with their own audit events.
         let mut done = Vec::new();
-        for name in due {
-            for _ in 0..MAX_STEPS {
-                let step = self.write(actor, |tx| {
-                    let Some(account) = tx.get(&name)? else {
-                        return Ok(None);
-                    };
-                    let Some(planned) = next_action(&account, &tx.config().policy) else {
-                        return Ok(None);
-                    };
-                    if planned.due > tx.today() {
-                        return Ok(None);
-                    }
-                    let (action, new) = match simulate(&account, &planned) {
-                        Some(mut new) => {
-                            new.updated_by = tx.actor.name.clone();
-                            let action = match planned.action {
-                                PlannedKind::Activate => "lifecycle.activate",
-                                PlannedKind::Disable(_) => "lifecycle.disable",
-                                PlannedKind::Delete => "lifecycle.delete",
-                                PlannedKind::Purge => "lifecycle.purge",
-                            };
-                            (action, Some(new))
-                        }
-                        None => ("lifecycle.purge", None),
-                    };
-                    tx.put(
-                        action,
-                        Some(&account),
-                        new.clone(),
-                        Some(format!(
-                            "{} due {}: {}",
-                            planned.action.describe(),
-                            planned.due,
-                            planned.why
-                        )),
-                    );
-                    if let Some(new) = &new {
-                        match planned.action {
-                            PlannedKind::Disable(_) => tx.notify("disabled", new, &[])?,
-                            PlannedKind::Delete => tx.notify("deleted", new, &[])?,
-                            _ => {}
+        for chunk in due.chunks(CHUNK) {
+            let items = self.write(actor, |tx| {
+                let mut items = Vec::new();
+                for name in chunk {
+                    for _ in 0..MAX_STEPS {
+                        match apply_due_step(tx, name)? {
+                            Some(item) => items.push(item),
+                            None => break,
                         }
                     }
-                    Ok(Some(PreviewItem {
-                        username: name.clone(),
-                        date: planned.due,
-                        action: planned.action.describe(),
-                        why: planned.why,
-                    }))
-                })?;
-                match step {
-                    Some(item) => done.push(item),
-                    None => break,
                 }
-            }
+                Ok(items)
+            })?;
+            done.extend(items);
         }
         done.extend(self.send_expiry_warnings(actor)?);
         Ok(done)
