@@ -28,7 +28,7 @@ fn main() {
         .replace("never_logged_in_days = 30", "never_logged_in_days = 0");
     let config = Config::parse(&text, "bench", dir.path()).expect("config");
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("data")).expect("open"));
-    let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).expect("time")));
+    let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).single().expect("time")));
     let services = Services::new(Arc::new(config), store, clock.clone()).expect("services");
     let admin = Actor::local_operator();
     services.initialize(&admin, "root", AccountInput::default()).expect("init");
