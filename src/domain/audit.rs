@@ -166,8 +166,27 @@ pub fn redacted(account: &Account) -> Value {
     value
 }
 
-/// Field-by-field differences between two versions of an account.
+/// Field-by-field differences between two versions of an account. A
+/// creation (or purge) is one change carrying the whole record, which keeps
+/// bulk imports' audit blocks compact.
 pub fn diff(old: Option<&Account>, new: Option<&Account>) -> Vec<Change> {
+    match (old, new) {
+        (None, Some(created)) => {
+            return vec![Change {
+                field: "account".into(),
+                old: Value::Null,
+                new: redacted(created),
+            }]
+        }
+        (Some(gone), None) => {
+            return vec![Change {
+                field: "account".into(),
+                old: redacted(gone),
+                new: Value::Null,
+            }]
+        }
+        _ => {}
+    }
     let empty = serde_json::Map::new();
     let old_v = old.map(redacted).unwrap_or(Value::Null);
     let new_v = new.map(redacted).unwrap_or(Value::Null);

@@ -671,7 +671,7 @@ fn create_in_with(
     detail: Option<String>,
 ) -> Result<Account> {
     validate_username(name).map_err(Error::Invalid)?;
-    if tx.get(name)?.is_some() {
+    if tx.exists(name) {
         return Err(Error::Conflict(format!(
             "an account named '{name}' already exists"
         )));

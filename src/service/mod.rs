@@ -455,6 +455,14 @@ impl Tx<'_> {
         }
     }
 
+    /// Whether an account of that name exists, from the index (no store read).
+    pub fn exists(&self, name: &str) -> bool {
+        match self.accounts.get(name) {
+            Some((_, staged)) => staged.is_some(),
+            None => self.indexes.usernames.contains(name),
+        }
+    }
+
     pub fn load(&self, name: &str) -> Result<Account> {
         self.get(name)?
             .ok_or_else(|| Error::NotFound(format!("no account named '{name}'")))
