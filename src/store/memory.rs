@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{audit_block_key, decode, encode, Collection, Result, Store, StoreError, WriteBatch};
+use super::{audit_blocks, decode, encode, Collection, Result, Store, StoreError, WriteBatch};
 use crate::domain::{Account, AuditEvent, Group};
 
 #[derive(Default)]
@@ -119,10 +119,7 @@ impl Store for MemoryStore {
         for (k, v) in &batch.groups {
             groups.push((k.clone(), v.as_ref().map(encode).transpose()?));
         }
-        let audit = match audit_block_key(&batch.audit) {
-            Some(key) => Some((key, encode(&batch.audit)?)),
-            None => None,
-        };
+        let audit = audit_blocks(&batch.audit)?;
         let mut inner = self.lock()?;
         for (k, v) in accounts {
             put(&mut inner.accounts, k, v);
@@ -130,7 +127,7 @@ impl Store for MemoryStore {
         for (k, v) in groups {
             put(&mut inner.groups, k, v);
         }
-        if let Some((k, v)) = audit {
+        for (k, v) in audit {
             inner.audit.insert(k, v);
         }
         for (c, k, v) in &batch.records {

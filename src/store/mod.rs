@@ -107,9 +107,17 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) ->
     })
 }
 
-/// Audit events are stored in blocks, one key per committed batch (keyed by
-/// the first event's sequence number), so a bulk change of 1,000 accounts
-/// writes one audit key, not 1,000.
-pub(crate) fn audit_block_key(events: &[AuditEvent]) -> Option<[u8; 8]> {
-    events.first().map(|e| e.seq.to_be_bytes())
+/// Most events in one audit block: large enough that a bulk change writes few
+/// keys, small enough that sled does not copy huge values around.
+pub(crate) const AUDIT_BLOCK: usize = 64;
+
+/// Audit events are stored in blocks of up to `AUDIT_BLOCK` consecutive
+/// events, keyed by the first event's sequence number, so a bulk change of
+/// 1,000 accounts writes 16 audit keys, not 1,000.
+pub(crate) fn audit_blocks(events: &[AuditEvent]) -> Result<Vec<([u8; 8], Vec<u8>)>> {
+    events
+        .chunks(AUDIT_BLOCK)
+        .filter_map(|chunk| chunk.first().map(|first| (first.seq.to_be_bytes(), chunk)))
+        .map(|(key, chunk)| Ok((key, encode(&chunk)?)))
+        .collect()
 }

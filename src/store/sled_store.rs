@@ -5,7 +5,7 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 
-use super::{audit_block_key, decode, encode, Collection, Result, Store, StoreError, WriteBatch};
+use super::{audit_blocks, decode, encode, Collection, Result, Store, StoreError, WriteBatch};
 use crate::domain::{Account, AuditEvent, Group};
 
 pub struct SledStore {
@@ -150,10 +150,7 @@ impl Store for SledStore {
             .iter()
             .map(|(k, v)| Ok((k.as_str(), v.as_ref().map(encode).transpose()?)))
             .collect::<Result<_>>()?;
-        let audit = match audit_block_key(&batch.audit) {
-            Some(key) => Some((key, encode(&batch.audit)?)),
-            None => None,
-        };
+        let audit = audit_blocks(&batch.audit)?;
         let result = (
             &self.accounts,
             &self.groups,
@@ -186,7 +183,7 @@ impl Store for SledStore {
                             None => groups_t.remove(*key)?,
                         };
                     }
-                    if let Some((key, bytes)) = &audit {
+                    for (key, bytes) in &audit {
                         audit_t.insert(key, bytes.as_slice())?;
                     }
                     for (key, value) in &batch.meta {
