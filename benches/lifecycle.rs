@@ -104,6 +104,6 @@ fn main() {
         done.len(),
         t.elapsed().as_secs_f64()
     );
-    let queued = services.notify_queue(&admin, false).expect("queue").len();
+    let queued = services.notify_queue(&admin).expect("queue").len();
     println!("notices queued by these passes (and the creations): {queued}");
 }

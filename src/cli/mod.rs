@@ -262,10 +262,8 @@ pub enum RequestCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum NotifyCommand {
-    /// Pending and failed notices (with --all, also those sent this week)
+    /// Notices not yet sent (pending, with their last error) and those given up on
     Queue {
-        #[arg(long)]
-        all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -886,8 +884,8 @@ pub fn run(
             let orphans = services.report_orphans(actor)?;
             print_orphans(out, &orphans, json)
         }
-        Command::Notify(NotifyCommand::Queue { all, json }) => {
-            let entries = services.notify_queue(actor, all)?;
+        Command::Notify(NotifyCommand::Queue { json }) => {
+            let entries = services.notify_queue(actor)?;
             print_outbox(out, &entries, json)
         }
         Command::Import { dry_run } => {

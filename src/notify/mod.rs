@@ -20,6 +20,8 @@ pub const SIGNATURE_HEADER: &str = "X-Tenure-Signature";
 pub struct Sender {
     smtp: Option<SmtpConfig>,
     base_dir: PathBuf,
+    /// Built once: its pool keeps SMTP connections open between messages.
+    transport: std::sync::OnceLock<Result<SmtpTransport, String>>,
 }
 
 impl Sender {
@@ -27,6 +29,7 @@ impl Sender {
         Sender {
             smtp: config.notify.smtp.clone(),
             base_dir: config.base_dir.clone(),
+            transport: std::sync::OnceLock::new(),
         }
     }
 
@@ -56,7 +59,19 @@ impl Sender {
         let message = builder
             .body(body.to_string())
             .map_err(|e| format!("cannot build the message: {e}"))?;
-        let mut transport = match smtp.security.as_str() {
+        let transport = self
+            .transport
+            .get_or_init(|| self.build_transport(smtp))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        transport
+            .send(&message)
+            .map(|_| ())
+            .map_err(|e| format!("smtp {}:{}: {e}", smtp.host, smtp.port))
+    }
+
+    fn build_transport(&self, smtp: &SmtpConfig) -> Result<SmtpTransport, String> {
+        let mut builder = match smtp.security.as_str() {
             "plain" => SmtpTransport::builder_dangerous(&smtp.host),
             _ => SmtpTransport::starttls_relay(&smtp.host)
                 .map_err(|e| format!("smtp {}: {e}", smtp.host))?,
@@ -68,13 +83,9 @@ impl Sender {
                 Some(f) => self.read_secret(f)?,
                 None => String::new(),
             };
-            transport = transport.credentials(Credentials::new(user.clone(), password));
+            builder = builder.credentials(Credentials::new(user.clone(), password));
         }
-        transport
-            .build()
-            .send(&message)
-            .map(|_| ())
-            .map_err(|e| format!("smtp {}:{}: {e}", smtp.host, smtp.port))
+        Ok(builder.build())
     }
 
     fn webhook(

@@ -177,16 +177,12 @@ impl Tx<'_> {
 }
 
 impl Services {
-    /// `notify queue`: entries not yet sent (and those given up on), oldest first.
-    pub fn notify_queue(&self, actor: &Actor, include_sent: bool) -> Result<Vec<OutboxEntry>> {
+    /// `notify queue`: entries not yet sent, and those given up on, oldest first.
+    pub fn notify_queue(&self, actor: &Actor) -> Result<Vec<OutboxEntry>> {
         if !allowed(actor, Permission::ReadAudit, None) {
             return Err(self.deny(actor, Permission::ReadAudit, None));
         }
-        Ok(self
-            .outbox_all()?
-            .into_iter()
-            .filter(|e| include_sent || e.state != OutboxState::Sent)
-            .collect())
+        Ok(self.outbox_all()?.into_iter().collect())
     }
 
     fn outbox_all(&self) -> Result<Vec<OutboxEntry>> {
@@ -199,78 +195,74 @@ impl Services {
             .collect()
     }
 
-    /// One delivery round: sends every pending entry whose time has come.
-    /// Returns (sent, failed attempts).
+    /// One delivery round: sends up to `ROUND` pending entries whose time has
+    /// come, then records the outcomes in one transaction. A sent entry leaves
+    /// the outbox; a failed one waits for its backoff. Delivery is at least
+    /// once: a crash between sending and recording sends again.
     pub fn outbox_deliver(&self, deliverer: &dyn Deliverer) -> Result<(usize, usize)> {
+        const ROUND: usize = 500;
         let now = self.now();
         let retry = self.config().notify.retry_seconds.max(1) as i64;
         let due: Vec<OutboxEntry> = self
             .outbox_all()?
             .into_iter()
             .filter(|e| e.state == OutboxState::Pending && e.next_attempt <= now)
+            .take(ROUND)
             .collect();
-        let system = Actor::system("notify");
-        let (mut sent, mut failed) = (0, 0);
+        if due.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut outcomes = Vec::with_capacity(due.len());
         for mut entry in due {
             let outcome = deliverer.deliver(&entry.delivery);
-            let now = self.now();
             entry.attempts += 1;
             match outcome {
                 Ok(()) => {
                     entry.state = OutboxState::Sent;
-                    entry.sent_at = Some(now);
+                    entry.sent_at = Some(self.now());
                     entry.last_error = None;
-                    sent += 1;
                 }
                 Err(e) => {
-                    failed += 1;
                     entry.last_error = Some(e);
                     let backoff = retry
                         .saturating_mul(1i64 << entry.attempts.saturating_sub(1).min(20))
                         .min(3600);
-                    entry.next_attempt = now + Duration::seconds(backoff);
+                    entry.next_attempt = self.now() + Duration::seconds(backoff);
                     if entry.attempts >= MAX_ATTEMPTS {
                         entry.state = OutboxState::Failed;
                     }
                 }
             }
-            let gave_up = entry.state == OutboxState::Failed;
-            self.write(&system, |tx| {
-                tx.put_record(Collection::Outbox, &key(entry.id), Some(&entry))?;
-                if gave_up {
-                    tx.event(
-                        "notify.failed",
-                        Some(&entry.account),
-                        vec![],
-                        Some(format!(
-                            "{} #{}: {}",
-                            entry.event,
-                            entry.id,
-                            entry.last_error.clone().unwrap_or_default()
-                        )),
-                    );
-                }
-                Ok(())
-            })?;
+            outcomes.push(entry);
         }
-        // Sent entries are kept a week for `notify queue --all`, then dropped.
-        let old: Vec<u64> = self
-            .outbox_all()?
-            .into_iter()
-            .filter(|e| {
-                e.state == OutboxState::Sent
-                    && e.sent_at.is_some_and(|t| now - t > Duration::days(7))
-            })
-            .map(|e| e.id)
-            .collect();
-        if !old.is_empty() {
-            self.write(&system, |tx| {
-                for id in &old {
-                    tx.put_record::<OutboxEntry>(Collection::Outbox, &key(*id), None)?;
+        let sent = outcomes
+            .iter()
+            .filter(|e| e.state == OutboxState::Sent)
+            .count();
+        let failed = outcomes.len() - sent;
+        self.write(&Actor::system("notify"), |tx| {
+            for entry in &outcomes {
+                match entry.state {
+                    OutboxState::Sent => {
+                        tx.put_record::<OutboxEntry>(Collection::Outbox, &key(entry.id), None)?
+                    }
+                    OutboxState::Failed => {
+                        tx.put_record(Collection::Outbox, &key(entry.id), Some(entry))?;
+                        let why = entry.last_error.clone().unwrap_or_default();
+                        tx.event(
+                            "notify.failed",
+                            Some(&entry.account),
+                            vec![],
+                            Some(format!("{} #{}: {why}", entry.event, entry.id)),
+                        );
+                    }
+                    OutboxState::Pending => {
+                        tx.put_record(Collection::Outbox, &key(entry.id), Some(entry))?
+                    }
                 }
-                Ok(())
-            })?;
-        }
+            }
+            Ok(())
+        })?;
         Ok((sent, failed))
     }
 }
@@ -349,7 +341,7 @@ mod tests {
     fn creation_queues_a_mail_with_the_details_to_recipients_and_sponsor() {
         let (s, _clock, admin) = setup();
         bob(&s, &admin, 90);
-        let queue = s.notify_queue(&admin, false).unwrap();
+        let queue = s.notify_queue(&admin).unwrap();
         let created: Vec<&OutboxEntry> = queue
             .iter()
             .filter(|e| e.event == "created" && e.account == "bob")
@@ -391,7 +383,7 @@ mod tests {
         let (sent, failed) = s.outbox_deliver(&fake).unwrap();
         assert_eq!(sent, 0);
         assert!(failed >= 3, "created + disabled mail + disabled webhook");
-        let pending = s.notify_queue(&admin, false).unwrap();
+        let pending = s.notify_queue(&admin).unwrap();
         assert!(pending
             .iter()
             .all(|e| e.attempts == 1 && e.last_error.as_deref() == Some("connection refused")));
@@ -401,7 +393,7 @@ mod tests {
         clock.advance(Duration::seconds(31));
         let (sent, failed) = s.outbox_deliver(&fake).unwrap();
         assert_eq!((sent, failed), (pending.len(), 0));
-        assert!(s.notify_queue(&admin, false).unwrap().is_empty());
+        assert!(s.notify_queue(&admin).unwrap().is_empty());
         let sent = fake.sent.lock().unwrap();
         assert!(sent.iter().any(|d| matches!(d, Delivery::Webhook { payload, .. } if payload["event"] == "disabled" && payload["account"]["username"] == "bob")));
     }
@@ -412,7 +404,7 @@ mod tests {
         bob(&s, &admin, 20);
         let system = Actor::system("lifecycle");
         let warnings = |s: &Services| {
-            s.notify_queue(&admin, true)
+            s.notify_queue(&admin)
                 .unwrap()
                 .into_iter()
                 .filter(|e| e.event == "expiry_warning")
