@@ -13,6 +13,9 @@ use crate::domain::notice::{default_template, render, variables};
 use crate::domain::Account;
 use crate::store::Collection;
 
+/// Deliveries in flight at once.
+const WORKERS: usize = 8;
+
 /// After this many failed attempts an entry is marked failed and kept for people to see.
 pub const MAX_ATTEMPTS: u32 = 48;
 
@@ -212,8 +215,9 @@ impl Services {
         if due.is_empty() {
             return Ok((0, 0));
         }
-        let mut outcomes = Vec::with_capacity(due.len());
-        for mut entry in due {
+        // Several deliveries at once: each waits on a remote server, and an
+        // SMTP exchange costs tens of milliseconds of round trips.
+        let settle = |mut entry: OutboxEntry| {
             let outcome = deliverer.deliver(&entry.delivery);
             entry.attempts += 1;
             match outcome {
@@ -233,8 +237,32 @@ impl Services {
                     }
                 }
             }
-            outcomes.push(entry);
-        }
+            entry
+        };
+        let queue = std::sync::Mutex::new(due.into_iter());
+        let outcomes: Vec<OutboxEntry> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..WORKERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let next = match queue.lock() {
+                                Ok(mut q) => q.next(),
+                                Err(_) => None,
+                            };
+                            match next {
+                                Some(entry) => done.push(settle(entry)),
+                                None => return done,
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
         let sent = outcomes
             .iter()
             .filter(|e| e.state == OutboxState::Sent)
