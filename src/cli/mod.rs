@@ -812,7 +812,7 @@ pub fn run(
         Command::Totp(TotpCommand::Enroll { name }) => {
             let enrolment = services.totp_enroll(actor, &name)?;
             let qr = crate::auth::totp::qr_text(&enrolment.uri).map_err(Error::Failed)?;
-            write!(out, "{qr}").map_err(io)?;
+            writeln!(out, "{}", qr.trim_end()).map_err(io)?;
             writeln!(out, "{}", enrolment.uri).map_err(io)?;
             writeln!(out, "secret: {} (scan the code or type the secret into an authenticator app; it is not shown again)", enrolment.secret).map_err(io)
         }

@@ -98,7 +98,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
     is_self
         && matches!(
             permission,
-            ReadAccount | ReadKeys | AddKey | RemoveKey | SetPassword | ReadAllowlist
+            ReadAccount | ReadKeys | AddKey | RemoveKey | SetPassword | ReadAllowlist | ManageTotp
         )
 }
 
@@ -130,6 +130,7 @@ mod tests {
         .unwrap();
         assert!(allowed(&alice, Permission::AddKey, Some(&own)));
         assert!(allowed(&alice, Permission::SetPassword, Some(&own)));
+        assert!(allowed(&alice, Permission::ManageTotp, Some(&own)));
         assert!(!allowed(&alice, Permission::DisableAccount, Some(&own)));
         own.username = "bob".into();
         assert!(!allowed(&alice, Permission::AddKey, Some(&own)));

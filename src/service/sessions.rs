@@ -149,6 +149,11 @@ impl Services {
         let Some(info) = self.session_info(id) else {
             return Err(Error::NotFound(format!("no live session {id}")));
         };
+        if actor.session.as_deref() == Some(id.to_string().as_str()) {
+            return Err(Error::Conflict(format!(
+                "session {id} is the one you are using: log out instead"
+            )));
+        }
         if !self.may_kill(actor, &info.account) {
             return Err(self.deny(actor, Permission::KillSession, Some(&info.account)));
         }
@@ -166,7 +171,8 @@ impl Services {
         Ok(info)
     }
 
-    /// Closes every session of an account.
+    /// Closes every session of an account — except the one asking, which
+    /// would otherwise be cut off before it hears the answer.
     pub fn session_kill_user(&self, actor: &Actor, name: &str) -> Result<usize> {
         if !self.may_kill(actor, name) {
             return Err(self.deny(actor, Permission::KillSession, Some(name)));
@@ -174,9 +180,11 @@ impl Services {
         if self.store().account(name)?.is_none() {
             return Err(Error::NotFound(format!("no account named '{name}'")));
         }
+        let own: Option<u64> = actor.session.as_deref().and_then(|s| s.parse().ok());
+        let which = |s: &SessionInfo| s.account == name && Some(s.id) != own;
         let count = self
             .registry()
-            .with(|live| live.values().filter(|s| s.info.account == name).count());
+            .with(|live| live.values().filter(|s| which(&s.info)).count());
         self.write(actor, |tx| {
             tx.event(
                 "session.kill",
@@ -188,9 +196,7 @@ impl Services {
         })?;
         Ok(self
             .registry()
-            .close_where(&format!("sessions closed by {}", actor.name), |s| {
-                s.account == name
-            }))
+            .close_where(&format!("sessions closed by {}", actor.name), which))
     }
 
     /// After a committed change: close the sessions the new state no longer

@@ -150,10 +150,9 @@ fn every_refusal_has_its_exit_code_one_error_line_and_changes_nothing() {
     inst.create("carol", "--kind employee");
     inst.create("maximilianus", "--kind employee");
     inst.sh("user disable carol --reason left");
-    inst.create(
-        "olga",
-        "--kind contractor --start 2020-01-01 --end 2020-02-01",
-    );
+    // An end date in the past is refused at creation: olga ends tomorrow,
+    // and the case that needs her end date passed runs 40 days later.
+    inst.create("olga", "--kind contractor --end +1d");
     inst.sh("user disable olga --reason left");
     inst.create("dora", "--kind employee");
     inst.sh("user delete dora");
@@ -191,13 +190,15 @@ fn every_refusal_has_its_exit_code_one_error_line_and_changes_nothing() {
         (3, "unknown template", dan("--template nosuch"), none),
         (2, "template's required field missing", dan("--template vendor-support"), none),
         (2, "bad date text", dan("--kind contractor --end 2027-02-30"), none),
+        (2, "end date in the past", dan("--kind contractor --start 2020-01-01 --end 2020-02-01"), none),
+        (2, "end date in the past, start today", dan("--kind contractor --end 2020-02-01"), none),
         (2, "unknown timezone", "user update bob --timezone Mars/Olympus".into(), none),
         (3, "show unknown user", "user show nobody".into(), none),
         (3, "disable unknown user", "user disable nobody --reason x".into(), none),
         (2, "disable with a blank reason", "user disable bob --reason ' '".into(), none),
         (5, "disable already disabled", "user disable carol --reason again".into(), none),
         (5, "enable an active account", "user enable bob".into(), none),
-        (5, "enable an account whose end date passed", "user enable olga".into(), none),
+        (5, "enable an account whose end date passed", "@+40d user enable olga".into(), none),
         (5, "restore an account not deleted", "user restore bob".into(), none),
         (2, "extend into the past", "user extend bob --end 2001-01-01".into(), none),
         (2, "update with nothing to change", "user update bob".into(), none),
@@ -247,11 +248,21 @@ fn every_refusal_has_its_exit_code_one_error_line_and_changes_nothing() {
     let before = inst.snapshot();
     let mut failures = Vec::new();
     for (code, what, line, stdin) in &cases {
+        // `@OFFSET command`: run under faketime, the clock shifted by OFFSET.
+        let (shift, line) = match line.strip_prefix('@') {
+            Some(rest) => {
+                let (offset, rest) = rest.split_once(' ').unwrap();
+                (Some(offset), rest)
+            }
+            None => (None, line.as_str()),
+        };
         let args = sh(line);
+        inst.set_faketime(shift);
         let run = match stdin {
             Some(text) => inst.run_stdin(&args, text),
             None => inst.run(&args),
         };
+        inst.set_faketime(None);
         if let Err(e) = check_error(&args, &run, *code) {
             failures.push(format!("{what}: {e}"));
         }
@@ -440,6 +451,10 @@ fn groups_are_created_filled_listed_and_emptied() {
 #[test]
 fn user_list_filters_by_status_kind_sponsor_project_and_expiry() {
     let inst = Instance::initialised();
+    // olga ends tomorrow; everything after runs 40 days later, when her end
+    // date has passed (an end date in the past is refused at creation).
+    inst.create("olga", "--kind contractor --end +1d");
+    inst.set_faketime(Some("+40d"));
     inst.create("bob", "--kind employee");
     inst.create(
         "dave",
@@ -453,10 +468,6 @@ fn user_list_filters_by_status_kind_sponsor_project_and_expiry() {
     assert!(out.contains("staged"), "{out}");
     inst.create("gus", "--kind intern --end +20d --sponsor alice");
     inst.sh("user disable gus --reason paused");
-    inst.create(
-        "olga",
-        "--kind contractor --start 2020-01-01 --end 2020-02-01",
-    );
 
     let list = |flags: &str| {
         names(

@@ -18,6 +18,8 @@ pub type Run = (i32, String, String);
 pub struct Instance {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// When set (e.g. `+40d`), every run goes through `faketime -f OFFSET`.
+    faketime: std::cell::RefCell<Option<String>>,
 }
 
 impl Instance {
@@ -27,7 +29,11 @@ impl Instance {
         let config = dir.path().join("config.example.toml");
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
         std::fs::copy(&example, &config).expect("copy config.example.toml");
-        Instance { dir, config }
+        Instance {
+            dir,
+            config,
+            faketime: std::cell::RefCell::new(None),
+        }
     }
 
     /// An instance initialised with admin `alice` (with an ed25519 key).
@@ -41,6 +47,24 @@ impl Instance {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Runs every later command with the clock shifted by `offset`
+    /// (`faketime -f '+40d'`); `None` goes back to the real clock.
+    pub fn set_faketime(&self, offset: Option<&str>) {
+        *self.faketime.borrow_mut() = offset.map(str::to_string);
+    }
+
+    /// A `Command` for the binary, through faketime when one is set.
+    pub fn command(&self) -> Command {
+        match self.faketime.borrow().as_deref() {
+            Some(offset) => {
+                let mut cmd = Command::new("faketime");
+                cmd.args(["-f", offset, BIN]);
+                cmd
+            }
+            None => Command::new(BIN),
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -80,7 +104,8 @@ impl Instance {
     }
 
     fn exec<S: AsRef<str>>(&self, args: &[S], stdin: Option<&str>) -> Run {
-        let mut child = Command::new(BIN)
+        let mut child = self
+            .command()
             .arg("--config")
             .arg(&self.config)
             .args(args.iter().map(AsRef::as_ref))
@@ -224,4 +249,364 @@ pub fn ssh_keygen_fingerprint(pubkey: &Path) -> String {
         .nth(1)
         .expect("fingerprint field")
         .to_string()
+}
+
+// ---------------------------------------------------------------------------
+// The real server and the real OpenSSH client.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ExitStatus};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any single client or server step may take before a test fails.
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// Text a child writes to a pipe, collected by a thread as it arrives.
+#[derive(Clone, Default)]
+pub struct Collected(Arc<Mutex<String>>);
+
+impl Collected {
+    pub fn from<R: Read + Send + 'static>(pipe: R) -> Collected {
+        let text = Collected::default();
+        let sink = text.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut buf = Vec::new();
+            while let Ok(n) = reader.read_until(b'\n', &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.0
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf));
+                buf.clear();
+            }
+        });
+        text
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Polls until `pred` holds for the text so far, or panics after `limit`.
+    pub fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.text();
+            if pred(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {limit:?}; so far: {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A child process (a server or a long-lived client) that is killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub stdout: Collected,
+    pub stderr: Collected,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let stdout = Collected::from(child.stdout.take().unwrap());
+        let stderr = Collected::from(child.stderr.take().unwrap());
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if the process ended within `limit`, polling every few ms.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Writes to the child's stdin (which must be piped).
+    pub fn send(&mut self, bytes: &[u8]) {
+        let pipe = self.child.stdin.as_mut().expect("stdin is piped");
+        pipe.write_all(bytes).expect("write to the child's stdin");
+        pipe.flush().unwrap();
+    }
+
+    /// Sends a signal with `kill -SIG PID`.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {}", self.pid());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `tenure serve` on an ephemeral loopback port.
+pub struct Server {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts `cmd` (a `tenure ... serve --listen 127.0.0.1:0`) and waits for
+    /// its `tenure listening on 127.0.0.1:PORT` line.
+    pub fn start(cmd: &mut Command) -> Server {
+        let mut proc = Proc::spawn(cmd.stdin(Stdio::null()));
+        let deadline = Instant::now() + STEP;
+        loop {
+            let out = proc.stdout.text();
+            if let Some(port) = out.lines().find_map(|l| {
+                l.strip_prefix("tenure listening on 127.0.0.1:")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|p| p.parse::<u16>().ok())
+            }) {
+                return Server { proc, port };
+            }
+            if let Some(status) = proc.child.try_wait().unwrap() {
+                panic!(
+                    "tenure serve exited {status} before listening\nstdout: {out}\nstderr: {}",
+                    proc.stderr.text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tenure serve did not report its address within {STEP:?}\nstdout: {out}\nstderr: {}",
+                proc.stderr.text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        self.proc.stdout.text()
+    }
+
+    /// The OpenSSH client, isolated from the user's config and known hosts,
+    /// never prompting. Add the method options, then the command.
+    pub fn ssh_base(&self, user: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-F", "/dev/null"])
+            .args(["-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null"])
+            .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+            .args(["-o", "LogLevel=ERROR"])
+            .args(["-o", "ConnectTimeout=10"])
+            .args(["-o", "IdentitiesOnly=yes"])
+            .args(["-o", "ServerAliveInterval=0"])
+            .args(["-p", &self.port.to_string()])
+            .args(["-l", user])
+            .env_remove("SSH_AUTH_SOCK");
+        cmd
+    }
+
+    /// Public-key login with the private key `key` (BatchMode: never prompts).
+    pub fn ssh_key(&self, user: &str, key: &Path) -> Command {
+        let mut cmd = self.ssh_base(user);
+        cmd.arg("-i")
+            .arg(key)
+            .args(["-o", "BatchMode=yes"])
+            .args(["-o", "PreferredAuthentications=publickey"]);
+        cmd
+    }
+
+    /// Runs `line` as `user` with the key `key`, optional stdin.
+    pub fn exec(&self, user: &str, key: &Path, line: &str, stdin: Option<&str>) -> Run {
+        let mut cmd = self.ssh_key(user, key);
+        cmd.arg("127.0.0.1").arg(line);
+        run_bounded(&mut cmd, stdin, STEP)
+    }
+
+    /// Keyboard-interactive login; the askpass script answers the prompts
+    /// from `answers` (see `Askpass`).
+    pub fn ssh_kbdint(&self, user: &str, answers: &Askpass) -> Command {
+        let mut cmd = self.ssh_base(user);
+        cmd.args(["-o", "BatchMode=no"])
+            .args(["-o", "PreferredAuthentications=keyboard-interactive"])
+            .args(["-o", "PubkeyAuthentication=no"])
+            .args(["-o", "NumberOfPasswordPrompts=1"])
+            .env("SSH_ASKPASS", &answers.script)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .env("ASKPASS_PASSWORD", &answers.password)
+            .env("ASKPASS_CODE", &answers.code)
+            .env("ASKPASS_ENROL", &answers.enrolment)
+            .env("ASKPASS_LOG", &answers.log);
+        cmd
+    }
+
+    pub fn exec_kbdint(
+        &self,
+        user: &str,
+        answers: &Askpass,
+        line: &str,
+        stdin: Option<&str>,
+    ) -> Run {
+        let mut cmd = self.ssh_kbdint(user, answers);
+        cmd.arg("127.0.0.1").arg(line);
+        run_bounded(&mut cmd, stdin, STEP)
+    }
+
+    /// SIGTERM, then the exit status within `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.proc.signal("TERM");
+        self.proc.wait_exit(limit)
+    }
+}
+
+/// What the askpass script answers to each keyboard-interactive prompt.
+#[derive(Clone)]
+pub struct Askpass {
+    pub script: PathBuf,
+    /// Every prompt the script was asked, one a line.
+    pub log: PathBuf,
+    pub password: String,
+    pub code: String,
+    pub enrolment: String,
+}
+
+impl Askpass {
+    /// Writes the script into `dir`. ssh runs it once per prompt with the
+    /// prompt text as $1 (SSH_ASKPASS_REQUIRE=force: no tty needed).
+    pub fn new(dir: &Path) -> Askpass {
+        let script = dir.join("askpass.sh");
+        let log = dir.join("askpass.log");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\n\
+             printf '%s\\n' \"$1\" >> \"$ASKPASS_LOG\"\n\
+             case \"$1\" in\n\
+             *Password*) printf '%s\\n' \"$ASKPASS_PASSWORD\" ;;\n\
+             *'Verification code'*) printf '%s\\n' \"$ASKPASS_CODE\" ;;\n\
+             *'Enrolment code'*) printf '%s\\n' \"$ASKPASS_ENROL\" ;;\n\
+             *) exit 1 ;;\n\
+             esac\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Askpass {
+            script,
+            log,
+            password: String::new(),
+            code: String::new(),
+            enrolment: String::new(),
+        }
+    }
+
+    pub fn password(&self, password: &str, code: &str) -> Askpass {
+        Askpass {
+            password: password.into(),
+            code: code.into(),
+            ..self.clone()
+        }
+    }
+
+    pub fn enrolment(&self, code: &str) -> Askpass {
+        Askpass {
+            enrolment: code.into(),
+            password: code.into(),
+            code: code.into(),
+            ..self.clone()
+        }
+    }
+
+    pub fn prompts(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Runs a command to completion within `limit` (killed and failed after),
+/// feeding `stdin` (or /dev/null). A child killed by a signal reports -1.
+pub fn run_bounded(cmd: &mut Command, stdin: Option<&str>, limit: Duration) -> Run {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut proc = Proc::spawn(cmd);
+    if let (Some(text), Some(mut pipe)) = (stdin, proc.child.stdin.take()) {
+        let text = text.to_string();
+        // The peer may refuse before reading: a broken pipe is fine.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(text.as_bytes());
+        });
+    }
+    let Some(status) = proc.wait_exit(limit) else {
+        panic!(
+            "{cmd:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
+            proc.stdout.text(),
+            proc.stderr.text()
+        );
+    };
+    // The reader threads finish at EOF, right after the exit; wait for them.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && (Arc::strong_count(&proc.stdout.0) > 1 || Arc::strong_count(&proc.stderr.0) > 1)
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (
+        status.code().unwrap_or(-1),
+        proc.stdout.text(),
+        proc.stderr.text(),
+    )
+}
+
+impl Instance {
+    /// Replaces `from` (which must be in the config) with `to`.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(text.contains(from), "config has no {from:?}");
+        std::fs::write(&self.config, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `tenure --config F serve --listen 127.0.0.1:0`, ready for logins.
+    pub fn serve(&self) -> Server {
+        let mut cmd = self.command();
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(self.dir.path())
+            .env("USER", "tester")
+            .env_remove("TENURE_CONFIG")
+            .env_remove("TENURE_LOG");
+        Server::start(&mut cmd)
+    }
 }

@@ -5,3 +5,4 @@ mod cli;
 mod common;
 mod import;
 mod notify;
+mod ssh;
