@@ -63,8 +63,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().expect("tempdir");
+    // BENCH_KEEP=DIR: build the database there and keep it (for memory and console measurements).
+    let keep = std::env::var_os("BENCH_KEEP").map(std::path::PathBuf::from);
+    let base = keep.clone().unwrap_or_else(|| dir.path().to_path_buf());
     let actor = Actor::local_operator();
-    let services = open(dir.path());
+    let services = open(&base);
     services
         .initialize(&actor, "root", AccountInput::default())
         .expect("init");
@@ -135,7 +138,7 @@ fn main() {
 
     // 4. Start-up: open the database and rebuild the indexes from the records.
     let t = Instant::now();
-    let services = open(dir.path());
+    let services = open(&base);
     let loaded = services.warm_up().expect("warm up");
     println!(
         "start-up (open + index rebuild): {loaded} accounts in {:.2} s",

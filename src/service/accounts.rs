@@ -432,12 +432,7 @@ impl Services {
             let old = tx.load(name)?;
             lifecycle::apply(&old, &Transition::Purge, tx.now)
                 .map_err(|e| Error::Conflict(e.to_string()))?;
-            let sponsored: Vec<&String> = tx
-                .indexes()
-                .by_sponsor
-                .get(name)
-                .map(|s| s.iter().collect())
-                .unwrap_or_default();
+            let sponsored = tx.indexes().sponsored_by(name);
             let detail = (!sponsored.is_empty())
                 .then(|| format!("still named as sponsor by {} account(s)", sponsored.len()));
             tx.put("user.purge", Some(&old), None, detail);
@@ -475,17 +470,11 @@ impl Services {
                 .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
             let mut sets: Vec<BTreeSet<String>> = Vec::new();
             if let Some(s) = &sponsor {
-                sets.push(indexes.by_sponsor.get(s).cloned().unwrap_or_default());
+                sets.push(indexes.sponsored_by(s));
             }
             if let Some(days) = filter.expiring_within {
                 let until = today + Duration::days(i64::from(days));
-                sets.push(
-                    indexes
-                        .by_end
-                        .range((today, String::new())..=(until, "\u{10FFFF}".to_string()))
-                        .map(|(_, name)| name.clone())
-                        .collect(),
-                );
+                sets.push(indexes.ending_between(today, until).into_iter().collect());
             }
             sets.into_iter()
                 .reduce(|a, b| a.intersection(&b).cloned().collect())
@@ -783,7 +772,7 @@ impl Services {
             let guard = self.indexes()?;
             guard
                 .as_ref()
-                .and_then(|i| i.by_email.get(&email.to_lowercase()).cloned())
+                .and_then(|i| i.email_owner(&email.to_lowercase()))
         };
         match owner {
             Some(name) => Ok(self.store().account(&name)?),
@@ -797,7 +786,7 @@ impl Services {
             let guard = self.indexes()?;
             guard
                 .as_ref()
-                .and_then(|i| i.by_fingerprint.get(fingerprint).cloned())
+                .and_then(|i| i.fingerprint_owner(fingerprint))
         };
         match owner {
             Some(name) => Ok(self.store().account(&name)?),

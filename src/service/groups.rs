@@ -28,14 +28,11 @@ impl Services {
         self.check_groups(actor, Permission::ReadGroups)?;
         let groups = self.groups_all()?;
         let guard = self.indexes()?;
-        let members = guard.as_ref().map(|i| &i.group_members);
+        let indexes = guard.as_ref();
         Ok(groups
             .into_iter()
             .map(|group| GroupView {
-                members: members
-                    .and_then(|m| m.get(&group.name))
-                    .cloned()
-                    .unwrap_or_default(),
+                members: indexes.map(|i| i.members(&group.name)).unwrap_or_default(),
                 group,
             })
             .collect())

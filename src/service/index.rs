@@ -1,28 +1,38 @@
 //! Secondary indexes, derived in memory from the primary records at start and
 //! kept up to date by the single writer. `check` rebuilds them from the store
 //! and compares.
+//!
+//! Usernames are interned (`Arc<str>`): every index shares one allocation per
+//! account, which keeps a million accounts' indexes small.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 
 use crate::domain::plan::next_action;
 use crate::domain::{Account, Policy, Status};
 
+/// An interned username.
+pub type Name = Arc<str>;
+
+/// Sorts after every username (usernames are ASCII).
+const AFTER_ALL: &str = "\u{10FFFF}";
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Indexes {
-    pub usernames: BTreeSet<String>,
+    pub usernames: BTreeSet<Name>,
     /// Lower-cased email → username.
-    pub by_email: HashMap<String, String>,
+    pub by_email: HashMap<Box<str>, Name>,
     /// `SHA256:…` → username.
-    pub by_fingerprint: HashMap<String, String>,
-    pub by_sponsor: HashMap<String, BTreeSet<String>>,
-    pub by_end: BTreeSet<(NaiveDate, String)>,
-    pub by_status: BTreeMap<Status, BTreeSet<String>>,
-    pub group_members: HashMap<String, BTreeSet<String>>,
+    pub by_fingerprint: HashMap<Box<str>, Name>,
+    pub by_sponsor: HashMap<Name, BTreeSet<Name>>,
+    pub by_end: BTreeSet<(NaiveDate, Name)>,
+    pub by_status: BTreeMap<Status, BTreeSet<Name>>,
+    pub group_members: HashMap<Box<str>, BTreeSet<Name>>,
     /// (due date, username) of each account's next lifecycle action: the
     /// scheduler reads only what is due, never every account.
-    pub by_due: BTreeSet<(NaiveDate, String)>,
+    pub by_due: BTreeSet<(NaiveDate, Name)>,
     /// The policy the due dates are computed with.
     pub policy: Option<Policy>,
 }
@@ -35,25 +45,35 @@ impl Indexes {
         }
     }
 
-    fn due(&self, account: &Account) -> Option<(NaiveDate, String)> {
+    /// The shared copy of `name` (or a new one).
+    fn intern(&self, name: &str) -> Name {
+        self.usernames
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(name))
+    }
+
+    fn due(&self, account: &Account, name: &Name) -> Option<(NaiveDate, Name)> {
         let planned = next_action(account, self.policy.as_ref()?)?;
-        Some((planned.due, planned.username))
+        Some((planned.due, name.clone()))
     }
 
     pub fn insert(&mut self, account: &Account) {
-        let name = &account.username;
-        if let Some(due) = self.due(account) {
+        let name = self.intern(&account.username);
+        self.usernames.insert(name.clone());
+        if let Some(due) = self.due(account, &name) {
             self.by_due.insert(due);
         }
-        self.usernames.insert(name.clone());
-        self.by_email.insert(account.email_key(), name.clone());
+        self.by_email
+            .insert(account.email_key().into_boxed_str(), name.clone());
         for key in &account.credentials.keys {
             self.by_fingerprint
-                .insert(key.fingerprint.clone(), name.clone());
+                .insert(key.fingerprint.clone().into_boxed_str(), name.clone());
         }
         if let Some(sponsor) = &account.sponsor {
+            let sponsor = self.intern(sponsor);
             self.by_sponsor
-                .entry(sponsor.clone())
+                .entry(sponsor)
                 .or_default()
                 .insert(name.clone());
         }
@@ -66,51 +86,116 @@ impl Indexes {
             .insert(name.clone());
         for group in &account.groups {
             self.group_members
-                .entry(group.clone())
+                .entry(group.clone().into_boxed_str())
                 .or_default()
                 .insert(name.clone());
         }
     }
 
     pub fn remove(&mut self, account: &Account) {
-        let name = &account.username;
-        self.usernames.remove(name);
-        if self.by_email.get(&account.email_key()) == Some(name) {
-            self.by_email.remove(&account.email_key());
+        let name = self.intern(&account.username);
+        if let Some(due) = self.due(account, &name) {
+            self.by_due.remove(&due);
+        }
+        self.usernames.remove(&name);
+        if self.by_email.get(account.email_key().as_str()) == Some(&name) {
+            self.by_email.remove(account.email_key().as_str());
         }
         for key in &account.credentials.keys {
-            if self.by_fingerprint.get(&key.fingerprint) == Some(name) {
-                self.by_fingerprint.remove(&key.fingerprint);
+            if self.by_fingerprint.get(key.fingerprint.as_str()) == Some(&name) {
+                self.by_fingerprint.remove(key.fingerprint.as_str());
             }
         }
         if let Some(sponsor) = &account.sponsor {
-            remove_from(&mut self.by_sponsor, sponsor, name);
+            if let Some(set) = self.by_sponsor.get_mut(sponsor.as_str()) {
+                set.remove(&name);
+                if set.is_empty() {
+                    self.by_sponsor.remove(sponsor.as_str());
+                }
+            }
         }
         if let Some(end) = account.end_date {
             self.by_end.remove(&(end, name.clone()));
         }
-        if let Some(due) = self.due(account) {
-            self.by_due.remove(&due);
-        }
         if let Some(set) = self.by_status.get_mut(&account.status) {
-            set.remove(name);
+            set.remove(&name);
             if set.is_empty() {
                 self.by_status.remove(&account.status);
             }
         }
         for group in &account.groups {
-            remove_from(&mut self.group_members, group, name);
+            if let Some(set) = self.group_members.get_mut(group.as_str()) {
+                set.remove(&name);
+                if set.is_empty() {
+                    self.group_members.remove(group.as_str());
+                }
+            }
         }
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.usernames.contains(name)
+    }
+
+    pub fn count(&self) -> usize {
+        self.usernames.len()
+    }
+
+    pub fn email_owner(&self, email_lowercase: &str) -> Option<String> {
+        self.by_email.get(email_lowercase).map(|n| n.to_string())
+    }
+
+    pub fn fingerprint_owner(&self, fingerprint: &str) -> Option<String> {
+        self.by_fingerprint.get(fingerprint).map(|n| n.to_string())
+    }
+
+    /// The accounts `sponsor` sponsors.
+    pub fn sponsored_by(&self, sponsor: &str) -> BTreeSet<String> {
+        self.by_sponsor
+            .get(sponsor)
+            .map(|s| s.iter().map(|n| n.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn members(&self, group: &str) -> BTreeSet<String> {
+        self.group_members
+            .get(group)
+            .map(|s| s.iter().map(|n| n.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Accounts whose end date is within [from, to], in date order.
+    pub fn ending_between(&self, from: NaiveDate, to: NaiveDate) -> Vec<String> {
+        self.by_end
+            .range((from, Name::from(""))..=(to, Name::from(AFTER_ALL)))
+            .map(|(_, n)| n.to_string())
+            .collect()
+    }
+
+    /// Accounts whose next lifecycle action falls due on or before `until`.
+    pub fn due_until(&self, until: NaiveDate) -> Vec<String> {
+        self.by_due
+            .range(..=(until, Name::from(AFTER_ALL)))
+            .map(|(_, n)| n.to_string())
+            .collect()
     }
 
     /// Names every difference between two index sets (empty when equal).
     pub fn differences(&self, expected: &Indexes) -> Vec<String> {
         let mut out = Vec::new();
         if self.usernames != expected.usernames {
-            out.push(set_diff(
-                "username index",
-                &self.usernames,
-                &expected.usernames,
+            let extra: Vec<&Name> = self
+                .usernames
+                .difference(&expected.usernames)
+                .take(5)
+                .collect();
+            let missing: Vec<&Name> = expected
+                .usernames
+                .difference(&self.usernames)
+                .take(5)
+                .collect();
+            out.push(format!(
+                "username index: extra {extra:?}, missing {missing:?}"
             ));
         }
         if self.by_email != expected.by_email {
@@ -142,37 +227,18 @@ impl Indexes {
     }
 }
 
-fn remove_from<K: std::hash::Hash + Eq + Clone>(
-    map: &mut HashMap<K, BTreeSet<String>>,
-    key: &K,
-    name: &str,
-) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(name);
-        if set.is_empty() {
-            map.remove(key);
-        }
-    }
-}
-
-fn set_diff(what: &str, live: &BTreeSet<String>, expected: &BTreeSet<String>) -> String {
-    let extra: Vec<&String> = live.difference(expected).take(5).collect();
-    let missing: Vec<&String> = expected.difference(live).take(5).collect();
-    format!("{what}: extra {extra:?}, missing {missing:?}")
-}
-
 fn map_diff(
     what: &str,
-    live: &HashMap<String, String>,
-    expected: &HashMap<String, String>,
+    live: &HashMap<Box<str>, Name>,
+    expected: &HashMap<Box<str>, Name>,
 ) -> String {
-    let wrong: Vec<&String> = live
+    let wrong: Vec<&Box<str>> = live
         .iter()
         .filter(|(k, v)| expected.get(*k) != Some(*v))
         .map(|(k, _)| k)
         .take(5)
         .collect();
-    let missing: Vec<&String> = expected
+    let missing: Vec<&Box<str>> = expected
         .keys()
         .filter(|k| !live.contains_key(*k))
         .take(5)

@@ -160,17 +160,7 @@ impl Services {
             let indexes = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-            indexes
-                .by_end
-                .range(
-                    (today, String::new())
-                        ..=(
-                            today + Duration::days(i64::from(max)),
-                            "\u{10FFFF}".to_string(),
-                        ),
-                )
-                .map(|(_, n)| n.clone())
-                .collect()
+            indexes.ending_between(today, today + Duration::days(i64::from(max)))
         };
         let mut done = Vec::new();
         for chunk in names.chunks(CHUNK) {
@@ -205,11 +195,7 @@ impl Services {
             let indexes = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-            let mut names: Vec<String> = indexes
-                .by_due
-                .range(..=(until, "\u{10FFFF}".to_string()))
-                .map(|(_, n)| n.clone())
-                .collect();
+            let mut names: Vec<String> = indexes.due_until(until);
             // Warnings come before the due date of the expiry itself.
             let horizon = until
                 + Duration::days(i64::from(
@@ -221,12 +207,7 @@ impl Services {
                         .max()
                         .unwrap_or(0),
                 ));
-            names.extend(
-                indexes
-                    .by_end
-                    .range((today, String::new())..=(horizon, "\u{10FFFF}".to_string()))
-                    .map(|(_, n)| n.clone()),
-            );
+            names.extend(indexes.ending_between(today, horizon));
             names.sort();
             names.dedup();
             names
@@ -287,11 +268,7 @@ impl Services {
             let indexes = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-            indexes
-                .by_due
-                .range(..=(today, "\u{10FFFF}".to_string()))
-                .map(|(_, n)| n.clone())
-                .collect()
+            indexes.due_until(today)
         };
         // Due accounts are handled in chunks: one transaction and one flush
         // per chunk, each account's steps with their own audit events.

@@ -277,7 +277,7 @@ impl Services {
     /// Loads indexes now (the server does this at start, before accepting).
     pub fn warm_up(&self) -> Result<usize> {
         let guard = self.indexes()?;
-        Ok(guard.as_ref().map_or(0, |i| i.usernames.len()))
+        Ok(guard.as_ref().map_or(0, |i| i.count()))
     }
 
     fn lock_writer(&self) -> Result<MutexGuard<'_, AuditHead>> {
@@ -459,7 +459,7 @@ impl Tx<'_> {
     pub fn exists(&self, name: &str) -> bool {
         match self.accounts.get(name) {
             Some((_, staged)) => staged.is_some(),
-            None => self.indexes.usernames.contains(name),
+            None => self.indexes.exists(name),
         }
     }
 
@@ -472,14 +472,14 @@ impl Tx<'_> {
         let key = email.to_lowercase();
         match self.email_delta.get(&key) {
             Some(owner) => owner.clone(),
-            None => self.indexes.by_email.get(&key).cloned(),
+            None => self.indexes.email_owner(&key),
         }
     }
 
     pub fn fingerprint_owner(&self, fingerprint: &str) -> Option<String> {
         match self.fingerprint_delta.get(fingerprint) {
             Some(owner) => owner.clone(),
-            None => self.indexes.by_fingerprint.get(fingerprint).cloned(),
+            None => self.indexes.fingerprint_owner(fingerprint),
         }
     }
 
