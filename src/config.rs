@@ -128,17 +128,17 @@ impl AuthConfig {
 pub struct SessionsConfig {
     /// Close a session without input for this many minutes (0 = never).
     #[serde(default = "default_idle")]
-    pub idle_timeout_minutes: u64,
+    pub idle_timeout_minutes: f64,
     /// Close any session after this many hours (0 = never).
     #[serde(default = "default_max_hours")]
-    pub max_session_hours: u64,
+    pub max_session_hours: f64,
 }
 
-fn default_idle() -> u64 {
-    30
+fn default_idle() -> f64 {
+    30.0
 }
-fn default_max_hours() -> u64 {
-    12
+fn default_max_hours() -> f64 {
+    12.0
 }
 
 impl Default for SessionsConfig {

@@ -221,12 +221,14 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
             };
             // Phase 2: an authenticated session, until it ends or is closed.
             let cfg = ctx.services.config().sessions.clone();
-            let idle = (cfg.idle_timeout_minutes > 0)
-                .then(|| chrono::Duration::minutes(cfg.idle_timeout_minutes as i64));
-            let max_len = (cfg.max_session_hours > 0)
-                .then(|| Duration::from_secs(cfg.max_session_hours * 3600));
+            // Fractions are allowed (0.5 = 30 s); 0 turns the limit off.
+            let idle = (cfg.idle_timeout_minutes > 0.0).then(|| {
+                chrono::Duration::milliseconds((cfg.idle_timeout_minutes * 60_000.0) as i64)
+            });
+            let max_len = (cfg.max_session_hours > 0.0)
+                .then(|| Duration::from_secs_f64(cfg.max_session_hours * 3600.0));
             let started = tokio::time::Instant::now();
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
             let reason: Option<String> = loop {
                 tokio::select! {
                     _ = &mut session => break None,

@@ -3,6 +3,7 @@
 //! console, keyboard-interactive through SSH_ASKPASS), TOTP codes from
 //! oathtool, the algorithms checked by ssh-audit.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -1061,5 +1062,59 @@ fn first_run_without_a_key_prints_a_one_time_enrolment_code_that_works_once() {
     assert!(
         again.0 == SSH_REFUSED && again.1.is_empty(),
         "the code works once: {again:?}"
+    );
+}
+
+#[test]
+fn idle_and_overlong_sessions_are_closed_by_the_server() {
+    let inst = Instance::initialised();
+    // 0.05 minutes = 3 s without input; 0.002 hours = 7.2 s at most.
+    inst.edit_config("idle_timeout_minutes = 30", "idle_timeout_minutes = 0.05");
+    inst.edit_config("max_session_hours = 12", "max_session_hours = 0.002");
+    inst.create("bob", "--kind employee --role user");
+    inst.keygen("bob", "ed25519", None);
+    inst.ok_stdin(&["key", "add", "bob"], &inst.pubkey("bob"));
+    let live = Live::start(inst);
+
+    // Idle: nothing typed, closed after about 3 s (well before the maximum length).
+    let start = Instant::now();
+    let mut idle = live.console("bob", "bob");
+    let status = idle.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some(), "the idle console is still open");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(7),
+        "closed after {took:?}"
+    );
+
+    // Busy but too long: a key every second keeps it from idling; the maximum length ends it.
+    let start = Instant::now();
+    let mut busy = live.console("bob", "bob");
+    let mut closed = None;
+    while start.elapsed() < Duration::from_secs(15) {
+        if let Some(stdin) = busy.child.stdin.as_mut() {
+            let _ = stdin.write_all(b"x");
+            let _ = stdin.flush();
+        }
+        if let Some(status) = busy.child.try_wait().unwrap() {
+            closed = Some((status, start.elapsed()));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, took) = closed.expect("the busy console outlived the maximum session length");
+    assert!(
+        took >= Duration::from_millis(7000) && took < Duration::from_secs(10),
+        "closed after {took:?}"
+    );
+    let events = live.json("alice", "audit tail -n 50 --target bob --json");
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "auth.login")
+            .count()
+            >= 2
     );
 }

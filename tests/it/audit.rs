@@ -1,0 +1,93 @@
+//! Tampering with the stored audit trail is detected and named.
+
+use serde_json::Value;
+
+use crate::common::Instance;
+
+/// Opens the database behind the binary's back and rewrites the audit
+/// block holding event `seq` with `edit`.
+fn tamper(inst: &Instance, seq: u64, edit: impl Fn(&mut Vec<Value>)) {
+    let db = sled::open(inst.data_dir()).expect("open the database directly");
+    let audit = db.open_tree("audit").unwrap();
+    let (key, value) = audit
+        .iter()
+        .map(Result::unwrap)
+        .filter(|(k, _)| u64::from_be_bytes(k.as_ref().try_into().unwrap()) <= seq)
+        .last()
+        .expect("the block holding the event");
+    let mut events: Vec<Value> = serde_json::from_slice(&value).unwrap();
+    edit(&mut events);
+    if events.is_empty() {
+        audit.remove(key).unwrap();
+    } else {
+        audit
+            .insert(key, serde_json::to_vec(&events).unwrap())
+            .unwrap();
+    }
+    db.flush().unwrap();
+}
+
+fn busy_instance() -> Instance {
+    let inst = Instance::initialised();
+    for name in ["bob", "carl", "dana"] {
+        inst.create(name, "--kind employee");
+    }
+    inst.sh("user disable bob --reason 'left the company'");
+    inst
+}
+
+#[test]
+fn an_edited_event_is_named_by_audit_verify_and_check() {
+    let inst = busy_instance();
+    assert!(inst
+        .ok(&["audit", "verify"])
+        .starts_with("audit chain intact"));
+    let target = inst.json(&["audit", "tail", "-n", "1", "--target", "carl", "--json"]);
+    let seq = target[0]["seq"].as_u64().unwrap();
+    tamper(&inst, seq, |events| {
+        for e in events.iter_mut().filter(|e| e["seq"] == seq) {
+            e["target"] = Value::from("mallory");
+        }
+    });
+    let (code, out, err) = inst.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("event #{seq} was altered")), "{err}");
+    let (code, out, _) = inst.run(&["check"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!("audit chain: event #{seq} was altered")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_removed_or_rehashed_event_breaks_the_chain_after_it() {
+    let inst = busy_instance();
+    let last = inst.json(&["audit", "tail", "-n", "3", "--json"]);
+    let seq = last[0]["seq"].as_u64().unwrap();
+    // Rewriting an event and its own hash still breaks the link to the next one.
+    tamper(&inst, seq, |events| {
+        for e in events.iter_mut().filter(|e| e["seq"] == seq) {
+            e["detail"] = Value::from("nothing to see here");
+            let mut unhashed: tenure::domain::AuditEvent =
+                serde_json::from_value(e.clone()).unwrap();
+            unhashed.hash = unhashed.compute_hash();
+            *e = serde_json::to_value(unhashed).unwrap();
+        }
+    });
+    let (code, _, err) = inst.run(&["audit", "verify"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("event #{} does not link", seq + 1)),
+        "{err}"
+    );
+
+    let inst = busy_instance();
+    let first = inst.json(&["audit", "tail", "-n", "1000", "--json"]);
+    let seq = first[2]["seq"].as_u64().unwrap();
+    tamper(&inst, seq, |events| events.retain(|e| e["seq"] != seq));
+    let (code, _, err) = inst.run(&["audit", "verify"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("event #{seq} is missing")), "{err}");
+}
