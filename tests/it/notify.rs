@@ -4,22 +4,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Instance, BIN};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::{Instance, Proc, Server};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -29,71 +20,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `tenure serve` on an ephemeral port; returns the process and the port.
-fn serve(inst: &Instance) -> (Proc, u16) {
-    let mut child = Command::new(BIN)
-        .args([
-            "--config",
-            inst.config.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(inst.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("tenure listening on 127.0.0.1:") {
-                let port: u16 = rest.split_whitespace().next().unwrap().parse().unwrap();
-                let _ = tx.send(port);
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server did not start");
-    (Proc(child), port)
-}
-
-fn ssh(inst: &Instance, port: u16, command: &str) -> (i32, String, String) {
-    let out = Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-i",
-            inst.path("alice").to_str().unwrap(),
-        ])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-p",
-            &port.to_string(),
-            "alice@127.0.0.1",
-            command,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ssh");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn ssh(inst: &Instance, server: &Server, command: &str) -> (i32, String, String) {
+    server.exec("alice", &inst.path("alice"), command, None)
 }
 
 fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
@@ -116,22 +44,12 @@ fn python() -> Option<String> {
 }
 
 fn smtp_server(python: &str, port: u16, maildir: &Path) -> Proc {
-    let child = Command::new(python)
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
         .arg(maildir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start aiosmtpd");
-    Proc(child)
+        .stdin(Stdio::null());
+    Proc::spawn(&mut cmd)
 }
 
 fn mails(maildir: &Path) -> Vec<String> {
@@ -198,11 +116,11 @@ fn mail_queued_while_smtp_is_down_survives_a_restart_and_webhooks_are_signed() {
     inst.ok(&["user", "update", "alice", "--email", "alice@example.com"]);
 
     // SMTP is down: the creation mail waits in the outbox.
-    let (server, port) = serve(&inst);
-    let (code, _, err) = ssh(&inst, port, "user create bob --email bob@acme.example --display-name 'Bob Builder' --kind contractor --company Acme --sponsor alice --end +60d");
+    let server = inst.serve();
+    let (code, _, err) = ssh(&inst, &server, "user create bob --email bob@acme.example --display-name 'Bob Builder' --kind contractor --company Acme --sponsor alice --end +60d");
     assert_eq!(code, 0, "{err}");
     let queued: Value = wait_for("a failed delivery attempt", Duration::from_secs(20), || {
-        let (_, out, _) = ssh(&inst, port, "notify queue --json");
+        let (_, out, _) = ssh(&inst, &server, "notify queue --json");
         let v: Value = serde_json::from_str(&out).ok()?;
         let entry = v
             .as_array()?
@@ -221,7 +139,7 @@ fn mail_queued_while_smtp_is_down_survives_a_restart_and_webhooks_are_signed() {
     drop(server);
     let maildir: PathBuf = inst.path("maildir");
     let _smtp = smtp_server(&python, smtp_port, &maildir);
-    let (_server, port) = serve(&inst);
+    let server = inst.serve();
     let mail = wait_for("the creation mail", Duration::from_secs(30), || {
         mails(&maildir).into_iter().find(|m| m.contains("bob"))
     });
@@ -234,7 +152,7 @@ fn mail_queued_while_smtp_is_down_survives_a_restart_and_webhooks_are_signed() {
     }
 
     // Disabling sends the signed webhook (and a mail).
-    let (code, _, err) = ssh(&inst, port, "user disable bob --reason 'contract ended'");
+    let (code, _, err) = ssh(&inst, &server, "user disable bob --reason 'contract ended'");
     assert_eq!(code, 0, "{err}");
     let (head, body) = hooks
         .recv_timeout(Duration::from_secs(20))
@@ -258,6 +176,6 @@ fn mail_queued_while_smtp_is_down_survives_a_restart_and_webhooks_are_signed() {
     wait_for("the disable mail", Duration::from_secs(20), || {
         mails(&maildir).into_iter().find(|m| m.contains("disabled"))
     });
-    let (_, out, _) = ssh(&inst, port, "notify queue");
+    let (_, out, _) = ssh(&inst, &server, "notify queue");
     assert!(out.contains("the outbox is empty"), "{out}");
 }
