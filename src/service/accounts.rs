@@ -432,11 +432,7 @@ impl Services {
             let old = tx.load(name)?;
             lifecycle::apply(&old, &Transition::Purge, tx.now)
                 .map_err(|e| Error::Conflict(e.to_string()))?;
-            let sponsored = tx.indexes().sponsored_by(name);
-            let detail = (!sponsored.is_empty())
-                .then(|| format!("still named as sponsor by {} account(s)", sponsored.len()));
-            tx.put("user.purge", Some(&old), None, detail);
-            Ok(())
+            purge_in(tx, &old, "user.purge", None)
         })
     }
 
@@ -568,6 +564,38 @@ pub(crate) fn create_group_in(
 }
 
 /// Validation that needs other records: uniqueness, sponsor, groups.
+/// Removes an account for good within `tx`. Accounts it sponsored lose their
+/// sponsor (audited): a purged name may be reused, and must not become the
+/// sponsor of strangers. They show up in the orphan report.
+pub(crate) fn purge_in(
+    tx: &mut Tx<'_>,
+    old: &Account,
+    action: &str,
+    detail: Option<String>,
+) -> Result<()> {
+    let name = old.username.clone();
+    for other in tx.indexes().sponsored_by(&name) {
+        let Some(sponsored) = tx.get(&other)? else {
+            continue;
+        };
+        if sponsored.sponsor.as_deref() != Some(name.as_str()) {
+            continue;
+        }
+        let mut detached = sponsored.clone();
+        detached.sponsor = None;
+        detached.updated_at = tx.now;
+        detached.updated_by = tx.actor.name.clone();
+        tx.put(
+            "user.update",
+            Some(&sponsored),
+            Some(detached),
+            Some(format!("sponsor {name} purged")),
+        );
+    }
+    tx.put(action, Some(old), None, detail);
+    Ok(())
+}
+
 /// Moves an account's end date inside a transaction (also used when an
 /// extension request is approved): re-checks the kind's maximum.
 pub(crate) fn extend_in(

@@ -92,7 +92,10 @@ fn apply_due_step(tx: &mut super::Tx<'_>, name: &str) -> Result<Option<PreviewIt
         planned.due,
         planned.why
     );
-    tx.put(action, Some(&account), new.clone(), Some(detail));
+    match &new {
+        Some(next) => tx.put(action, Some(&account), Some(next.clone()), Some(detail)),
+        None => super::accounts::purge_in(tx, &account, action, Some(detail))?,
+    }
     if let Some(new) = &new {
         match planned.action {
             PlannedKind::Disable(_) => tx.notify("disabled", new, &[])?,
@@ -300,29 +303,17 @@ mod tests {
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
     use super::*;
-    use crate::config::{Config, EXAMPLE};
+
     use crate::domain::{DisableReason, Kind};
     use crate::service::accounts::AccountInput;
     use crate::service::FixedClock;
-    use crate::store::MemoryStore;
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
     }
 
     fn setup() -> (Services, Arc<FixedClock>, Actor) {
-        let config = Config::parse(EXAMPLE, "test", std::path::Path::new("/tmp")).unwrap();
-        let clock = Arc::new(FixedClock::new(t0()));
-        let s = Services::new(
-            Arc::new(config),
-            Arc::new(MemoryStore::new()),
-            clock.clone(),
-        )
-        .unwrap();
-        let admin = Actor::local_operator();
-        s.initialize(&admin, "root", AccountInput::default())
-            .unwrap();
-        (s, clock, admin)
+        crate::service::testkit::services()
     }
 
     fn create(s: &Services, admin: &Actor, name: &str, start: i64, end: Option<i64>, exempt: bool) {
@@ -505,32 +496,17 @@ mod tests {
 
 #[cfg(test)]
 mod session_tests {
-    use std::sync::Arc;
 
-    use chrono::{Duration, TimeZone, Utc};
+    use chrono::Duration;
 
-    use crate::config::{Config, EXAMPLE};
     use crate::domain::Kind;
     use crate::service::accounts::AccountInput;
     use crate::service::sessions::{Closing, SessionInfo, SessionKind};
-    use crate::service::{Actor, FixedClock, Services};
-    use crate::store::MemoryStore;
+    use crate::service::Actor;
 
     #[test]
     fn the_sweep_closes_the_live_session_of_an_account_that_expires() {
-        let config = Config::parse(EXAMPLE, "test", std::path::Path::new("/tmp")).unwrap();
-        let clock = Arc::new(FixedClock::new(
-            Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
-        ));
-        let s = Services::new(
-            Arc::new(config),
-            Arc::new(MemoryStore::new()),
-            clock.clone(),
-        )
-        .unwrap();
-        let admin = Actor::local_operator();
-        s.initialize(&admin, "root", AccountInput::default())
-            .unwrap();
+        let (s, clock, admin) = crate::service::testkit::services();
         let input = AccountInput {
             email: Some("bob@x.io".into()),
             display_name: Some("Bob".into()),

@@ -18,6 +18,8 @@ mod proptests;
 pub mod reports;
 pub mod requests;
 pub mod sessions;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};

@@ -299,14 +299,11 @@ impl Services {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use chrono::{TimeZone, Utc};
-
     use super::*;
-    use crate::config::{Config, EXAMPLE};
+    use crate::config::EXAMPLE;
     use crate::domain::{DisableReason, Kind};
     use crate::service::accounts::AccountInput;
     use crate::service::FixedClock;
-    use crate::store::MemoryStore;
 
     /// Fails while `down` is set; records what it delivered.
     #[derive(Default)]
@@ -329,27 +326,7 @@ mod tests {
         let text = format!(
             "{EXAMPLE}\n[notify.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nfrom = \"tenure <t@x.io>\"\nsecurity = \"plain\"\n\n[[notify.webhooks]]\nurl = \"http://127.0.0.1:1/hook\"\nsecret_file = \"secret\"\nevents = [\"disabled\"]\n"
         );
-        let config = Config::parse(&text, "test", std::path::Path::new("/tmp")).unwrap();
-        let clock = Arc::new(FixedClock::new(
-            Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
-        ));
-        let s = Services::new(
-            Arc::new(config),
-            Arc::new(MemoryStore::new()),
-            clock.clone(),
-        )
-        .unwrap();
-        let admin = Actor::local_operator();
-        s.initialize(
-            &admin,
-            "root",
-            AccountInput {
-                email: Some("root@x.io".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        (s, clock, admin)
+        crate::service::testkit::services_with(&text, Some("root@x.io"))
     }
 
     fn bob(s: &Services, admin: &Actor, end_in: i64) {

@@ -256,26 +256,14 @@ impl Services {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::config::{Config, EXAMPLE};
+
     use crate::domain::{DisableReason, Kind};
     use crate::service::accounts::AccountInput;
-    use crate::service::FixedClock;
-    use crate::store::MemoryStore;
 
     fn setup() -> (Services, Actor) {
-        let config = Config::parse(EXAMPLE, "test", std::path::Path::new("/tmp")).unwrap();
-        let clock = Arc::new(FixedClock::new(
-            Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
-        ));
-        let s = Services::new(Arc::new(config), Arc::new(MemoryStore::new()), clock).unwrap();
-        let admin = Actor::local_operator();
-        s.initialize(&admin, "root", AccountInput::default())
-            .unwrap();
+        let (s, _clock, admin) = crate::service::testkit::services();
         let input = AccountInput {
             email: Some("bob@x.io".into()),
             display_name: Some("Bob".into()),
