@@ -349,13 +349,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            return fail(format!("{first} (try --help)"), 2);
+            return fail(cli::usage_line(&e, "--help"), 2);
         }
     };
     tracing_subscriber::fmt()

@@ -579,6 +579,18 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
     Ok(rows)
 }
 
+/// A clap error as one line, for the `error: …` contract: clap's first line
+/// without its own prefix, and where to get help.
+pub fn usage_line(e: &clap::Error, hint: &str) -> String {
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    format!("{first} (try {hint})")
+}
+
 fn read_stdin(input: &mut dyn Read) -> Result<String> {
     read_stdin_up_to(input, STDIN_LIMIT)
 }

@@ -206,3 +206,44 @@ pub struct Group {
     pub created_at: DateTime<Utc>,
     pub created_by: String,
 }
+
+/// A contractor named bob created 2026-01-01, for tests.
+#[cfg(test)]
+pub(crate) fn sample(status: Status, start: &str, end: Option<&str>) -> Account {
+    let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("a date");
+    let created = day("2026-01-01")
+        .and_hms_opt(9, 0, 0)
+        .expect("a time")
+        .and_utc();
+    Account {
+        username: "bob".into(),
+        display_name: "Bob".into(),
+        email: "bob@example.com".into(),
+        kind: Kind::Contractor,
+        company: None,
+        sponsor: None,
+        project: None,
+        start_date: day(start),
+        end_date: end.map(day),
+        groups: Default::default(),
+        roles: Default::default(),
+        fields: Default::default(),
+        timezone: None,
+        language: None,
+        notes: None,
+        allowlist: vec![],
+        inactivity_exempt: false,
+        credentials: Credentials::default(),
+        status,
+        disable_reason: (status == Status::Disabled).then_some(DisableReason::Manual),
+        disable_note: None,
+        disabled_at: None,
+        deleted_at: None,
+        created_at: created,
+        created_by: "admin".into(),
+        updated_at: created,
+        updated_by: "admin".into(),
+        last_login: None,
+        warnings_sent: Default::default(),
+    }
+}

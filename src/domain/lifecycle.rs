@@ -203,7 +203,7 @@ pub fn extend(account: &Account, end: NaiveDate, today: NaiveDate) -> Account {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::account::{Credentials, Kind};
+
     use chrono::TimeZone;
 
     fn day(s: &str) -> NaiveDate {
@@ -215,38 +215,7 @@ mod tests {
     }
 
     fn account(status: Status, start: &str, end: Option<&str>) -> Account {
-        let now = at("2026-01-01");
-        Account {
-            username: "bob".into(),
-            display_name: "Bob".into(),
-            email: "bob@example.com".into(),
-            kind: Kind::Contractor,
-            company: None,
-            sponsor: None,
-            project: None,
-            start_date: day(start),
-            end_date: end.map(day),
-            groups: Default::default(),
-            roles: Default::default(),
-            fields: Default::default(),
-            timezone: None,
-            language: None,
-            notes: None,
-            allowlist: vec![],
-            inactivity_exempt: false,
-            credentials: Credentials::default(),
-            status,
-            disable_reason: (status == Status::Disabled).then_some(DisableReason::Manual),
-            disable_note: None,
-            disabled_at: None,
-            deleted_at: None,
-            created_at: now,
-            created_by: "admin".into(),
-            updated_at: now,
-            updated_by: "admin".into(),
-            last_login: None,
-            warnings_sent: Default::default(),
-        }
+        crate::domain::account::sample(status, start, end)
     }
 
     fn manual() -> Transition {

@@ -147,7 +147,7 @@ pub fn warnings(account: &Account, policy: &Policy, today: NaiveDate) -> Vec<(Na
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::account::{Credentials, Kind};
+
     use chrono::{TimeZone, Utc};
 
     fn day(s: &str) -> NaiveDate {
@@ -155,38 +155,7 @@ mod tests {
     }
 
     fn account(status: Status, start: &str, end: Option<&str>) -> Account {
-        let created = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
-        Account {
-            username: "bob".into(),
-            display_name: "Bob".into(),
-            email: "bob@x.io".into(),
-            kind: Kind::Contractor,
-            company: None,
-            sponsor: None,
-            project: None,
-            start_date: day(start),
-            end_date: end.map(day),
-            groups: Default::default(),
-            roles: Default::default(),
-            fields: Default::default(),
-            timezone: None,
-            language: None,
-            notes: None,
-            allowlist: vec![],
-            inactivity_exempt: false,
-            credentials: Credentials::default(),
-            status,
-            disable_reason: None,
-            disable_note: None,
-            disabled_at: None,
-            deleted_at: None,
-            created_at: created,
-            created_by: "x".into(),
-            updated_at: created,
-            updated_by: "x".into(),
-            last_login: None,
-            warnings_sent: Default::default(),
-        }
+        crate::domain::account::sample(status, start, end)
     }
 
     fn policy() -> Policy {

@@ -252,17 +252,6 @@ async fn send_output(
     let _ = handle.close(channel).await;
 }
 
-/// A usage error as one line: clap's first line, without its own prefix.
-fn usage_line(e: &clap::Error) -> String {
-    let text = e.to_string();
-    let first = text
-        .lines()
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ");
-    format!("error: {first} (try: help)\n")
-}
-
 impl Drop for Connection {
     fn drop(&mut self) {
         if self.authed.is_none() && !self.failures.is_empty() {
@@ -546,7 +535,11 @@ impl russh::server::Handler for Connection {
                     ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                         (e.to_string().into_bytes(), None, 2)
                     }
-                    _ => (vec![], Some(usage_line(&e)), 2),
+                    _ => (
+                        vec![],
+                        Some(format!("error: {}\n", cli::usage_line(&e, "help"))),
+                        2,
+                    ),
                 };
                 tokio::spawn(
                     async move { send_output(&handle, channel, out, err, code, pty).await },
