@@ -212,3 +212,117 @@ impl Services {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::domain::Kind;
+    use crate::service::accounts::AccountInput;
+    use crate::service::testkit::services;
+    use crate::service::Source;
+
+    fn person(
+        s: &Services,
+        admin: &Actor,
+        name: &str,
+        kind: Kind,
+        sponsor: Option<&str>,
+        role: Role,
+    ) -> Actor {
+        let input = AccountInput {
+            email: Some(format!("{name}@x.io")),
+            display_name: Some(name.into()),
+            kind: Some(kind),
+            sponsor: sponsor.map(str::to_string),
+            end_date: (kind != Kind::Employee).then(|| s.today() + Duration::days(30)),
+            roles: Some(vec![role]),
+            ..Default::default()
+        };
+        let account = s.create(admin, name, input).unwrap();
+        Actor::account(&account, Source::Cli, None)
+    }
+
+    #[test]
+    fn the_holder_or_sponsor_asks_and_only_an_admin_decides() {
+        let (s, _clock, admin) = services();
+        let sara = person(&s, &admin, "sara", Kind::Employee, None, Role::Sponsor);
+        let carl = person(
+            &s,
+            &admin,
+            "carl",
+            Kind::Contractor,
+            Some("sara"),
+            Role::User,
+        );
+        let eve = person(&s, &admin, "eve", Kind::Contractor, None, Role::User);
+        let later = s.today() + Duration::days(90);
+
+        assert_eq!(
+            s.request_extend(&eve, "carl", later, "please")
+                .unwrap_err()
+                .exit_code(),
+            4
+        );
+        let asked = s
+            .request_extend(&carl, "carl", later, "project extended")
+            .unwrap();
+        assert_eq!(
+            s.request_extend(&sara, "carl", later, "again")
+                .unwrap_err()
+                .exit_code(),
+            5,
+            "one pending at a time"
+        );
+        assert_eq!(
+            s.request_decide(&sara, asked.id, true, None)
+                .unwrap_err()
+                .exit_code(),
+            4
+        );
+        assert_eq!(
+            s.request_list(&eve).unwrap().len(),
+            0,
+            "eve sees nothing of carl's"
+        );
+        assert_eq!(s.request_list(&carl).unwrap().len(), 1);
+
+        let approved = s.request_decide(&admin, asked.id, true, None).unwrap();
+        assert_eq!(approved.status, RequestStatus::Approved);
+        assert_eq!(s.load("carl").unwrap().end_date, Some(later));
+        assert_eq!(
+            s.request_decide(&admin, asked.id, false, Some("no".into()))
+                .unwrap_err()
+                .exit_code(),
+            5
+        );
+    }
+
+    #[test]
+    fn approval_rechecks_the_kinds_maximum() {
+        let (s, _clock, admin) = services();
+        let carl = person(&s, &admin, "carl", Kind::Contractor, None, Role::User);
+        // Contractors may be extended at most 365 days ahead.
+        let asked = s
+            .request_extend(
+                &carl,
+                "carl",
+                s.today() + Duration::days(500),
+                "long project",
+            )
+            .unwrap();
+        let err = s.request_decide(&admin, asked.id, true, None).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        assert!(err.to_string().contains("365-day maximum"), "{err}");
+        assert_eq!(
+            s.request_list(&admin).unwrap()[0].status,
+            RequestStatus::Pending,
+            "nothing half-written"
+        );
+        let denied = s
+            .request_decide(&admin, asked.id, false, Some("too long".into()))
+            .unwrap();
+        assert_eq!(denied.status, RequestStatus::Denied);
+    }
+}

@@ -5,5 +5,6 @@ mod audit;
 mod cli;
 mod common;
 mod import;
+mod lifecycle;
 mod notify;
 mod ssh;
