@@ -60,7 +60,9 @@ impl Instance {
         match self.faketime.borrow().as_deref() {
             Some(offset) => {
                 let mut cmd = Command::new("faketime");
-                cmd.args(["-f", offset, BIN]);
+                // Only the wall clock travels; a server's timers stay on the real one.
+                cmd.args(["-f", offset, BIN])
+                    .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
                 cmd
             }
             None => Command::new(BIN),

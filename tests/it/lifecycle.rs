@@ -120,3 +120,36 @@ fn orphans_are_reported_and_an_extension_request_is_approved() {
     let (code, _, err) = inst.run(&["request", "deny", "7", "--reason", "x"]);
     assert_eq!(code, 3, "{err}");
 }
+
+#[test]
+fn a_live_session_ends_when_its_account_expires_at_midnight() {
+    let inst = Instance::initialised();
+    inst.edit_config("interval_seconds = 60", "interval_seconds = 1");
+    // Everything happens on 2030-06-30, a few seconds before midnight (UTC).
+    inst.set_faketime(Some("@2030-06-30 23:59:56"));
+    inst.create(
+        "carl",
+        "--kind contractor --end 2030-06-30 --inactivity-exempt true",
+    );
+    inst.keygen("carl", "ed25519", None);
+    inst.ok_stdin(&["key", "add", "carl"], &inst.pubkey("carl"));
+    // The server's clock starts at 23:59:56 and runs.
+    let server = inst.serve();
+    let mut cmd = server.ssh_key("carl", &inst.path("carl"));
+    cmd.arg("-tt")
+        .arg("127.0.0.1")
+        .stdin(std::process::Stdio::piped());
+    let mut console = crate::common::Proc::spawn(&mut cmd);
+    console
+        .stdout
+        .wait_for("carl's console", std::time::Duration::from_secs(10), |t| {
+            t.contains("Press q to quit")
+        });
+    let status = console.wait_exit(std::time::Duration::from_secs(15));
+    assert!(status.is_some(), "carl is still connected after midnight");
+    // The scheduler's pass disabled the account too.
+    let (code, out, err) = server.exec("alice", &inst.path("alice"), "user show carl --json", None);
+    assert_eq!(code, 0, "{err}");
+    let carl: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(carl["disable_reason"], "expired", "{carl:#}");
+}
