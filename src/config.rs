@@ -220,7 +220,12 @@ pub struct WebhookConfig {
 #[serde(deny_unknown_fields)]
 pub struct MessageTemplate {
     pub subject: String,
-    pub body: String,
+    /// The body text, or…
+    #[serde(default)]
+    pub body: Option<String>,
+    /// …a file holding it (relative to the config's directory), read at start.
+    #[serde(default)]
+    pub body_file: Option<String>,
 }
 
 fn yes() -> bool {
@@ -515,7 +520,7 @@ impl Config {
         }
 
         let notify_span = raw.notify.span();
-        let notify = raw.notify.into_inner();
+        let mut notify = raw.notify.into_inner();
         for recipient in &notify.recipients {
             validate_email(recipient)
                 .map_err(|e| fail(notify_span.clone(), format!("notify.recipients: {e}")))?;
@@ -531,7 +536,33 @@ impl Config {
                 ));
             }
         }
-        for name in notify.templates.keys() {
+        for (name, template) in notify.templates.iter_mut() {
+            match (&template.body, &template.body_file) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(fail(
+                        notify_span.clone(),
+                        format!("notify.templates.{name}: give exactly one of body and body_file"),
+                    ));
+                }
+                (None, Some(file)) => {
+                    let path = if Path::new(file).is_absolute() {
+                        PathBuf::from(file)
+                    } else {
+                        base_dir.join(file)
+                    };
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        fail(
+                            notify_span.clone(),
+                            format!(
+                                "notify.templates.{name}.body_file: cannot read {}: {e}",
+                                path.display()
+                            ),
+                        )
+                    })?;
+                    template.body = Some(text);
+                }
+                (Some(_), None) => {}
+            }
             if !crate::domain::notice::EVENTS.contains(&name.as_str()) {
                 return Err(fail(
                     notify_span.clone(),

@@ -138,7 +138,7 @@ impl Tx<'_> {
             to.dedup();
             if !to.is_empty() {
                 let (subject, body) = match notify.templates.get(event) {
-                    Some(t) => (t.subject.clone(), t.body.clone()),
+                    Some(t) => (t.subject.clone(), t.body.clone().unwrap_or_default()),
                     None => {
                         let (s, b) = default_template(event);
                         (s.to_string(), b.to_string())
@@ -437,5 +437,67 @@ mod tests {
         );
         let bob = again.load("bob").unwrap();
         assert_eq!(bob.warnings_sent.len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+    use crate::config::EXAMPLE;
+    use crate::domain::Kind;
+    use crate::service::accounts::AccountInput;
+
+    #[test]
+    fn a_template_from_a_file_shapes_the_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("created.txt"),
+            "Hello {display_name}, you end on {end_date}.\n",
+        )
+        .unwrap();
+        let text = format!(
+            "{EXAMPLE}\n[notify.smtp]\nhost = \"127.0.0.1\"\nfrom = \"t@x.io\"\n[notify.templates.created]\nsubject = \"Hi {{username}}\"\nbody_file = \"created.txt\"\n"
+        );
+        let config = crate::config::Config::parse(&text, "test", dir.path()).unwrap();
+        assert!(config.notify.templates["created"]
+            .body
+            .as_deref()
+            .unwrap()
+            .starts_with("Hello {display_name}"));
+        let input = AccountInput {
+            email: Some("bob@x.io".into()),
+            display_name: Some("Bob".into()),
+            kind: Some(Kind::Employee),
+            ..Default::default()
+        };
+        let services = Services::new(
+            std::sync::Arc::new(config),
+            std::sync::Arc::new(crate::store::MemoryStore::new()),
+            std::sync::Arc::new(crate::service::FixedClock::new(
+                crate::service::testkit::t0(),
+            )),
+        )
+        .unwrap();
+        let admin = Actor::local_operator();
+        services
+            .initialize(&admin, "root", AccountInput::default())
+            .unwrap();
+        services.create(&admin, "bob", input).unwrap();
+        let queue = services.notify_queue(&admin).unwrap();
+        let mail = queue.iter().find(|e| e.account == "bob").unwrap();
+        let Delivery::Email { subject, body, .. } = &mail.delivery else {
+            panic!("an email")
+        };
+        assert_eq!(subject, "Hi bob");
+        assert_eq!(body, "Hello Bob, you end on none.\n");
+    }
+
+    #[test]
+    fn a_template_needs_exactly_one_body() {
+        let text = format!("{EXAMPLE}\n[notify.templates.created]\nsubject = \"x\"\n");
+        let err = crate::config::Config::parse(&text, "test", std::path::Path::new("/tmp"))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("exactly one of body and body_file"), "{err}");
     }
 }
