@@ -194,11 +194,18 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
             let (authed_tx, authed_rx) = tokio::sync::oneshot::channel();
             let handler =
                 Connection::new(ctx.services.clone(), peer, ctx.argon2.clone(), authed_tx);
-            let session = match russh::server::run_stream(ctx.config.clone(), socket, handler).await
-            {
-                Ok(s) => s,
-                Err(e) => {
+            // The grace time runs from accept: a client that never even sends
+            // its version line must not hold a place for ever.
+            let deadline = tokio::time::Instant::now() + ctx.grace;
+            let setup = russh::server::run_stream(ctx.config.clone(), socket, handler);
+            let session = match tokio::time::timeout_at(deadline, setup).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = ?e, "connection setup failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "no SSH version line within the grace time");
                     return;
                 }
             };
@@ -208,7 +215,7 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
             // Phase 1: authenticate within the grace time.
             let ticket = tokio::select! {
                 ticket = authed_rx => ticket.ok(),
-                _ = tokio::time::sleep(ctx.grace) => {
+                _ = tokio::time::sleep_until(deadline) => {
                     let _ = handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), "".into()).await;
                     None
                 }

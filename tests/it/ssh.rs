@@ -1118,3 +1118,148 @@ fn idle_and_overlong_sessions_are_closed_by_the_server() {
             >= 2
     );
 }
+
+/// Reads what the server sends first on a raw TCP connection (its banner, or
+/// nothing when it closes at once), within `limit`.
+fn first_bytes(port: u16, limit: Duration) -> (String, Option<Duration>) {
+    use std::io::Read;
+    let start = Instant::now();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while start.elapsed() < limit {
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                return (
+                    String::from_utf8_lossy(&seen).into_owned(),
+                    Some(start.elapsed()),
+                )
+            }
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {
+                return (
+                    String::from_utf8_lossy(&seen).into_owned(),
+                    Some(start.elapsed()),
+                )
+            }
+        }
+    }
+    (String::from_utf8_lossy(&seen).into_owned(), None)
+}
+
+#[test]
+fn an_address_outside_the_global_allowlist_is_closed_before_the_banner_and_audited() {
+    let inst = Instance::initialised();
+    inst.edit_config(
+        "allowlist = []",
+        "allowlist = [\"10.0.0.0/8\", \"127.0.0.2\"]",
+    );
+    let live = Live::start(inst);
+    let (banner, closed) = first_bytes(live.server.port, Duration::from_secs(5));
+    assert!(
+        banner.is_empty(),
+        "no banner for a refused address: {banner:?}"
+    );
+    assert!(closed.is_some(), "the connection is closed at once");
+    // 127.0.0.2 is allowed: alice reads the trail from there.
+    let mut cmd = live.server.ssh_key("alice", &live.key("alice"));
+    cmd.args([
+        "-o",
+        "BindAddress=127.0.0.2",
+        "127.0.0.1",
+        "audit tail -n 20 --json",
+    ]);
+    let (code, out, err) = run_bounded(&mut cmd, None, STEP);
+    assert_eq!(code, 0, "{err}");
+    let events: Value = serde_json::from_str(&out).unwrap();
+    let refused = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "connection.refused");
+    assert!(
+        refused.is_some_and(|e| e["source"] == "ssh:127.0.0.1"),
+        "{events:#}"
+    );
+}
+
+#[test]
+fn unauthenticated_connections_get_a_grace_time_and_a_cap() {
+    let inst = Instance::initialised();
+    inst.edit_config("login_grace_seconds = 30", "login_grace_seconds = 2");
+    inst.edit_config("max_unauthenticated = 64", "max_unauthenticated = 2");
+    let live = Live::start(inst);
+    // Two connections that never log in hold the two places…
+    let holders: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", live.server.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // …so a third is closed before the banner,
+    let (banner, closed) = first_bytes(live.server.port, Duration::from_secs(1));
+    assert!(
+        banner.is_empty() && closed.is_some(),
+        "a third unauthenticated connection: {banner:?}"
+    );
+    // and after the grace time the holders are gone and logins work again.
+    let (banner, closed) = {
+        let start = Instant::now();
+        let mut stream = holders.into_iter().next().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(6)))
+            .unwrap();
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut all);
+        (String::from_utf8_lossy(&all).into_owned(), start.elapsed())
+    };
+    assert!(banner.starts_with("SSH-2.0-tenure"), "{banner:?}");
+    assert!(
+        closed < Duration::from_secs(5),
+        "grace time: closed after {closed:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let run = live.run("alice", "whoami");
+        if run.0 == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "logins never came back: {run:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_expired_key_is_refused_but_the_account_may_use_another() {
+    let inst = Instance::initialised();
+    inst.create("bob", "--kind employee --role user");
+    inst.keygen("bob", "ed25519", None);
+    inst.keygen("bob2", "ed25519", None);
+    inst.ok_stdin(
+        &["key", "add", "bob", "--expires", "+1d"],
+        &inst.pubkey("bob"),
+    );
+    inst.ok_stdin(&["key", "add", "bob"], &inst.pubkey("bob2"));
+    inst.set_faketime(Some("+3d"));
+    let live = Live::start(inst);
+    let expired = live.run("bob", "whoami");
+    live.refused(&expired, "a key past its expiry");
+    let other = live.server.exec("bob", &live.key("bob2"), "whoami", None);
+    assert_eq!(other.0, 0, "{other:?}");
+    let events = live.json("alice", "audit tail -n 50 --target bob --json");
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "auth.fail"
+                && e["detail"].as_str().is_some_and(|d| d.contains("expired"))),
+        "{events:#}"
+    );
+}
