@@ -138,15 +138,25 @@ class Flood(asyncssh.SSHClient):
         return None
 
 
-async def flood_attempt(port):
+async def flood_attempt(port, user="alice"):
     try:
         conn = await asyncio.wait_for(asyncssh.connect(
-            "127.0.0.1", port, username="alice", client_keys=None, known_hosts=None, kex_algs=KEX,
+            "127.0.0.1", port, username=user, client_keys=None, known_hosts=None, kex_algs=KEX,
             server_host_key_algs=["ssh-ed25519"], client_factory=Flood, preferred_auth="keyboard-interactive",
             agent_path=None), 10)
         conn.close()
     except Exception:
         pass
+
+
+async def refusal_ms(port, user, n=15):
+    """Median time to refuse a wrong password (keyboard-interactive) for `user`."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await flood_attempt(port, user)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
 
 
 async def password_flood(port, user, key, attempts, parallel):
@@ -250,6 +260,8 @@ MaxSessions 100
         tenure = subprocess.Popen([TENURE, "--config", cfg, "serve", "--listen", f"127.0.0.1:{tport}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(tenure)
         wait_port(tport)
+        # Known (with a password) and unknown usernames take the same time to refuse.
+        res["refusal_ms"] = {"known": run(refusal_ms(tport, "alice")), "unknown": run(refusal_ms(tport, "nobody-here"))}
         worst, median, flood_s = run(password_flood(tport, "bob", bobkey, args.flood, 20))
         res["flood_no_lockout"] = {"attempts": args.flood, "key_login_max_ms": worst, "key_login_median_ms": median, "flood_seconds": flood_s}
 
@@ -257,6 +269,8 @@ MaxSessions 100
         for name, unit in [("latency_ms", "ms"), ("cpu_ms_per_login", "ms"), ("logins_per_s", "/s"), ("pss_mb_per_idle_session", "MB")]:
             t, s = res[name]["tenure"], res[name]["sshd"]
             print(f"{name:38} {t:10.2f} {s:10.2f} {t / s if s else float('nan'):8.3f}")
+        r = res["refusal_ms"]
+        print(f"wrong password refused: known user {r['known']:.1f} ms, unknown user {r['unknown']:.1f} ms (median)")
         for label in ["flood", "flood_no_lockout"]:
             f = res[label]
             print(f"{label}: {f['attempts']} password attempts from 127.0.0.1 ({f['flood_seconds']:.1f} s): key login from 127.0.0.2 max {f['key_login_max_ms']:.0f} ms, median {f['key_login_median_ms']:.0f} ms")
