@@ -295,11 +295,12 @@ impl Services {
         self.target(actor, Permission::ManageTotp, name)?;
         let secret = crate::auth::totp::new_secret();
         let uri = crate::auth::totp::uri(&secret, name).map_err(Error::Failed)?;
+        let sealed = self.sealer()?.seal(&secret).map_err(Error::Failed)?;
         self.write(actor, |tx| {
             let old = tx.load(name)?;
             not_deleted(&old)?;
             let mut new = old.clone();
-            new.credentials.totp_secret = Some(secret.clone());
+            new.credentials.totp_secret = Some(sealed.clone());
             new.credentials.totp_enrolled_at = Some(tx.now);
             new.credentials.totp_last_step = None;
             new.updated_at = tx.now;

@@ -233,8 +233,10 @@ impl Services {
         secret: &str,
         code: &str,
     ) -> std::result::Result<u64, Refused> {
+        let sealer = self.sealer().map_err(|e| refused(e.to_string()))?;
+        let secret = sealer.open(secret).map_err(refused)?;
         let now = self.now().timestamp().max(0) as u64;
-        match totp::verify(secret, &account.username, code, now, None) {
+        match totp::verify(&secret, &account.username, code, now, None) {
             Some(step)
                 if account
                     .credentials

@@ -162,6 +162,8 @@ struct Inner {
     indexes: RwLock<Option<Indexes>>,
     sessions: sessions::Registry,
     throttle: Mutex<crate::auth::throttle::Throttle>,
+    /// The at-rest key (keys/at_rest.key), loaded on first use.
+    sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
 }
 
 impl Services {
@@ -204,12 +206,24 @@ impl Services {
                 writer: Mutex::new(head),
                 indexes: RwLock::new(None),
                 sessions: sessions::Registry::default(),
+                sealer: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
                 config,
             }),
         })
+    }
+
+    /// Seals and opens secrets kept at rest (TOTP seeds).
+    pub(crate) fn sealer(&self) -> Result<&crate::auth::sealed::Sealer> {
+        self.inner
+            .sealer
+            .get_or_init(|| {
+                crate::auth::sealed::Sealer::load_or_create(&self.config().server.keys_dir)
+            })
+            .as_ref()
+            .map_err(|e| Error::Failed(e.clone()))
     }
 
     pub fn config(&self) -> &Config {

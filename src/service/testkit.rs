@@ -21,7 +21,9 @@ pub(crate) fn services_with(
     config_text: &str,
     root_email: Option<&str>,
 ) -> (Services, Arc<FixedClock>, Actor) {
-    let config = Config::parse(config_text, "test", std::path::Path::new("/tmp")).expect("config");
+    // A directory of its own, kept for the test's life: keys/ (the at-rest key) lives there.
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let config = Config::parse(config_text, "test", &dir).expect("config");
     let clock = Arc::new(FixedClock::new(t0()));
     let services = Services::new(
         Arc::new(config),
