@@ -87,12 +87,7 @@ impl Connection {
             let (user, ip) = (user.to_string(), self.peer.ip());
             services.login_failed_attempt(&user, ip);
         }
-        Auth::Reject {
-            proceed_with_methods: Some(MethodSet::from(
-                &[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..],
-            )),
-            partial_success: false,
-        }
+        try_again()
     }
 
     /// Records the login, registers the live session and tells the connection task.
@@ -252,6 +247,16 @@ async fn send_output(
     let _ = handle.close(channel).await;
 }
 
+/// A refusal that lets the client try another key or the prompts.
+fn try_again() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(MethodSet::from(
+            &[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..],
+        )),
+        partial_success: false,
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         if self.authed.is_none() && !self.failures.is_empty() {
@@ -279,12 +284,7 @@ impl russh::server::Handler for Connection {
 
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
         self.attempted_user = Some(user.to_string());
-        Ok(Auth::Reject {
-            proceed_with_methods: Some(MethodSet::from(
-                &[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..],
-            )),
-            partial_success: false,
-        })
+        Ok(try_again())
     }
 
     async fn auth_publickey_offered(
@@ -302,12 +302,7 @@ impl russh::server::Handler for Connection {
         } else {
             self.failures
                 .push(format!("publickey: key {fp} not registered"));
-            Ok(Auth::Reject {
-                proceed_with_methods: Some(MethodSet::from(
-                    &[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..],
-                )),
-                partial_success: false,
-            })
+            Ok(try_again())
         }
     }
 
