@@ -319,13 +319,12 @@ impl Services {
     }
 
     pub fn update(&self, actor: &Actor, name: &str, input: AccountInput) -> Result<Account> {
-        let current = self.target(actor, Permission::UpdateAccount, name)?;
+        self.target(actor, Permission::UpdateAccount, name)?;
         if input.template.is_some() {
             return Err(Error::Invalid(
                 "--template only applies to user create".into(),
             ));
         }
-        let _ = current;
         self.write(actor, |tx| {
             let old = tx.load(name)?;
             if old.status == Status::Deleted {
@@ -360,8 +359,7 @@ impl Services {
         note: Option<String>,
     ) -> Result<Account> {
         self.target(actor, Permission::DisableAccount, name)?;
-        if reason == DisableReason::Manual && note.as_deref().map_or(true, |n| n.trim().is_empty())
-        {
+        if reason == DisableReason::Manual && note.as_deref().is_none_or(|n| n.trim().is_empty()) {
             return Err(Error::Invalid(
                 "a reason is required (--reason TEXT)".into(),
             ));

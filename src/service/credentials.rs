@@ -259,30 +259,6 @@ impl Services {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn password_hash_round_trips_and_uses_owasp_argon2id() {
-        let hash = hash_password("correct horse battery").unwrap();
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
-        assert!(verify_password("correct horse battery", &hash));
-        assert!(!verify_password("wrong horse battery", &hash));
-    }
-
-    #[test]
-    fn cidrs_and_bare_addresses_parse() {
-        assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
-        assert_eq!(parse_cidr("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
-        assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
-        assert_eq!(parse_cidr("nope").unwrap_err().exit_code(), 2);
-    }
-}
-
 /// What `totp enroll` hands back, once: the secret is not shown again.
 pub struct TotpEnrolment {
     pub secret: String,
@@ -327,5 +303,29 @@ impl Services {
             tx.put("totp.reset", Some(&old), Some(new), None);
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hash_round_trips_and_uses_owasp_argon2id() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("wrong horse battery", &hash));
+    }
+
+    #[test]
+    fn cidrs_and_bare_addresses_parse() {
+        assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_cidr("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
+        assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
+        assert_eq!(parse_cidr("nope").unwrap_err().exit_code(), 2);
     }
 }

@@ -20,7 +20,7 @@ const CHUNK: usize = 500;
 
 /// Sends the most urgent expiry warning due for one account, if any.
 fn warn_one(tx: &mut super::Tx<'_>, name: &str, thresholds: &[u32]) -> Result<Option<PreviewItem>> {
-    let Some(account) = tx.get(&name)? else {
+    let Some(account) = tx.get(name)? else {
         return Ok(None);
     };
     let Some(end) = account.end_date else {
@@ -264,7 +264,7 @@ impl Services {
         self.require_lifecycle(actor)?;
         let today = self.today();
         if dry_run {
-            return Ok(self.lifecycle_preview(actor, today)?);
+            return self.lifecycle_preview(actor, today);
         }
         let due: Vec<String> = {
             let guard = self.indexes()?;

@@ -114,13 +114,13 @@ impl Store for SledStore {
         newest_first: bool,
         visit: &mut dyn FnMut(AuditEvent) -> bool,
     ) -> Result<()> {
-        let mut blocks: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+        let blocks: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
             if newest_first {
                 Box::new(self.audit.iter().rev())
             } else {
                 Box::new(self.audit.iter())
             };
-        while let Some(item) = blocks.next() {
+        for item in blocks {
             let (key, value) = item.map_err(io)?;
             let mut events = decode_block(&key, &value)?;
             if newest_first {
