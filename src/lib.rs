@@ -15,3 +15,5 @@ pub mod notify;
 pub mod service;
 pub mod ssh;
 pub mod store;
+pub mod term;
+pub mod tui;

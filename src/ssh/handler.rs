@@ -1,7 +1,7 @@
 //! One russh `Handler` per connection: authentication, then channels (exec
 //! runs a command of the shared grammar; shell opens the console).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -37,10 +37,13 @@ struct Authed {
 #[derive(Default)]
 struct ChannelState {
     pty: bool,
+    /// The client's terminal size (columns, rows) from its pty request.
+    size: (u16, u16),
     stdin: Vec<u8>,
     /// An exec command waiting for EOF on stdin.
     pending: Option<(Command, String)>,
-    shell: bool,
+    /// The console running on this channel.
+    console: Option<tokio::sync::mpsc::Sender<crate::tui::session::ConsoleInput>>,
 }
 
 pub struct Connection {
@@ -247,6 +250,10 @@ async fn send_output(
     let _ = handle.close(channel).await;
 }
 
+fn clamp(v: u32) -> u16 {
+    v.clamp(1, 1000) as u16
+}
+
 /// A refusal that lets the client try another key or the prompts.
 fn try_again() -> Auth {
     Auth::Reject {
@@ -444,8 +451,8 @@ impl russh::server::Handler for Connection {
         &mut self,
         channel: ChannelId,
         _term: &str,
-        _cols: u32,
-        _rows: u32,
+        cols: u32,
+        rows: u32,
         _pw: u32,
         _ph: u32,
         _modes: &[(russh::Pty, u32)],
@@ -453,6 +460,11 @@ impl russh::server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         if let Some(state) = self.channels.get_mut(&channel) {
             state.pty = true;
+            // A client without a real terminal (ssh -tt from a pipe) sends 0x0.
+            state.size = (
+                if cols == 0 { 80 } else { clamp(cols) },
+                if rows == 0 { 24 } else { clamp(rows) },
+            );
         }
         session.channel_success(channel)?;
         Ok(())
@@ -471,15 +483,23 @@ impl russh::server::Handler for Connection {
 
     async fn window_change_request(
         &mut self,
-        _channel: ChannelId,
-        _c: u32,
-        _r: u32,
+        channel: ChannelId,
+        cols: u32,
+        rows: u32,
         _pw: u32,
         _ph: u32,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // A resize counts as activity; the placeholder screen has no layout to redo.
         self.touch();
+        if let Some(state) = self.channels.get_mut(&channel) {
+            state.size = (clamp(cols), clamp(rows));
+            if let Some(console) = &state.console {
+                let _ = console.try_send(crate::tui::session::ConsoleInput::Resize(
+                    state.size.0,
+                    state.size.1,
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -562,27 +582,35 @@ impl russh::server::Handler for Connection {
             self.services
                 .session_update(a.session_id, SessionKind::Console, None);
         }
-        let text = match self.actor() {
-            Ok(actor) => {
-                let roles: BTreeSet<String> = actor.roles.iter().map(|r| r.to_string()).collect();
-                format!(
-                    "\x1b[2J\x1b[Htenure \u{2014} signed in as {} ({})\r\n\r\n\
-                     The interactive console is not part of this release yet.\r\n\
-                     Every command works over ssh exec, for example:\r\n\r\n    \
-                     ssh -p PORT {}@HOST user list\r\n    ssh -p PORT {}@HOST help\r\n\r\n\
-                     Press q to quit.\r\n",
-                    actor.name,
-                    roles.into_iter().collect::<Vec<_>>().join(", "),
-                    actor.name,
-                    actor.name
-                )
+        let actor = match self.actor() {
+            Ok(actor) => actor,
+            Err(e) => {
+                session.data(channel, format!("error: {e}\r\n").into_bytes())?;
+                session.exit_status_request(channel, 1)?;
+                session.close(channel)?;
+                return Ok(());
             }
-            Err(e) => format!("error: {e}\r\n"),
         };
-        if let Some(state) = self.channels.get_mut(&channel) {
-            state.shell = true;
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
+        if !state.pty {
+            let text = "error: the console needs a terminal: use ssh -t, or give a command (ssh HOST help)\n";
+            session.extended_data(channel, 1, text.as_bytes().to_vec())?;
+            session.exit_status_request(channel, 2)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+            return Ok(());
         }
-        session.data(channel, text.into_bytes())?;
+        let (cols, rows) = state.size;
+        state.console = Some(crate::tui::session::start(
+            self.services.clone(),
+            actor,
+            session.handle(),
+            channel,
+            cols,
+            rows,
+        ));
         Ok(())
     }
 
@@ -596,13 +624,9 @@ impl russh::server::Handler for Connection {
         let Some(state) = self.channels.get_mut(&channel) else {
             return Ok(());
         };
-        if state.shell {
-            if data.iter().any(|b| matches!(b, b'q' | b'Q' | 0x03 | 0x04)) {
-                session.data(channel, b"\r\nbye\r\n".to_vec())?;
-                session.exit_status_request(channel, 0)?;
-                session.eof(channel)?;
-                session.close(channel)?;
-            }
+        if let Some(console) = &state.console {
+            // A console that cannot keep up drops input rather than block the connection.
+            let _ = console.try_send(crate::tui::session::ConsoleInput::Bytes(data.to_vec()));
             return Ok(());
         }
         if state.pending.is_some() {

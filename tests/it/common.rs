@@ -256,7 +256,7 @@ pub fn ssh_keygen_fingerprint(pubkey: &Path) -> String {
 // ---------------------------------------------------------------------------
 // The real server and the real OpenSSH client.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -266,31 +266,28 @@ pub const STEP: Duration = Duration::from_secs(30);
 
 /// Text a child writes to a pipe, collected by a thread as it arrives.
 #[derive(Clone, Default)]
-pub struct Collected(Arc<Mutex<String>>);
+pub struct Collected(Arc<Mutex<Vec<u8>>>);
 
 impl Collected {
     pub fn from<R: Read + Send + 'static>(pipe: R) -> Collected {
         let text = Collected::default();
         let sink = text.clone();
         std::thread::spawn(move || {
-            let mut reader = BufReader::new(pipe);
-            let mut buf = Vec::new();
-            while let Ok(n) = reader.read_until(b'\n', &mut buf) {
+            // Raw chunks, not lines: a console draws without newlines.
+            let mut pipe = pipe;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                sink.0
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf));
-                buf.clear();
+                sink.0.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
         text
     }
 
     pub fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
     /// Polls until `pred` holds for the text so far, or panics after `limit`.

@@ -124,7 +124,7 @@ impl Live {
         cmd.arg("-tt").arg("127.0.0.1").stdin(Stdio::piped());
         let proc = Proc::spawn(&mut cmd);
         proc.stdout
-            .wait_for("console screen", STEP, |t| t.contains("Press q to quit"));
+            .wait_for("console screen", STEP, |t| t.contains("Accounts"));
         proc
     }
 
@@ -373,7 +373,8 @@ fn killing_a_session_disabling_its_account_or_removing_its_key_disconnects_it_wi
         .wait_exit(Duration::from_secs(5))
         .expect("q closes the console");
     assert!(status.success(), "{status}: {}", second.stdout.text());
-    assert!(second.stdout.text().contains("bye"));
+    // It leaves the alternate screen it entered.
+    assert!(second.stdout.text().contains("\x1b[?1049l"));
 
     let kills = live.json(
         "alice",

@@ -1,0 +1,343 @@
+//! Console state and `update`. Service calls happen here (the session task
+//! runs `update` off the async threads); drawing is in `view`.
+
+use chrono::NaiveDate;
+
+use super::keymap::{action_for, Action};
+use crate::domain::lifecycle::{effective, Effective};
+use crate::domain::{Account, AuditEvent, DisableReason};
+use crate::service::accounts::ListFilter;
+use crate::service::authz::{allowed, Permission};
+use crate::service::integrity::AuditFilter;
+use crate::service::{Actor, Services};
+use crate::term::input::Key;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screen {
+    Accounts,
+    Detail,
+    Help,
+}
+
+/// A popup that owns the keyboard until it is answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Popup {
+    /// Typing the reason for disabling `target`.
+    Reason { target: String, text: String },
+    /// Yes or no before a change.
+    Confirm { question: String, change: Change },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Disable { target: String, reason: String },
+    Enable { target: String },
+}
+
+pub struct App {
+    services: Services,
+    pub actor: Actor,
+    pub screen: Screen,
+    pub accounts: Vec<Account>,
+    /// Indexes into `accounts` that match the search.
+    pub visible: Vec<usize>,
+    pub selected: usize,
+    pub query: String,
+    pub searching: bool,
+    pub detail: Option<(Account, Vec<AuditEvent>)>,
+    pub popup: Option<Popup>,
+    pub message: Option<(bool, String)>,
+    pub today: NaiveDate,
+    pub quit: bool,
+    pub page: usize,
+}
+
+impl App {
+    pub fn new(services: Services, actor: Actor) -> App {
+        let today = services.today();
+        let mut app = App {
+            services,
+            actor,
+            screen: Screen::Accounts,
+            accounts: Vec::new(),
+            visible: Vec::new(),
+            selected: 0,
+            query: String::new(),
+            searching: false,
+            detail: None,
+            popup: None,
+            message: None,
+            today,
+            quit: false,
+            page: 10,
+        };
+        app.refresh();
+        app
+    }
+
+    /// Reloads what the screen shows. Returns true if anything changed.
+    pub fn refresh(&mut self) -> bool {
+        self.today = self.services.today();
+        // An account that may not list others sees itself (no refused call every second).
+        let listed = if allowed(&self.actor, Permission::ListAccounts, None) {
+            self.services.list(&self.actor, &ListFilter::default())
+        } else {
+            self.services
+                .show(&self.actor, &self.actor.name)
+                .map(|a| vec![a])
+        };
+        let accounts = match listed {
+            Ok(list) => list,
+            Err(e) => {
+                self.message = Some((true, e.to_string()));
+                return true;
+            }
+        };
+        let mut changed = accounts != self.accounts;
+        if changed {
+            let keep = self.selected_account().map(|a| a.username.clone());
+            self.accounts = accounts;
+            self.filter();
+            if let Some(name) = keep {
+                if let Some(pos) = self
+                    .visible
+                    .iter()
+                    .position(|i| self.accounts[*i].username == name)
+                {
+                    self.selected = pos;
+                }
+            }
+        }
+        if let Some((account, _)) = &self.detail {
+            let name = account.username.clone();
+            let fresh = self.load_detail(&name);
+            if fresh.as_ref().map(|d| &d.0) != self.detail.as_ref().map(|d| &d.0) {
+                changed = true;
+                self.detail = fresh;
+            }
+        }
+        changed
+    }
+
+    fn load_detail(&self, name: &str) -> Option<(Account, Vec<AuditEvent>)> {
+        let account = self.services.show(&self.actor, name).ok()?;
+        let filter = AuditFilter {
+            limit: 8,
+            target: Some(name.to_string()),
+            ..Default::default()
+        };
+        let events = self
+            .services
+            .audit_tail(&self.actor, &filter)
+            .unwrap_or_default();
+        Some((account, events))
+    }
+
+    fn filter(&mut self) {
+        let q = self.query.to_lowercase();
+        self.visible = self
+            .accounts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| q.is_empty() || matches(a, &q))
+            .map(|(i, _)| i)
+            .collect();
+        if self.selected >= self.visible.len() {
+            self.selected = self.visible.len().saturating_sub(1);
+        }
+    }
+
+    pub fn selected_account(&self) -> Option<&Account> {
+        self.visible
+            .get(self.selected)
+            .and_then(|i| self.accounts.get(*i))
+    }
+
+    fn target(&self) -> Option<String> {
+        match self.screen {
+            Screen::Detail => self.detail.as_ref().map(|(a, _)| a.username.clone()),
+            _ => self.selected_account().map(|a| a.username.clone()),
+        }
+    }
+
+    /// One key. Returns true when the screen must be redrawn.
+    pub fn handle(&mut self, key: Key) -> bool {
+        if let Some(popup) = self.popup.take() {
+            self.answer(popup, key);
+            return true;
+        }
+        if self.searching {
+            match key {
+                Key::Enter => self.searching = false,
+                Key::Esc => {
+                    self.searching = false;
+                    self.query.clear();
+                    self.filter();
+                }
+                Key::Backspace => {
+                    self.query.pop();
+                    self.filter();
+                }
+                Key::Char(c) => {
+                    self.query.push(c);
+                    self.selected = 0;
+                    self.filter();
+                }
+                Key::Paste(text) => {
+                    self.query.push_str(text.trim());
+                    self.filter();
+                }
+                Key::Up | Key::Down => return self.act(action_for(&key)),
+                _ => return false,
+            }
+            return true;
+        }
+        self.act(action_for(&key))
+    }
+
+    fn act(&mut self, action: Option<Action>) -> bool {
+        let Some(action) = action else { return false };
+        self.message = None;
+        let last = self.visible.len().saturating_sub(1);
+        match action {
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::Down => self.selected = (self.selected + 1).min(last),
+            Action::PageUp => self.selected = self.selected.saturating_sub(self.page),
+            Action::PageDown => self.selected = (self.selected + self.page).min(last),
+            Action::Top => self.selected = 0,
+            Action::Bottom => self.selected = last,
+            Action::Open => {
+                if self.screen == Screen::Accounts {
+                    if let Some(name) = self.target() {
+                        self.detail = self.load_detail(&name);
+                        self.screen = Screen::Detail;
+                    }
+                }
+            }
+            Action::Back => match self.screen {
+                Screen::Accounts if !self.query.is_empty() => {
+                    self.query.clear();
+                    self.filter();
+                }
+                _ => self.screen = Screen::Accounts,
+            },
+            Action::Search => {
+                self.screen = Screen::Accounts;
+                self.searching = true;
+            }
+            Action::Disable => {
+                if let Some(target) = self.target() {
+                    self.popup = Some(Popup::Reason {
+                        target,
+                        text: String::new(),
+                    });
+                }
+            }
+            Action::Enable => {
+                if let Some(target) = self.target() {
+                    self.popup = Some(Popup::Confirm {
+                        question: format!("Enable {target}?"),
+                        change: Change::Enable { target },
+                    });
+                }
+            }
+            Action::Refresh => {
+                self.refresh();
+            }
+            Action::Help => {
+                self.screen = if self.screen == Screen::Help {
+                    Screen::Accounts
+                } else {
+                    Screen::Help
+                }
+            }
+            Action::Quit => self.quit = true,
+        }
+        true
+    }
+
+    fn answer(&mut self, popup: Popup, key: Key) {
+        match popup {
+            Popup::Reason { target, mut text } => match key {
+                Key::Esc => {}
+                Key::Enter if !text.trim().is_empty() => {
+                    self.popup = Some(Popup::Confirm {
+                        question: format!(
+                            "Disable {target} ({text})? Its live sessions close at once."
+                        ),
+                        change: Change::Disable {
+                            target,
+                            reason: text,
+                        },
+                    });
+                }
+                Key::Backspace => {
+                    text.pop();
+                    self.popup = Some(Popup::Reason { target, text });
+                }
+                Key::Char(c) => {
+                    text.push(c);
+                    self.popup = Some(Popup::Reason { target, text });
+                }
+                Key::Paste(p) => {
+                    text.push_str(p.lines().next().unwrap_or_default());
+                    self.popup = Some(Popup::Reason { target, text });
+                }
+                _ => self.popup = Some(Popup::Reason { target, text }),
+            },
+            Popup::Confirm { question, change } => match key {
+                Key::Char('y') | Key::Char('Y') => self.apply(change),
+                Key::Char('n') | Key::Char('N') | Key::Esc => {
+                    self.message = Some((false, "cancelled".into()))
+                }
+                _ => self.popup = Some(Popup::Confirm { question, change }),
+            },
+        }
+    }
+
+    fn apply(&mut self, change: Change) {
+        let result = match &change {
+            Change::Disable { target, reason } => self
+                .services
+                .disable(
+                    &self.actor,
+                    target,
+                    DisableReason::Manual,
+                    Some(reason.clone()),
+                )
+                .map(|_| format!("disabled {target}")),
+            Change::Enable { target } => self
+                .services
+                .enable(&self.actor, target)
+                .map(|_| format!("enabled {target}")),
+        };
+        self.message = Some(match result {
+            Ok(done) => (false, done),
+            Err(e) => (true, e.to_string()),
+        });
+        self.refresh();
+    }
+}
+
+fn matches(a: &Account, q: &str) -> bool {
+    [
+        Some(&a.username),
+        Some(&a.display_name),
+        Some(&a.email),
+        a.company.as_ref(),
+        a.project.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|field| field.to_lowercase().contains(q))
+}
+
+/// The status word and whether it is a warning, for colouring.
+pub fn status(a: &Account, today: NaiveDate) -> (String, Effective) {
+    let e = effective(a, today);
+    let word = match e {
+        Effective::Disabled(reason) => format!("disabled ({reason})"),
+        other => other.as_str().to_string(),
+    };
+    (word, e)
+}

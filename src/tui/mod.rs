@@ -1,0 +1,11 @@
+//! The console: a keyboard-driven ratatui app per SSH channel. State and
+//! `update` live in `app`, a read-only `draw` in `view`, keys are data in
+//! `keymap` (the help screen is drawn from it). Every action goes through the
+//! service layer; no screen touches the store.
+
+pub mod app;
+pub mod keymap;
+pub mod session;
+pub mod view;
+
+pub use app::App;

@@ -1,0 +1,173 @@
+//! One console per SSH channel: a task that owns its `App` and `Terminal`,
+//! fed with the channel's bytes and window changes, drawing into a buffer
+//! that goes out as one SSH data message per frame. Ratatui diffs frames,
+//! so an idle console sends nothing and a keystroke sends what changed.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use russh::server::Handle;
+use russh::ChannelId;
+use tokio::sync::mpsc;
+
+use super::app::App;
+use super::view::draw;
+use crate::service::{Actor, Services};
+use crate::term::input::Decoder;
+
+pub enum ConsoleInput {
+    Bytes(Vec<u8>),
+    Resize(u16, u16),
+}
+
+/// Collects what ratatui writes; the session task sends it.
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Sink {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
+    }
+    fn push(&self, bytes: &[u8]) {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(bytes);
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.push(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[?2004h\x1b[2J";
+const LEAVE: &[u8] = b"\x1b[?2004l\x1b[?25h\x1b[?1049l";
+/// How long a lone Esc waits for the rest of a sequence.
+const ESC_TIMEOUT: Duration = Duration::from_millis(40);
+
+/// Starts the console on `channel`; returns where to send its input.
+pub fn start(
+    services: Services,
+    actor: Actor,
+    handle: Handle,
+    channel: ChannelId,
+    cols: u16,
+    rows: u16,
+) -> mpsc::Sender<ConsoleInput> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(run(services, actor, handle, channel, cols, rows, rx));
+    tx
+}
+
+async fn send(handle: &Handle, channel: ChannelId, sink: &Sink) -> bool {
+    let bytes = sink.take();
+    bytes.is_empty() || handle.data(channel, bytes).await.is_ok()
+}
+
+async fn run(
+    services: Services,
+    actor: Actor,
+    handle: Handle,
+    channel: ChannelId,
+    cols: u16,
+    rows: u16,
+    mut rx: mpsc::Receiver<ConsoleInput>,
+) {
+    let sink = Sink::default();
+    let options = TerminalOptions {
+        viewport: Viewport::Fixed(Rect::new(0, 0, cols.max(1), rows.max(1))),
+    };
+    let Ok(mut terminal) = Terminal::with_options(CrosstermBackend::new(sink.clone()), options)
+    else {
+        return;
+    };
+    sink.push(ENTER);
+    let Ok(mut app) = tokio::task::spawn_blocking(move || App::new(services, actor)).await else {
+        return;
+    };
+    let _ = terminal.draw(|f| draw(&app, f));
+    if !send(&handle, channel, &sink).await {
+        return;
+    }
+    let mut decoder = Decoder::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        let esc_wait = decoder.waiting();
+        let mut redraw = false;
+        let mut keys = Vec::new();
+        tokio::select! {
+            input = rx.recv() => match input {
+                None => break,
+                Some(ConsoleInput::Bytes(bytes)) => keys = decoder.feed(&bytes),
+                Some(ConsoleInput::Resize(w, h)) => {
+                    sink.push(b"\x1b[2J");
+                    let _ = terminal.resize(Rect::new(0, 0, w.max(1), h.max(1)));
+                    redraw = true;
+                }
+            },
+            _ = tokio::time::sleep(ESC_TIMEOUT), if esc_wait => keys.extend(decoder.flush()),
+            _ = tick.tick() => {
+                // Changes made elsewhere show up within a second.
+                let result = tokio::task::spawn_blocking(move || {
+                    let changed = app.refresh();
+                    (app, changed)
+                })
+                .await;
+                match result {
+                    Ok((back, changed)) => {
+                        app = back;
+                        redraw = changed;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if !keys.is_empty() {
+            let result = tokio::task::spawn_blocking(move || {
+                let mut changed = false;
+                for key in keys {
+                    changed |= app.handle(key);
+                    if app.quit {
+                        break;
+                    }
+                }
+                (app, changed)
+            })
+            .await;
+            match result {
+                Ok((back, changed)) => {
+                    app = back;
+                    redraw |= changed;
+                }
+                Err(_) => break,
+            }
+        }
+        if app.quit {
+            break;
+        }
+        if redraw {
+            let _ = terminal.draw(|f| draw(&app, f));
+            if !send(&handle, channel, &sink).await {
+                return;
+            }
+        }
+    }
+    sink.push(LEAVE);
+    send(&handle, channel, &sink).await;
+    let _ = handle.exit_status_request(channel, 0).await;
+    let _ = handle.eof(channel).await;
+    let _ = handle.close(channel).await;
+}
