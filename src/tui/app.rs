@@ -341,3 +341,115 @@ pub fn status(a: &Account, today: NaiveDate) -> (String, Effective) {
     };
     (word, e)
 }
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    use super::*;
+    use crate::domain::Kind;
+    use crate::service::accounts::AccountInput;
+    use crate::service::testkit::services;
+
+    fn app() -> App {
+        let (s, _clock, admin) = services();
+        for (name, company) in [("bob", "Acme"), ("carla", "Globex"), ("dave", "Acme")] {
+            let input = AccountInput {
+                email: Some(format!("{name}@{}.example", company.to_lowercase())),
+                display_name: Some(format!("{name} builder")),
+                kind: Some(Kind::Contractor),
+                company: Some(company.into()),
+                end_date: Some(s.today() + chrono::Duration::days(30)),
+                ..Default::default()
+            };
+            s.create(&admin, name, input).unwrap();
+        }
+        App::new(s, admin)
+    }
+
+    fn screen(app: &App, w: u16, h: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+        terminal.draw(|f| crate::tui::view::draw(app, f)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        (0..h)
+            .map(|y| {
+                (0..w)
+                    .map(|x| buffer[(x, y)].symbol().to_string())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn typed(app: &mut App, text: &str) {
+        for c in text.chars() {
+            app.handle(Key::Char(c));
+        }
+    }
+
+    #[test]
+    fn accounts_screen_at_both_sizes_lists_every_account_with_status_and_end() {
+        let app = app();
+        for (w, h) in [(80, 24), (120, 40)] {
+            let text = screen(&app, w, h);
+            for needle in [
+                "Accounts", "USERNAME", "bob", "carla", "dave", "active", "(30d)", "q quit",
+            ] {
+                assert!(text.contains(needle), "{w}x{h} lacks {needle}:\n{text}");
+            }
+        }
+        assert!(screen(&app, 79, 24).contains("terminal too small"));
+    }
+
+    #[test]
+    fn searching_by_part_of_an_email_narrows_the_table() {
+        let mut app = app();
+        app.handle(Key::Char('/'));
+        typed(&mut app, "globex");
+        assert_eq!(app.visible.len(), 1);
+        let text = screen(&app, 120, 40);
+        assert!(text.contains("carla") && !text.contains("dave"), "{text}");
+        assert!(text.contains("/globex"), "the search line shows the query");
+        app.handle(Key::Esc);
+        assert_eq!(app.visible.len(), 4, "Esc clears the search");
+    }
+
+    #[test]
+    fn disable_asks_a_reason_then_confirms_then_shows_the_new_status() {
+        let mut app = app();
+        app.handle(Key::Char('/'));
+        typed(&mut app, "bob");
+        app.handle(Key::Enter);
+        app.handle(Key::Enter);
+        assert_eq!(app.screen, Screen::Detail);
+        assert!(screen(&app, 80, 24).contains("bob@acme.example"));
+        app.handle(Key::Char('d'));
+        typed(&mut app, "contract ended");
+        assert!(screen(&app, 80, 24).contains("Reason: contract ended"));
+        app.handle(Key::Enter);
+        assert!(screen(&app, 80, 24).contains("Disable bob (contract ended)?"));
+        app.handle(Key::Char('y'));
+        let text = screen(&app, 80, 24);
+        assert!(
+            text.contains("disabled (manual)") && text.contains("disabled bob"),
+            "{text}"
+        );
+        // Esc on the confirmation cancels without a change.
+        app.handle(Key::Char('e'));
+        app.handle(Key::Esc);
+        assert!(screen(&app, 80, 24).contains("cancelled"));
+    }
+
+    #[test]
+    fn help_is_drawn_from_the_keymap() {
+        let mut app = app();
+        app.handle(Key::Char('?'));
+        let text = screen(&app, 80, 24);
+        for b in crate::tui::keymap::KEYMAP {
+            assert!(text.contains(b.help), "help lacks {}", b.help);
+        }
+    }
+}

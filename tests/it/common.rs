@@ -596,6 +596,18 @@ impl Instance {
         std::fs::write(&self.config, text.replacen(from, to, 1)).unwrap();
     }
 
+    /// `user show NAME --json` over ssh as alice (while a server holds the database).
+    pub fn show_over(&self, server: &Server, name: &str) -> Value {
+        let (code, out, err) = server.exec(
+            "alice",
+            &self.path("alice"),
+            &format!("user show {name} --json"),
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
     /// `tenure --config F serve --listen 127.0.0.1:0`, ready for logins.
     pub fn serve(&self) -> Server {
         let mut cmd = self.command();

@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod common;
+mod console;
 mod import;
 mod lifecycle;
 mod notify;
