@@ -16,6 +16,10 @@ use crate::term::input::Key;
 pub enum Screen {
     Accounts,
     Detail,
+    Lifecycle,
+    Orphans,
+    Requests,
+    Outbox,
     Help,
 }
 
@@ -24,14 +28,26 @@ pub enum Screen {
 pub enum Popup {
     /// Typing the reason for disabling `target`.
     Reason { target: String, text: String },
+    /// Typing the reason for denying request `id`.
+    DenyReason { id: u64, text: String },
     /// Yes or no before a change.
     Confirm { question: String, change: Change },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    Disable { target: String, reason: String },
-    Enable { target: String },
+    Disable {
+        target: String,
+        reason: String,
+    },
+    Enable {
+        target: String,
+    },
+    Decide {
+        id: u64,
+        approve: bool,
+        reason: Option<String>,
+    },
 }
 
 pub struct App {
@@ -50,11 +66,18 @@ pub struct App {
     pub today: NaiveDate,
     pub quit: bool,
     pub page: usize,
+    pub plan: Vec<crate::service::lifecycle::PreviewItem>,
+    /// The lifecycle policy, for the planned dates on the detail screen.
+    pub policy: crate::domain::Policy,
+    pub orphans: Vec<crate::service::reports::Orphan>,
+    pub requests: Vec<crate::service::requests::Request>,
+    pub outbox: Vec<crate::service::notify::OutboxEntry>,
 }
 
 impl App {
     pub fn new(services: Services, actor: Actor) -> App {
         let today = services.today();
+        let policy = services.config().policy.clone();
         let mut app = App {
             services,
             actor,
@@ -70,6 +93,11 @@ impl App {
             today,
             quit: false,
             page: 10,
+            plan: Vec::new(),
+            orphans: Vec::new(),
+            requests: Vec::new(),
+            outbox: Vec::new(),
+            policy,
         };
         app.refresh();
         app
@@ -244,6 +272,69 @@ impl App {
             Action::Refresh => {
                 self.refresh();
             }
+            Action::Lifecycle => {
+                let until = self.today + chrono::Duration::days(30);
+                match self.services.lifecycle_preview(&self.actor, until) {
+                    Ok(plan) => {
+                        self.plan = plan;
+                        self.screen = Screen::Lifecycle;
+                    }
+                    Err(e) => self.message = Some((true, e.to_string())),
+                }
+            }
+            Action::Requests => match self.services.request_list(&self.actor) {
+                Ok(list) => {
+                    self.requests = list;
+                    self.screen = Screen::Requests;
+                    self.selected = 0;
+                }
+                Err(e) => self.message = Some((true, e.to_string())),
+            },
+            Action::Outbox => match self.services.notify_queue(&self.actor) {
+                Ok(list) => {
+                    self.outbox = list;
+                    self.screen = Screen::Outbox;
+                }
+                Err(e) => self.message = Some((true, e.to_string())),
+            },
+            Action::Approve | Action::Deny if self.screen == Screen::Requests => {
+                let pending = self
+                    .requests
+                    .iter()
+                    .filter(|r| r.status == crate::service::requests::RequestStatus::Pending)
+                    .nth(self.selected)
+                    .cloned();
+                match (pending, action) {
+                    (Some(r), Action::Approve) => {
+                        self.popup = Some(Popup::Confirm {
+                            question: format!(
+                                "Approve #{}: extend {} to {}?",
+                                r.id, r.account, r.end_date
+                            ),
+                            change: Change::Decide {
+                                id: r.id,
+                                approve: true,
+                                reason: None,
+                            },
+                        })
+                    }
+                    (Some(r), _) => {
+                        self.popup = Some(Popup::DenyReason {
+                            id: r.id,
+                            text: String::new(),
+                        })
+                    }
+                    (None, _) => self.message = Some((true, "no pending request selected".into())),
+                }
+            }
+            Action::Approve | Action::Deny => {}
+            Action::Orphans => match self.services.report_orphans(&self.actor) {
+                Ok(orphans) => {
+                    self.orphans = orphans;
+                    self.screen = Screen::Orphans;
+                }
+                Err(e) => self.message = Some((true, e.to_string())),
+            },
             Action::Help => {
                 self.screen = if self.screen == Screen::Help {
                     Screen::Accounts
@@ -285,6 +376,28 @@ impl App {
                 }
                 _ => self.popup = Some(Popup::Reason { target, text }),
             },
+            Popup::DenyReason { id, mut text } => match key {
+                Key::Esc => {}
+                Key::Enter if !text.trim().is_empty() => {
+                    self.popup = Some(Popup::Confirm {
+                        question: format!("Deny #{id} ({text})?"),
+                        change: Change::Decide {
+                            id,
+                            approve: false,
+                            reason: Some(text),
+                        },
+                    });
+                }
+                Key::Backspace => {
+                    text.pop();
+                    self.popup = Some(Popup::DenyReason { id, text });
+                }
+                Key::Char(c) => {
+                    text.push(c);
+                    self.popup = Some(Popup::DenyReason { id, text });
+                }
+                _ => self.popup = Some(Popup::DenyReason { id, text }),
+            },
             Popup::Confirm { question, change } => match key {
                 Key::Char('y') | Key::Char('Y') => self.apply(change),
                 Key::Char('n') | Key::Char('N') | Key::Esc => {
@@ -310,11 +423,22 @@ impl App {
                 .services
                 .enable(&self.actor, target)
                 .map(|_| format!("enabled {target}")),
+            Change::Decide {
+                id,
+                approve,
+                reason,
+            } => self
+                .services
+                .request_decide(&self.actor, *id, *approve, reason.clone())
+                .map(|r| format!("request #{id} {:?}", r.status).to_lowercase()),
         };
         self.message = Some(match result {
             Ok(done) => (false, done),
             Err(e) => (true, e.to_string()),
         });
+        if let Change::Decide { .. } = change {
+            self.requests = self.services.request_list(&self.actor).unwrap_or_default();
+        }
         self.refresh();
     }
 }
@@ -441,6 +565,58 @@ mod tests {
         app.handle(Key::Char('e'));
         app.handle(Key::Esc);
         assert!(screen(&app, 80, 24).contains("cancelled"));
+    }
+
+    #[test]
+    fn lifecycle_orphans_and_outbox_screens_and_planned_dates() {
+        let mut app = app();
+        app.handle(Key::Char('/'));
+        typed(&mut app, "bob");
+        app.handle(Key::Enter);
+        app.handle(Key::Enter);
+        let detail = screen(&app, 120, 40);
+        assert!(
+            detail.contains("warn sponsor (14 days left)")
+                && detail.contains("disable (never_logged_in)"),
+            "{detail}"
+        );
+        app.handle(Key::Esc);
+        app.handle(Key::Char('L'));
+        let plan = screen(&app, 120, 40);
+        assert!(
+            plan.contains("Lifecycle:")
+                && plan.contains("disable (never_logged_in)")
+                && plan.contains("carla"),
+            "{plan}"
+        );
+        app.handle(Key::Char('O'));
+        let orphans = screen(&app, 80, 24);
+        assert!(
+            orphans.contains("Orphans:") && orphans.contains("no_sponsor"),
+            "{orphans}"
+        );
+        app.handle(Key::Char('N'));
+        assert!(screen(&app, 80, 24).contains("Notifications not yet delivered: 0"));
+    }
+
+    #[test]
+    fn a_pending_request_is_approved_from_the_requests_screen() {
+        let mut app = app();
+        let later = app.today + chrono::Duration::days(60);
+        app.services
+            .request_extend(&app.actor, "bob", later, "project extended")
+            .unwrap();
+        app.handle(Key::Char('R'));
+        let text = screen(&app, 120, 40);
+        assert!(
+            text.contains("Requests: 1 pending") && text.contains("project extended"),
+            "{text}"
+        );
+        app.handle(Key::Char('a'));
+        assert!(screen(&app, 120, 40).contains("Approve #1: extend bob"));
+        app.handle(Key::Char('y'));
+        assert!(screen(&app, 120, 40).contains("request #1 approved"));
+        assert_eq!(app.services.load("bob").unwrap().end_date, Some(later));
     }
 
     #[test]

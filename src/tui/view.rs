@@ -52,6 +52,10 @@ pub fn draw(app: &App, frame: &mut Frame) {
     match app.screen {
         Screen::Accounts => accounts(app, frame, body),
         Screen::Detail => detail(app, frame, body),
+        Screen::Lifecycle => plan(app, frame, body),
+        Screen::Orphans => orphans(app, frame, body),
+        Screen::Requests => requests(app, frame, body),
+        Screen::Outbox => outbox(app, frame, body),
         Screen::Help => help(frame, body),
     }
     let bottom = if app.searching {
@@ -203,6 +207,27 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
     if let Some(note) = &a.disable_note {
         lines.push(Line::from(format!("reason        {note}")));
     }
+    let policy = &app.policy;
+    let mut planned: Vec<String> = crate::domain::plan::warnings(a, policy, app.today)
+        .into_iter()
+        .map(|(date, days)| format!("{date} warn sponsor ({days} days left)"))
+        .collect();
+    if let Some(next) = crate::domain::plan::next_action(a, policy) {
+        planned.push(format!(
+            "{} {} — {}",
+            next.due,
+            next.action.describe(),
+            next.why
+        ));
+    }
+    lines.push(Line::from(format!(
+        "planned       {}",
+        if planned.is_empty() {
+            "-".to_string()
+        } else {
+            planned.join("; ")
+        }
+    )));
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
         "keys",
@@ -247,6 +272,128 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
+fn plan(app: &App, frame: &mut Frame, area: Rect) {
+    let rows = app.plan.iter().map(|i| {
+        Row::new(vec![
+            i.date.to_string(),
+            i.username.clone(),
+            i.action.clone(),
+            i.why.clone(),
+        ])
+    });
+    let widths = [
+        Constraint::Length(11),
+        Constraint::Length(14),
+        Constraint::Length(28),
+        Constraint::Fill(1),
+    ];
+    let title = format!(
+        " Lifecycle: {} planned action(s) in the next 30 days ",
+        app.plan.len()
+    );
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(["DATE", "ACCOUNT", "ACTION", "WHY"])
+                .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::default().borders(Borders::ALL).title(title));
+    frame.render_widget(table, area);
+}
+
+fn orphans(app: &App, frame: &mut Frame, area: Rect) {
+    let rows = app.orphans.iter().map(|o| {
+        Row::new(vec![
+            o.username.clone(),
+            o.problem.clone(),
+            o.detail.clone(),
+        ])
+    });
+    let widths = [
+        Constraint::Length(14),
+        Constraint::Length(18),
+        Constraint::Fill(1),
+    ];
+    let title = format!(" Orphans: {} finding(s) ", app.orphans.len());
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(["ACCOUNT", "PROBLEM", "DETAIL"])
+                .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::default().borders(Borders::ALL).title(title));
+    frame.render_widget(table, area);
+}
+
+fn requests(app: &App, frame: &mut Frame, area: Rect) {
+    use crate::service::requests::RequestStatus;
+    let pending: Vec<_> = app
+        .requests
+        .iter()
+        .filter(|r| r.status == RequestStatus::Pending)
+        .collect();
+    let rows = pending.iter().map(|r| {
+        Row::new(vec![
+            format!("#{}", r.id),
+            r.account.clone(),
+            r.end_date.to_string(),
+            r.requested_by.clone(),
+            r.reason.clone(),
+        ])
+    });
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(14),
+        Constraint::Length(11),
+        Constraint::Length(14),
+        Constraint::Fill(1),
+    ];
+    let title = format!(" Requests: {} pending (a approve · x deny) ", pending.len());
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(["ID", "ACCOUNT", "END", "ASKED BY", "REASON"])
+                .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let mut state = TableState::default().with_selected(
+        (!pending.is_empty()).then_some(app.selected.min(pending.len().saturating_sub(1))),
+    );
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn outbox(app: &App, frame: &mut Frame, area: Rect) {
+    use crate::service::notify::Delivery;
+    let rows = app.outbox.iter().map(|e| {
+        let to = match &e.delivery {
+            Delivery::Email { to, .. } => to.join(", "),
+            Delivery::Webhook { url, .. } => url.clone(),
+        };
+        Row::new(vec![
+            format!("#{}", e.id),
+            e.event.clone(),
+            e.account.clone(),
+            to,
+            e.attempts.to_string(),
+            e.last_error.clone().unwrap_or_else(|| "-".into()),
+        ])
+    });
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(15),
+        Constraint::Length(12),
+        Constraint::Fill(1),
+        Constraint::Length(5),
+        Constraint::Fill(1),
+    ];
+    let title = format!(" Notifications not yet delivered: {} ", app.outbox.len());
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(["ID", "EVENT", "ACCOUNT", "TO", "TRIES", "LAST ERROR"])
+                .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::default().borders(Borders::ALL).title(title));
+    frame.render_widget(table, area);
+}
+
 fn help(frame: &mut Frame, area: Rect) {
     let lines: Vec<Line> = KEYMAP
         .iter()
@@ -262,6 +409,10 @@ fn draw_popup(popup: &Popup, frame: &mut Frame, area: Rect) {
     let (title, body) = match popup {
         Popup::Reason { target, text } => (
             format!(" Disable {target} "),
+            format!("Reason: {text}▏\n\nEnter continue · Esc cancel"),
+        ),
+        Popup::DenyReason { id, text } => (
+            format!(" Deny request #{id} "),
             format!("Reason: {text}▏\n\nEnter continue · Esc cancel"),
         ),
         Popup::Confirm { question, .. } => (
