@@ -18,7 +18,7 @@ pub type Run = (i32, String, String);
 pub struct Instance {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
-    /// When set (e.g. `+40d`), every run goes through `faketime -f OFFSET`.
+    /// When set (e.g. `+40d`), every run preloads libfaketime with FAKETIME=OFFSET.
     faketime: std::cell::RefCell<Option<String>>,
 }
 
@@ -50,7 +50,7 @@ impl Instance {
     }
 
     /// Runs every later command with the clock shifted by `offset`
-    /// (`faketime -f '+40d'`); `None` goes back to the real clock.
+    /// (FAKETIME, e.g. `+40d` or `@2030-06-30 23:59:56`); `None` goes back to the real clock.
     pub fn set_faketime(&self, offset: Option<&str>) {
         *self.faketime.borrow_mut() = offset.map(str::to_string);
     }
