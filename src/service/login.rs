@@ -104,6 +104,12 @@ impl Services {
         }
     }
 
+    /// Whether `fingerprint` is one of `name`'s keys (the probe before a
+    /// signature; changes nothing).
+    pub fn key_registered(&self, name: &str, fingerprint: &str) -> bool {
+        matches!(self.store().account(name), Ok(Some(a)) if a.key(fingerprint).is_some())
+    }
+
     pub fn login_methods(&self, account: &Account) -> Vec<LoginMethod> {
         self.config().auth.methods_for(&account.roles)
     }

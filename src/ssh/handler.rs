@@ -302,8 +302,7 @@ impl russh::server::Handler for Connection {
         // A probe: answer whether this key could work; count nothing.
         self.attempted_user = Some(user.to_string());
         let fp = offer.public_key.fingerprint(HashAlg::Sha256).to_string();
-        let known =
-            matches!(self.services.store().account(user), Ok(Some(a)) if a.key(&fp).is_some());
+        let known = self.services.key_registered(user, &fp);
         if known {
             Ok(Auth::Accept)
         } else {
