@@ -20,6 +20,8 @@ pub enum Screen {
     Orphans,
     Requests,
     Outbox,
+    Sessions,
+    Audit,
     Help,
 }
 
@@ -48,6 +50,12 @@ pub enum Change {
         approve: bool,
         reason: Option<String>,
     },
+    KillSession {
+        id: u64,
+    },
+    KillUser {
+        target: String,
+    },
 }
 
 pub struct App {
@@ -72,6 +80,10 @@ pub struct App {
     pub orphans: Vec<crate::service::reports::Orphan>,
     pub requests: Vec<crate::service::requests::Request>,
     pub outbox: Vec<crate::service::notify::OutboxEntry>,
+    pub sessions: Vec<crate::service::sessions::SessionInfo>,
+    pub audit: Vec<AuditEvent>,
+    /// The audit chain check shown on the audit screen.
+    pub chain: Option<String>,
 }
 
 impl App {
@@ -97,6 +109,9 @@ impl App {
             orphans: Vec::new(),
             requests: Vec::new(),
             outbox: Vec::new(),
+            sessions: Vec::new(),
+            audit: Vec::new(),
+            chain: None,
             policy,
         };
         app.refresh();
@@ -134,6 +149,16 @@ impl App {
                 {
                     self.selected = pos;
                 }
+            }
+        }
+        if self.screen == Screen::Sessions {
+            let sessions = self.services.session_list(&self.actor).unwrap_or_default();
+            let ids = |v: &[crate::service::sessions::SessionInfo]| {
+                v.iter().map(|s| (s.id, s.last_input)).collect::<Vec<_>>()
+            };
+            if ids(&sessions) != ids(&self.sessions) {
+                self.sessions = sessions;
+                changed = true;
             }
         }
         if let Some((account, _)) = &self.detail {
@@ -328,6 +353,53 @@ impl App {
                 }
             }
             Action::Approve | Action::Deny => {}
+            Action::Sessions => {
+                self.sessions = self.services.session_list(&self.actor).unwrap_or_default();
+                self.screen = Screen::Sessions;
+                self.selected = 0;
+            }
+            Action::Kill => match self.screen {
+                Screen::Sessions => {
+                    if let Some(s) = self.sessions.get(self.selected) {
+                        self.popup = Some(Popup::Confirm {
+                            question: format!(
+                                "Kill session {} of {} from {}?",
+                                s.id, s.account, s.address
+                            ),
+                            change: Change::KillSession { id: s.id },
+                        });
+                    }
+                }
+                _ => {
+                    if let Some(target) = self.target() {
+                        self.popup = Some(Popup::Confirm {
+                            question: format!("Kill every live session of {target}?"),
+                            change: Change::KillUser { target },
+                        });
+                    }
+                }
+            },
+            Action::Audit => {
+                let filter = AuditFilter {
+                    limit: 200,
+                    ..Default::default()
+                };
+                match self.services.audit_tail(&self.actor, &filter) {
+                    Ok(mut events) => {
+                        events.reverse();
+                        self.audit = events;
+                        self.chain = Some(match self.services.audit_verify(&self.actor) {
+                            Ok(r) => match r.broken {
+                                None => format!("chain intact: {} events", r.events),
+                                Some(b) => format!("CHAIN BROKEN: {b}"),
+                            },
+                            Err(e) => e.to_string(),
+                        });
+                        self.screen = Screen::Audit;
+                    }
+                    Err(e) => self.message = Some((true, e.to_string())),
+                }
+            }
             Action::Orphans => match self.services.report_orphans(&self.actor) {
                 Ok(orphans) => {
                     self.orphans = orphans;
@@ -431,11 +503,22 @@ impl App {
                 .services
                 .request_decide(&self.actor, *id, *approve, reason.clone())
                 .map(|r| format!("request #{id} {:?}", r.status).to_lowercase()),
+            Change::KillSession { id } => self
+                .services
+                .session_kill(&self.actor, *id)
+                .map(|s| format!("killed session {id} of {}", s.account)),
+            Change::KillUser { target } => self
+                .services
+                .session_kill_user(&self.actor, target)
+                .map(|n| format!("killed {n} session(s) of {target}")),
         };
         self.message = Some(match result {
             Ok(done) => (false, done),
             Err(e) => (true, e.to_string()),
         });
+        if matches!(change, Change::KillSession { .. } | Change::KillUser { .. }) {
+            self.sessions = self.services.session_list(&self.actor).unwrap_or_default();
+        }
         if let Change::Decide { .. } = change {
             self.requests = self.services.request_list(&self.actor).unwrap_or_default();
         }
@@ -620,12 +703,56 @@ mod tests {
     }
 
     #[test]
+    fn sessions_screen_kills_with_confirmation_and_audit_screen_shows_the_chain() {
+        use crate::service::sessions::{Closing, SessionInfo, SessionKind};
+        let mut app = app();
+        let now = app.services.now();
+        let ticket = app.services.session_open(SessionInfo {
+            id: 0,
+            account: "bob".into(),
+            address: "192.0.2.7".into(),
+            method: "publickey".into(),
+            fingerprint: None,
+            started: now,
+            last_input: now,
+            kind: SessionKind::Console,
+            command: None,
+        });
+        app.handle(Key::Char('S'));
+        let text = screen(&app, 120, 40);
+        assert!(
+            text.contains("Live sessions: 1") && text.contains("192.0.2.7"),
+            "{text}"
+        );
+        app.handle(Key::Char('K'));
+        assert!(screen(&app, 120, 40).contains("Kill session"));
+        app.handle(Key::Char('y'));
+        assert!(matches!(*ticket.closing.borrow(), Closing::Close(_)));
+        assert!(screen(&app, 120, 40).contains("killed session"));
+        app.handle(Key::Char('A'));
+        let audit = screen(&app, 120, 40);
+        assert!(
+            audit.contains("chain intact") && audit.contains("session.kill"),
+            "{audit}"
+        );
+    }
+
+    #[test]
     fn help_is_drawn_from_the_keymap() {
         let mut app = app();
         app.handle(Key::Char('?'));
-        let text = screen(&app, 80, 24);
+        let text = screen(&app, 120, 40);
         for b in crate::tui::keymap::KEYMAP {
             assert!(text.contains(b.help), "help lacks {}", b.help);
+        }
+        // At 80x24 the bindings flow into columns: every key is still there.
+        let small = screen(&app, 80, 24);
+        for b in crate::tui::keymap::KEYMAP {
+            assert!(
+                small.contains(b.label),
+                "80x24 help lacks {}:\n{small}",
+                b.label
+            );
         }
     }
 }

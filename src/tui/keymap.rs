@@ -22,6 +22,9 @@ pub enum Action {
     Outbox,
     Approve,
     Deny,
+    Sessions,
+    Kill,
+    Audit,
     Help,
     Quit,
 }
@@ -141,6 +144,24 @@ pub const KEYMAP: &[Binding] = &[
         label: "x",
         action: Action::Deny,
         help: "deny the selected request (asks a reason)",
+    },
+    Binding {
+        keys: &[Key::Char('S')],
+        label: "S",
+        action: Action::Sessions,
+        help: "live sessions (refresh by themselves)",
+    },
+    Binding {
+        keys: &[Key::Char('K')],
+        label: "K",
+        action: Action::Kill,
+        help: "kill the selected session, or the account's sessions (confirms)",
+    },
+    Binding {
+        keys: &[Key::Char('A')],
+        label: "A",
+        action: Action::Audit,
+        help: "audit trail, newest first, with the chain check",
     },
     Binding {
         keys: &[Key::Char('?'), Key::F(1)],

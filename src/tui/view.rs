@@ -56,6 +56,8 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Screen::Orphans => orphans(app, frame, body),
         Screen::Requests => requests(app, frame, body),
         Screen::Outbox => outbox(app, frame, body),
+        Screen::Sessions => sessions(app, frame, body),
+        Screen::Audit => audit(app, frame, body),
         Screen::Help => help(frame, body),
     }
     let bottom = if app.searching {
@@ -394,15 +396,99 @@ fn outbox(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(table, area);
 }
 
+fn sessions(app: &App, frame: &mut Frame, area: Rect) {
+    let rows = app.sessions.iter().map(|s| {
+        Row::new(vec![
+            s.id.to_string(),
+            s.account.clone(),
+            s.address.clone(),
+            s.method.clone(),
+            format!("{:?}", s.kind).to_lowercase(),
+            s.started.format("%Y-%m-%d %H:%M").to_string(),
+            s.last_input.format("%H:%M:%S").to_string(),
+        ])
+    });
+    let widths = [
+        Constraint::Length(5),
+        Constraint::Length(14),
+        Constraint::Length(16),
+        Constraint::Length(15),
+        Constraint::Length(8),
+        Constraint::Length(17),
+        Constraint::Fill(1),
+    ];
+    let title = format!(" Live sessions: {} (K kill) ", app.sessions.len());
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new([
+                "ID",
+                "ACCOUNT",
+                "ADDRESS",
+                "METHOD",
+                "KIND",
+                "STARTED",
+                "LAST INPUT",
+            ])
+            .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let mut state = TableState::default().with_selected(
+        (!app.sessions.is_empty())
+            .then_some(app.selected.min(app.sessions.len().saturating_sub(1))),
+    );
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn audit(app: &App, frame: &mut Frame, area: Rect) {
+    let rows = app.audit.iter().map(|e| {
+        Row::new(vec![
+            format!("#{}", e.seq),
+            e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            e.actor.clone(),
+            e.action.clone(),
+            e.target.clone().unwrap_or_else(|| "-".into()),
+            e.detail.clone().unwrap_or_default(),
+        ])
+    });
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(19),
+        Constraint::Length(16),
+        Constraint::Length(18),
+        Constraint::Length(12),
+        Constraint::Fill(1),
+    ];
+    let title = format!(
+        " Audit trail, newest first — {} ",
+        app.chain.clone().unwrap_or_default()
+    );
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL"])
+                .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::default().borders(Borders::ALL).title(title));
+    frame.render_widget(table, area);
+}
+
 fn help(frame: &mut Frame, area: Rect) {
-    let lines: Vec<Line> = KEYMAP
-        .iter()
-        .map(|b| Line::from(format!("  {:<10} {}", b.label, b.help)))
-        .collect();
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" Keys (? to close) ");
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    // As many columns as the bindings need at this height.
+    let per_column = usize::from(inner.height.max(1));
+    let columns: Vec<&[crate::tui::keymap::Binding]> = KEYMAP.chunks(per_column).collect();
+    let areas = Layout::horizontal(vec![Constraint::Fill(1); columns.len()]).split(inner);
+    for (chunk, rect) in columns.iter().zip(areas.iter()) {
+        let lines: Vec<Line> = chunk
+            .iter()
+            .map(|b| Line::from(format!(" {:<8} {}", b.label, b.help)))
+            .collect();
+        frame.render_widget(Paragraph::new(lines), *rect);
+    }
 }
 
 fn draw_popup(popup: &Popup, frame: &mut Frame, area: Rect) {
