@@ -17,6 +17,7 @@ pub mod notify;
 mod proptests;
 pub mod reports;
 pub mod requests;
+pub mod search;
 pub mod sessions;
 #[cfg(test)]
 pub(crate) mod testkit;

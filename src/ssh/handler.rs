@@ -44,6 +44,8 @@ struct ChannelState {
     pending: Option<(Command, String)>,
     /// The console running on this channel.
     console: Option<tokio::sync::mpsc::Sender<crate::tui::session::ConsoleInput>>,
+    /// What the client sent with `env` requests (NO_COLOR, TENURE_THEME).
+    console_options: crate::tui::session::ConsoleOptions,
 }
 
 pub struct Connection {
@@ -472,10 +474,13 @@ impl russh::server::Handler for Connection {
     async fn env_request(
         &mut self,
         channel: ChannelId,
-        _name: &str,
-        _value: &str,
+        name: &str,
+        value: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if let Some(state) = self.channels.get_mut(&channel) {
+            state.console_options.env(name, value);
+        }
         session.channel_success(channel)?;
         Ok(())
     }
@@ -601,14 +606,14 @@ impl russh::server::Handler for Connection {
             session.close(channel)?;
             return Ok(());
         }
-        let (cols, rows) = state.size;
+        let mut options = state.console_options.clone();
+        (options.cols, options.rows) = state.size;
         state.console = Some(crate::tui::session::start(
             self.services.clone(),
             actor,
             session.handle(),
             channel,
-            cols,
-            rows,
+            options,
         ));
         Ok(())
     }

@@ -1,7 +1,9 @@
-//! Bytes from the SSH channel → keys. A pure state machine: sequences split
-//! across packets decode the same, a lone Esc is told from the start of a
-//! sequence by the caller's short timeout (`flush`), bracketed paste arrives
-//! as one `Key::Paste`.
+//! Bytes from the SSH channel → keys. A pure state machine that frames one
+//! event at a time and lets terminput (crossterm's parser over a byte slice)
+//! say what it means: sequences split across packets decode the same, a lone
+//! Esc is told from the start of a sequence by the caller's short timeout
+//! (`flush`), bracketed paste arrives as one `Key::Paste` (streamed here, so
+//! a large paste never has to be re-parsed).
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Key {
@@ -115,8 +117,9 @@ impl Decoder {
                 }
                 Step::More => {
                     if self.pending.len() > MAX_SEQUENCE {
-                        self.pending.drain(..1);
-                        continue;
+                        // Not a sequence we know: drop it whole rather than
+                        // type its tail into whatever field has the focus.
+                        self.pending.clear();
                     }
                     return keys;
                 }
@@ -129,103 +132,123 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Frames one event: how many bytes the next key takes. What the bytes mean
+/// is terminput's job (`interpret`); this only finds where an event ends, so
+/// a sequence split across packets waits for the rest.
 fn step(b: &[u8]) -> Step {
     let Some(&first) = b.first() else {
         return Step::More;
     };
-    match first {
-        0x1b => escape(b),
-        b'\r' | b'\n' => Step::Key(Key::Enter, 1),
-        b'\t' => Step::Key(Key::Tab, 1),
-        0x7f | 0x08 => Step::Key(Key::Backspace, 1),
-        0x00 => Step::Key(Key::Ctrl(' '), 1),
-        0x01..=0x1a => Step::Key(Key::Ctrl((b'a' + first - 1) as char), 1),
-        0x1c..=0x1f => Step::Skip(1),
-        _ => utf8(b),
+    if first != 0x1b {
+        return match char_len(b) {
+            Frame::Len(n) => interpret(b, n),
+            Frame::More => Step::More,
+            Frame::Bad => Step::Skip(1),
+        };
     }
-}
-
-fn utf8(b: &[u8]) -> Step {
-    let len = match b[0] {
-        0x00..=0x7f => 1,
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        0xf0..=0xf7 => 4,
-        _ => return Step::Skip(1),
-    };
-    if b.len() < len {
-        return Step::More;
-    }
-    match std::str::from_utf8(&b[..len])
-        .ok()
-        .and_then(|s| s.chars().next())
-    {
-        Some(c) => Step::Key(Key::Char(c), len),
-        None => Step::Skip(1),
-    }
-}
-
-fn escape(b: &[u8]) -> Step {
     let Some(&second) = b.get(1) else {
         return Step::More;
     };
     match second {
-        b'[' => csi(b),
+        b'[' => {
+            // ESC [ params final, final in 0x40..=0x7e.
+            let Some(end) = b
+                .get(2..)
+                .and_then(|rest| rest.iter().position(|c| (0x40..=0x7e).contains(c)))
+            else {
+                return Step::More;
+            };
+            let used = 2 + end + 1;
+            if b.get(..used) == Some(b"\x1b[200~".as_slice()) {
+                return Step::PasteStart(used);
+            }
+            interpret(b, used)
+        }
         b'O' => match b.get(2) {
             None => Step::More,
-            Some(b'A') => Step::Key(Key::Up, 3),
-            Some(b'B') => Step::Key(Key::Down, 3),
-            Some(b'C') => Step::Key(Key::Right, 3),
-            Some(b'D') => Step::Key(Key::Left, 3),
-            Some(b'H') => Step::Key(Key::Home, 3),
-            Some(b'F') => Step::Key(Key::End, 3),
-            Some(c @ b'P'..=b'S') => Step::Key(Key::F(c - b'P' + 1), 3),
-            Some(_) => Step::Skip(3),
+            Some(_) => interpret(b, 3),
         },
+        // ESC ESC: the first is a lone Esc (people press it twice to be sure).
         0x1b => Step::Key(Key::Esc, 1),
-        0x7f => Step::Key(Key::Alt('\u{8}'), 2),
-        c if c.is_ascii_graphic() || c == b' ' => Step::Key(Key::Alt(c as char), 2),
-        _ => Step::Key(Key::Esc, 1),
+        _ => match char_len(&b[1..]) {
+            // ESC then a key: Alt with that key.
+            Frame::Len(n) => interpret(b, 1 + n),
+            Frame::More => Step::More,
+            Frame::Bad => Step::Key(Key::Esc, 1),
+        },
     }
 }
 
-fn csi(b: &[u8]) -> Step {
-    // ESC [ params final, final in 0x40..=0x7e
-    let Some(end) = b[2..].iter().position(|c| (0x40..=0x7e).contains(c)) else {
+enum Frame {
+    Len(usize),
+    More,
+    Bad,
+}
+
+/// Length of the UTF-8 character (or control byte) at the start of `b`.
+fn char_len(b: &[u8]) -> Frame {
+    let Some(&first) = b.first() else {
+        return Frame::More;
+    };
+    let len = match first {
+        0x00..=0x7f => 1,
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return Frame::Bad,
+    };
+    match b.get(..len) {
+        None => Frame::More,
+        Some(bytes) if std::str::from_utf8(bytes).is_ok() => Frame::Len(len),
+        Some(_) => Frame::Bad,
+    }
+}
+
+/// Asks terminput what the `used` bytes at the start of `b` mean.
+fn interpret(b: &[u8], used: usize) -> Step {
+    let Some(bytes) = b.get(..used) else {
         return Step::More;
     };
-    let used = 2 + end + 1;
-    let params = &b[2..2 + end];
-    let last = b[2 + end];
-    let key = match (last, params) {
-        (b'A', _) => Key::Up,
-        (b'B', _) => Key::Down,
-        (b'C', _) => Key::Right,
-        (b'D', _) => Key::Left,
-        (b'H', _) => Key::Home,
-        (b'F', _) => Key::End,
-        (b'Z', _) => Key::BackTab,
-        (b'~', p) => match p {
-            b"200" => return Step::PasteStart(used),
-            b"1" | b"7" => Key::Home,
-            b"2" => Key::Insert,
-            b"3" => Key::Delete,
-            b"4" | b"8" => Key::End,
-            b"5" => Key::PageUp,
-            b"6" => Key::PageDown,
-            b"15" => Key::F(5),
-            b"17" => Key::F(6),
-            b"18" => Key::F(7),
-            b"19" => Key::F(8),
-            b"20" => Key::F(9),
-            b"21" => Key::F(10),
-            b"23" => Key::F(11),
-            b"24" => Key::F(12),
-            _ => return Step::Skip(used),
+    match terminput::Event::parse_from(bytes) {
+        Ok(Some(terminput::Event::Key(event))) => match key_of(event) {
+            Some(key) => Step::Key(key, used),
+            None => Step::Skip(used),
         },
-        _ => return Step::Skip(used),
-    };
-    Step::Key(key, used)
+        // Focus, mouse, unknown or malformed: not a key we use.
+        _ => Step::Skip(used),
+    }
+}
+
+fn key_of(event: terminput::KeyEvent) -> Option<Key> {
+    use terminput::{KeyCode, KeyEventKind, KeyModifiers};
+    if event.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = event.modifiers.contains(KeyModifiers::CTRL);
+    let alt = event.modifiers.contains(KeyModifiers::ALT);
+    let shift = event.modifiers.contains(KeyModifiers::SHIFT);
+    Some(match event.code {
+        KeyCode::Char(c) if ctrl => Key::Ctrl(c.to_ascii_lowercase()),
+        KeyCode::Char(c) if alt => Key::Alt(c),
+        KeyCode::Char(c) => Key::Char(c),
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Tab if shift => Key::BackTab,
+        KeyCode::Tab => Key::Tab,
+        KeyCode::Backspace => Key::Backspace,
+        KeyCode::Esc => Key::Esc,
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::Left => Key::Left,
+        KeyCode::Right => Key::Right,
+        KeyCode::Home => Key::Home,
+        KeyCode::End => Key::End,
+        KeyCode::PageUp => Key::PageUp,
+        KeyCode::PageDown => Key::PageDown,
+        KeyCode::Insert => Key::Insert,
+        KeyCode::Delete => Key::Delete,
+        KeyCode::F(n) => Key::F(n),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -273,6 +296,43 @@ mod tests {
         let mut d = Decoder::new();
         assert!(d.feed(&"é".as_bytes()[..1]).is_empty());
         assert_eq!(d.feed(&"é".as_bytes()[1..]), [Key::Char('é')]);
+    }
+
+    #[test]
+    fn modified_keys_from_xterm_and_kitty_style_sequences() {
+        // Ctrl-Up and Shift-Tab as xterm sends them; modifiers we do not bind are dropped.
+        assert_eq!(keys(b"\x1b[1;5A\x1b[Z"), [Key::Up, Key::BackTab]);
+        assert_eq!(keys(b"\x1b[1;2P"), [Key::F(1)]);
+        assert_eq!(keys(b"\x1b\x7f"), [Key::Backspace]);
+        assert_eq!(keys("\x1bé".as_bytes()), [Key::Alt('é')]);
+        // Alt+Ctrl-c is Ctrl-c to us: it still quits.
+        assert_eq!(keys(b"\x1b\x03"), [Key::Ctrl('c')]);
+    }
+
+    #[test]
+    fn garbage_is_dropped_and_decoding_goes_on() {
+        assert_eq!(keys(b"\xff\xfea"), [Key::Char('a')]);
+        // An unknown CSI sequence (a focus report) is skipped whole.
+        assert_eq!(keys(b"\x1b[Ib"), [Key::Char('b')]);
+        // A sequence that never ends gives up after the cap.
+        let mut d = Decoder::new();
+        let mut long = b"\x1b[".to_vec();
+        long.extend(std::iter::repeat_n(b'1', 40));
+        assert!(d.feed(&long).is_empty());
+        assert_eq!(d.feed(b"a"), [Key::Char('a')]);
+    }
+
+    #[test]
+    fn every_split_of_a_mixed_stream_decodes_the_same() {
+        let stream = "a\x1b[A\x1b[15~é\x1b[200~pasted\x1b[201~\x1bx\r".as_bytes();
+        let whole = keys(stream);
+        assert_eq!(whole.len(), 7, "{whole:?}");
+        for cut in 1..stream.len() {
+            let mut d = Decoder::new();
+            let mut got = d.feed(&stream[..cut]);
+            got.extend(d.feed(&stream[cut..]));
+            assert_eq!(got, whole, "split at {cut}");
+        }
     }
 
     #[test]

@@ -1,21 +1,35 @@
 //! Console state and `update`. Service calls happen here (the session task
-//! runs `update` off the async threads); drawing is in `view`.
+//! runs `handle` and `refresh` off the async threads); drawing is in `view`.
+//!
+//! Keys go to whatever owns the keyboard, most specific first: a popup, the
+//! form, the command line, the search line, then the key map for the
+//! screen's scopes. Every change to an account goes through one path:
+//! `Action` → (a prompt) → `Popup::Confirm` → `apply(Change)`.
+
+use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
+use clap::Parser;
 
-use super::keymap::{action_for, Action};
+use super::form::{Form, FormOutcome, Lookup, Stage};
+use super::keymap::{action_for, Action, Scope};
+use super::theme::{Theme, SHIPPED};
+use crate::cli::Command;
+use crate::domain::dates::parse_date;
 use crate::domain::lifecycle::{effective, Effective};
-use crate::domain::{Account, AuditEvent, DisableReason};
-use crate::service::accounts::ListFilter;
+use crate::domain::{Account, AuditEvent, DisableReason, Kind};
 use crate::service::authz::{allowed, Permission};
 use crate::service::integrity::AuditFilter;
-use crate::service::{Actor, Services};
+use crate::service::sessions::SessionInfo;
+use crate::service::{Actor, Error, Services};
 use crate::term::input::Key;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Screen {
     Accounts,
     Detail,
+    Keys,
+    Form,
     Lifecycle,
     Orphans,
     Requests,
@@ -25,30 +39,104 @@ pub enum Screen {
     Help,
 }
 
-/// A popup that owns the keyboard until it is answered.
+impl Screen {
+    /// The key map scopes this screen looks in, most specific first.
+    pub fn scopes(self) -> &'static [Scope] {
+        match self {
+            Screen::Accounts => &[Scope::Accounts, Scope::Account],
+            Screen::Detail => &[Scope::Account],
+            Screen::Keys => &[Scope::Keys],
+            Screen::Sessions => &[Scope::Sessions],
+            Screen::Requests => &[Scope::Requests],
+            Screen::Audit => &[Scope::Audit],
+            _ => &[],
+        }
+    }
+}
+
+/// What a typed line is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    DisableReason,
+    ExtendDate,
+    /// A user asks for an extension: the date, then why.
+    RequestDate,
+    RequestReason,
+    PurgeName,
+    DenyReason(u64),
+    KeyLine,
+    Password,
+    ListFilter,
+    AuditFilter,
+}
+
+impl Prompt {
+    pub fn label(self) -> &'static str {
+        match self {
+            Prompt::DisableReason | Prompt::DenyReason(_) | Prompt::RequestReason => "Reason",
+            Prompt::ExtendDate | Prompt::RequestDate => "New end date (YYYY-MM-DD, +30d)",
+            Prompt::PurgeName => "Type the username to purge it for good",
+            Prompt::KeyLine => "Paste the OpenSSH public key line",
+            Prompt::Password => "New password",
+            Prompt::ListFilter => "status= kind= sponsor= project= expiring=DAYS (empty clears)",
+            Prompt::AuditFilter => "actor= target= action= (empty clears)",
+        }
+    }
+
+    /// Typed text shown as dots.
+    pub fn secret(self) -> bool {
+        self == Prompt::Password
+    }
+}
+
+/// A popup owns the keyboard until it is answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Popup {
-    /// Typing the reason for disabling `target`.
-    Reason { target: String, text: String },
-    /// Typing the reason for denying request `id`.
-    DenyReason { id: u64, text: String },
-    /// Yes or no before a change.
-    Confirm { question: String, change: Change },
+    Input {
+        prompt: Prompt,
+        title: String,
+        targets: Vec<String>,
+        text: String,
+        /// Carried from an earlier prompt (the date of an extension request).
+        carry: Option<String>,
+        error: Option<String>,
+    },
+    /// Yes or no before a change; `targets` are listed when there are several.
+    Confirm {
+        question: String,
+        targets: Vec<String>,
+        change: Change,
+    },
+    /// Text to read: command output, a TOTP enrolment.
+    Text {
+        title: String,
+        text: String,
+        error: bool,
+        scroll: u16,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     Disable {
-        target: String,
+        targets: Vec<String>,
         reason: String,
     },
     Enable {
-        target: String,
+        targets: Vec<String>,
     },
-    Decide {
-        id: u64,
-        approve: bool,
-        reason: Option<String>,
+    Extend {
+        targets: Vec<String>,
+        end: NaiveDate,
+    },
+    Delete {
+        targets: Vec<String>,
+    },
+    Restore {
+        targets: Vec<String>,
+    },
+    Purge {
+        target: String,
     },
     KillSession {
         id: u64,
@@ -56,20 +144,190 @@ pub enum Change {
     KillUser {
         target: String,
     },
+    Decide {
+        id: u64,
+        approve: bool,
+        reason: Option<String>,
+    },
+    RemoveKey {
+        target: String,
+        fingerprint: String,
+    },
+    Totp {
+        target: String,
+    },
+}
+
+/// Sort orders of the accounts table (`s` cycles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Username,
+    Name,
+    Kind,
+    Company,
+    Sponsor,
+    Status,
+    End,
+    LastLogin,
+}
+
+impl SortKey {
+    const ALL: [SortKey; 8] = [
+        SortKey::Username,
+        SortKey::Name,
+        SortKey::Kind,
+        SortKey::Company,
+        SortKey::Sponsor,
+        SortKey::Status,
+        SortKey::End,
+        SortKey::LastLogin,
+    ];
+
+    fn next(self) -> SortKey {
+        let at = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
+        Self::ALL.get(at + 1).copied().unwrap_or(SortKey::Username)
+    }
+
+    pub fn column(self) -> usize {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
+}
+
+/// The accounts table's filters (`f`), applied to what is loaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub status: Option<String>,
+    pub kind: Option<Kind>,
+    pub sponsor: Option<String>,
+    pub project: Option<String>,
+    pub expiring: Option<i64>,
+}
+
+impl Filters {
+    pub fn parse(text: &str) -> Result<Filters, String> {
+        let mut f = Filters::default();
+        for word in text.split_whitespace() {
+            let (k, v) = word
+                .split_once('=')
+                .ok_or_else(|| format!("'{word}': expected key=value"))?;
+            match k {
+                "status" => {
+                    const KNOWN: [&str; 5] = ["staged", "active", "expired", "disabled", "deleted"];
+                    if !KNOWN.contains(&v) {
+                        return Err(format!("status: one of {}", KNOWN.join(", ")));
+                    }
+                    f.status = Some(v.to_string());
+                }
+                "kind" => f.kind = Some(v.parse()?),
+                "sponsor" => f.sponsor = Some(v.to_string()),
+                "project" => f.project = Some(v.to_string()),
+                "expiring" => {
+                    f.expiring = Some(
+                        v.parse()
+                            .map_err(|_| format!("expiring: days, not '{v}'"))?,
+                    )
+                }
+                other => return Err(format!("unknown filter '{other}'")),
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = &self.status {
+            parts.push(format!("status={s}"));
+        }
+        if let Some(k) = self.kind {
+            parts.push(format!("kind={k}"));
+        }
+        if let Some(s) = &self.sponsor {
+            parts.push(format!("sponsor={s}"));
+        }
+        if let Some(p) = &self.project {
+            parts.push(format!("project={p}"));
+        }
+        if let Some(d) = self.expiring {
+            parts.push(format!("expiring={d}"));
+        }
+        parts.join(" ")
+    }
+
+    fn keep(&self, a: &Account, today: NaiveDate) -> bool {
+        let e = effective(a, today);
+        let status_ok = match self.status.as_deref() {
+            None => true,
+            Some("disabled") => matches!(e, Effective::Disabled(_) | Effective::Expired),
+            Some(s) => e.as_str() == s,
+        };
+        let expiring_ok = self.expiring.is_none_or(|days| {
+            matches!(e, Effective::Active | Effective::Staged)
+                && a.end_date
+                    .is_some_and(|end| end >= today && (end - today).num_days() <= days)
+        });
+        status_ok
+            && expiring_ok
+            && self.kind.is_none_or(|k| a.kind == k)
+            && self
+                .sponsor
+                .as_ref()
+                .is_none_or(|s| a.sponsor.as_deref() == Some(s.as_str()))
+            && self
+                .project
+                .as_ref()
+                .is_none_or(|p| a.project.as_deref() == Some(p.as_str()))
+    }
+}
+
+/// The open account: its record, recent audit events and live sessions.
+#[derive(Clone, Debug)]
+pub struct Detail {
+    pub account: Account,
+    pub events: Vec<AuditEvent>,
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// The command line's grammar: the exec grammar, word for word.
+#[derive(Debug, Parser)]
+#[command(name = "", no_binary_name = true, disable_version_flag = true)]
+struct CommandLine {
+    #[command(subcommand)]
+    command: Command,
 }
 
 pub struct App {
-    services: Services,
+    pub(crate) services: Services,
     pub actor: Actor,
+    pub theme: Theme,
+    no_color: bool,
     pub screen: Screen,
+    /// Where Esc goes from the form.
+    form_return: Screen,
+    /// The screen help was opened from: its keys come first.
+    pub help_from: Screen,
+    pub help_scroll: usize,
     pub accounts: Vec<Account>,
-    /// Indexes into `accounts` that match the search.
+    /// Indexes into `accounts` that pass the search and filters, in table order.
     pub visible: Vec<usize>,
     pub selected: usize,
     pub query: String,
     pub searching: bool,
-    pub detail: Option<(Account, Vec<AuditEvent>)>,
+    pub filters: Filters,
+    pub sort: SortKey,
+    pub reverse: bool,
+    pub marked: BTreeSet<String>,
+    pub detail: Option<Detail>,
+    pub key_selected: usize,
+    /// First line shown of the detail page (it scrolls on small terminals).
+    pub detail_scroll: usize,
+    pub form: Option<Form>,
     pub popup: Option<Popup>,
+    /// The `:` line being typed.
+    pub command: Option<String>,
     pub message: Option<(bool, String)>,
     pub today: NaiveDate,
     pub quit: bool,
@@ -80,27 +338,61 @@ pub struct App {
     pub orphans: Vec<crate::service::reports::Orphan>,
     pub requests: Vec<crate::service::requests::Request>,
     pub outbox: Vec<crate::service::notify::OutboxEntry>,
-    pub sessions: Vec<crate::service::sessions::SessionInfo>,
+    pub sessions: Vec<SessionInfo>,
     pub audit: Vec<AuditEvent>,
+    pub audit_filter: String,
     /// The audit chain check shown on the audit screen.
     pub chain: Option<String>,
+    /// The service's change counter when the lists were last loaded.
+    generation: Option<u64>,
+}
+
+/// How the form asks the service about names and emails.
+struct ServiceLookup<'a>(&'a Services, &'a Actor);
+
+impl Lookup for ServiceLookup<'_> {
+    fn account_exists(&self, name: &str) -> bool {
+        !matches!(self.0.show(self.1, name), Err(Error::NotFound(_)))
+    }
+    fn email_taken(&self, email: &str) -> bool {
+        self.0.find_by_email(email).ok().flatten().is_some()
+    }
 }
 
 impl App {
     pub fn new(services: Services, actor: Actor) -> App {
+        App::with_theme(services, actor, Theme::default(), false)
+    }
+
+    pub fn with_theme(services: Services, actor: Actor, theme: Theme, no_color: bool) -> App {
         let today = services.today();
         let policy = services.config().policy.clone();
+        // Someone who may not list accounts serves themselves: start on their own page.
+        let self_service = !allowed(&actor, Permission::ListAccounts, None);
         let mut app = App {
             services,
             actor,
+            theme,
+            no_color,
             screen: Screen::Accounts,
+            form_return: Screen::Accounts,
+            help_from: Screen::Accounts,
+            help_scroll: 0,
             accounts: Vec::new(),
             visible: Vec::new(),
             selected: 0,
             query: String::new(),
             searching: false,
+            filters: Filters::default(),
+            sort: SortKey::Username,
+            reverse: false,
+            marked: BTreeSet::new(),
             detail: None,
+            key_selected: 0,
+            detail_scroll: 0,
+            form: None,
             popup: None,
+            command: None,
             message: None,
             today,
             quit: false,
@@ -111,68 +403,121 @@ impl App {
             outbox: Vec::new(),
             sessions: Vec::new(),
             audit: Vec::new(),
+            audit_filter: String::new(),
             chain: None,
             policy,
+            generation: None,
         };
         app.refresh();
+        if self_service {
+            let me = app.actor.name.clone();
+            app.open(&me);
+        }
         app
     }
 
-    /// Reloads what the screen shows. Returns true if anything changed.
+    /// True for an account that only serves itself (role `user`).
+    pub fn self_service(&self) -> bool {
+        !allowed(&self.actor, Permission::ListAccounts, None)
+    }
+
+    fn fail(&mut self, e: impl std::fmt::Display) {
+        self.message = Some((true, e.to_string()));
+    }
+
+    /// Reloads what the screen shows when the service says something changed
+    /// (or the day turned). Returns true if anything on screen changed.
     pub fn refresh(&mut self) -> bool {
-        self.today = self.services.today();
-        // An account that may not list others sees itself (no refused call every second).
-        let listed = if allowed(&self.actor, Permission::ListAccounts, None) {
-            self.services.list(&self.actor, &ListFilter::default())
-        } else {
-            self.services
-                .show(&self.actor, &self.actor.name)
-                .map(|a| vec![a])
-        };
-        let accounts = match listed {
-            Ok(list) => list,
-            Err(e) => {
-                self.message = Some((true, e.to_string()));
-                return true;
-            }
-        };
-        let mut changed = accounts != self.accounts;
-        if changed {
-            let keep = self.selected_account().map(|a| a.username.clone());
-            self.accounts = accounts;
-            self.filter();
-            if let Some(name) = keep {
-                if let Some(pos) = self
-                    .visible
-                    .iter()
-                    .position(|i| self.accounts[*i].username == name)
-                {
-                    self.selected = pos;
+        let today = self.services.today();
+        let generation = self.services.generation().ok();
+        let stale = generation.is_none() || generation != self.generation || today != self.today;
+        self.today = today;
+        let mut changed = false;
+        if stale {
+            self.generation = generation;
+            changed |= self.reload_accounts();
+            if let Some(name) = self.detail.as_ref().map(|d| d.account.username.clone()) {
+                let fresh = self.load_detail(&name);
+                changed |= fresh.as_ref().map(|d| (&d.account, &d.events))
+                    != self.detail.as_ref().map(|d| (&d.account, &d.events));
+                if let Some(fresh) = fresh {
+                    self.detail = Some(fresh);
                 }
             }
-        }
-        if self.screen == Screen::Sessions {
-            let sessions = self.services.session_list(&self.actor).unwrap_or_default();
-            let ids = |v: &[crate::service::sessions::SessionInfo]| {
-                v.iter().map(|s| (s.id, s.last_input)).collect::<Vec<_>>()
-            };
-            if ids(&sessions) != ids(&self.sessions) {
-                self.sessions = sessions;
+            if self.screen == Screen::Requests {
+                self.requests = self.services.request_list(&self.actor).unwrap_or_default();
                 changed = true;
             }
         }
-        if let Some((account, _)) = &self.detail {
-            let name = account.username.clone();
-            let fresh = self.load_detail(&name);
-            if fresh.as_ref().map(|d| &d.0) != self.detail.as_ref().map(|d| &d.0) {
+        // Sessions live in memory and change without an audit event (input times).
+        let shows_sessions = matches!(self.screen, Screen::Sessions | Screen::Detail);
+        if shows_sessions {
+            let sessions = self.services.session_list(&self.actor).unwrap_or_default();
+            let ids =
+                |v: &[SessionInfo]| v.iter().map(|s| (s.id, s.last_input)).collect::<Vec<_>>();
+            if self.screen == Screen::Sessions && ids(&sessions) != ids(&self.sessions) {
+                self.sessions = sessions.clone();
+                self.selected = self.selected.min(self.sessions.len().saturating_sub(1));
                 changed = true;
-                self.detail = fresh;
+            }
+            if let Some(d) = self.detail.as_mut() {
+                let own: Vec<SessionInfo> = sessions
+                    .into_iter()
+                    .filter(|s| s.account == d.account.username)
+                    .collect();
+                if ids(&own) != ids(&d.sessions) {
+                    d.sessions = own;
+                    changed = self.screen == Screen::Detail || changed;
+                }
             }
         }
         changed
     }
 
-    fn load_detail(&self, name: &str) -> Option<(Account, Vec<AuditEvent>)> {
+    fn reload_accounts(&mut self) -> bool {
+        // An account that may not list others sees itself (no refused call every second).
+        let listed = if self.self_service() {
+            self.services
+                .show(&self.actor, &self.actor.name)
+                .map(|a| vec![a])
+        } else {
+            self.services.list(
+                &self.actor,
+                &crate::service::accounts::ListFilter::default(),
+            )
+        };
+        let accounts = match listed {
+            Ok(list) => list,
+            Err(e) => {
+                self.fail(e);
+                return true;
+            }
+        };
+        if accounts == self.accounts {
+            return false;
+        }
+        let keep = self.selected_account().map(|a| a.username.clone());
+        self.accounts = accounts;
+        let names: BTreeSet<&str> = self.accounts.iter().map(|a| a.username.as_str()).collect();
+        self.marked.retain(|m| names.contains(m.as_str()));
+        self.filter();
+        if let Some(name) = keep {
+            self.select(&name);
+        }
+        true
+    }
+
+    fn select(&mut self, name: &str) {
+        if let Some(pos) = self
+            .visible
+            .iter()
+            .position(|i| self.accounts.get(*i).is_some_and(|a| a.username == name))
+        {
+            self.selected = pos;
+        }
+    }
+
+    fn load_detail(&self, name: &str) -> Option<Detail> {
         let account = self.services.show(&self.actor, name).ok()?;
         let filter = AuditFilter {
             limit: 8,
@@ -183,18 +528,67 @@ impl App {
             .services
             .audit_tail(&self.actor, &filter)
             .unwrap_or_default();
-        Some((account, events))
+        let sessions = self
+            .services
+            .session_list(&self.actor)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.account == name)
+            .collect();
+        Some(Detail {
+            account,
+            events,
+            sessions,
+        })
     }
 
+    fn open(&mut self, name: &str) {
+        match self.load_detail(name) {
+            Some(d) => {
+                self.detail = Some(d);
+                self.detail_scroll = 0;
+                self.screen = Screen::Detail;
+            }
+            None => self.fail(format!("cannot open {name}")),
+        }
+    }
+
+    /// Applies the search and filters, then the sort, to the loaded accounts.
     fn filter(&mut self) {
-        let q = self.query.to_lowercase();
-        self.visible = self
+        let terms: Vec<String> = self
+            .query
+            .to_lowercase()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let today = self.today;
+        let mut visible: Vec<usize> = self
             .accounts
             .iter()
             .enumerate()
-            .filter(|(_, a)| q.is_empty() || matches(a, &q))
+            .filter(|(_, a)| self.filters.keep(a, today) && matches(a, &terms))
             .map(|(i, _)| i)
             .collect();
+        let key = |a: &Account| -> (String, String) {
+            let primary = match self.sort {
+                SortKey::Username => String::new(),
+                SortKey::Name => a.display_name.to_lowercase(),
+                SortKey::Kind => a.kind.to_string(),
+                SortKey::Company => a.company.clone().unwrap_or_default().to_lowercase(),
+                SortKey::Sponsor => a.sponsor.clone().unwrap_or_default(),
+                SortKey::Status => status(a, today).0,
+                // No end date sorts last: it never ends.
+                SortKey::End => a.end_date.map_or_else(|| "9999".into(), |d| d.to_string()),
+                SortKey::LastLogin => a.last_login.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            };
+            (primary, a.username.clone())
+        };
+        let accounts = &self.accounts;
+        visible.sort_by_cached_key(|i| accounts.get(*i).map(key).unwrap_or_default());
+        if self.reverse {
+            visible.reverse();
+        }
+        self.visible = visible;
         if self.selected >= self.visible.len() {
             self.selected = self.visible.len().saturating_sub(1);
         }
@@ -206,10 +600,28 @@ impl App {
             .and_then(|i| self.accounts.get(*i))
     }
 
-    fn target(&self) -> Option<String> {
+    /// The accounts an action applies to: the open one, or the marked rows,
+    /// or the row under the cursor.
+    fn targets(&self) -> Vec<String> {
         match self.screen {
-            Screen::Detail => self.detail.as_ref().map(|(a, _)| a.username.clone()),
-            _ => self.selected_account().map(|a| a.username.clone()),
+            Screen::Detail | Screen::Keys => self
+                .detail
+                .as_ref()
+                .map(|d| vec![d.account.username.clone()])
+                .unwrap_or_default(),
+            Screen::Accounts if !self.marked.is_empty() => self.marked.iter().cloned().collect(),
+            Screen::Accounts => self
+                .selected_account()
+                .map(|a| vec![a.username.clone()])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn target_account(&self, name: &str) -> Option<&Account> {
+        match &self.detail {
+            Some(d) if d.account.username == name => Some(&d.account),
+            _ => self.accounts.iter().find(|a| a.username == name),
         }
     }
 
@@ -217,6 +629,31 @@ impl App {
     pub fn handle(&mut self, key: Key) -> bool {
         if let Some(popup) = self.popup.take() {
             self.answer(popup, key);
+            return true;
+        }
+        if self.screen == Screen::Form {
+            self.form_key(key);
+            return true;
+        }
+        if let Some(mut line) = self.command.take() {
+            match key {
+                Key::Esc => {}
+                Key::Enter => self.run_command(&line),
+                Key::Backspace => {
+                    if line.pop().is_some() {
+                        self.command = Some(line);
+                    }
+                }
+                Key::Char(c) => {
+                    line.push(c);
+                    self.command = Some(line);
+                }
+                Key::Paste(p) => {
+                    line.push_str(p.lines().next().unwrap_or_default());
+                    self.command = Some(line);
+                }
+                _ => self.command = Some(line),
+            }
             return true;
         }
         if self.searching {
@@ -238,63 +675,255 @@ impl App {
                 }
                 Key::Paste(text) => {
                     self.query.push_str(text.trim());
+                    self.selected = 0;
                     self.filter();
                 }
-                Key::Up | Key::Down => return self.act(action_for(&key)),
+                Key::Up | Key::Down | Key::PageUp | Key::PageDown => {
+                    return self.act(action_for(&[], &key))
+                }
                 _ => return false,
             }
             return true;
         }
-        self.act(action_for(&key))
+        self.act(action_for(self.screen.scopes(), &key))
+    }
+
+    fn rows(&self) -> usize {
+        match self.screen {
+            Screen::Accounts => self.visible.len(),
+            Screen::Sessions => self.sessions.len(),
+            Screen::Keys => self
+                .detail
+                .as_ref()
+                .map_or(0, |d| d.account.credentials.keys.len()),
+            Screen::Requests => self
+                .requests
+                .iter()
+                .filter(|r| r.status == crate::service::requests::RequestStatus::Pending)
+                .count(),
+            Screen::Audit => self.audit.len(),
+            Screen::Help => super::keymap::KEYMAP.len(),
+            // About as many lines as the page has; the view stops at the last one.
+            Screen::Detail => {
+                self.detail.as_ref().map_or(0, |d| {
+                    d.account.fields.len()
+                        + d.account.credentials.keys.len()
+                        + d.sessions.len()
+                        + d.events.len()
+                }) + 10
+            }
+            _ => 0,
+        }
+    }
+
+    fn cursor(&mut self) -> &mut usize {
+        match self.screen {
+            Screen::Keys => &mut self.key_selected,
+            Screen::Detail => &mut self.detail_scroll,
+            Screen::Help => &mut self.help_scroll,
+            _ => &mut self.selected,
+        }
+    }
+
+    fn input_popup(&mut self, prompt: Prompt, title: String, targets: Vec<String>, text: String) {
+        self.popup = Some(Popup::Input {
+            prompt,
+            title,
+            targets,
+            text,
+            carry: None,
+            error: None,
+        });
+    }
+
+    fn confirm(&mut self, question: String, targets: Vec<String>, change: Change) {
+        self.popup = Some(Popup::Confirm {
+            question,
+            targets,
+            change,
+        });
     }
 
     fn act(&mut self, action: Option<Action>) -> bool {
         let Some(action) = action else { return false };
         self.message = None;
-        let last = self.visible.len().saturating_sub(1);
+        let last = self.rows().saturating_sub(1);
+        let page = self.page;
         match action {
-            Action::Up => self.selected = self.selected.saturating_sub(1),
-            Action::Down => self.selected = (self.selected + 1).min(last),
-            Action::PageUp => self.selected = self.selected.saturating_sub(self.page),
-            Action::PageDown => self.selected = (self.selected + self.page).min(last),
-            Action::Top => self.selected = 0,
-            Action::Bottom => self.selected = last,
+            Action::Up => *self.cursor() = self.cursor().saturating_sub(1),
+            Action::Down => *self.cursor() = (*self.cursor() + 1).min(last),
+            Action::PageUp => *self.cursor() = self.cursor().saturating_sub(page),
+            Action::PageDown => *self.cursor() = (*self.cursor() + page).min(last),
+            Action::Top => *self.cursor() = 0,
+            Action::Bottom => *self.cursor() = last,
             Action::Open => {
-                if self.screen == Screen::Accounts {
-                    if let Some(name) = self.target() {
+                if let Some(name) = self.selected_account().map(|a| a.username.clone()) {
+                    self.open(&name);
+                }
+            }
+            Action::Back => self.back(),
+            Action::Search => self.searching = true,
+            Action::Filter if self.screen == Screen::Audit => {
+                let text = self.audit_filter.clone();
+                self.input_popup(
+                    Prompt::AuditFilter,
+                    "Filter the audit trail".into(),
+                    vec![],
+                    text,
+                )
+            }
+            Action::Filter => {
+                let text = self.filters.describe();
+                self.input_popup(Prompt::ListFilter, "Filter accounts".into(), vec![], text)
+            }
+            Action::Sort => {
+                self.sort = self.sort.next();
+                self.filter();
+            }
+            Action::Reverse => {
+                self.reverse = !self.reverse;
+                self.filter();
+            }
+            Action::Mark => {
+                if let Some(name) = self.selected_account().map(|a| a.username.clone()) {
+                    if !self.marked.remove(&name) {
+                        self.marked.insert(name);
+                    }
+                    self.selected = (self.selected + 1).min(last);
+                }
+            }
+            Action::MarkAll => {
+                let all: BTreeSet<String> = self
+                    .visible
+                    .iter()
+                    .filter_map(|i| self.accounts.get(*i))
+                    .map(|a| a.username.clone())
+                    .collect();
+                self.marked = if self.marked == all {
+                    BTreeSet::new()
+                } else {
+                    all
+                };
+            }
+            Action::Disable => {
+                let targets = self.targets();
+                if !targets.is_empty() {
+                    let title = format!("Disable {}", list_names(&targets));
+                    self.input_popup(Prompt::DisableReason, title, targets, String::new());
+                }
+            }
+            Action::Extend => {
+                let targets = self.targets();
+                let own = targets.len() == 1 && targets.first() == Some(&self.actor.name);
+                let may = targets.iter().all(|t| {
+                    allowed(
+                        &self.actor,
+                        Permission::ExtendAccount,
+                        self.target_account(t),
+                    )
+                });
+                if own && !may {
+                    // A user asks instead: an admin decides.
+                    let title = "Ask for a later end date".to_string();
+                    self.input_popup(Prompt::RequestDate, title, targets, String::new());
+                } else if !targets.is_empty() {
+                    let title = format!("Extend {}", list_names(&targets));
+                    self.input_popup(Prompt::ExtendDate, title, targets, String::new());
+                }
+            }
+            Action::Enable | Action::Delete | Action::Restore => {
+                let targets = self.targets();
+                if !targets.is_empty() {
+                    let (verb, change) = match action {
+                        Action::Enable => (
+                            "Enable",
+                            Change::Enable {
+                                targets: targets.clone(),
+                            },
+                        ),
+                        Action::Delete => (
+                            "Delete (restorable until purged)",
+                            Change::Delete {
+                                targets: targets.clone(),
+                            },
+                        ),
+                        _ => (
+                            "Restore",
+                            Change::Restore {
+                                targets: targets.clone(),
+                            },
+                        ),
+                    };
+                    let question = format!("{verb} {}?", list_names(&targets));
+                    self.confirm(question, targets, change);
+                }
+            }
+            Action::Purge => match self.targets().as_slice() {
+                [one] => {
+                    let title = format!("Purge {one}: this cannot be undone");
+                    self.input_popup(Prompt::PurgeName, title, vec![one.clone()], String::new())
+                }
+                [] => {}
+                _ => self.fail("purge one account at a time (unmark the others)"),
+            },
+            Action::Create => self.start_form(None),
+            Action::Clone => {
+                if let Some(source) = self.targets().first().cloned() {
+                    self.start_form(Some(source));
+                }
+            }
+            Action::Keys => {
+                if let Some(name) = self.targets().first().cloned() {
+                    if self.detail.as_ref().map(|d| &d.account.username) != Some(&name) {
                         self.detail = self.load_detail(&name);
-                        self.screen = Screen::Detail;
+                    }
+                    if self.detail.is_some() {
+                        self.key_selected = 0;
+                        self.screen = Screen::Keys;
                     }
                 }
             }
-            Action::Back => match self.screen {
-                Screen::Accounts if !self.query.is_empty() => {
-                    self.query.clear();
-                    self.filter();
+            Action::AddKey => {
+                if let Some(name) = self.targets().first().cloned() {
+                    let title = format!("Add a key to {name}");
+                    self.input_popup(Prompt::KeyLine, title, vec![name], String::new());
                 }
-                _ => self.screen = Screen::Accounts,
-            },
-            Action::Search => {
-                self.screen = Screen::Accounts;
-                self.searching = true;
             }
-            Action::Disable => {
-                if let Some(target) = self.target() {
-                    self.popup = Some(Popup::Reason {
+            Action::RemoveKey => {
+                let key = self.detail.as_ref().and_then(|d| {
+                    d.account
+                        .credentials
+                        .keys
+                        .get(self.key_selected)
+                        .map(|k| (d.account.username.clone(), k.clone()))
+                });
+                if let Some((target, k)) = key {
+                    let question = format!(
+                        "Remove key {} ({}) from {target}?",
+                        k.fingerprint, k.comment
+                    );
+                    let change = Change::RemoveKey {
                         target,
-                        text: String::new(),
-                    });
+                        fingerprint: k.fingerprint,
+                    };
+                    self.confirm(question, vec![], change);
                 }
             }
-            Action::Enable => {
-                if let Some(target) = self.target() {
-                    self.popup = Some(Popup::Confirm {
-                        question: format!("Enable {target}?"),
-                        change: Change::Enable { target },
-                    });
+            Action::Password => {
+                if let Some(name) = self.targets().first().cloned() {
+                    let title = format!("Set the password of {name}");
+                    self.input_popup(Prompt::Password, title, vec![name], String::new());
+                }
+            }
+            Action::Totp => {
+                if let Some(target) = self.targets().first().cloned() {
+                    let question =
+                        format!("Enrol {target} in TOTP? Any earlier authenticator stops working.");
+                    self.confirm(question, vec![], Change::Totp { target });
                 }
             }
             Action::Refresh => {
+                self.generation = None;
                 self.refresh();
             }
             Action::Lifecycle => {
@@ -304,7 +933,7 @@ impl App {
                         self.plan = plan;
                         self.screen = Screen::Lifecycle;
                     }
-                    Err(e) => self.message = Some((true, e.to_string())),
+                    Err(e) => self.fail(e),
                 }
             }
             Action::Requests => match self.services.request_list(&self.actor) {
@@ -313,16 +942,16 @@ impl App {
                     self.screen = Screen::Requests;
                     self.selected = 0;
                 }
-                Err(e) => self.message = Some((true, e.to_string())),
+                Err(e) => self.fail(e),
             },
             Action::Outbox => match self.services.notify_queue(&self.actor) {
                 Ok(list) => {
                     self.outbox = list;
                     self.screen = Screen::Outbox;
                 }
-                Err(e) => self.message = Some((true, e.to_string())),
+                Err(e) => self.fail(e),
             },
-            Action::Approve | Action::Deny if self.screen == Screen::Requests => {
+            Action::Approve | Action::Deny => {
                 let pending = self
                     .requests
                     .iter()
@@ -331,190 +960,562 @@ impl App {
                     .cloned();
                 match (pending, action) {
                     (Some(r), Action::Approve) => {
-                        self.popup = Some(Popup::Confirm {
-                            question: format!(
-                                "Approve #{}: extend {} to {}?",
-                                r.id, r.account, r.end_date
-                            ),
-                            change: Change::Decide {
-                                id: r.id,
-                                approve: true,
-                                reason: None,
-                            },
-                        })
+                        let question =
+                            format!("Approve #{}: extend {} to {}?", r.id, r.account, r.end_date);
+                        let change = Change::Decide {
+                            id: r.id,
+                            approve: true,
+                            reason: None,
+                        };
+                        self.confirm(question, vec![], change)
                     }
                     (Some(r), _) => {
-                        self.popup = Some(Popup::DenyReason {
-                            id: r.id,
-                            text: String::new(),
-                        })
+                        let title = format!("Deny request #{}", r.id);
+                        self.input_popup(Prompt::DenyReason(r.id), title, vec![], String::new())
                     }
-                    (None, _) => self.message = Some((true, "no pending request selected".into())),
+                    (None, _) => self.fail("no pending request selected"),
                 }
             }
-            Action::Approve | Action::Deny => {}
-            Action::Sessions => {
-                self.sessions = self.services.session_list(&self.actor).unwrap_or_default();
-                self.screen = Screen::Sessions;
-                self.selected = 0;
-            }
+            Action::Sessions => match self.services.session_list(&self.actor) {
+                Ok(list) => {
+                    self.sessions = list;
+                    self.screen = Screen::Sessions;
+                    self.selected = 0;
+                }
+                Err(e) => self.fail(e),
+            },
             Action::Kill => match self.screen {
                 Screen::Sessions => {
                     if let Some(s) = self.sessions.get(self.selected) {
-                        self.popup = Some(Popup::Confirm {
-                            question: format!(
-                                "Kill session {} of {} from {}?",
-                                s.id, s.account, s.address
-                            ),
-                            change: Change::KillSession { id: s.id },
-                        });
+                        let question =
+                            format!("Kill session {} of {} from {}?", s.id, s.account, s.address);
+                        let change = Change::KillSession { id: s.id };
+                        self.confirm(question, vec![], change);
                     }
                 }
                 _ => {
-                    if let Some(target) = self.target() {
-                        self.popup = Some(Popup::Confirm {
-                            question: format!("Kill every live session of {target}?"),
-                            change: Change::KillUser { target },
-                        });
+                    if let [target] = self.targets().as_slice() {
+                        let question = format!("Kill every live session of {target}?");
+                        let change = Change::KillUser {
+                            target: target.clone(),
+                        };
+                        self.confirm(question, vec![], change);
                     }
                 }
             },
-            Action::Audit => {
-                let filter = AuditFilter {
-                    limit: 200,
-                    ..Default::default()
-                };
-                match self.services.audit_tail(&self.actor, &filter) {
-                    Ok(mut events) => {
-                        events.reverse();
-                        self.audit = events;
-                        self.chain = Some(match self.services.audit_verify(&self.actor) {
-                            Ok(r) => match r.broken {
-                                None => format!("chain intact: {} events", r.events),
-                                Some(b) => format!("CHAIN BROKEN: {b}"),
-                            },
-                            Err(e) => e.to_string(),
-                        });
-                        self.screen = Screen::Audit;
-                    }
-                    Err(e) => self.message = Some((true, e.to_string())),
-                }
-            }
+            Action::Audit => self.load_audit(),
             Action::Orphans => match self.services.report_orphans(&self.actor) {
                 Ok(orphans) => {
                     self.orphans = orphans;
                     self.screen = Screen::Orphans;
                 }
-                Err(e) => self.message = Some((true, e.to_string())),
+                Err(e) => self.fail(e),
             },
+            Action::Command => self.command = Some(String::new()),
+            Action::Theme => {
+                let at = SHIPPED
+                    .iter()
+                    .position(|(n, _)| self.theme.name.starts_with(n))
+                    .unwrap_or(0);
+                let (next, _) = SHIPPED
+                    .get(at + 1)
+                    .or(SHIPPED.first())
+                    .copied()
+                    .unwrap_or(("default", ""));
+                self.theme = Theme::choose(Some(next), self.no_color);
+                self.message = Some((false, format!("theme: {}", self.theme.name)));
+            }
+            Action::Help if self.screen == Screen::Help => self.screen = self.help_from,
             Action::Help => {
-                self.screen = if self.screen == Screen::Help {
-                    Screen::Accounts
-                } else {
-                    Screen::Help
-                }
+                self.help_from = self.screen;
+                self.help_scroll = 0;
+                self.screen = Screen::Help;
             }
             Action::Quit => self.quit = true,
         }
         true
     }
 
+    fn back(&mut self) {
+        match self.screen {
+            Screen::Accounts if !self.query.is_empty() || !self.marked.is_empty() => {
+                self.query.clear();
+                self.marked.clear();
+                self.filter();
+            }
+            Screen::Keys => self.screen = Screen::Detail,
+            Screen::Help => self.screen = self.help_from,
+            // Self-service has one page of its own to come back to.
+            _ if self.self_service() => {
+                let me = self.actor.name.clone();
+                self.open(&me);
+            }
+            Screen::Detail => {
+                self.screen = Screen::Accounts;
+                self.detail = None;
+            }
+            _ => self.screen = Screen::Accounts,
+        }
+    }
+
+    fn start_form(&mut self, source: Option<String>) {
+        if !allowed(&self.actor, Permission::CreateAccount, None) {
+            self.fail("permission denied: create accounts");
+            return;
+        }
+        let config = self.services.config();
+        let form = match &source {
+            None => Form::new(config, self.today),
+            Some(name) => match self.target_account(name) {
+                Some(a) => Form::clone_of(config, self.today, a),
+                None => return self.fail(format!("no account named '{name}'")),
+            },
+        };
+        self.form = Some(form);
+        self.form_return = self.screen;
+        self.screen = Screen::Form;
+    }
+
+    fn form_key(&mut self, key: Key) {
+        let Some(mut form) = self.form.take() else {
+            self.screen = self.form_return;
+            return;
+        };
+        let lookup = ServiceLookup(&self.services, &self.actor);
+        let outcome = form.handle(&key, self.services.config(), self.today, &lookup);
+        match outcome {
+            FormOutcome::Stay => self.form = Some(form),
+            FormOutcome::Cancel => {
+                if !matches!(form.stage, Stage::Done(_)) {
+                    self.message = Some((false, "nothing created".into()));
+                }
+                self.screen = self.form_return;
+            }
+            FormOutcome::OpenCreated(name) => {
+                self.generation = None;
+                self.refresh();
+                self.open(&name);
+            }
+            FormOutcome::Submit => {
+                let (name, input) = form.input(self.today);
+                let result = match &form.source {
+                    Some(source) => self
+                        .services
+                        .clone_account(&self.actor, source, &name, input),
+                    None => self.services.create(&self.actor, &name, input),
+                };
+                match result {
+                    Ok(account) => {
+                        form.notices = Some(self.notices_about(&account.username));
+                        form.stage = Stage::Done(Box::new(account));
+                        form.error = None;
+                        self.generation = None;
+                        self.refresh();
+                    }
+                    Err(e) => {
+                        form.stage = Stage::Editing;
+                        form.error = Some(e.to_string());
+                    }
+                }
+                self.form = Some(form);
+            }
+        }
+    }
+
+    /// What the outbox holds about `name`, for the done screen.
+    fn notices_about(&self, name: &str) -> String {
+        use crate::service::notify::Delivery;
+        match self.services.notify_queue(&self.actor) {
+            Err(_) => "not visible to you".into(),
+            Ok(queue) => {
+                let to: Vec<String> = queue
+                    .iter()
+                    .filter(|e| e.account == name)
+                    .map(|e| match &e.delivery {
+                        Delivery::Email { to, .. } => to.join(", "),
+                        Delivery::Webhook { url, .. } => url.clone(),
+                    })
+                    .collect();
+                if to.is_empty() {
+                    "none waiting (sent, or none configured)".into()
+                } else {
+                    format!("{} queued for {}", to.len(), to.join("; "))
+                }
+            }
+        }
+    }
+
+    fn load_audit(&mut self) {
+        let mut filter = AuditFilter {
+            limit: 500,
+            ..Default::default()
+        };
+        for word in self.audit_filter.split_whitespace() {
+            match word.split_once('=') {
+                Some(("actor", v)) => filter.actor = Some(v.to_string()),
+                Some(("target", v)) => filter.target = Some(v.to_string()),
+                Some(("action", v)) => filter.action = Some(v.to_string()),
+                _ => {
+                    self.fail(format!("'{word}': use actor=, target= or action="));
+                    return;
+                }
+            }
+        }
+        match self.services.audit_tail(&self.actor, &filter) {
+            Ok(mut events) => {
+                events.reverse();
+                self.audit = events;
+                self.chain = Some(match self.services.audit_verify(&self.actor) {
+                    Ok(r) => match r.broken {
+                        None => format!("chain intact: {} events", r.events),
+                        Some(b) => format!("CHAIN BROKEN: {b}"),
+                    },
+                    Err(e) => e.to_string(),
+                });
+                self.screen = Screen::Audit;
+                self.selected = 0;
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Runs a `:` line with the exec grammar; its output opens in a panel.
+    fn run_command(&mut self, line: &str) {
+        let words = match shell_words::split(line) {
+            Ok(w) if w.is_empty() => return,
+            Ok(w) => w,
+            Err(e) => return self.fail(format!("cannot parse the command line: {e}")),
+        };
+        let (text, error) = match CommandLine::try_parse_from(&words) {
+            Err(e) => {
+                use clap::error::ErrorKind;
+                match e.kind() {
+                    ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => (e.to_string(), false),
+                    _ => (crate::cli::usage_line(&e, ":help"), true),
+                }
+            }
+            Ok(parsed) if parsed.command.reads_stdin() => (
+                "this command reads stdin: use the console's own keys (p then a for a key, w for a password)".into(),
+                true,
+            ),
+            Ok(parsed) => {
+                let mut out = Vec::new();
+                let result =
+                    crate::cli::run(&self.services, &self.actor, parsed.command, &mut &[][..], &mut out);
+                let mut text = String::from_utf8_lossy(&out).into_owned();
+                match result {
+                    Ok(()) => (text, false),
+                    Err(e) => {
+                        text.push_str(&format!("error: {e}"));
+                        (text, true)
+                    }
+                }
+            }
+        };
+        self.popup = Some(Popup::Text {
+            title: format!(":{line}"),
+            text: if text.trim().is_empty() {
+                "(done, no output)".into()
+            } else {
+                text
+            },
+            error,
+            scroll: 0,
+        });
+        self.generation = None;
+        self.refresh();
+    }
+
     fn answer(&mut self, popup: Popup, key: Key) {
         match popup {
-            Popup::Reason { target, mut text } => match key {
-                Key::Esc => {}
-                Key::Enter if !text.trim().is_empty() => {
-                    self.popup = Some(Popup::Confirm {
-                        question: format!(
-                            "Disable {target} ({text})? Its live sessions close at once."
-                        ),
-                        change: Change::Disable {
-                            target,
-                            reason: text,
-                        },
-                    });
+            Popup::Input {
+                prompt,
+                title,
+                targets,
+                mut text,
+                carry,
+                error,
+            } => {
+                match key {
+                    Key::Esc => return self.message = Some((false, "cancelled".into())),
+                    Key::Enter => return self.submit(prompt, title, targets, text, carry),
+                    Key::Backspace => {
+                        text.pop();
+                    }
+                    Key::Ctrl('u') => text.clear(),
+                    Key::Char(c) => text.push(c),
+                    Key::Paste(p) if prompt == Prompt::KeyLine => text.push_str(p.trim()),
+                    Key::Paste(p) => text.push_str(p.lines().next().unwrap_or_default()),
+                    _ => {}
                 }
-                Key::Backspace => {
-                    text.pop();
-                    self.popup = Some(Popup::Reason { target, text });
-                }
-                Key::Char(c) => {
-                    text.push(c);
-                    self.popup = Some(Popup::Reason { target, text });
-                }
-                Key::Paste(p) => {
-                    text.push_str(p.lines().next().unwrap_or_default());
-                    self.popup = Some(Popup::Reason { target, text });
-                }
-                _ => self.popup = Some(Popup::Reason { target, text }),
-            },
-            Popup::DenyReason { id, mut text } => match key {
-                Key::Esc => {}
-                Key::Enter if !text.trim().is_empty() => {
-                    self.popup = Some(Popup::Confirm {
-                        question: format!("Deny #{id} ({text})?"),
-                        change: Change::Decide {
-                            id,
-                            approve: false,
-                            reason: Some(text),
-                        },
-                    });
-                }
-                Key::Backspace => {
-                    text.pop();
-                    self.popup = Some(Popup::DenyReason { id, text });
-                }
-                Key::Char(c) => {
-                    text.push(c);
-                    self.popup = Some(Popup::DenyReason { id, text });
-                }
-                _ => self.popup = Some(Popup::DenyReason { id, text }),
-            },
-            Popup::Confirm { question, change } => match key {
+                self.popup = Some(Popup::Input {
+                    prompt,
+                    title,
+                    targets,
+                    text,
+                    carry,
+                    error,
+                });
+            }
+            Popup::Confirm {
+                question,
+                targets,
+                change,
+            } => match key {
                 Key::Char('y') | Key::Char('Y') => self.apply(change),
                 Key::Char('n') | Key::Char('N') | Key::Esc => {
                     self.message = Some((false, "cancelled".into()))
                 }
-                _ => self.popup = Some(Popup::Confirm { question, change }),
+                _ => {
+                    self.popup = Some(Popup::Confirm {
+                        question,
+                        targets,
+                        change,
+                    })
+                }
             },
+            Popup::Text {
+                title,
+                text,
+                error,
+                scroll,
+            } => {
+                let scroll = match key {
+                    Key::Esc | Key::Enter | Key::Char('q') => return,
+                    Key::Down | Key::Char('j') => scroll.saturating_add(1),
+                    Key::Up | Key::Char('k') => scroll.saturating_sub(1),
+                    Key::PageDown | Key::Char(' ') => scroll.saturating_add(10),
+                    Key::PageUp => scroll.saturating_sub(10),
+                    _ => scroll,
+                };
+                self.popup = Some(Popup::Text {
+                    title,
+                    text,
+                    error,
+                    scroll,
+                });
+            }
         }
     }
 
+    /// Enter on a prompt: the next step (a confirmation, usually), or the
+    /// prompt again with what is wrong.
+    fn submit(
+        &mut self,
+        prompt: Prompt,
+        title: String,
+        targets: Vec<String>,
+        text: String,
+        carry: Option<String>,
+    ) {
+        let again = |error: String, text: String| Popup::Input {
+            prompt,
+            title: title.clone(),
+            targets: targets.clone(),
+            text,
+            carry: carry.clone(),
+            error: Some(error),
+        };
+        let value = text.trim().to_string();
+        match prompt {
+            Prompt::DisableReason | Prompt::DenyReason(_) | Prompt::RequestReason
+                if value.is_empty() =>
+            {
+                self.popup = Some(again("a reason is required".into(), text));
+            }
+            Prompt::DisableReason => {
+                let question = format!(
+                    "Disable {} ({value})? Live sessions close at once.",
+                    list_names(&targets)
+                );
+                let change = Change::Disable {
+                    targets: targets.clone(),
+                    reason: value,
+                };
+                self.confirm(question, targets, change);
+            }
+            Prompt::DenyReason(id) => {
+                let change = Change::Decide {
+                    id,
+                    approve: false,
+                    reason: Some(value.clone()),
+                };
+                self.confirm(format!("Deny #{id} ({value})?"), vec![], change);
+            }
+            Prompt::ExtendDate | Prompt::RequestDate => match parse_date(&value, self.today) {
+                Err(e) => self.popup = Some(again(e, text)),
+                Ok(end) if prompt == Prompt::RequestDate => {
+                    self.popup = Some(Popup::Input {
+                        prompt: Prompt::RequestReason,
+                        title: format!("Ask for {end}"),
+                        targets,
+                        text: String::new(),
+                        carry: Some(end.to_string()),
+                        error: None,
+                    });
+                }
+                Ok(end) => {
+                    let question = format!("Extend {} to {end}?", list_names(&targets));
+                    let change = Change::Extend {
+                        targets: targets.clone(),
+                        end,
+                    };
+                    self.confirm(question, targets, change);
+                }
+            },
+            Prompt::RequestReason => {
+                let end = carry
+                    .as_deref()
+                    .and_then(|d| parse_date(d, self.today).ok());
+                let (Some(end), Some(name)) = (end, targets.first()) else {
+                    return;
+                };
+                match self.services.request_extend(&self.actor, name, end, &value) {
+                    Ok(r) => {
+                        self.message =
+                            Some((false, format!("request #{} sent: {name} to {end}", r.id)))
+                    }
+                    Err(e) => self.fail(e),
+                }
+            }
+            Prompt::PurgeName => match targets.first() {
+                Some(name) if *name == value => {
+                    let change = Change::Purge {
+                        target: name.clone(),
+                    };
+                    let question = format!("Purge {name}? Only the audit trail will remember it.");
+                    self.confirm(question, vec![], change);
+                }
+                Some(name) => {
+                    self.popup = Some(again(format!("type {name} exactly to purge it"), text))
+                }
+                None => {}
+            },
+            Prompt::KeyLine => {
+                let Some(name) = targets.first() else { return };
+                match self.services.key_add(&self.actor, name, &value, None) {
+                    Ok(k) => {
+                        self.message = Some((false, format!("added {} to {name}", k.fingerprint)));
+                        self.after_change();
+                    }
+                    Err(e) => self.popup = Some(again(e.to_string(), text)),
+                }
+            }
+            Prompt::Password => {
+                let Some(name) = targets.first() else { return };
+                match self.services.password_set(&self.actor, name, &text) {
+                    Ok(()) => self.message = Some((false, format!("password of {name} set"))),
+                    Err(e) => self.popup = Some(again(e.to_string(), String::new())),
+                }
+            }
+            Prompt::ListFilter => match Filters::parse(&value) {
+                Ok(f) => {
+                    self.filters = f;
+                    self.selected = 0;
+                    self.filter();
+                }
+                Err(e) => self.popup = Some(again(e, text)),
+            },
+            Prompt::AuditFilter => {
+                self.audit_filter = value;
+                self.load_audit();
+            }
+        }
+    }
+
+    fn after_change(&mut self) {
+        self.generation = None;
+        self.refresh();
+    }
+
     fn apply(&mut self, change: Change) {
-        let result = match &change {
-            Change::Disable { target, reason } => self
-                .services
-                .disable(
-                    &self.actor,
-                    target,
-                    DisableReason::Manual,
-                    Some(reason.clone()),
-                )
-                .map(|_| format!("disabled {target}")),
-            Change::Enable { target } => self
-                .services
-                .enable(&self.actor, target)
-                .map(|_| format!("enabled {target}")),
+        let each = |targets: &[String], verb: &str, f: &dyn Fn(&str) -> Result<(), Error>| {
+            let mut done = Vec::new();
+            let mut failed = Vec::new();
+            for t in targets {
+                match f(t) {
+                    Ok(()) => done.push(t.clone()),
+                    Err(e) => failed.push(format!("{t}: {e}")),
+                }
+            }
+            if failed.is_empty() {
+                Ok(format!("{verb} {}", list_names(&done)))
+            } else if done.is_empty() {
+                Err(failed.join("; "))
+            } else {
+                Err(format!(
+                    "{verb} {}; failed {}",
+                    list_names(&done),
+                    failed.join("; ")
+                ))
+            }
+        };
+        let (s, a) = (&self.services, &self.actor);
+        let result: Result<String, String> = match &change {
+            Change::Disable { targets, reason } => each(targets, "disabled", &|t| {
+                s.disable(a, t, DisableReason::Manual, Some(reason.clone()))
+                    .map(drop)
+            }),
+            Change::Enable { targets } => each(targets, "enabled", &|t| s.enable(a, t).map(drop)),
+            Change::Extend { targets, end } => {
+                each(targets, &format!("extended to {end}:"), &|t| {
+                    s.extend(a, t, *end).map(drop)
+                })
+            }
+            Change::Delete { targets } => each(targets, "deleted", &|t| s.delete(a, t).map(drop)),
+            Change::Restore { targets } => {
+                each(targets, "restored", &|t| s.restore(a, t).map(drop))
+            }
+            Change::Purge { target } => s
+                .purge(a, target)
+                .map(|()| format!("purged {target}"))
+                .map_err(|e| e.to_string()),
             Change::Decide {
                 id,
                 approve,
                 reason,
-            } => self
-                .services
-                .request_decide(&self.actor, *id, *approve, reason.clone())
-                .map(|r| format!("request #{id} {:?}", r.status).to_lowercase()),
-            Change::KillSession { id } => self
-                .services
-                .session_kill(&self.actor, *id)
-                .map(|s| format!("killed session {id} of {}", s.account)),
-            Change::KillUser { target } => self
-                .services
-                .session_kill_user(&self.actor, target)
-                .map(|n| format!("killed {n} session(s) of {target}")),
+            } => s
+                .request_decide(a, *id, *approve, reason.clone())
+                .map(|r| format!("request #{id} {:?}", r.status).to_lowercase())
+                .map_err(|e| e.to_string()),
+            Change::KillSession { id } => s
+                .session_kill(a, *id)
+                .map(|x| format!("killed session {id} of {}", x.account))
+                .map_err(|e| e.to_string()),
+            Change::KillUser { target } => s
+                .session_kill_user(a, target)
+                .map(|n| format!("killed {n} session(s) of {target}"))
+                .map_err(|e| e.to_string()),
+            Change::RemoveKey {
+                target,
+                fingerprint,
+            } => s
+                .key_remove(a, target, fingerprint)
+                .map(|k| format!("removed {} from {target}", k.fingerprint))
+                .map_err(|e| e.to_string()),
+            Change::Totp { target } => match s.totp_enroll(a, target) {
+                Ok(enrolment) => {
+                    let qr = crate::auth::totp::qr_text(&enrolment.uri).unwrap_or_default();
+                    self.popup = Some(Popup::Text {
+                        title: format!("TOTP for {target}: scan, then log in with a code"),
+                        text: format!(
+                            "{}\n\n{}\nsecret {}",
+                            qr.trim_end(),
+                            enrolment.uri,
+                            enrolment.secret
+                        ),
+                        error: false,
+                        scroll: 0,
+                    });
+                    Ok(format!("enrolled {target} in TOTP"))
+                }
+                Err(e) => Err(e.to_string()),
+            },
         };
         self.message = Some(match result {
             Ok(done) => (false, done),
-            Err(e) => (true, e.to_string()),
+            Err(e) => (true, e),
         });
         if matches!(change, Change::KillSession { .. } | Change::KillUser { .. }) {
             self.sessions = self.services.session_list(&self.actor).unwrap_or_default();
@@ -522,12 +1523,34 @@ impl App {
         if let Change::Decide { .. } = change {
             self.requests = self.services.request_list(&self.actor).unwrap_or_default();
         }
-        self.refresh();
+        if let Change::Purge { .. } = change {
+            if self.screen != Screen::Accounts {
+                self.screen = Screen::Accounts;
+                self.detail = None;
+            }
+        }
+        self.marked.clear();
+        self.after_change();
+        self.key_selected = self.key_selected.min(self.rows().saturating_sub(1));
     }
 }
 
-fn matches(a: &Account, q: &str) -> bool {
-    [
+/// "bob", "bob, carla" or "3 accounts".
+pub fn list_names(names: &[String]) -> String {
+    match names {
+        [] => "nobody".into(),
+        [one] => one.clone(),
+        few if few.len() <= 3 => few.join(", "),
+        many => format!("{} accounts", many.len()),
+    }
+}
+
+/// Every search term must appear in one of the searched fields.
+fn matches(a: &Account, terms: &[String]) -> bool {
+    if terms.is_empty() {
+        return true;
+    }
+    let fields: Vec<String> = [
         Some(&a.username),
         Some(&a.display_name),
         Some(&a.email),
@@ -536,10 +1559,20 @@ fn matches(a: &Account, q: &str) -> bool {
     ]
     .into_iter()
     .flatten()
-    .any(|field| field.to_lowercase().contains(q))
+    .map(|f| f.to_lowercase())
+    .chain(
+        a.credentials
+            .keys
+            .iter()
+            .map(|k| k.fingerprint.to_lowercase()),
+    )
+    .collect();
+    terms
+        .iter()
+        .all(|t| fields.iter().any(|field| field.contains(t.as_str())))
 }
 
-/// The status word and whether it is a warning, for colouring.
+/// The status word and the effective state, for colouring.
 pub fn status(a: &Account, today: NaiveDate) -> (String, Effective) {
     let e = effective(a, today);
     let word = match e {
@@ -547,212 +1580,4 @@ pub fn status(a: &Account, today: NaiveDate) -> (String, Effective) {
         other => other.as_str().to_string(),
     };
     (word, e)
-}
-
-#[cfg(test)]
-mod tests {
-    use ratatui::backend::TestBackend;
-    use ratatui::Terminal;
-
-    use super::*;
-    use crate::domain::Kind;
-    use crate::service::accounts::AccountInput;
-    use crate::service::testkit::services;
-
-    fn app() -> App {
-        let (s, _clock, admin) = services();
-        for (name, company) in [("bob", "Acme"), ("carla", "Globex"), ("dave", "Acme")] {
-            let input = AccountInput {
-                email: Some(format!("{name}@{}.example", company.to_lowercase())),
-                display_name: Some(format!("{name} builder")),
-                kind: Some(Kind::Contractor),
-                company: Some(company.into()),
-                end_date: Some(s.today() + chrono::Duration::days(30)),
-                ..Default::default()
-            };
-            s.create(&admin, name, input).unwrap();
-        }
-        App::new(s, admin)
-    }
-
-    fn screen(app: &App, w: u16, h: u16) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-        terminal.draw(|f| crate::tui::view::draw(app, f)).unwrap();
-        let buffer = terminal.backend().buffer().clone();
-        (0..h)
-            .map(|y| {
-                (0..w)
-                    .map(|x| buffer[(x, y)].symbol().to_string())
-                    .collect::<String>()
-                    .trim_end()
-                    .to_string()
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn typed(app: &mut App, text: &str) {
-        for c in text.chars() {
-            app.handle(Key::Char(c));
-        }
-    }
-
-    #[test]
-    fn accounts_screen_at_both_sizes_lists_every_account_with_status_and_end() {
-        let app = app();
-        for (w, h) in [(80, 24), (120, 40)] {
-            let text = screen(&app, w, h);
-            for needle in [
-                "Accounts", "USERNAME", "bob", "carla", "dave", "active", "(30d)", "q quit",
-            ] {
-                assert!(text.contains(needle), "{w}x{h} lacks {needle}:\n{text}");
-            }
-        }
-        assert!(screen(&app, 79, 24).contains("terminal too small"));
-    }
-
-    #[test]
-    fn searching_by_part_of_an_email_narrows_the_table() {
-        let mut app = app();
-        app.handle(Key::Char('/'));
-        typed(&mut app, "globex");
-        assert_eq!(app.visible.len(), 1);
-        let text = screen(&app, 120, 40);
-        assert!(text.contains("carla") && !text.contains("dave"), "{text}");
-        assert!(text.contains("/globex"), "the search line shows the query");
-        app.handle(Key::Esc);
-        assert_eq!(app.visible.len(), 4, "Esc clears the search");
-    }
-
-    #[test]
-    fn disable_asks_a_reason_then_confirms_then_shows_the_new_status() {
-        let mut app = app();
-        app.handle(Key::Char('/'));
-        typed(&mut app, "bob");
-        app.handle(Key::Enter);
-        app.handle(Key::Enter);
-        assert_eq!(app.screen, Screen::Detail);
-        assert!(screen(&app, 80, 24).contains("bob@acme.example"));
-        app.handle(Key::Char('d'));
-        typed(&mut app, "contract ended");
-        assert!(screen(&app, 80, 24).contains("Reason: contract ended"));
-        app.handle(Key::Enter);
-        assert!(screen(&app, 80, 24).contains("Disable bob (contract ended)?"));
-        app.handle(Key::Char('y'));
-        let text = screen(&app, 80, 24);
-        assert!(
-            text.contains("disabled (manual)") && text.contains("disabled bob"),
-            "{text}"
-        );
-        // Esc on the confirmation cancels without a change.
-        app.handle(Key::Char('e'));
-        app.handle(Key::Esc);
-        assert!(screen(&app, 80, 24).contains("cancelled"));
-    }
-
-    #[test]
-    fn lifecycle_orphans_and_outbox_screens_and_planned_dates() {
-        let mut app = app();
-        app.handle(Key::Char('/'));
-        typed(&mut app, "bob");
-        app.handle(Key::Enter);
-        app.handle(Key::Enter);
-        let detail = screen(&app, 120, 40);
-        assert!(
-            detail.contains("warn sponsor (14 days left)")
-                && detail.contains("disable (never_logged_in)"),
-            "{detail}"
-        );
-        app.handle(Key::Esc);
-        app.handle(Key::Char('L'));
-        let plan = screen(&app, 120, 40);
-        assert!(
-            plan.contains("Lifecycle:")
-                && plan.contains("disable (never_logged_in)")
-                && plan.contains("carla"),
-            "{plan}"
-        );
-        app.handle(Key::Char('O'));
-        let orphans = screen(&app, 80, 24);
-        assert!(
-            orphans.contains("Orphans:") && orphans.contains("no_sponsor"),
-            "{orphans}"
-        );
-        app.handle(Key::Char('N'));
-        assert!(screen(&app, 80, 24).contains("Notifications not yet delivered: 0"));
-    }
-
-    #[test]
-    fn a_pending_request_is_approved_from_the_requests_screen() {
-        let mut app = app();
-        let later = app.today + chrono::Duration::days(60);
-        app.services
-            .request_extend(&app.actor, "bob", later, "project extended")
-            .unwrap();
-        app.handle(Key::Char('R'));
-        let text = screen(&app, 120, 40);
-        assert!(
-            text.contains("Requests: 1 pending") && text.contains("project extended"),
-            "{text}"
-        );
-        app.handle(Key::Char('a'));
-        assert!(screen(&app, 120, 40).contains("Approve #1: extend bob"));
-        app.handle(Key::Char('y'));
-        assert!(screen(&app, 120, 40).contains("request #1 approved"));
-        assert_eq!(app.services.load("bob").unwrap().end_date, Some(later));
-    }
-
-    #[test]
-    fn sessions_screen_kills_with_confirmation_and_audit_screen_shows_the_chain() {
-        use crate::service::sessions::{Closing, SessionInfo, SessionKind};
-        let mut app = app();
-        let now = app.services.now();
-        let ticket = app.services.session_open(SessionInfo {
-            id: 0,
-            account: "bob".into(),
-            address: "192.0.2.7".into(),
-            method: "publickey".into(),
-            fingerprint: None,
-            started: now,
-            last_input: now,
-            kind: SessionKind::Console,
-            command: None,
-        });
-        app.handle(Key::Char('S'));
-        let text = screen(&app, 120, 40);
-        assert!(
-            text.contains("Live sessions: 1") && text.contains("192.0.2.7"),
-            "{text}"
-        );
-        app.handle(Key::Char('K'));
-        assert!(screen(&app, 120, 40).contains("Kill session"));
-        app.handle(Key::Char('y'));
-        assert!(matches!(*ticket.closing.borrow(), Closing::Close(_)));
-        assert!(screen(&app, 120, 40).contains("killed session"));
-        app.handle(Key::Char('A'));
-        let audit = screen(&app, 120, 40);
-        assert!(
-            audit.contains("chain intact") && audit.contains("session.kill"),
-            "{audit}"
-        );
-    }
-
-    #[test]
-    fn help_is_drawn_from_the_keymap() {
-        let mut app = app();
-        app.handle(Key::Char('?'));
-        let text = screen(&app, 120, 40);
-        for b in crate::tui::keymap::KEYMAP {
-            assert!(text.contains(b.help), "help lacks {}", b.help);
-        }
-        // At 80x24 the bindings flow into columns: every key is still there.
-        let small = screen(&app, 80, 24);
-        for b in crate::tui::keymap::KEYMAP {
-            assert!(
-                small.contains(b.label),
-                "80x24 help lacks {}:\n{small}",
-                b.label
-            );
-        }
-    }
 }

@@ -1,4 +1,7 @@
 //! The one key map: the input handler reads it and the help screen shows it.
+//! Bindings belong to a scope; a screen looks in its own scopes first, then
+//! in `Everywhere`, so `d` can mean "disable" on an account and "remove" on a
+//! key without a special case in the handler.
 
 use crate::term::input::Key;
 
@@ -13,8 +16,24 @@ pub enum Action {
     Open,
     Back,
     Search,
+    Filter,
+    Sort,
+    Reverse,
+    Mark,
+    MarkAll,
     Disable,
     Enable,
+    Extend,
+    Delete,
+    Restore,
+    Purge,
+    Create,
+    Clone,
+    Keys,
+    AddKey,
+    RemoveKey,
+    Password,
+    Totp,
     Refresh,
     Lifecycle,
     Orphans,
@@ -25,161 +44,415 @@ pub enum Action {
     Sessions,
     Kill,
     Audit,
+    Command,
+    Theme,
     Help,
     Quit,
 }
 
+/// Where a binding applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Everywhere,
+    /// The accounts table.
+    Accounts,
+    /// An account: the selected row or the open detail.
+    Account,
+    Keys,
+    Sessions,
+    Requests,
+    Audit,
+}
+
+impl Scope {
+    pub fn title(self) -> &'static str {
+        match self {
+            Scope::Everywhere => "everywhere",
+            Scope::Accounts => "accounts table",
+            Scope::Account => "an account (row or detail)",
+            Scope::Keys => "keys",
+            Scope::Sessions => "sessions",
+            Scope::Requests => "requests",
+            Scope::Audit => "audit",
+        }
+    }
+}
+
 pub struct Binding {
+    pub scope: Scope,
     pub keys: &'static [Key],
     pub label: &'static str,
     pub action: Action,
     pub help: &'static str,
 }
 
+const fn b(
+    scope: Scope,
+    keys: &'static [Key],
+    label: &'static str,
+    action: Action,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        scope,
+        keys,
+        label,
+        action,
+        help,
+    }
+}
+
+use Scope::*;
+
 pub const KEYMAP: &[Binding] = &[
-    Binding {
-        keys: &[Key::Up, Key::Char('k')],
-        label: "↑ k",
-        action: Action::Up,
-        help: "previous row",
-    },
-    Binding {
-        keys: &[Key::Down, Key::Char('j')],
-        label: "↓ j",
-        action: Action::Down,
-        help: "next row",
-    },
-    Binding {
-        keys: &[Key::PageUp, Key::Ctrl('b')],
-        label: "PgUp ^b",
-        action: Action::PageUp,
-        help: "previous page",
-    },
-    Binding {
-        keys: &[Key::PageDown, Key::Ctrl('f')],
-        label: "PgDn ^f",
-        action: Action::PageDown,
-        help: "next page",
-    },
-    Binding {
-        keys: &[Key::Home, Key::Char('g')],
-        label: "Home g",
-        action: Action::Top,
-        help: "first row",
-    },
-    Binding {
-        keys: &[Key::End, Key::Char('G')],
-        label: "End G",
-        action: Action::Bottom,
-        help: "last row",
-    },
-    Binding {
-        keys: &[Key::Enter],
-        label: "Enter",
-        action: Action::Open,
-        help: "open the account",
-    },
-    Binding {
-        keys: &[Key::Esc],
-        label: "Esc",
-        action: Action::Back,
-        help: "back / clear the search",
-    },
-    Binding {
-        keys: &[Key::Char('/')],
-        label: "/",
-        action: Action::Search,
-        help: "search as you type (name, email, company, project)",
-    },
-    Binding {
-        keys: &[Key::Char('d')],
-        label: "d",
-        action: Action::Disable,
-        help: "disable (asks a reason, then confirms)",
-    },
-    Binding {
-        keys: &[Key::Char('e')],
-        label: "e",
-        action: Action::Enable,
-        help: "enable (confirms)",
-    },
-    Binding {
-        keys: &[Key::Char('r'), Key::Ctrl('r')],
-        label: "r",
-        action: Action::Refresh,
-        help: "refresh now",
-    },
-    Binding {
-        keys: &[Key::Char('L')],
-        label: "L",
-        action: Action::Lifecycle,
-        help: "lifecycle: what the policies will do in the next 30 days",
-    },
-    Binding {
-        keys: &[Key::Char('O')],
-        label: "O",
-        action: Action::Orphans,
-        help: "orphans: accounts nobody is accountable for",
-    },
-    Binding {
-        keys: &[Key::Char('R')],
-        label: "R",
-        action: Action::Requests,
-        help: "requests: extensions waiting for a decision",
-    },
-    Binding {
-        keys: &[Key::Char('N')],
-        label: "N",
-        action: Action::Outbox,
-        help: "notifications not yet delivered",
-    },
-    Binding {
-        keys: &[Key::Char('a')],
-        label: "a",
-        action: Action::Approve,
-        help: "approve the selected request (confirms)",
-    },
-    Binding {
-        keys: &[Key::Char('x')],
-        label: "x",
-        action: Action::Deny,
-        help: "deny the selected request (asks a reason)",
-    },
-    Binding {
-        keys: &[Key::Char('S')],
-        label: "S",
-        action: Action::Sessions,
-        help: "live sessions (refresh by themselves)",
-    },
-    Binding {
-        keys: &[Key::Char('K')],
-        label: "K",
-        action: Action::Kill,
-        help: "kill the selected session, or the account's sessions (confirms)",
-    },
-    Binding {
-        keys: &[Key::Char('A')],
-        label: "A",
-        action: Action::Audit,
-        help: "audit trail, newest first, with the chain check",
-    },
-    Binding {
-        keys: &[Key::Char('?'), Key::F(1)],
-        label: "? F1",
-        action: Action::Help,
-        help: "this help",
-    },
-    Binding {
-        keys: &[Key::Char('q'), Key::Ctrl('c')],
-        label: "q ^c",
-        action: Action::Quit,
-        help: "quit",
-    },
+    b(
+        Everywhere,
+        &[Key::Up, Key::Char('k')],
+        "↑ k",
+        Action::Up,
+        "previous row",
+    ),
+    b(
+        Everywhere,
+        &[Key::Down, Key::Char('j')],
+        "↓ j",
+        Action::Down,
+        "next row",
+    ),
+    b(
+        Everywhere,
+        &[Key::PageUp, Key::Ctrl('b')],
+        "PgUp ^b",
+        Action::PageUp,
+        "previous page",
+    ),
+    b(
+        Everywhere,
+        &[Key::PageDown, Key::Ctrl('f')],
+        "PgDn ^f",
+        Action::PageDown,
+        "next page",
+    ),
+    b(
+        Everywhere,
+        &[Key::Home, Key::Char('g')],
+        "Home g",
+        Action::Top,
+        "first row",
+    ),
+    b(
+        Everywhere,
+        &[Key::End, Key::Char('G')],
+        "End G",
+        Action::Bottom,
+        "last row",
+    ),
+    b(
+        Everywhere,
+        &[Key::Esc],
+        "Esc",
+        Action::Back,
+        "back; clears the search and marks",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char(':')],
+        ":",
+        Action::Command,
+        "command line (the ssh exec grammar)",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('n')],
+        "n",
+        Action::Create,
+        "new account (form)",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('S')],
+        "S",
+        Action::Sessions,
+        "live sessions (refresh by themselves)",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('A')],
+        "A",
+        Action::Audit,
+        "audit trail with the chain check",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('L')],
+        "L",
+        Action::Lifecycle,
+        "lifecycle plan, next 30 days",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('O')],
+        "O",
+        Action::Orphans,
+        "orphans: nobody accountable",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('R')],
+        "R",
+        Action::Requests,
+        "extension requests",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('N')],
+        "N",
+        Action::Outbox,
+        "notifications not yet delivered",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('r'), Key::Ctrl('r')],
+        "r",
+        Action::Refresh,
+        "refresh now",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('T')],
+        "T",
+        Action::Theme,
+        "next colour theme",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('?'), Key::F(1)],
+        "? F1",
+        Action::Help,
+        "this help",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('q'), Key::Ctrl('c')],
+        "q ^c",
+        Action::Quit,
+        "quit",
+    ),
+    b(
+        Accounts,
+        &[Key::Enter],
+        "Enter",
+        Action::Open,
+        "open the account",
+    ),
+    b(
+        Accounts,
+        &[Key::Char('/')],
+        "/",
+        Action::Search,
+        "search as you type",
+    ),
+    b(
+        Accounts,
+        &[Key::Char('f')],
+        "f",
+        Action::Filter,
+        "filter: status= kind= sponsor= project= expiring=",
+    ),
+    b(
+        Accounts,
+        &[Key::Char('s')],
+        "s",
+        Action::Sort,
+        "sort by the next column",
+    ),
+    b(
+        Accounts,
+        &[Key::Char('i')],
+        "i",
+        Action::Reverse,
+        "reverse the order",
+    ),
+    b(
+        Accounts,
+        &[Key::Char(' ')],
+        "Space",
+        Action::Mark,
+        "mark the row (bulk disable/extend)",
+    ),
+    b(
+        Accounts,
+        &[Key::Ctrl('a')],
+        "^a",
+        Action::MarkAll,
+        "mark every row shown",
+    ),
+    b(
+        Account,
+        &[Key::Char('d')],
+        "d",
+        Action::Disable,
+        "disable (reason, then confirm)",
+    ),
+    b(
+        Account,
+        &[Key::Char('e')],
+        "e",
+        Action::Enable,
+        "enable (confirms)",
+    ),
+    b(
+        Account,
+        &[Key::Char('x')],
+        "x",
+        Action::Extend,
+        "extend: new end date (confirms)",
+    ),
+    b(
+        Account,
+        &[Key::Char('D')],
+        "D",
+        Action::Delete,
+        "delete, restorable (confirms)",
+    ),
+    b(
+        Account,
+        &[Key::Char('u')],
+        "u",
+        Action::Restore,
+        "restore a deleted account (confirms)",
+    ),
+    b(
+        Account,
+        &[Key::Char('P')],
+        "P",
+        Action::Purge,
+        "purge for good (type the name)",
+    ),
+    b(
+        Account,
+        &[Key::Char('K')],
+        "K",
+        Action::Kill,
+        "kill the account's live sessions",
+    ),
+    b(
+        Account,
+        &[Key::Char('c')],
+        "c",
+        Action::Clone,
+        "clone into a new account (form)",
+    ),
+    b(
+        Account,
+        &[Key::Char('p')],
+        "p",
+        Action::Keys,
+        "public keys of the account",
+    ),
+    b(
+        Account,
+        &[Key::Char('w')],
+        "w",
+        Action::Password,
+        "set the password",
+    ),
+    b(
+        Account,
+        &[Key::Char('t')],
+        "t",
+        Action::Totp,
+        "enrol TOTP (shows the QR code)",
+    ),
+    b(
+        Keys,
+        &[Key::Char('a'), Key::Insert],
+        "a",
+        Action::AddKey,
+        "add a key (paste the line)",
+    ),
+    b(
+        Keys,
+        &[Key::Char('d'), Key::Delete],
+        "d Del",
+        Action::RemoveKey,
+        "remove the key (confirms)",
+    ),
+    b(
+        Sessions,
+        &[Key::Char('K'), Key::Char('d')],
+        "K d",
+        Action::Kill,
+        "kill the session (confirms)",
+    ),
+    b(
+        Requests,
+        &[Key::Char('a')],
+        "a",
+        Action::Approve,
+        "approve (confirms)",
+    ),
+    b(
+        Requests,
+        &[Key::Char('x')],
+        "x",
+        Action::Deny,
+        "deny (asks a reason)",
+    ),
+    b(
+        Audit,
+        &[Key::Char('f'), Key::Char('/')],
+        "f /",
+        Action::Filter,
+        "filter: actor= target= action=",
+    ),
 ];
 
-pub fn action_for(key: &Key) -> Option<Action> {
-    KEYMAP
+/// The action `key` means in `scopes` (most specific first), or everywhere.
+pub fn action_for(scopes: &[Scope], key: &Key) -> Option<Action> {
+    scopes
         .iter()
-        .find(|b| b.keys.contains(key))
-        .map(|b| b.action)
+        .chain(std::iter::once(&Everywhere))
+        .find_map(|scope| {
+            KEYMAP
+                .iter()
+                .find(|b| b.scope == *scope && b.keys.contains(key))
+                .map(|b| b.action)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_key_means_two_things_in_one_scope_or_shadows_a_global_one_by_accident() {
+        for (i, a) in KEYMAP.iter().enumerate() {
+            for b in &KEYMAP[i + 1..] {
+                if a.scope == b.scope {
+                    for k in a.keys {
+                        assert!(!b.keys.contains(k), "{k:?} bound twice in {:?}", a.scope);
+                    }
+                }
+            }
+        }
+        // Scoped bindings may shadow only these global keys.
+        for a in KEYMAP.iter().filter(|b| b.scope != Everywhere) {
+            for k in a.keys {
+                if let Some(global) = action_for(&[], k) {
+                    panic!("{k:?} in {:?} shadows the global {global:?}", a.scope);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scopes_decide_what_a_key_does() {
+        let d = Key::Char('d');
+        assert_eq!(action_for(&[Account], &d), Some(Action::Disable));
+        assert_eq!(action_for(&[Keys], &d), Some(Action::RemoveKey));
+        assert_eq!(action_for(&[Sessions], &d), Some(Action::Kill));
+        assert_eq!(action_for(&[Audit], &d), None);
+        assert_eq!(action_for(&[Audit], &Key::Char('q')), Some(Action::Quit));
+    }
 }

@@ -4,8 +4,13 @@
 //! service layer; no screen touches the store.
 
 pub mod app;
+pub mod form;
 pub mod keymap;
 pub mod session;
+pub mod theme;
 pub mod view;
 
 pub use app::App;
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,7 @@ use russh::ChannelId;
 use tokio::sync::mpsc;
 
 use super::app::App;
+use super::theme::Theme;
 use super::view::draw;
 use crate::service::{Actor, Services};
 use crate::term::input::Decoder;
@@ -22,6 +23,28 @@ use crate::term::input::Decoder;
 pub enum ConsoleInput {
     Bytes(Vec<u8>),
     Resize(u16, u16),
+}
+
+/// What the client told us about its terminal before the shell started.
+#[derive(Clone, Debug, Default)]
+pub struct ConsoleOptions {
+    pub cols: u16,
+    pub rows: u16,
+    /// `NO_COLOR` was set (any value, as no-color.org says).
+    pub no_color: bool,
+    /// `TENURE_THEME` (default, light, high-contrast).
+    pub theme: Option<String>,
+}
+
+impl ConsoleOptions {
+    /// Takes one environment variable the client sent; ignores the rest.
+    pub fn env(&mut self, name: &str, value: &str) {
+        match name {
+            "NO_COLOR" => self.no_color = true,
+            "TENURE_THEME" => self.theme = Some(value.to_string()),
+            _ => {}
+        }
+    }
 }
 
 /// Collects what ratatui writes; the session task sends it.
@@ -63,11 +86,10 @@ pub fn start(
     actor: Actor,
     handle: Handle,
     channel: ChannelId,
-    cols: u16,
-    rows: u16,
+    options: ConsoleOptions,
 ) -> mpsc::Sender<ConsoleInput> {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(run(services, actor, handle, channel, cols, rows, rx));
+    tokio::spawn(run(services, actor, handle, channel, options, rx));
     tx
 }
 
@@ -81,20 +103,25 @@ async fn run(
     actor: Actor,
     handle: Handle,
     channel: ChannelId,
-    cols: u16,
-    rows: u16,
+    options: ConsoleOptions,
     mut rx: mpsc::Receiver<ConsoleInput>,
 ) {
+    let (cols, rows) = (options.cols, options.rows);
     let sink = Sink::default();
-    let options = TerminalOptions {
+    let viewport = TerminalOptions {
         viewport: Viewport::Fixed(Rect::new(0, 0, cols.max(1), rows.max(1))),
     };
-    let Ok(mut terminal) = Terminal::with_options(CrosstermBackend::new(sink.clone()), options)
+    let Ok(mut terminal) = Terminal::with_options(CrosstermBackend::new(sink.clone()), viewport)
     else {
         return;
     };
     sink.push(ENTER);
-    let Ok(mut app) = tokio::task::spawn_blocking(move || App::new(services, actor)).await else {
+    let theme = Theme::choose(options.theme.as_deref(), options.no_color);
+    let no_color = options.no_color;
+    let Ok(mut app) =
+        tokio::task::spawn_blocking(move || App::with_theme(services, actor, theme, no_color))
+            .await
+    else {
         return;
     };
     let _ = terminal.draw(|f| draw(&app, f));

@@ -1,35 +1,34 @@
-//! Drawing: read-only, no I/O. One function per screen.
+//! Drawing: read-only, no I/O. One function per screen; every style comes
+//! from the theme.
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::app::{status, App, Popup, Screen};
-use super::keymap::KEYMAP;
-use crate::domain::lifecycle::Effective;
+use super::app::{list_names, status, App, Popup, Screen, SortKey};
+use super::form::{Form, Stage};
+use super::keymap::{Scope, KEYMAP};
+use super::theme::Theme;
 
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 
-fn status_style(e: Effective) -> Style {
-    match e {
-        Effective::Active => Style::default().fg(Color::Green),
-        Effective::Staged => Style::default().fg(Color::Cyan),
-        Effective::Expired | Effective::Disabled(_) => Style::default().fg(Color::Red),
-        Effective::Deleted => Style::default().fg(Color::DarkGray),
-    }
-}
-
 pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
+    let t = &app.theme;
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let text = format!(
             "terminal too small: {}x{} (the console needs at least {MIN_WIDTH}x{MIN_HEIGHT})",
             area.width, area.height
         );
-        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+        frame.render_widget(
+            Paragraph::new(text)
+                .style(t.warning)
+                .wrap(Wrap { trim: true }),
+            area,
+        );
         return;
     }
     let [header, body, footer] = Layout::vertical([
@@ -45,45 +44,131 @@ pub fn draw(app: &App, frame: &mut Frame) {
         roles.join(", "),
         app.accounts.len()
     );
-    frame.render_widget(
-        Paragraph::new(title).style(Style::default().add_modifier(Modifier::BOLD)),
-        header,
-    );
+    frame.render_widget(Paragraph::new(title).style(t.title), header);
     match app.screen {
         Screen::Accounts => accounts(app, frame, body),
         Screen::Detail => detail(app, frame, body),
+        Screen::Keys => keys(app, frame, body),
+        Screen::Form => {
+            if let Some(form) = &app.form {
+                form_screen(app, form, frame, body)
+            }
+        }
         Screen::Lifecycle => plan(app, frame, body),
         Screen::Orphans => orphans(app, frame, body),
         Screen::Requests => requests(app, frame, body),
         Screen::Outbox => outbox(app, frame, body),
         Screen::Sessions => sessions(app, frame, body),
         Screen::Audit => audit(app, frame, body),
-        Screen::Help => help(frame, body),
+        Screen::Help => help(app, frame, body),
     }
-    let bottom = if app.searching {
-        Line::from(vec![
-            Span::styled("/", Style::default().fg(Color::Yellow)),
-            Span::raw(app.query.clone()),
-            Span::raw("▏"),
-        ])
-    } else if let Some((error, text)) = &app.message {
-        let style = if *error {
-            Style::default().fg(Color::Red)
-        } else {
-            Style::default().fg(Color::Green)
-        };
-        Line::from(Span::styled(text.clone(), style))
-    } else {
-        Line::from(" / search  Enter open  d disable  e enable  ? help  q quit")
-    };
-    frame.render_widget(Paragraph::new(bottom), footer);
+    frame.render_widget(Paragraph::new(footer_line(app)), footer);
     if let Some(popup) = &app.popup {
-        draw_popup(popup, frame, area);
+        draw_popup(t, popup, frame, body);
+    }
+}
+
+fn footer_line(app: &App) -> Line<'static> {
+    let t = &app.theme;
+    if let Some(line) = &app.command {
+        return Line::from(vec![
+            Span::styled(":", t.key),
+            Span::styled(line.clone(), t.input),
+            Span::styled("▏", t.input),
+        ]);
+    }
+    if app.searching {
+        return Line::from(vec![
+            Span::styled("/", t.key),
+            Span::styled(app.query.clone(), t.input),
+            Span::styled("▏", t.input),
+            Span::styled("  Enter keep · Esc clear", t.muted),
+        ]);
+    }
+    if let Some((error, text)) = &app.message {
+        return Line::from(Span::styled(
+            text.clone(),
+            if *error { t.danger } else { t.ok },
+        ));
+    }
+    let hints: &[(&str, &str)] = match app.screen {
+        Screen::Accounts => &[
+            ("/", "search"),
+            ("Enter", "open"),
+            ("d", "disable"),
+            ("x", "extend"),
+            ("n", "new"),
+            ("Space", "mark"),
+            (":", "command"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        Screen::Detail if app.self_service() => &[
+            ("p", "my keys"),
+            ("w", "password"),
+            ("t", "TOTP"),
+            ("x", "ask for more time"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        Screen::Detail => &[
+            ("Esc", "back"),
+            ("d", "disable"),
+            ("e", "enable"),
+            ("x", "extend"),
+            ("p", "keys"),
+            ("c", "clone"),
+            ("K", "kill"),
+            ("?", "help"),
+        ],
+        Screen::Keys => &[("a", "add (paste)"), ("d", "remove"), ("Esc", "back")],
+        Screen::Form => match app.form.as_ref().map(|f| &f.stage) {
+            Some(Stage::Review) => &[("Enter", "create"), ("Esc", "back to the form")],
+            Some(Stage::Done(_)) => &[("Enter", "open it"), ("Esc", "back")],
+            _ => &[
+                ("Tab/↑↓", "field"),
+                ("←/→", "choose"),
+                ("Enter", "review"),
+                ("Esc", "cancel"),
+            ],
+        },
+        Screen::Sessions => &[("K", "kill"), ("Esc", "back"), ("?", "help")],
+        Screen::Requests => &[("a", "approve"), ("x", "deny"), ("Esc", "back")],
+        Screen::Audit => &[("f", "filter"), ("Esc", "back")],
+        _ => &[("Esc", "back"), ("?", "help"), ("q", "quit")],
+    };
+    let mut spans = Vec::new();
+    for (k, what) in hints {
+        spans.push(Span::styled(format!(" {k}"), t.key));
+        spans.push(Span::styled(format!(" {what} "), t.muted));
+    }
+    Line::from(spans)
+}
+
+fn block<'a>(t: &Theme, title: String) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.border)
+        .title(Span::styled(title, t.title))
+}
+
+fn end_text(end: Option<chrono::NaiveDate>, today: chrono::NaiveDate) -> String {
+    match end {
+        Some(end) => {
+            let left = (end - today).num_days();
+            if left >= 0 {
+                format!("{end} ({left}d)")
+            } else {
+                format!("{end} (past)")
+            }
+        }
+        None => "-".into(),
     }
 }
 
 fn accounts(app: &App, frame: &mut Frame, area: Rect) {
-    let header = Row::new([
+    let t = &app.theme;
+    const COLUMNS: [&str; 8] = [
         "USERNAME",
         "NAME",
         "KIND",
@@ -92,51 +177,89 @@ fn accounts(app: &App, frame: &mut Frame, area: Rect) {
         "STATUS",
         "END",
         "LAST LOGIN",
-    ])
-    .style(Style::default().add_modifier(Modifier::BOLD));
+    ];
+    // At 80 columns the company, sponsor and last login give way (the detail has them).
+    let wide = area.width >= 110;
+    let shown: &[usize] = if wide {
+        &[0, 1, 2, 3, 4, 5, 6, 7]
+    } else {
+        &[0, 1, 2, 5, 6]
+    };
+    let widths: Vec<Constraint> = shown
+        .iter()
+        .map(|c| match c {
+            0 => Constraint::Length(14),
+            1 => Constraint::Fill(2),
+            2 => Constraint::Length(10),
+            3 => Constraint::Fill(1),
+            4 => Constraint::Length(10),
+            5 => Constraint::Length(19),
+            6 => Constraint::Length(17),
+            _ => Constraint::Length(10),
+        })
+        .collect();
+    let sorted = app.sort.column();
+    let header = Row::new(shown.iter().map(|i| {
+        let name = COLUMNS.get(*i).copied().unwrap_or_default();
+        if *i == sorted && (app.sort != SortKey::Username || app.reverse) {
+            Cell::from(format!("{name}{}", if app.reverse { "▼" } else { "▲" }))
+        } else {
+            Cell::from(name)
+        }
+    }))
+    .style(t.header);
+    // Only the rows that fit are built: the table may hold a great many.
+    let height = usize::from(area.height.saturating_sub(3)).max(1);
+    let first = app.selected.saturating_sub(height.saturating_sub(1));
     let rows = app
         .visible
         .iter()
+        .skip(first)
+        .take(height)
         .filter_map(|i| app.accounts.get(*i))
         .map(|a| {
             let (word, e) = status(a, app.today);
-            let end = match a.end_date {
-                Some(end) => {
-                    let left = (end - app.today).num_days();
-                    if left >= 0 {
-                        format!("{end} ({left}d)")
-                    } else {
-                        end.to_string()
-                    }
-                }
-                None => "-".into(),
+            let marked = app.marked.contains(&a.username);
+            let name = if marked {
+                format!("✓ {}", a.username)
+            } else {
+                a.username.clone()
             };
-            Row::new(vec![
-                Cell::from(a.username.clone()),
+            let soon = a
+                .end_date
+                .is_some_and(|end| (end - app.today).num_days() <= 14);
+            let mut cells = vec![
+                Cell::from(name),
                 Cell::from(a.display_name.clone()),
                 Cell::from(a.kind.to_string()),
                 Cell::from(a.company.clone().unwrap_or_else(|| "-".into())),
                 Cell::from(a.sponsor.clone().unwrap_or_else(|| "-".into())),
-                Cell::from(word).style(status_style(e)),
-                Cell::from(end),
+                Cell::from(word).style(t.status(e)),
+                Cell::from(end_text(a.end_date, app.today)).style(if soon {
+                    t.warning
+                } else {
+                    t.text
+                }),
                 Cell::from(
                     a.last_login
                         .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
                 ),
-            ])
+            ];
+            if !wide {
+                cells = shown
+                    .iter()
+                    .filter_map(|i| cells.get(*i).cloned())
+                    .collect();
+            }
+            let row = Row::new(cells);
+            if marked {
+                row.style(t.marked)
+            } else {
+                row
+            }
         });
-    let widths = [
-        Constraint::Length(14),
-        Constraint::Fill(2),
-        Constraint::Length(10),
-        Constraint::Fill(1),
-        Constraint::Length(10),
-        Constraint::Length(20),
-        Constraint::Length(18),
-        Constraint::Length(10),
-    ];
-    let title = if app.query.is_empty() {
-        " Accounts ".to_string()
+    let mut title = if app.query.is_empty() {
+        format!(" Accounts: {} ", app.visible.len())
     } else {
         format!(
             " Accounts matching \"{}\": {} ",
@@ -144,20 +267,28 @@ fn accounts(app: &App, frame: &mut Frame, area: Rect) {
             app.visible.len()
         )
     };
+    if !app.filters.is_empty() {
+        title.push_str(&format!("[{}] ", app.filters.describe()));
+    }
+    if !app.marked.is_empty() {
+        title.push_str(&format!("· {} marked ", app.marked.len()));
+    }
     let table = Table::new(rows, widths)
         .header(header)
-        .block(Block::default().borders(Borders::ALL).title(title))
-        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
-    let mut state =
-        TableState::default().with_selected((!app.visible.is_empty()).then_some(app.selected));
+        .block(block(t, title))
+        .row_highlight_style(t.selected);
+    let mut state = TableState::default()
+        .with_selected((!app.visible.is_empty()).then_some(app.selected - first));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
 fn detail(app: &App, frame: &mut Frame, area: Rect) {
-    let Some((a, events)) = &app.detail else {
+    let t = &app.theme;
+    let Some(d) = &app.detail else {
         frame.render_widget(Paragraph::new("no account"), area);
         return;
     };
+    let a = &d.account;
     let (word, e) = status(a, app.today);
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let list = |v: Vec<String>| {
@@ -167,52 +298,78 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             v.join(", ")
         }
     };
+    let label = |l: &str| Span::styled(format!("{l:<14}"), t.muted);
+    let row = |l: &str, v: String| Line::from(vec![label(l), Span::styled(v, t.text)]);
     let end = a.end_date.map_or_else(
         || "-".into(),
         |d| format!("{d} ({} days left)", (d - app.today).num_days()),
     );
     let mut lines = vec![
-        Line::from(vec![
-            Span::raw("status        "),
-            Span::styled(word, status_style(e)),
-        ]),
-        Line::from(format!("name          {}", a.display_name)),
-        Line::from(format!("email         {}", a.email)),
-        Line::from(format!(
-            "kind          {}   company {}   project {}",
-            a.kind,
-            opt(&a.company),
-            opt(&a.project)
-        )),
-        Line::from(format!("sponsor       {}", opt(&a.sponsor))),
-        Line::from(format!("dates         start {}   end {end}", a.start_date)),
-        Line::from(format!(
-            "groups        {}",
-            list(a.groups.iter().cloned().collect())
-        )),
-        Line::from(format!(
-            "roles         {}",
-            list(a.roles.iter().map(|r| r.to_string()).collect())
-        )),
-        Line::from(format!(
-            "allowlist     {}",
-            list(a.allowlist.iter().map(|n| n.to_string()).collect())
-        )),
-        Line::from(format!(
-            "last login    {}",
+        Line::from(vec![label("status"), Span::styled(word, t.status(e))]),
+        row("name", a.display_name.clone()),
+        row("email", a.email.clone()),
+        row(
+            "kind",
+            format!(
+                "{}   company {}   project {}",
+                a.kind,
+                opt(&a.company),
+                opt(&a.project)
+            ),
+        ),
+        row("sponsor", opt(&a.sponsor)),
+        row("dates", format!("start {}   end {end}", a.start_date)),
+        row("groups", list(a.groups.iter().cloned().collect())),
+        row(
+            "roles",
+            list(a.roles.iter().map(|r| r.to_string()).collect()),
+        ),
+        row(
+            "allowlist",
+            list(a.allowlist.iter().map(|n| n.to_string()).collect()),
+        ),
+        row(
+            "last login",
             a.last_login.map_or_else(
                 || "never".into(),
-                |t| t.format("%Y-%m-%d %H:%M UTC").to_string()
-            )
-        )),
+                |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            ),
+        ),
     ];
-    if let Some(note) = &a.disable_note {
-        lines.push(Line::from(format!("reason        {note}")));
+    for (k, v) in &a.fields {
+        let name = app
+            .services
+            .config()
+            .custom_fields
+            .iter()
+            .find(|f| &f.name == k)
+            .map_or(k.as_str(), |f| f.label());
+        lines.push(row(name, v.clone()));
     }
+    if let Some(tz) = &a.timezone {
+        lines.push(row("timezone", tz.clone()));
+    }
+    if let Some(notes) = &a.notes {
+        lines.push(row("notes", notes.clone()));
+    }
+    if let Some(note) = &a.disable_note {
+        lines.push(Line::from(vec![
+            label("reason"),
+            Span::styled(note.clone(), t.danger),
+        ]));
+    }
+    lines.push(row(
+        "created",
+        format!("{} by {}", a.created_at.format("%Y-%m-%d"), a.created_by),
+    ));
+    lines.push(row(
+        "updated",
+        format!("{} by {}", a.updated_at.format("%Y-%m-%d"), a.updated_by),
+    ));
     let policy = &app.policy;
     let mut planned: Vec<String> = crate::domain::plan::warnings(a, policy, app.today)
         .into_iter()
-        .map(|(date, days)| format!("{date} warn sponsor ({days} days left)"))
+        .map(|(date, days)| format!("{date} warn sponsor ({days}d left)"))
         .collect();
     if let Some(next) = crate::domain::plan::next_action(a, policy) {
         planned.push(format!(
@@ -222,106 +379,345 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             next.why
         ));
     }
-    lines.push(Line::from(format!(
-        "planned       {}",
-        if planned.is_empty() {
-            "-".to_string()
-        } else {
-            planned.join("; ")
-        }
-    )));
+    lines.push(Line::from(vec![
+        label("planned"),
+        Span::styled(
+            if planned.is_empty() {
+                "-".to_string()
+            } else {
+                planned.join("; ")
+            },
+            t.warning,
+        ),
+    ]));
+    let heading = |text: String| Line::from(Span::styled(text, t.header));
     lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(
-        "keys",
-        Style::default().add_modifier(Modifier::BOLD),
-    )));
+    lines.push(heading(format!("keys ({})", a.credentials.keys.len())));
     for k in &a.credentials.keys {
-        lines.push(Line::from(format!(
-            "  {} {} {}",
-            k.fingerprint,
-            k.comment,
-            k.last_used.map_or_else(
-                || "never used".into(),
-                |t| format!("used {}", t.format("%Y-%m-%d"))
-            )
-        )));
-    }
-    if a.credentials.keys.is_empty() {
-        lines.push(Line::from("  -"));
+        lines.push(Line::from(format!("  {}", key_line(k))));
     }
     lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(
-        "recent activity",
-        Style::default().add_modifier(Modifier::BOLD),
-    )));
-    for ev in events.iter().rev() {
+    lines.push(heading(format!("live sessions ({})", d.sessions.len())));
+    for s in &d.sessions {
         lines.push(Line::from(format!(
-            "  {} {} {} {}",
-            ev.at.format("%Y-%m-%d %H:%M"),
-            ev.actor,
-            ev.action,
-            ev.detail.clone().unwrap_or_default()
+            "  #{} {} from {} via {} since {}",
+            s.id,
+            format!("{:?}", s.kind).to_lowercase(),
+            s.address,
+            s.method,
+            s.started.format("%Y-%m-%d %H:%M")
         )));
     }
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(format!(" {} ", a.username));
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        area,
+    lines.push(Line::from(""));
+    lines.push(heading("recent activity".into()));
+    for ev in d.events.iter().rev() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {} ", ev.at.format("%Y-%m-%d %H:%M")), t.muted),
+            Span::styled(format!("{} {} ", ev.actor, ev.action), t.text),
+            Span::styled(ev.detail.clone().unwrap_or_default(), t.muted),
+        ]));
+    }
+    let mut title = format!(" {} ", a.username);
+    if app.detail_scroll > 0 {
+        title.push_str(&format!("(↑ {} more) ", app.detail_scroll));
+    }
+    // Scroll no further than the last line (j/k on a small terminal); a
+    // wrapped line takes as many rows as its width needs.
+    let width = usize::from(area.width.saturating_sub(2)).max(1);
+    let total: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+    let inner = usize::from(area.height.saturating_sub(2));
+    let scroll = app.detail_scroll.min(total.saturating_sub(inner));
+    let paragraph = Paragraph::new(lines)
+        .block(block(t, title))
+        .wrap(Wrap { trim: false })
+        .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0));
+    frame.render_widget(paragraph, area);
+}
+
+fn key_line(k: &crate::domain::account::SshKey) -> String {
+    format!(
+        "{} {} {}  added {}  {}  {}",
+        k.fingerprint,
+        k.algorithm,
+        if k.comment.is_empty() {
+            "-"
+        } else {
+            &k.comment
+        },
+        k.added_at.format("%Y-%m-%d"),
+        k.last_used.map_or_else(
+            || "never used".into(),
+            |t| format!("used {}", t.format("%Y-%m-%d"))
+        ),
+        k.expires_on
+            .map_or_else(|| "no expiry".into(), |d| format!("expires {d}")),
+    )
+}
+
+fn keys(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let Some(d) = &app.detail else { return };
+    let keys = &d.account.credentials.keys;
+    // At 80 columns the fingerprint needs its full width: type and dates give way.
+    let wide = area.width >= 110;
+    let rows = keys.iter().map(|k| {
+        let expired = k.expires_on.is_some_and(|e| e < app.today);
+        let expires = Cell::from(k.expires_on.map_or_else(|| "-".into(), |d| d.to_string()))
+            .style(if expired { t.danger } else { t.text });
+        if !wide {
+            return Row::new(vec![
+                Cell::from(k.fingerprint.clone()),
+                Cell::from(k.comment.clone()),
+                expires,
+            ]);
+        }
+        Row::new(vec![
+            Cell::from(k.fingerprint.clone()),
+            Cell::from(k.algorithm.clone()),
+            Cell::from(k.comment.clone()),
+            Cell::from(k.added_at.format("%Y-%m-%d").to_string()),
+            Cell::from(
+                k.last_used
+                    .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+            ),
+            expires,
+        ])
+    });
+    let (widths, header): (Vec<Constraint>, Vec<&str>) = if wide {
+        (
+            vec![
+                Constraint::Length(51),
+                Constraint::Length(12),
+                Constraint::Fill(1),
+                Constraint::Length(10),
+                Constraint::Length(10),
+                Constraint::Length(10),
+            ],
+            vec![
+                "FINGERPRINT",
+                "TYPE",
+                "COMMENT",
+                "ADDED",
+                "LAST USED",
+                "EXPIRES",
+            ],
+        )
+    } else {
+        (
+            vec![
+                Constraint::Length(51),
+                Constraint::Fill(1),
+                Constraint::Length(10),
+            ],
+            vec!["FINGERPRINT", "COMMENT", "EXPIRES"],
+        )
+    };
+    let title = format!(
+        " Keys of {}: {} (a add · d remove) ",
+        d.account.username,
+        keys.len()
     );
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(t.header))
+        .block(block(t, title))
+        .row_highlight_style(t.selected);
+    let mut state = TableState::default().with_selected(
+        (!keys.is_empty()).then_some(app.key_selected.min(keys.len().saturating_sub(1))),
+    );
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    match &form.stage {
+        Stage::Editing => {
+            let mut lines = Vec::new();
+            if let Some(e) = &form.error {
+                lines.push(Line::from(Span::styled(
+                    format!("not created: {e}"),
+                    t.danger,
+                )));
+                lines.push(Line::from(""));
+            }
+            for (i, f) in form.fields.iter().enumerate() {
+                let focused = i == form.focus;
+                let marker = if focused { "▸ " } else { "  " };
+                let star = if f.required { "*" } else { " " };
+                let mut spans = vec![
+                    Span::styled(marker, t.key),
+                    Span::styled(
+                        format!("{:<18}{star} ", f.label),
+                        if focused { t.key } else { t.muted },
+                    ),
+                ];
+                if !f.choices.is_empty() {
+                    spans.push(Span::styled(
+                        format!("‹ {} ›", if f.value.is_empty() { "-" } else { &f.value }),
+                        if focused { t.input } else { t.text },
+                    ));
+                } else if f.value.is_empty() && !focused {
+                    spans.push(Span::styled(f.hint, t.muted));
+                } else {
+                    spans.push(Span::styled(
+                        f.value.clone(),
+                        if focused { t.input } else { t.text },
+                    ));
+                    if focused {
+                        spans.push(Span::styled("▏", t.input));
+                    }
+                }
+                if let Some(e) = &f.error {
+                    spans.push(Span::styled(format!("  ✗ {e}"), t.invalid));
+                } else if !f.value.trim().is_empty() && f.choices.is_empty() {
+                    spans.push(Span::styled("  ✓", t.ok));
+                }
+                lines.push(Line::from(spans));
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from(Span::styled(
+                "* required · Enter checks every field, then shows them for review",
+                t.muted,
+            )));
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .block(block(t, format!(" {} ", form.title())))
+                    .wrap(Wrap { trim: false }),
+                area,
+            );
+        }
+        Stage::Review => {
+            let mut lines = vec![
+                Line::from(Span::styled(
+                    "Check every value. Nothing is written until you press Enter.",
+                    t.warning,
+                )),
+                Line::from(""),
+            ];
+            for (label, value) in form.review(app.today) {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {label:<20}"), t.muted),
+                    Span::styled(value, t.text),
+                ]));
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::styled(" Enter y", t.key),
+                Span::styled(" create   ", t.muted),
+                Span::styled("Esc n", t.key),
+                Span::styled(" back to the form", t.muted),
+            ]));
+            frame.render_widget(
+                Paragraph::new(lines).block(block(t, format!(" Review: {} ", form.title()))),
+                area,
+            );
+        }
+        Stage::Done(a) => {
+            let (word, e) = status(a, app.today);
+            let mut lines = vec![
+                Line::from(Span::styled(format!("Created {}.", a.username), t.ok)),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled("  status      ", t.muted),
+                    Span::styled(word, t.status(e)),
+                ]),
+                Line::from(format!("  name        {}", a.display_name)),
+                Line::from(format!("  email       {}", a.email)),
+                Line::from(format!("  kind        {}", a.kind)),
+                Line::from(format!(
+                    "  dates       start {}   end {}",
+                    a.start_date,
+                    end_text(a.end_date, app.today)
+                )),
+                Line::from(format!(
+                    "  groups      {}",
+                    if a.groups.is_empty() {
+                        "-".to_string()
+                    } else {
+                        a.groups.iter().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                )),
+            ];
+            lines.push(Line::from(format!(
+                "  notices     {}",
+                form.notices.as_deref().unwrap_or("-")
+            )));
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::styled(" Enter", t.key),
+                Span::styled(" open the account (p to add a key)   ", t.muted),
+                Span::styled("Esc", t.key),
+                Span::styled(" back", t.muted),
+            ]));
+            frame.render_widget(Paragraph::new(lines).block(block(t, " Done ".into())), area);
+        }
+    }
+}
+
+fn simple_table<'a>(
+    t: &Theme,
+    title: String,
+    header: &'a [&'a str],
+    rows: Vec<Vec<String>>,
+    widths: &'a [Constraint],
+) -> Table<'a> {
+    Table::new(rows.into_iter().map(Row::new), widths.to_vec())
+        .header(Row::new(header.to_vec()).style(t.header))
+        .block(block(t, title))
+        .row_highlight_style(t.selected)
 }
 
 fn plan(app: &App, frame: &mut Frame, area: Rect) {
-    let rows = app.plan.iter().map(|i| {
-        Row::new(vec![
-            i.date.to_string(),
-            i.username.clone(),
-            i.action.clone(),
-            i.why.clone(),
-        ])
-    });
+    let rows = app
+        .plan
+        .iter()
+        .map(|i| {
+            vec![
+                i.date.to_string(),
+                i.username.clone(),
+                i.action.clone(),
+                i.why.clone(),
+            ]
+        })
+        .collect();
+    let title = format!(
+        " Lifecycle: {} planned action(s) in the next 30 days ",
+        app.plan.len()
+    );
     let widths = [
         Constraint::Length(11),
         Constraint::Length(14),
         Constraint::Length(28),
         Constraint::Fill(1),
     ];
-    let title = format!(
-        " Lifecycle: {} planned action(s) in the next 30 days ",
-        app.plan.len()
+    let table = simple_table(
+        &app.theme,
+        title,
+        &["DATE", "ACCOUNT", "ACTION", "WHY"],
+        rows,
+        &widths,
     );
-    let table = Table::new(rows, widths)
-        .header(
-            Row::new(["DATE", "ACCOUNT", "ACTION", "WHY"])
-                .style(Style::default().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::default().borders(Borders::ALL).title(title));
     frame.render_widget(table, area);
 }
 
 fn orphans(app: &App, frame: &mut Frame, area: Rect) {
-    let rows = app.orphans.iter().map(|o| {
-        Row::new(vec![
-            o.username.clone(),
-            o.problem.clone(),
-            o.detail.clone(),
-        ])
-    });
+    let rows = app
+        .orphans
+        .iter()
+        .map(|o| vec![o.username.clone(), o.problem.clone(), o.detail.clone()])
+        .collect();
     let widths = [
-        Constraint::Length(14),
-        Constraint::Length(18),
+        Constraint::Length(12),
+        Constraint::Length(16),
         Constraint::Fill(1),
     ];
     let title = format!(" Orphans: {} finding(s) ", app.orphans.len());
-    let table = Table::new(rows, widths)
-        .header(
-            Row::new(["ACCOUNT", "PROBLEM", "DETAIL"])
-                .style(Style::default().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::default().borders(Borders::ALL).title(title));
+    let table = simple_table(
+        &app.theme,
+        title,
+        &["ACCOUNT", "PROBLEM", "DETAIL"],
+        rows,
+        &widths,
+    );
     frame.render_widget(table, area);
 }
 
@@ -332,15 +728,18 @@ fn requests(app: &App, frame: &mut Frame, area: Rect) {
         .iter()
         .filter(|r| r.status == RequestStatus::Pending)
         .collect();
-    let rows = pending.iter().map(|r| {
-        Row::new(vec![
-            format!("#{}", r.id),
-            r.account.clone(),
-            r.end_date.to_string(),
-            r.requested_by.clone(),
-            r.reason.clone(),
-        ])
-    });
+    let rows = pending
+        .iter()
+        .map(|r| {
+            vec![
+                format!("#{}", r.id),
+                r.account.clone(),
+                r.end_date.to_string(),
+                r.requested_by.clone(),
+                r.reason.clone(),
+            ]
+        })
+        .collect();
     let widths = [
         Constraint::Length(6),
         Constraint::Length(14),
@@ -349,13 +748,13 @@ fn requests(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Fill(1),
     ];
     let title = format!(" Requests: {} pending (a approve · x deny) ", pending.len());
-    let table = Table::new(rows, widths)
-        .header(
-            Row::new(["ID", "ACCOUNT", "END", "ASKED BY", "REASON"])
-                .style(Style::default().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::default().borders(Borders::ALL).title(title))
-        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let table = simple_table(
+        &app.theme,
+        title,
+        &["ID", "ACCOUNT", "END", "ASKED BY", "REASON"],
+        rows,
+        &widths,
+    );
     let mut state = TableState::default().with_selected(
         (!pending.is_empty()).then_some(app.selected.min(pending.len().saturating_sub(1))),
     );
@@ -364,20 +763,24 @@ fn requests(app: &App, frame: &mut Frame, area: Rect) {
 
 fn outbox(app: &App, frame: &mut Frame, area: Rect) {
     use crate::service::notify::Delivery;
-    let rows = app.outbox.iter().map(|e| {
-        let to = match &e.delivery {
-            Delivery::Email { to, .. } => to.join(", "),
-            Delivery::Webhook { url, .. } => url.clone(),
-        };
-        Row::new(vec![
-            format!("#{}", e.id),
-            e.event.clone(),
-            e.account.clone(),
-            to,
-            e.attempts.to_string(),
-            e.last_error.clone().unwrap_or_else(|| "-".into()),
-        ])
-    });
+    let rows = app
+        .outbox
+        .iter()
+        .map(|e| {
+            let to = match &e.delivery {
+                Delivery::Email { to, .. } => to.join(", "),
+                Delivery::Webhook { url, .. } => url.clone(),
+            };
+            vec![
+                format!("#{}", e.id),
+                e.event.clone(),
+                e.account.clone(),
+                to,
+                e.attempts.to_string(),
+                e.last_error.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
     let widths = [
         Constraint::Length(6),
         Constraint::Length(15),
@@ -387,52 +790,57 @@ fn outbox(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Fill(1),
     ];
     let title = format!(" Notifications not yet delivered: {} ", app.outbox.len());
-    let table = Table::new(rows, widths)
-        .header(
-            Row::new(["ID", "EVENT", "ACCOUNT", "TO", "TRIES", "LAST ERROR"])
-                .style(Style::default().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::default().borders(Borders::ALL).title(title));
+    let table = simple_table(
+        &app.theme,
+        title,
+        &["ID", "EVENT", "ACCOUNT", "TO", "TRIES", "LAST ERROR"],
+        rows,
+        &widths,
+    );
     frame.render_widget(table, area);
 }
 
 fn sessions(app: &App, frame: &mut Frame, area: Rect) {
-    let rows = app.sessions.iter().map(|s| {
-        Row::new(vec![
-            s.id.to_string(),
-            s.account.clone(),
-            s.address.clone(),
-            s.method.clone(),
-            format!("{:?}", s.kind).to_lowercase(),
-            s.started.format("%Y-%m-%d %H:%M").to_string(),
-            s.last_input.format("%H:%M:%S").to_string(),
-        ])
-    });
+    let rows = app
+        .sessions
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                s.account.clone(),
+                s.address.clone(),
+                s.method.clone(),
+                format!("{:?}", s.kind).to_lowercase(),
+                s.started.format("%Y-%m-%d %H:%M").to_string(),
+                s.last_input.format("%H:%M:%S").to_string(),
+            ]
+        })
+        .collect();
     let widths = [
-        Constraint::Length(5),
-        Constraint::Length(14),
-        Constraint::Length(16),
+        Constraint::Length(4),
+        Constraint::Length(12),
         Constraint::Length(15),
-        Constraint::Length(8),
-        Constraint::Length(17),
+        Constraint::Length(13),
+        Constraint::Length(7),
+        Constraint::Length(16),
         Constraint::Fill(1),
     ];
     let title = format!(" Live sessions: {} (K kill) ", app.sessions.len());
-    let table = Table::new(rows, widths)
-        .header(
-            Row::new([
-                "ID",
-                "ACCOUNT",
-                "ADDRESS",
-                "METHOD",
-                "KIND",
-                "STARTED",
-                "LAST INPUT",
-            ])
-            .style(Style::default().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::default().borders(Borders::ALL).title(title))
-        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let table = simple_table(
+        &app.theme,
+        title,
+        &[
+            "ID",
+            "ACCOUNT",
+            "ADDRESS",
+            "METHOD",
+            "KIND",
+            "STARTED",
+            "LAST INPUT",
+        ],
+        rows,
+        &widths,
+    );
     let mut state = TableState::default().with_selected(
         (!app.sessions.is_empty())
             .then_some(app.selected.min(app.sessions.len().saturating_sub(1))),
@@ -441,85 +849,205 @@ fn sessions(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn audit(app: &App, frame: &mut Frame, area: Rect) {
-    let rows = app.audit.iter().map(|e| {
-        Row::new(vec![
-            format!("#{}", e.seq),
-            e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            e.actor.clone(),
-            e.action.clone(),
-            e.target.clone().unwrap_or_else(|| "-".into()),
-            e.detail.clone().unwrap_or_default(),
-        ])
-    });
+    let t = &app.theme;
+    let rows = app
+        .audit
+        .iter()
+        .map(|e| {
+            vec![
+                format!("#{}", e.seq),
+                e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                e.actor.clone(),
+                e.action.clone(),
+                e.target.clone().unwrap_or_else(|| "-".into()),
+                e.detail.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
     let widths = [
-        Constraint::Length(6),
+        Constraint::Length(5),
         Constraint::Length(19),
-        Constraint::Length(16),
-        Constraint::Length(18),
         Constraint::Length(12),
+        Constraint::Length(16),
+        Constraint::Length(10),
         Constraint::Fill(1),
     ];
-    let title = format!(
-        " Audit trail, newest first — {} ",
-        app.chain.clone().unwrap_or_default()
+    let chain = app.chain.clone().unwrap_or_default();
+    let filter = if app.audit_filter.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", app.audit_filter)
+    };
+    let title = format!(" Audit trail, newest first{filter} — {chain} ");
+    let mut table = simple_table(
+        t,
+        title,
+        &["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL"],
+        rows,
+        &widths,
     );
-    let table = Table::new(rows, widths)
-        .header(
-            Row::new(["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL"])
-                .style(Style::default().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::default().borders(Borders::ALL).title(title));
-    frame.render_widget(table, area);
+    if chain.starts_with("CHAIN BROKEN") {
+        table = table
+            .block(block(t, format!(" Audit trail{filter} — {chain} ")).border_style(t.danger));
+    }
+    let mut state = TableState::default().with_selected(
+        (!app.audit.is_empty()).then_some(app.selected.min(app.audit.len().saturating_sub(1))),
+    );
+    frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn help(frame: &mut Frame, area: Rect) {
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(" Keys (? to close) ");
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    // As many columns as the bindings need at this height.
-    let per_column = usize::from(inner.height.max(1));
-    let columns: Vec<&[crate::tui::keymap::Binding]> = KEYMAP.chunks(per_column).collect();
-    let areas = Layout::horizontal(vec![Constraint::Fill(1); columns.len()]).split(inner);
-    for (chunk, rect) in columns.iter().zip(areas.iter()) {
-        let lines: Vec<Line> = chunk
-            .iter()
-            .map(|b| Line::from(format!(" {:<8} {}", b.label, b.help)))
-            .collect();
-        frame.render_widget(Paragraph::new(lines), *rect);
+fn help(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    // The keys of the screen help was opened from come first, then the rest.
+    let mut scopes: Vec<Scope> = app.help_from.scopes().to_vec();
+    scopes.push(Scope::Everywhere);
+    for s in [
+        Scope::Accounts,
+        Scope::Account,
+        Scope::Keys,
+        Scope::Sessions,
+        Scope::Requests,
+        Scope::Audit,
+    ] {
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    let mut lines: Vec<Line> = Vec::new();
+    for scope in scopes {
+        lines.push(Line::from(Span::styled(scope.title(), t.header)));
+        for b in KEYMAP.iter().filter(|b| b.scope == scope) {
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {:<8} ", b.label), t.key),
+                Span::styled(b.help, t.text),
+            ]));
+        }
+    }
+    let inner_height = usize::from(area.height.saturating_sub(2)).max(1);
+    let columns = usize::from(area.width.saturating_sub(2) / 56).max(1);
+    let capacity = inner_height * columns;
+    let scroll = app.help_scroll.min(lines.len().saturating_sub(capacity));
+    let title = if lines.len() > capacity {
+        format!(
+            " Keys (j/k scroll · {} more · ? close) ",
+            lines.len() - capacity - scroll
+        )
+    } else {
+        " Keys (? to close) ".to_string()
+    };
+    let b = block(t, title);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let shown: Vec<Line> = lines.into_iter().skip(scroll).collect();
+    let chunks: Vec<Vec<Line>> = shown
+        .chunks(inner_height)
+        .take(columns)
+        .map(<[Line]>::to_vec)
+        .collect();
+    let areas = Layout::horizontal(vec![Constraint::Fill(1); columns]).split(inner);
+    for (chunk, rect) in chunks.into_iter().zip(areas.iter()) {
+        frame.render_widget(Paragraph::new(chunk), *rect);
     }
 }
 
-fn draw_popup(popup: &Popup, frame: &mut Frame, area: Rect) {
-    let (title, body) = match popup {
-        Popup::Reason { target, text } => (
-            format!(" Disable {target} "),
-            format!("Reason: {text}▏\n\nEnter continue · Esc cancel"),
-        ),
-        Popup::DenyReason { id, text } => (
-            format!(" Deny request #{id} "),
-            format!("Reason: {text}▏\n\nEnter continue · Esc cancel"),
-        ),
-        Popup::Confirm { question, .. } => (
-            " Confirm ".to_string(),
-            format!("{question}\n\ny yes · n no"),
-        ),
-    };
-    let width = area.width.min(70);
-    let rect = Rect::new(
+fn centred(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
         area.x + (area.width - width) / 2,
-        area.y + area.height / 3,
+        area.y + (area.height - height) / 3,
         width,
-        6,
-    );
+        height,
+    )
+}
+
+fn draw_popup(t: &Theme, popup: &Popup, frame: &mut Frame, area: Rect) {
+    let (title, lines, border): (String, Vec<Line>, Style) = match popup {
+        Popup::Input {
+            prompt,
+            title,
+            text,
+            error,
+            ..
+        } => {
+            let shown = if prompt.secret() {
+                "•".repeat(text.chars().count())
+            } else {
+                text.clone()
+            };
+            let mut lines = vec![
+                Line::from(Span::styled(prompt.label(), t.muted)),
+                Line::from(vec![
+                    Span::styled("> ", t.key),
+                    Span::styled(shown, t.input),
+                    Span::styled("▏", t.input),
+                ]),
+            ];
+            if let Some(e) = error {
+                lines.push(Line::from(Span::styled(e.clone(), t.invalid)));
+            }
+            lines.push(Line::from(vec![
+                Span::styled("Enter", t.key),
+                Span::styled(" continue · ", t.muted),
+                Span::styled("Esc", t.key),
+                Span::styled(" cancel", t.muted),
+            ]));
+            (format!(" {title} "), lines, t.border_focus)
+        }
+        Popup::Confirm {
+            question, targets, ..
+        } => {
+            let mut lines = vec![Line::from(Span::styled(question.clone(), t.warning))];
+            if targets.len() > 1 {
+                lines.push(Line::from(""));
+                for name in targets.iter().take(12) {
+                    lines.push(Line::from(format!("  • {name}")));
+                }
+                if targets.len() > 12 {
+                    lines.push(Line::from(format!("  … and {} more", targets.len() - 12)));
+                }
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::styled("y", t.key),
+                Span::styled(" yes · ", t.muted),
+                Span::styled("n Esc", t.key),
+                Span::styled(" no", t.muted),
+            ]));
+            let title = if targets.len() > 1 {
+                format!(" Confirm: {} ", list_names(targets))
+            } else {
+                " Confirm ".to_string()
+            };
+            (title, lines, t.danger)
+        }
+        Popup::Text {
+            title,
+            text,
+            error,
+            scroll,
+        } => {
+            let style = if *error { t.danger } else { t.text };
+            let mut lines: Vec<Line> = text
+                .lines()
+                .skip(usize::from(*scroll))
+                .map(|l| Line::from(Span::styled(l.to_string(), style)))
+                .collect();
+            lines.push(Line::from(Span::styled("↑↓ scroll · Esc close", t.muted)));
+            (format!(" {title} "), lines, t.border_focus)
+        }
+    };
+    let widest = lines.iter().map(Line::width).max().unwrap_or(0) as u16;
+    let width = (widest + 4).clamp(50, area.width.saturating_sub(4).max(20));
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let rect = centred(area, width, height);
     frame.render_widget(Clear, rect);
-    let block = Block::default()
+    let b = Block::default()
         .borders(Borders::ALL)
-        .title(title)
-        .border_style(Style::default().fg(Color::Yellow));
+        .border_style(border)
+        .title(Span::styled(title, t.title));
     frame.render_widget(
-        Paragraph::new(body).block(block).wrap(Wrap { trim: true }),
+        Paragraph::new(lines).block(b).wrap(Wrap { trim: false }),
         rect,
     );
 }

@@ -2,9 +2,13 @@
 //! the real server.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::Instance;
+use crate::common::{Instance, Server};
+
+/// Tests run in parallel in one process: each tmux server needs its own socket.
+static SOCKETS: AtomicUsize = AtomicUsize::new(0);
 
 /// A tmux server of our own, killed when dropped.
 struct Tmux {
@@ -16,7 +20,7 @@ impl Tmux {
         let socket = format!(
             "tenure-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
+            SOCKETS.fetch_add(1, Ordering::SeqCst)
         );
         let t = Tmux { socket };
         let ok = t
@@ -59,10 +63,16 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        let out = self
-            .cmd(&["capture-pane", "-t", "c", "-p"])
-            .output()
-            .unwrap();
+        self.capture("c", false)
+    }
+
+    /// The text of a pane; with `escapes`, its colours and attributes too.
+    fn capture(&self, target: &str, escapes: bool) -> String {
+        let mut args = vec!["capture-pane", "-t", target, "-p"];
+        if escapes {
+            args.push("-e");
+        }
+        let out = self.cmd(&args).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -81,8 +91,47 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]).status();
+        // The server is gone already when the last pane exited: say nothing then.
+        let _ = self
+            .cmd(&["kill-server"])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
+}
+
+/// True if any SGR sequence on the screen sets a foreground or background colour.
+fn coloured(pane: &str) -> bool {
+    pane.split("\x1b[").skip(1).any(|seq| {
+        let Some(end) = seq.find('m') else {
+            return false;
+        };
+        seq[..end].split(';').any(|p| {
+            matches!(
+                p.parse::<u32>(),
+                Ok(30..=38 | 40..=48 | 90..=97 | 100..=107)
+            )
+        })
+    })
+}
+
+/// The OpenSSH client command line that opens alice's console.
+fn console_command(inst: &Instance, server: &Server, extra: &str) -> String {
+    format!(
+        "ssh -F /dev/null -tt -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o IdentitiesOnly=yes {extra} -p {} alice@127.0.0.1",
+        inst.path("alice").display(),
+        server.port
+    )
+}
+
+fn console_sessions(inst: &Instance, server: &Server) -> usize {
+    let (_, out, _) = server.exec("alice", &inst.path("alice"), "session list --json", None);
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "console")
+        .count()
 }
 
 #[test]
@@ -92,12 +141,7 @@ fn find_someone_by_email_open_them_and_disable_them_with_a_reason() {
     inst.sh("user update bob --email bob.builder@acme.example");
     inst.create("carla", "--kind contractor --end +30d --company Globex");
     let server = inst.serve();
-    let ssh = format!(
-        "ssh -F /dev/null -tt -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o IdentitiesOnly=yes -p {} alice@127.0.0.1",
-        inst.path("alice").display(),
-        server.port
-    );
-    let tmux = Tmux::start(&ssh);
+    let tmux = Tmux::start(&console_command(&inst, &server, ""));
     tmux.wait_for("the accounts table", |s| {
         s.contains("Accounts") && s.contains("carla")
     });
@@ -114,7 +158,9 @@ fn find_someone_by_email_open_them_and_disable_them_with_a_reason() {
     });
 
     tmux.keys(&["d"]);
-    tmux.wait_for("the reason prompt", |s| s.contains("Reason:"));
+    tmux.wait_for("the reason prompt", |s| {
+        s.contains("Disable bob") && s.contains("Reason")
+    });
     tmux.text("contract ended");
     tmux.keys(&["Enter"]);
     tmux.wait_for("the confirmation", |s| {
@@ -155,21 +201,144 @@ fn find_someone_by_email_open_them_and_disable_them_with_a_reason() {
     // Esc then q at once would read as Alt-q: wait for the table first.
     tmux.wait_for("the accounts table again", |s| s.contains("USERNAME"));
     tmux.keys(&["q"]);
-    let sessions = || {
-        let (_, out, _) = server.exec("alice", &inst.path("alice"), "session list --json", None);
-        serde_json::from_str::<serde_json::Value>(&out).unwrap()
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while sessions()
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|s| s["kind"] == "console")
-    {
+    while console_sessions(&inst, &server) > 0 {
         assert!(
             Instant::now() < deadline,
             "the console session did not end on q"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn create_through_the_form_clone_it_and_kill_a_session_from_the_sessions_screen() {
+    let inst = Instance::initialised();
+    let server = inst.serve();
+    let tmux = Tmux::start(&console_command(&inst, &server, ""));
+    tmux.wait_for("the accounts table", |s| s.contains("USERNAME"));
+
+    // Create: form, inline check, review, done.
+    tmux.keys(&["n"]);
+    tmux.wait_for("the form", |s| s.contains("New account"));
+    tmux.text("erin");
+    tmux.keys(&["Tab"]);
+    tmux.text("Erin Example");
+    tmux.keys(&["Tab"]);
+    tmux.text("erin@");
+    tmux.wait_for("the email refused as typed", |s| {
+        s.contains("invalid email")
+    });
+    tmux.text("initech.example");
+    tmux.wait_for("the email accepted", |s| !s.contains("invalid email"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the end date asked for", |s| {
+        s.contains("a contractor account needs an end date")
+    });
+    tmux.text("+30d");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the review", |s| {
+        s.contains("Review: New account") && s.contains("erin@initech.example")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the done screen", |s| s.contains("Created erin."));
+    assert_eq!(
+        inst.show_over(&server, "erin")["email"],
+        "erin@initech.example"
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("erin's page", |s| {
+        s.contains("recent activity") || s.contains("keys (0)")
+    });
+
+    // Clone: the same kind and dates span, a new identity.
+    tmux.keys(&["c"]);
+    tmux.wait_for("the clone form", |s| {
+        s.contains("Clone erin into a new account")
+    });
+    tmux.text("fred");
+    tmux.keys(&["Tab"]);
+    tmux.text("Fred Example");
+    tmux.keys(&["Tab"]);
+    tmux.text("fred@initech.example");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the clone's review", |s| s.contains("Review: Clone erin"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the clone done", |s| s.contains("Created fred."));
+    let fred = inst.show_over(&server, "fred");
+    assert_eq!(fred["kind"], "contractor");
+    tmux.keys(&["Escape"]);
+
+    // A second console in another window shows up in Sessions and is killed from there.
+    let other = tmux
+        .cmd(&[
+            "new-window",
+            "-d",
+            "-t",
+            "c",
+            &console_command(&inst, &server, "-o SetEnv=NO_COLOR=1"),
+        ])
+        .status()
+        .unwrap();
+    assert!(other.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while console_sessions(&inst, &server) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second console never logged in"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // NO_COLOR from the client's environment: the second console has no colour at all.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let plain = loop {
+        let pane = tmux.capture("c:1", true);
+        if pane.contains("USERNAME") {
+            break pane;
+        }
+        assert!(Instant::now() < deadline, "second console:\n{pane}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        !coloured(&plain),
+        "NO_COLOR console is coloured:\n{plain:?}"
+    );
+    assert!(
+        coloured(&tmux.capture("c:0", true)),
+        "the first console has colour"
+    );
+
+    tmux.keys(&["S"]);
+    let listed = tmux.wait_for("two console sessions", |s| s.contains("Live sessions: 2"));
+    // The other console is the newer one: the last row.
+    assert!(listed.matches("console").count() >= 2, "{listed}");
+    tmux.keys(&["G", "K"]);
+    tmux.wait_for("the kill confirmation", |s| s.contains("Kill session"));
+    tmux.keys(&["y"]);
+    tmux.wait_for("the session killed", |s| {
+        s.contains("killed session") && s.contains("Live sessions: 1")
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while console_sessions(&inst, &server) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the killed console is still listed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The command line runs the exec grammar.
+    tmux.keys(&[":"]);
+    tmux.text("user disable fred --reason \"clone test\"");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the command output", |s| s.contains(":user disable fred"));
+    assert_eq!(
+        inst.show_over(&server, "fred")["disable_note"],
+        "clone test"
+    );
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the sessions screen again", |s| {
+        !s.contains(":user disable fred")
+    });
+    tmux.keys(&["q"]);
 }

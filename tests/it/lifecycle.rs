@@ -143,7 +143,7 @@ fn a_live_session_ends_when_its_account_expires_at_midnight() {
     console
         .stdout
         .wait_for("carl's console", std::time::Duration::from_secs(10), |t| {
-            t.contains("Accounts")
+            t.contains("tenure —")
         });
     let status = console.wait_exit(std::time::Duration::from_secs(15));
     assert!(status.is_some(), "carl is still connected after midnight");

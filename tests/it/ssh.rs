@@ -118,13 +118,13 @@ impl Live {
     }
 
     /// An interactive console (`ssh -tt`, a shell) kept open by a piped stdin;
-    /// returns once the placeholder screen is shown.
+    /// returns once the console has drawn its first screen.
     fn console(&self, user: &str, key: &str) -> Proc {
         let mut cmd = self.server.ssh_key(user, &self.key(key));
         cmd.arg("-tt").arg("127.0.0.1").stdin(Stdio::piped());
         let proc = Proc::spawn(&mut cmd);
         proc.stdout
-            .wait_for("console screen", STEP, |t| t.contains("Accounts"));
+            .wait_for("console screen", STEP, |t| t.contains("tenure —"));
         proc
     }
 

@@ -1,0 +1,570 @@
+//! The console without a network: `App` driven key by key, drawn with
+//! ratatui's TestBackend at 80x24 and 120x40. Snapshots live in
+//! `src/tui/snapshots/`; they were read line by line when accepted.
+
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+use ratatui::Terminal;
+
+use super::app::{App, Screen};
+use super::theme::Theme;
+use crate::domain::Kind;
+use crate::service::accounts::AccountInput;
+use crate::service::sessions::{SessionInfo, SessionKind};
+use crate::service::testkit::services;
+use crate::service::{Actor, Source};
+use crate::term::input::Key;
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@laptop";
+const OTHER_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFGmHNh6c75bc4L+ue9g5Zt4uD3YNFJL9buZSf8U4KI1 dave@desk";
+
+/// root (admin) looking at bob, carla and dave, which root created.
+fn app() -> App {
+    let (s, _clock, _) = services();
+    let root = s.load("root").unwrap();
+    // An account actor, not the local operator: its name is in every snapshot.
+    let operator = Actor::account(&root, Source::Ssh("192.0.2.1".into()), None);
+    for (name, company, kind) in [
+        ("bob", "Acme", Kind::Contractor),
+        ("carla", "Globex", Kind::Vendor),
+        ("dave", "Acme", Kind::Intern),
+    ] {
+        let input = AccountInput {
+            email: Some(format!("{name}@{}.example", company.to_lowercase())),
+            display_name: Some(format!("{name} builder")),
+            kind: Some(kind),
+            company: Some(company.into()),
+            sponsor: Some("root".into()),
+            project: Some("apollo".into()),
+            end_date: Some(s.today() + chrono::Duration::days(20)),
+            ..Default::default()
+        };
+        s.create(&operator, name, input).unwrap();
+    }
+    s.key_add(&operator, "bob", KEY, None).unwrap();
+    App::new(s, operator)
+}
+
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| super::view::draw(app, f)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Snapshots the screen at both sizes.
+fn snap(name: &str, app: &App) {
+    insta::assert_snapshot!(format!("{name}_80x24"), screen(app, 80, 24));
+    insta::assert_snapshot!(format!("{name}_120x40"), screen(app, 120, 40));
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.handle(Key::Char(c));
+    }
+}
+
+fn keys(app: &mut App, keys: &[Key]) {
+    for k in keys {
+        app.handle(k.clone());
+    }
+}
+
+fn open(app: &mut App, name: &str) {
+    app.handle(Key::Char('/'));
+    typed(app, name);
+    keys(app, &[Key::Enter, Key::Enter]);
+    assert_eq!(app.screen, Screen::Detail);
+    assert_eq!(app.detail.as_ref().unwrap().account.username, name);
+}
+
+#[test]
+fn accounts_screen() {
+    let app = app();
+    snap("accounts", &app);
+    assert!(screen(&app, 79, 24).contains("terminal too small"));
+    assert!(screen(&app, 80, 23).contains("terminal too small"));
+}
+
+#[test]
+fn search_narrows_by_part_of_an_email_or_a_key_fingerprint() {
+    let mut app = app();
+    app.handle(Key::Char('/'));
+    typed(&mut app, "globex");
+    assert_eq!(app.visible.len(), 1);
+    snap("accounts_search", &app);
+    app.handle(Key::Esc);
+    assert_eq!(app.visible.len(), 4, "Esc clears the search");
+    // Several words must all match; a key fingerprint is searchable.
+    app.handle(Key::Char('/'));
+    typed(&mut app, "acme dave");
+    assert_eq!(app.visible.len(), 1);
+    app.handle(Key::Esc);
+    let fp = app.services.key_list(&app.actor, "bob").unwrap()[0]
+        .fingerprint
+        .clone();
+    app.handle(Key::Char('/'));
+    typed(&mut app, &fp[7..20]);
+    assert_eq!(app.selected_account().unwrap().username, "bob");
+}
+
+#[test]
+fn sort_and_filter_the_table() {
+    let mut app = app();
+    let order = |app: &App| -> Vec<String> {
+        app.visible
+            .iter()
+            .map(|i| app.accounts[*i].username.clone())
+            .collect()
+    };
+    assert_eq!(order(&app), ["bob", "carla", "dave", "root"]);
+    app.handle(Key::Char('s')); // by name
+    app.handle(Key::Char('s')); // by kind
+    assert_eq!(order(&app), ["bob", "root", "dave", "carla"]);
+    app.handle(Key::Char('i'));
+    assert_eq!(order(&app), ["carla", "dave", "root", "bob"]);
+    assert!(screen(&app, 120, 40).contains("KIND▼"));
+    app.handle(Key::Char('f'));
+    typed(&mut app, "kind=intern");
+    app.handle(Key::Enter);
+    assert_eq!(order(&app), ["dave"]);
+    app.handle(Key::Char('f'));
+    keys(&mut app, &[Key::Ctrl('u')]);
+    typed(&mut app, "expiring=30 sponsor=root");
+    app.handle(Key::Enter);
+    assert_eq!(order(&app).len(), 3);
+    snap("accounts_filtered", &app);
+    app.handle(Key::Char('f'));
+    keys(&mut app, &[Key::Ctrl('u')]);
+    typed(&mut app, "colour=blue");
+    app.handle(Key::Enter);
+    assert!(screen(&app, 80, 24).contains("unknown filter 'colour'"));
+}
+
+#[test]
+fn detail_shows_every_field_keys_sessions_and_activity() {
+    let mut app = app();
+    let now = app.services.now();
+    let _ticket = app.services.session_open(SessionInfo {
+        id: 0,
+        account: "bob".into(),
+        address: "192.0.2.7".into(),
+        method: "publickey".into(),
+        fingerprint: None,
+        started: now,
+        last_input: now,
+        kind: SessionKind::Console,
+        command: None,
+    });
+    open(&mut app, "bob");
+    let text = screen(&app, 120, 40);
+    for needle in [
+        "bob@acme.example",
+        "apollo",
+        "sponsor       root",
+        "keys (1)",
+        "bob@laptop",
+        "live sessions (1)",
+        "192.0.2.7",
+        "recent activity",
+        "key.add",
+        "warn sponsor",
+    ] {
+        assert!(text.contains(needle), "detail lacks {needle}:\n{text}");
+    }
+    snap("detail", &app);
+}
+
+#[test]
+fn disable_asks_a_reason_then_confirms_then_shows_the_new_status() {
+    let mut app = app();
+    open(&mut app, "bob");
+    app.handle(Key::Char('d'));
+    app.handle(Key::Enter);
+    assert!(screen(&app, 80, 24).contains("a reason is required"));
+    typed(&mut app, "contract ended");
+    snap("disable_reason", &app);
+    app.handle(Key::Enter);
+    assert!(screen(&app, 80, 24).contains("Disable bob (contract ended)?"));
+    snap("disable_confirm", &app);
+    app.handle(Key::Char('y'));
+    let text = screen(&app, 80, 24);
+    assert!(
+        text.contains("disabled (manual)") && text.contains("disabled bob"),
+        "{text}"
+    );
+    // Esc on the confirmation cancels without a change.
+    app.handle(Key::Char('e'));
+    app.handle(Key::Esc);
+    assert!(screen(&app, 80, 24).contains("cancelled"));
+    assert!(app.services.load("bob").unwrap().disable_note.is_some());
+}
+
+#[test]
+fn marked_rows_are_disabled_together_after_one_confirmation_listing_them() {
+    let mut app = app();
+    keys(&mut app, &[Key::Char(' '), Key::Char(' ')]); // bob, carla
+    assert_eq!(app.marked.len(), 2);
+    app.handle(Key::Char('d'));
+    typed(&mut app, "project over");
+    app.handle(Key::Enter);
+    snap("bulk_confirm", &app);
+    app.handle(Key::Char('y'));
+    for name in ["bob", "carla"] {
+        let a = app.services.load(name).unwrap();
+        assert_eq!(a.disable_note.as_deref(), Some("project over"));
+    }
+    assert!(app.services.load("dave").unwrap().disable_note.is_none());
+    assert!(app.marked.is_empty());
+    // Extend the marked set at once.
+    keys(&mut app, &[Key::Char('G'), Key::Char(' ')]); // root
+    keys(&mut app, &[Key::Char('g'), Key::Char(' ')]); // bob
+    app.handle(Key::Char('x'));
+    typed(&mut app, "2027-01-15");
+    app.handle(Key::Enter);
+    assert!(screen(&app, 120, 40).contains("Extend bob, root to 2027-01-15?"));
+    app.handle(Key::Char('y'));
+    let end = chrono::NaiveDate::from_ymd_opt(2027, 1, 15);
+    assert_eq!(app.services.load("bob").unwrap().end_date, end);
+    assert_eq!(app.services.load("root").unwrap().end_date, end);
+}
+
+#[test]
+fn delete_restore_and_purge_with_the_typed_name() {
+    let mut app = app();
+    open(&mut app, "carla");
+    app.handle(Key::Char('D'));
+    app.handle(Key::Char('y'));
+    assert!(screen(&app, 80, 24).contains("deleted carla"));
+    app.handle(Key::Char('u'));
+    app.handle(Key::Char('y'));
+    assert!(screen(&app, 80, 24).contains("restored carla"));
+    app.handle(Key::Char('D'));
+    app.handle(Key::Char('y'));
+    app.handle(Key::Char('P'));
+    typed(&mut app, "carl");
+    app.handle(Key::Enter);
+    assert!(screen(&app, 80, 24).contains("type carla exactly"));
+    snap("purge_prompt", &app);
+    typed(&mut app, "a");
+    app.handle(Key::Enter);
+    app.handle(Key::Char('y'));
+    assert!(app.services.load("carla").is_err());
+    assert_eq!(app.screen, Screen::Accounts);
+    assert!(screen(&app, 80, 24).contains("purged carla"));
+}
+
+#[test]
+fn create_through_form_review_and_done() {
+    let mut app = app();
+    app.handle(Key::Char('n'));
+    assert_eq!(app.screen, Screen::Form);
+    snap("create_form", &app);
+    typed(&mut app, "erin");
+    app.handle(Key::Tab);
+    typed(&mut app, "Erin Example");
+    app.handle(Key::Tab);
+    typed(&mut app, "erin@");
+    snap("create_form_invalid", &app);
+    typed(&mut app, "initech.example");
+    // Into the end date: a contractor needs one.
+    app.handle(Key::Enter);
+    typed(&mut app, "+30d");
+    app.handle(Key::Enter);
+    snap("create_review", &app);
+    app.handle(Key::Enter);
+    let created = app.services.load("erin").unwrap();
+    assert_eq!(created.email, "erin@initech.example");
+    snap("create_done", &app);
+    app.handle(Key::Enter);
+    assert_eq!(app.screen, Screen::Detail);
+    assert!(screen(&app, 80, 24).contains("erin@initech.example"));
+}
+
+#[test]
+fn clone_prefills_everything_but_identity() {
+    let mut app = app();
+    open(&mut app, "dave");
+    app.handle(Key::Char('c'));
+    let form = app.form.as_ref().unwrap();
+    use super::form::FieldKey;
+    assert_eq!(form.value(&FieldKey::Kind), "intern");
+    assert_eq!(form.value(&FieldKey::Company), "Acme");
+    assert_eq!(form.value(&FieldKey::Username), "");
+    assert_eq!(form.value(&FieldKey::Email), "");
+    snap("clone_form", &app);
+    typed(&mut app, "dora");
+    app.handle(Key::Tab);
+    typed(&mut app, "Dora Explorer");
+    app.handle(Key::Tab);
+    typed(&mut app, "dora@acme.example");
+    keys(&mut app, &[Key::Enter, Key::Enter]);
+    let dora = app.services.load("dora").unwrap();
+    assert_eq!(
+        (dora.kind, dora.project.as_deref()),
+        (Kind::Intern, Some("apollo"))
+    );
+    assert!(dora.credentials.keys.is_empty());
+}
+
+#[test]
+fn keys_screen_adds_by_paste_and_removes_with_confirmation() {
+    let mut app = app();
+    open(&mut app, "dave");
+    app.handle(Key::Char('p'));
+    assert_eq!(app.screen, Screen::Keys);
+    app.handle(Key::Char('a'));
+    app.handle(Key::Paste("not a key".into()));
+    app.handle(Key::Enter);
+    assert!(
+        screen(&app, 120, 40).contains("Add a key to dave"),
+        "the prompt stays"
+    );
+    keys(&mut app, &[Key::Ctrl('u')]);
+    app.handle(Key::Paste(OTHER_KEY.into()));
+    app.handle(Key::Enter);
+    assert_eq!(app.services.key_list(&app.actor, "dave").unwrap().len(), 1);
+    snap("keys", &app);
+    app.handle(Key::Char('d'));
+    assert!(screen(&app, 120, 40).contains("Remove key SHA256:"));
+    app.handle(Key::Char('y'));
+    assert!(app
+        .services
+        .key_list(&app.actor, "dave")
+        .unwrap()
+        .is_empty());
+    app.handle(Key::Esc);
+    assert_eq!(app.screen, Screen::Detail);
+}
+
+#[test]
+fn command_line_runs_the_exec_grammar_and_shows_its_output() {
+    let mut app = app();
+    app.handle(Key::Char(':'));
+    typed(&mut app, "user disable dave --reason \"left early\"");
+    assert!(screen(&app, 80, 24).contains(":user disable dave"));
+    app.handle(Key::Enter);
+    assert_eq!(
+        app.services.load("dave").unwrap().disable_note.as_deref(),
+        Some("left early")
+    );
+    app.handle(Key::Esc);
+    app.handle(Key::Char(':'));
+    typed(&mut app, "user list --kind intern");
+    app.handle(Key::Enter);
+    snap("command_output", &app);
+    app.handle(Key::Esc);
+    app.handle(Key::Char(':'));
+    typed(&mut app, "user frobnicate");
+    app.handle(Key::Enter);
+    assert!(screen(&app, 120, 40).contains("unrecognized subcommand"));
+}
+
+#[test]
+fn sessions_screen_kills_with_confirmation_and_audit_screen_filters_and_shows_the_chain() {
+    use crate::service::sessions::Closing;
+    let mut app = app();
+    let now = app.services.now();
+    let ticket = app.services.session_open(SessionInfo {
+        id: 0,
+        account: "bob".into(),
+        address: "192.0.2.7".into(),
+        method: "publickey".into(),
+        fingerprint: None,
+        started: now,
+        last_input: now,
+        kind: SessionKind::Console,
+        command: None,
+    });
+    app.handle(Key::Char('S'));
+    snap("sessions", &app);
+    app.handle(Key::Char('K'));
+    assert!(screen(&app, 120, 40).contains("Kill session"));
+    app.handle(Key::Char('y'));
+    assert!(matches!(*ticket.closing.borrow(), Closing::Close(_)));
+    assert!(screen(&app, 120, 40).contains("killed session"));
+    app.handle(Key::Char('A'));
+    let audit = screen(&app, 120, 40);
+    assert!(
+        audit.contains("chain intact") && audit.contains("session.kill"),
+        "{audit}"
+    );
+    app.handle(Key::Char('f'));
+    typed(&mut app, "target=carla");
+    app.handle(Key::Enter);
+    assert!(app
+        .audit
+        .iter()
+        .all(|e| e.target.as_deref() == Some("carla")));
+    snap("audit", &app);
+}
+
+#[test]
+fn lifecycle_orphans_requests_and_outbox_screens() {
+    let mut app = app();
+    let later = app.today + chrono::Duration::days(60);
+    app.services
+        .request_extend(&app.actor, "bob", later, "project extended")
+        .unwrap();
+    app.handle(Key::Char('L'));
+    snap("lifecycle", &app);
+    app.handle(Key::Char('O'));
+    snap("orphans", &app);
+    app.handle(Key::Char('N'));
+    snap("outbox", &app);
+    app.handle(Key::Char('R'));
+    snap("requests", &app);
+    app.handle(Key::Char('a'));
+    assert!(screen(&app, 120, 40).contains("Approve #1: extend bob"));
+    app.handle(Key::Char('y'));
+    assert!(screen(&app, 120, 40).contains("request #1 approved"));
+    assert_eq!(app.services.load("bob").unwrap().end_date, Some(later));
+}
+
+#[test]
+fn help_is_drawn_from_the_keymap() {
+    let mut app = app();
+    open(&mut app, "bob");
+    app.handle(Key::Char('?'));
+    // At 120x40 every binding fits; on a small terminal the list scrolls.
+    let text = screen(&app, 120, 40);
+    for b in super::keymap::KEYMAP {
+        assert!(text.contains(b.help), "help lacks {}", b.help);
+    }
+    snap("help", &app);
+    let mut seen = String::new();
+    for _ in 0..super::keymap::KEYMAP.len() {
+        seen.push_str(&screen(&app, 80, 24));
+        app.handle(Key::Char('j'));
+    }
+    for b in super::keymap::KEYMAP {
+        assert!(seen.contains(b.help), "80x24 help never shows {}", b.help);
+    }
+    app.handle(Key::Char('?'));
+    assert_eq!(
+        app.screen,
+        Screen::Detail,
+        "help returns where it was opened"
+    );
+}
+
+#[test]
+fn a_user_serves_themselves() {
+    let (s, _clock, _) = services();
+    let operator = Actor::account(&s.load("root").unwrap(), Source::Cli, None);
+    let input = AccountInput {
+        email: Some("una@example.com".into()),
+        display_name: Some("Una User".into()),
+        kind: Some(Kind::Contractor),
+        end_date: Some(s.today() + chrono::Duration::days(40)),
+        roles: Some(vec![crate::domain::Role::User]),
+        ..Default::default()
+    };
+    s.create(&operator, "una", input).unwrap();
+    let una = Actor::account(
+        &s.load("una").unwrap(),
+        Source::Ssh("192.0.2.9".into()),
+        None,
+    );
+    let mut app = App::new(s, una);
+    assert_eq!(app.screen, Screen::Detail, "starts on their own page");
+    snap("self_service", &app);
+    // Their own key.
+    app.handle(Key::Char('p'));
+    app.handle(Key::Char('a'));
+    app.handle(Key::Paste(KEY.into()));
+    app.handle(Key::Enter);
+    assert_eq!(app.services.key_list(&app.actor, "una").unwrap().len(), 1);
+    app.handle(Key::Esc);
+    // A new password, shown as dots while typed.
+    app.handle(Key::Char('w'));
+    typed(&mut app, "correct horse battery");
+    assert!(screen(&app, 80, 24).contains("•••••"));
+    app.handle(Key::Enter);
+    assert!(screen(&app, 80, 24).contains("password of una set"));
+    // An extension is asked for, not granted.
+    app.handle(Key::Char('x'));
+    typed(&mut app, "+60d");
+    app.handle(Key::Enter);
+    typed(&mut app, "project runs longer");
+    app.handle(Key::Enter);
+    assert!(screen(&app, 120, 40).contains("request #1 sent"));
+    // Admin-only things are refused by the service.
+    app.handle(Key::Char('d'));
+    typed(&mut app, "bye");
+    keys(&mut app, &[Key::Enter, Key::Char('y')]);
+    assert!(screen(&app, 120, 40).contains("permission denied"));
+    // TOTP enrolment draws the QR code.
+    app.handle(Key::Char('t'));
+    app.handle(Key::Char('y'));
+    let text = screen(&app, 120, 40);
+    assert!(
+        text.contains("otpauth://totp/") && text.contains("█"),
+        "{text}"
+    );
+    // Esc comes back to their own page, never to a list.
+    keys(&mut app, &[Key::Esc, Key::Char('S'), Key::Esc]);
+    assert_eq!(app.screen, Screen::Detail);
+}
+
+#[test]
+fn changes_made_elsewhere_show_on_the_next_tick_and_an_idle_tick_changes_nothing() {
+    let mut app = app();
+    assert!(!app.refresh(), "nothing changed: no redraw");
+    let (s, actor) = (app.services.clone(), app.actor.clone());
+    s.disable(
+        &actor,
+        "dave",
+        crate::domain::DisableReason::Manual,
+        Some("x".into()),
+    )
+    .unwrap();
+    assert!(app.refresh());
+    assert!(screen(&app, 120, 40).contains("disabled (manual)"));
+    assert!(!app.refresh());
+}
+
+#[test]
+fn statuses_are_coloured_by_the_theme_and_not_at_all_under_no_color() {
+    let mut app = app();
+    app.services
+        .disable(
+            &app.actor,
+            "dave",
+            crate::domain::DisableReason::Manual,
+            Some("x".into()),
+        )
+        .unwrap();
+    app.refresh();
+    let colour_of = |app: &App, word: &str| {
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        terminal.draw(|f| super::view::draw(app, f)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        for y in 0..40 {
+            let line: String = (0..120)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect();
+            if let Some(at) = line.find(word) {
+                let x = line[..at].chars().count() as u16;
+                return buffer[(x, y)].fg;
+            }
+        }
+        panic!("{word} not on screen");
+    };
+    assert_eq!(colour_of(&app, "active"), Color::Green);
+    assert_eq!(colour_of(&app, "disabled (manual)"), Color::Red);
+    app.theme = Theme::choose(None, true);
+    assert_eq!(colour_of(&app, "active"), Color::Reset);
+    assert_eq!(colour_of(&app, "disabled (manual)"), Color::Reset);
+}
