@@ -74,18 +74,30 @@ impl Effective {
     }
 }
 
-fn ended(account: &Account, today: NaiveDate) -> bool {
-    account.end_date.is_some_and(|end| end < today)
+pub fn effective(account: &Account, today: NaiveDate) -> Effective {
+    effective_of(
+        account.status,
+        account.disable_reason,
+        account.start_date,
+        account.end_date,
+        today,
+    )
 }
 
-pub fn effective(account: &Account, today: NaiveDate) -> Effective {
-    match account.status {
+/// `effective` from the four facts it depends on (the search index keeps
+/// only these, not whole accounts).
+pub fn effective_of(
+    status: Status,
+    reason: Option<DisableReason>,
+    start: NaiveDate,
+    end: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Effective {
+    match status {
         Status::Deleted => Effective::Deleted,
-        Status::Disabled => {
-            Effective::Disabled(account.disable_reason.unwrap_or(DisableReason::Manual))
-        }
-        Status::Staged | Status::Active if ended(account, today) => Effective::Expired,
-        Status::Staged if account.start_date > today => Effective::Staged,
+        Status::Disabled => Effective::Disabled(reason.unwrap_or(DisableReason::Manual)),
+        Status::Staged | Status::Active if end.is_some_and(|end| end < today) => Effective::Expired,
+        Status::Staged if start > today => Effective::Staged,
         Status::Staged | Status::Active => Effective::Active,
     }
 }

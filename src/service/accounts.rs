@@ -104,7 +104,7 @@ fn merge(mut base: Account, input: &AccountInput) -> Account {
 }
 
 impl Services {
-    fn authorize(
+    pub(crate) fn authorize(
         &self,
         actor: &Actor,
         permission: Permission,

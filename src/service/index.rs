@@ -13,6 +13,8 @@ use chrono::NaiveDate;
 use crate::domain::plan::next_action;
 use crate::domain::{Account, Policy, Status};
 
+use super::search::SearchIndex;
+
 /// An interned username.
 pub type Name = Arc<str>;
 
@@ -24,8 +26,8 @@ pub struct Indexes {
     pub usernames: BTreeSet<Name>,
     /// Lower-cased email → username.
     pub by_email: HashMap<Box<str>, Name>,
-    /// `SHA256:…` → username.
-    pub by_fingerprint: HashMap<Box<str>, Name>,
+    /// `SHA256:…` → username (ordered: the console finds keys by prefix).
+    pub by_fingerprint: BTreeMap<Box<str>, Name>,
     pub by_sponsor: HashMap<Name, BTreeSet<Name>>,
     pub by_end: BTreeSet<(NaiveDate, Name)>,
     pub by_status: BTreeMap<Status, BTreeSet<Name>>,
@@ -35,6 +37,8 @@ pub struct Indexes {
     pub by_due: BTreeSet<(NaiveDate, Name)>,
     /// The policy the due dates are computed with.
     pub policy: Option<Policy>,
+    /// The console's search rows and posting lists.
+    pub search: SearchIndex,
 }
 
 impl Indexes {
@@ -61,6 +65,7 @@ impl Indexes {
     pub fn insert(&mut self, account: &Account) {
         let name = self.intern(&account.username);
         self.usernames.insert(name.clone());
+        self.search.insert(&name, account);
         if let Some(due) = self.due(account, &name) {
             self.by_due.insert(due);
         }
@@ -98,6 +103,7 @@ impl Indexes {
             self.by_due.remove(&due);
         }
         self.usernames.remove(&name);
+        self.search.remove(&name);
         if self.by_email.get(account.email_key().as_str()) == Some(&name) {
             self.by_email.remove(account.email_key().as_str());
         }
@@ -223,24 +229,31 @@ impl Indexes {
         if self.group_members != expected.group_members {
             out.push("group membership index differs from the records".to_string());
         }
+        if self.search != expected.search {
+            out.push("search index differs from the records".to_string());
+        }
         out
     }
 }
 
-fn map_diff(
+/// Describes how two key → username maps differ (the `check` command).
+fn map_diff<'a>(
     what: &str,
-    live: &HashMap<Box<str>, Name>,
-    expected: &HashMap<Box<str>, Name>,
+    live: impl IntoIterator<Item = (&'a Box<str>, &'a Name)>,
+    expected: impl IntoIterator<Item = (&'a Box<str>, &'a Name)>,
 ) -> String {
-    let wrong: Vec<&Box<str>> = live
+    let live: BTreeMap<&str, &Name> = live.into_iter().map(|(k, v)| (&**k, v)).collect();
+    let expected: BTreeMap<&str, &Name> = expected.into_iter().map(|(k, v)| (&**k, v)).collect();
+    let wrong: Vec<&str> = live
         .iter()
         .filter(|(k, v)| expected.get(*k) != Some(*v))
-        .map(|(k, _)| k)
+        .map(|(k, _)| *k)
         .take(5)
         .collect();
-    let missing: Vec<&Box<str>> = expected
+    let missing: Vec<&str> = expected
         .keys()
         .filter(|k| !live.contains_key(*k))
+        .copied()
         .take(5)
         .collect();
     format!("{what}: wrong or extra {wrong:?}, missing {missing:?}")

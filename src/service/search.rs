@@ -1,7 +1,641 @@
-//! Read-only helpers for the console: a cheap "has anything changed" probe,
-//! so an open screen can poll every second and reload only after a change.
+//! Search over every account, for the console: instant at a million rows.
+//!
+//! A full scan per keystroke costs 25–30 ms at a million accounts (STACK.md),
+//! so the console asks an index kept in memory beside the others and updated
+//! by the single writer:
+//!
+//! - each account is one compact row: its searchable text (username, name,
+//!   email, company and project, lower-cased, one NUL after each field) and
+//!   the few facts filters and sorts need;
+//! - posting lists (roaring bitmaps of row ids) per byte and per trigram of
+//!   that text; a trigram that ends a field is stored with the NUL, so a
+//!   two-letter term is the union of the trigrams it starts. Terms of up to
+//!   three bytes are answered from the postings alone; longer terms check
+//!   the rows the postings leave;
+//! - key fingerprints are matched by prefix in the fingerprint index;
+//! - only what the screen needs is computed: the first `need` rows in table
+//!   order and a count that stops at `COUNT_CAP` when it would cost a scan.
+//!
+//! A query's terms (split on spaces) must all match, each a substring of one
+//! field. When nothing matches, the terms are tried as subsequences
+//! ("jsmth" finds "j smith"), and the hits say they are fuzzy.
 
-use super::{Result, Services};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use chrono::NaiveDate;
+use memchr::memmem;
+use roaring::RoaringBitmap;
+
+use super::index::{Indexes, Name};
+use super::{Actor, Result, Services};
+use crate::domain::lifecycle::{effective_of, Effective};
+use crate::domain::{Account, DisableReason, Kind, Role, Status};
+use crate::service::authz::Permission;
+
+/// Ends every field of a row's text.
+const END: u8 = 0;
+/// Fields of the text, in order.
+const USERNAME: usize = 0;
+const NAME: usize = 1;
+const COMPANY: usize = 3;
+const PROJECT: usize = 4;
+/// Below this many candidates, every candidate is checked and the count is
+/// exact; above it, rows are walked in table order until the page is full.
+/// (Small under test, so the tests walk both paths.)
+const SMALL: u64 = if cfg!(test) { 64 } else { 20_000 };
+/// A count that would need a scan stops here ("1000+").
+pub const COUNT_CAP: usize = if cfg!(test) { 100 } else { 1_000 };
+
+pub type Id = u32;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Row {
+    /// None for a free slot (ids are reused).
+    name: Option<Name>,
+    text: Box<[u8]>,
+    status: Status,
+    reason: Option<DisableReason>,
+    kind: Kind,
+    start: NaiveDate,
+    end: Option<NaiveDate>,
+    /// Seconds since the epoch; `i64::MIN` when never.
+    last_login: i64,
+    sponsor: Option<Name>,
+}
+
+impl Row {
+    fn field(&self, i: usize) -> &[u8] {
+        self.text.split(|b| *b == END).nth(i).unwrap_or_default()
+    }
+
+    fn effective(&self, today: NaiveDate) -> Effective {
+        effective_of(self.status, self.reason, self.start, self.end, today)
+    }
+}
+
+fn text_of(account: &Account) -> Box<[u8]> {
+    let mut text = Vec::with_capacity(64);
+    let fields = [
+        Some(account.username.as_str()),
+        Some(account.display_name.as_str()),
+        Some(account.email.as_str()),
+        account.company.as_deref(),
+        account.project.as_deref(),
+    ];
+    for field in fields {
+        text.extend_from_slice(field.unwrap_or_default().to_lowercase().as_bytes());
+        text.push(END);
+    }
+    text.into_boxed_slice()
+}
+
+/// The distinct trigrams of a row's text, field by field, each field's last
+/// two bytes also with the NUL that ends it.
+fn trigrams(text: &[u8]) -> Vec<[u8; 3]> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut start = 0;
+    for (i, b) in text.iter().enumerate() {
+        if *b == END {
+            // The field with its END: windows never cross into the next field.
+            let field = &text[start..=i];
+            for w in field.windows(3) {
+                out.push([w[0], w[1], w[2]]);
+            }
+            start = i + 1;
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn bytes(text: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = text.iter().copied().filter(|b| *b != END).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Every account as a searchable row, with posting lists.
+#[derive(Clone, Default)]
+pub struct SearchIndex {
+    rows: Vec<Row>,
+    free: Vec<Id>,
+    /// Username → row, in table order.
+    by_name: BTreeMap<Name, Id>,
+    grams: BTreeMap<[u8; 3], RoaringBitmap>,
+    chars: BTreeMap<u8, RoaringBitmap>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("rows", &self.by_name.len())
+            .field("trigrams", &self.grams.len())
+            .finish()
+    }
+}
+
+/// Equal when the same accounts have the same rows, whatever their ids.
+impl PartialEq for SearchIndex {
+    fn eq(&self, other: &Self) -> bool {
+        self.by_name.len() == other.by_name.len()
+            && self
+                .by_name
+                .iter()
+                .zip(other.by_name.iter())
+                .all(|((a, ia), (b, ib))| {
+                    a == b && self.rows.get(*ia as usize) == other.rows.get(*ib as usize)
+                })
+            && self.postings_agree()
+            && other.postings_agree()
+    }
+}
+impl Eq for SearchIndex {}
+
+impl SearchIndex {
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    pub fn insert(&mut self, name: &Name, account: &Account) {
+        let text = text_of(account);
+        let row = Row {
+            name: Some(name.clone()),
+            status: account.status,
+            reason: account.disable_reason,
+            kind: account.kind,
+            start: account.start_date,
+            end: account.end_date,
+            last_login: account.last_login.map_or(i64::MIN, |t| t.timestamp()),
+            sponsor: account.sponsor.as_deref().map(Name::from),
+            text,
+        };
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.rows.push(row.clone());
+                (self.rows.len() - 1) as Id
+            }
+        };
+        for gram in trigrams(&row.text) {
+            self.grams.entry(gram).or_default().insert(id);
+        }
+        for b in bytes(&row.text) {
+            self.chars.entry(b).or_default().insert(id);
+        }
+        self.rows[id as usize] = row;
+        self.by_name.insert(name.clone(), id);
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        let Some(id) = self.by_name.remove(name) else {
+            return;
+        };
+        let Some(row) = self.rows.get_mut(id as usize) else {
+            return;
+        };
+        let text = std::mem::take(&mut row.text);
+        row.name = None;
+        row.sponsor = None;
+        for gram in trigrams(&text) {
+            if let Some(set) = self.grams.get_mut(&gram) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.grams.remove(&gram);
+                }
+            }
+        }
+        for b in bytes(&text) {
+            if let Some(set) = self.chars.get_mut(&b) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.chars.remove(&b);
+                }
+            }
+        }
+        self.free.push(id);
+    }
+
+    /// Every live row is in the postings of each of its trigrams and bytes,
+    /// and the postings hold no other row (for `check`).
+    fn postings_agree(&self) -> bool {
+        let mut expected_grams: BTreeMap<[u8; 3], RoaringBitmap> = BTreeMap::new();
+        let mut expected_chars: BTreeMap<u8, RoaringBitmap> = BTreeMap::new();
+        for id in self.by_name.values() {
+            let text = &self.rows[*id as usize].text;
+            for g in trigrams(text) {
+                expected_grams.entry(g).or_default().insert(*id);
+            }
+            for b in bytes(text) {
+                expected_chars.entry(b).or_default().insert(*id);
+            }
+        }
+        expected_grams == self.grams && expected_chars == self.chars
+    }
+
+    /// Rows holding `term` (lower-cased, not empty) somewhere in one field,
+    /// and whether that set is exact (no row in it needs checking).
+    fn candidates(&self, term: &[u8]) -> (RoaringBitmap, bool) {
+        match term {
+            [b] => (self.chars.get(b).cloned().unwrap_or_default(), true),
+            [a, b] => {
+                let mut set = RoaringBitmap::new();
+                for (_, ids) in self.grams.range([*a, *b, 0]..=[*a, *b, u8::MAX]) {
+                    set |= ids;
+                }
+                (set, true)
+            }
+            _ => {
+                let mut grams: Vec<&RoaringBitmap> = Vec::new();
+                for w in term.windows(3) {
+                    match self.grams.get(&[w[0], w[1], w[2]]) {
+                        Some(ids) => grams.push(ids),
+                        None => return (RoaringBitmap::new(), true),
+                    }
+                }
+                // Smallest first: the intersection shrinks fastest.
+                grams.sort_by_key(|ids| ids.len());
+                let mut set = grams[0].clone();
+                for ids in &grams[1..] {
+                    set &= *ids;
+                }
+                (set, term.len() == 3)
+            }
+        }
+    }
+
+    /// Rows holding every byte of `term` (candidates for a subsequence).
+    fn fuzzy_candidates(&self, term: &[u8]) -> RoaringBitmap {
+        let mut set: Option<RoaringBitmap> = None;
+        for b in bytes(term) {
+            let ids = self.chars.get(&b).cloned().unwrap_or_default();
+            set = Some(match set {
+                Some(s) => s & ids,
+                None => ids,
+            });
+        }
+        set.unwrap_or_default()
+    }
+}
+
+/// The accounts table's filters (`f` in the console).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub status: Option<String>,
+    pub kind: Option<Kind>,
+    pub sponsor: Option<String>,
+    pub project: Option<String>,
+    pub expiring: Option<i64>,
+}
+
+impl Filters {
+    pub fn parse(text: &str) -> std::result::Result<Filters, String> {
+        let mut f = Filters::default();
+        for word in text.split_whitespace() {
+            let (k, v) = word
+                .split_once('=')
+                .ok_or_else(|| format!("'{word}': expected key=value"))?;
+            match k {
+                "status" => {
+                    const KNOWN: [&str; 5] = ["staged", "active", "expired", "disabled", "deleted"];
+                    if !KNOWN.contains(&v) {
+                        return Err(format!("status: one of {}", KNOWN.join(", ")));
+                    }
+                    f.status = Some(v.to_string());
+                }
+                "kind" => f.kind = Some(v.parse()?),
+                "sponsor" => f.sponsor = Some(v.to_string()),
+                "project" => f.project = Some(v.to_string()),
+                "expiring" => {
+                    f.expiring = Some(
+                        v.parse()
+                            .map_err(|_| format!("expiring: days, not '{v}'"))?,
+                    )
+                }
+                other => return Err(format!("unknown filter '{other}'")),
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = &self.status {
+            parts.push(format!("status={s}"));
+        }
+        if let Some(k) = self.kind {
+            parts.push(format!("kind={k}"));
+        }
+        if let Some(s) = &self.sponsor {
+            parts.push(format!("sponsor={s}"));
+        }
+        if let Some(p) = &self.project {
+            parts.push(format!("project={p}"));
+        }
+        if let Some(d) = self.expiring {
+            parts.push(format!("expiring={d}"));
+        }
+        parts.join(" ")
+    }
+
+    fn keep(&self, row: &Row, today: NaiveDate) -> bool {
+        let e = row.effective(today);
+        let status_ok = match self.status.as_deref() {
+            None => true,
+            Some("disabled") => matches!(e, Effective::Disabled(_) | Effective::Expired),
+            Some(s) => e.as_str() == s,
+        };
+        let expiring_ok = self.expiring.is_none_or(|days| {
+            matches!(e, Effective::Active | Effective::Staged)
+                && row
+                    .end
+                    .is_some_and(|end| end >= today && (end - today).num_days() <= days)
+        });
+        status_ok
+            && expiring_ok
+            && self.kind.is_none_or(|k| row.kind == k)
+            && self
+                .sponsor
+                .as_ref()
+                .is_none_or(|s| row.sponsor.as_deref() == Some(s.as_str()))
+            && self
+                .project
+                .as_ref()
+                .is_none_or(|p| row.field(PROJECT) == p.to_lowercase().as_bytes())
+    }
+}
+
+/// Sort orders of the accounts table (`s` cycles).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortKey {
+    #[default]
+    Username,
+    Name,
+    Kind,
+    Company,
+    Sponsor,
+    Status,
+    End,
+    LastLogin,
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 8] = [
+        SortKey::Username,
+        SortKey::Name,
+        SortKey::Kind,
+        SortKey::Company,
+        SortKey::Sponsor,
+        SortKey::Status,
+        SortKey::End,
+        SortKey::LastLogin,
+    ];
+
+    pub fn next(self) -> SortKey {
+        let at = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
+        Self::ALL.get(at + 1).copied().unwrap_or(SortKey::Username)
+    }
+
+    pub fn column(self) -> usize {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
+
+    fn compare(self, a: &Row, b: &Row, today: NaiveDate) -> std::cmp::Ordering {
+        let primary = match self {
+            SortKey::Username => std::cmp::Ordering::Equal,
+            SortKey::Name => a.field(NAME).cmp(b.field(NAME)),
+            SortKey::Kind => a.kind.to_string().cmp(&b.kind.to_string()),
+            SortKey::Company => a.field(COMPANY).cmp(b.field(COMPANY)),
+            SortKey::Sponsor => a.sponsor.cmp(&b.sponsor),
+            SortKey::Status => a.effective(today).as_str().cmp(b.effective(today).as_str()),
+            // No end date sorts last: it never ends.
+            SortKey::End => (a.end.is_none(), a.end).cmp(&(b.end.is_none(), b.end)),
+            SortKey::LastLogin => a.last_login.cmp(&b.last_login),
+        };
+        primary.then_with(|| a.field(USERNAME).cmp(b.field(USERNAME)))
+    }
+}
+
+/// What the accounts table asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Query {
+    pub text: String,
+    pub filters: Filters,
+    pub sort: SortKey,
+    pub reverse: bool,
+}
+
+/// The first `need` matching accounts in table order, and how many match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hits {
+    pub names: Vec<Name>,
+    /// The number of matches, or a lower bound when `exact` is false.
+    pub total: usize,
+    pub exact: bool,
+    /// Nothing matched as typed; these match the terms as subsequences.
+    pub fuzzy: bool,
+}
+
+/// One query term: lower-cased for the text, as typed for fingerprints.
+struct Term {
+    lower: Vec<u8>,
+    /// Rows with a key whose fingerprint starts with the term.
+    keys: RoaringBitmap,
+}
+
+fn subsequence(needle: &[u8], hay: &[u8]) -> bool {
+    let mut it = hay.iter();
+    needle.iter().all(|n| it.any(|h| h == n))
+}
+
+impl Indexes {
+    /// Rows whose key fingerprint starts with `term` ("SHA256:" optional).
+    fn key_rows(&self, term: &str) -> RoaringBitmap {
+        let body = term
+            .strip_prefix("SHA256:")
+            .or_else(|| term.strip_prefix("sha256:"))
+            .unwrap_or(term);
+        let mut ids = RoaringBitmap::new();
+        if body.len() < 4 {
+            return ids;
+        }
+        let from = format!("SHA256:{body}");
+        for (fingerprint, owner) in self
+            .by_fingerprint
+            .range::<str, _>((Bound::Included(from.as_str()), Bound::Unbounded))
+        {
+            if !fingerprint.starts_with(from.as_str()) || ids.len() >= SMALL {
+                break;
+            }
+            if let Some(id) = self.search.by_name.get(owner) {
+                ids.insert(*id);
+            }
+        }
+        ids
+    }
+
+    /// The accounts matching `query`, in table order: the first `need` of
+    /// them and their count (see the module notes for the cost).
+    pub fn search(
+        &self,
+        query: &Query,
+        scope: Option<&str>,
+        need: usize,
+        today: NaiveDate,
+    ) -> Hits {
+        let terms: Vec<Term> = query
+            .text
+            .split_whitespace()
+            .map(|t| Term {
+                lower: t.to_lowercase().into_bytes(),
+                keys: self.key_rows(t),
+            })
+            .collect();
+        let hits = self.run(query, &terms, scope, need, today, false);
+        if hits.total > 0 || terms.is_empty() {
+            return hits;
+        }
+        self.run(query, &terms, scope, need, today, true)
+    }
+
+    fn run(
+        &self,
+        query: &Query,
+        terms: &[Term],
+        scope: Option<&str>,
+        need: usize,
+        today: NaiveDate,
+        fuzzy: bool,
+    ) -> Hits {
+        let s = &self.search;
+        // The candidate rows, and whether each still needs its text checked.
+        let mut candidates: Option<RoaringBitmap> = None;
+        let mut check = false;
+        for term in terms {
+            let (mut set, exact) = if fuzzy {
+                (s.fuzzy_candidates(&term.lower), term.lower.len() <= 1)
+            } else {
+                s.candidates(&term.lower)
+            };
+            check |= !exact || !term.keys.is_empty();
+            set |= &term.keys;
+            candidates = Some(match candidates {
+                Some(c) => c & set,
+                None => set,
+            });
+        }
+        let filtered = !query.filters.is_empty() || scope.is_some();
+        let finder = memmem_finders(terms);
+        let keep = |id: Id| -> bool {
+            let row = &s.rows[id as usize];
+            if row.name.is_none() {
+                return false;
+            }
+            if let Some(sponsor) = scope {
+                if row.sponsor.as_deref() != Some(sponsor) {
+                    return false;
+                }
+            }
+            if !query.filters.keep(row, today) {
+                return false;
+            }
+            !check
+                || terms.iter().zip(&finder).all(|(term, f)| {
+                    term.keys.contains(id)
+                        || if fuzzy {
+                            row.text
+                                .split(|b| *b == END)
+                                .any(|field| subsequence(&term.lower, field))
+                        } else {
+                            f.find(&row.text).is_some()
+                        }
+                })
+        };
+        let cap = need.max(COUNT_CAP);
+        let mut hits = Hits {
+            fuzzy,
+            ..Hits::default()
+        };
+        // Default order, lots of candidates: walk the names in order.
+        let many = candidates.as_ref().is_none_or(|c| c.len() > SMALL);
+        if query.sort == SortKey::Username && many {
+            let exact_count = !filtered && !check;
+            let total = match &candidates {
+                Some(c) => c.len() as usize,
+                None => s.by_name.len(),
+            };
+            let names: Box<dyn Iterator<Item = (&Name, &Id)>> = if query.reverse {
+                Box::new(s.by_name.iter().rev())
+            } else {
+                Box::new(s.by_name.iter())
+            };
+            let mut count = 0usize;
+            let mut stopped = false;
+            for (name, id) in names {
+                if candidates.as_ref().is_none_or(|c| c.contains(*id)) && keep(*id) {
+                    if hits.names.len() < need {
+                        hits.names.push(name.clone());
+                    } else if exact_count || count >= cap {
+                        stopped = true;
+                        break;
+                    }
+                    count += 1;
+                }
+            }
+            (hits.total, hits.exact) = if exact_count {
+                (total, true)
+            } else {
+                (count, !stopped)
+            };
+            return hits;
+        }
+        // Few candidates, or another order: every match, sorted.
+        let mut ids: Vec<Id> = match &candidates {
+            Some(c) => c.iter().filter(|id| keep(*id)).collect(),
+            None => s.by_name.values().copied().filter(|id| keep(*id)).collect(),
+        };
+        let order = |a: &Id, b: &Id| {
+            let (ra, rb) = (&s.rows[*a as usize], &s.rows[*b as usize]);
+            let o = query.sort.compare(ra, rb, today);
+            if query.reverse {
+                o.reverse()
+            } else {
+                o
+            }
+        };
+        hits.total = ids.len();
+        hits.exact = true;
+        if ids.len() > need {
+            if need > 0 {
+                ids.select_nth_unstable_by(need - 1, order);
+            }
+            ids.truncate(need);
+        }
+        ids.sort_unstable_by(order);
+        hits.names = ids
+            .iter()
+            .filter_map(|id| s.rows[*id as usize].name.clone())
+            .collect();
+        hits
+    }
+}
+
+fn memmem_finders(terms: &[Term]) -> Vec<memmem::Finder<'_>> {
+    terms
+        .iter()
+        .map(|t| memmem::Finder::new(&t.lower))
+        .collect()
+}
 
 impl Services {
     /// A number that changes whenever stored state changes: the sequence of
@@ -10,25 +644,281 @@ impl Services {
     pub fn generation(&self) -> Result<u64> {
         Ok(self.store().audit_last()?.map_or(0, |e| e.seq))
     }
+
+    /// The console's accounts table: the first `need` accounts matching
+    /// `query` in its order, and how many match. Operators and admins search
+    /// everyone; sponsors only the accounts they sponsor.
+    pub fn search(&self, actor: &Actor, query: &Query, need: usize) -> Result<Hits> {
+        self.authorize(actor, Permission::ListAccounts, None)?;
+        let wide = actor.has(Role::Admin) || actor.has(Role::Operator);
+        let scope = (!wide).then_some(actor.name.as_str());
+        let today = self.today();
+        let guard = self.indexes()?;
+        let indexes = guard
+            .as_ref()
+            .ok_or_else(|| super::Error::Failed("indexes not loaded".into()))?;
+        Ok(indexes.search(query, scope, need, today))
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::service::accounts::AccountInput;
-    use crate::service::testkit::services;
+    use super::*;
+    use crate::domain::account::sample;
+    use crate::domain::{Policy, SshKey};
+
+    const FIRST: [&str; 8] = [
+        "Anna", "Hannah", "Jean", "Jo", "Émile", "Bob", "Li", "Mariana",
+    ];
+    const LAST: [&str; 6] = ["Smith", "Smithers", "Okafor", "Nguyen", "Lee", "Ann"];
+    const COMPANY: [&str; 4] = ["Acme", "Globex", "Initech", "Acme Annex"];
+
+    /// A small deterministic generator (no dependency on test order).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) as usize) % n
+        }
+    }
+
+    fn account(i: usize, rng: &mut Lcg) -> Account {
+        let first = FIRST[rng.next(FIRST.len())];
+        let last = LAST[rng.next(LAST.len())];
+        let mut a = sample(Status::Active, "2026-01-01", None);
+        let initial = first.chars().next().filter(char::is_ascii).unwrap_or('e');
+        a.username = format!("{}{}{i}", initial.to_ascii_lowercase(), last.to_lowercase());
+        a.display_name = format!("{first} {last}");
+        a.email = format!("{}.{}@{}.example", first, last, i % 7).to_lowercase();
+        a.company = (i % 5 != 0).then(|| COMPANY[rng.next(COMPANY.len())].to_string());
+        a.project = (i % 3 == 0).then(|| "apollo".to_string());
+        a.kind = [Kind::Contractor, Kind::Vendor, Kind::Intern][rng.next(3)];
+        a.end_date = (i % 4 != 0).then(|| {
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+                + chrono::Duration::days(rng.next(90) as i64)
+        });
+        if i % 11 == 0 {
+            a.status = Status::Disabled;
+            a.disable_reason = Some(DisableReason::Manual);
+        }
+        a.sponsor = (i % 2 == 0).then(|| "root".to_string());
+        if i % 9 == 0 {
+            a.credentials.keys.push(SshKey {
+                fingerprint: format!("SHA256:Key{i:05}AbCdEfGhIjKlMnOpQrStUvWxYz0123456789+/"),
+                ..sample_key()
+            });
+        }
+        a
+    }
+
+    fn sample_key() -> SshKey {
+        SshKey {
+            fingerprint: String::new(),
+            algorithm: "ssh-ed25519".into(),
+            public_key: String::new(),
+            comment: String::new(),
+            added_at: chrono::DateTime::UNIX_EPOCH,
+            added_by: "test".into(),
+            last_used: None,
+            expires_on: None,
+        }
+    }
+
+    /// The same question answered by reading every account.
+    fn plain(accounts: &[Account], query: &Query, today: NaiveDate) -> Vec<String> {
+        let terms: Vec<String> = query.text.split_whitespace().map(str::to_string).collect();
+        let mut out: Vec<&Account> = accounts
+            .iter()
+            .filter(|a| {
+                let fields: Vec<String> = [
+                    Some(&a.username),
+                    Some(&a.display_name),
+                    Some(&a.email),
+                    a.company.as_ref(),
+                    a.project.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(|f| f.to_lowercase())
+                .collect();
+                terms.iter().all(|t| {
+                    fields.iter().any(|f| f.contains(&t.to_lowercase()))
+                        || a.credentials.keys.iter().any(|k| {
+                            t.len() >= 4 && k.fingerprint.starts_with(&format!("SHA256:{t}"))
+                        })
+                }) && {
+                    let row = Row {
+                        name: None,
+                        text: text_of(a),
+                        status: a.status,
+                        reason: a.disable_reason,
+                        kind: a.kind,
+                        start: a.start_date,
+                        end: a.end_date,
+                        last_login: i64::MIN,
+                        sponsor: a.sponsor.as_deref().map(Name::from),
+                    };
+                    query.filters.keep(&row, today)
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.username.cmp(&b.username));
+        out.into_iter().map(|a| a.username.clone()).collect()
+    }
 
     #[test]
-    fn the_generation_moves_with_every_change_and_only_then() {
-        let (s, _clock, admin) = services();
-        let before = s.generation().unwrap();
-        assert_eq!(before, s.generation().unwrap());
-        let input = AccountInput {
-            email: Some("bob@example.com".into()),
-            display_name: Some("Bob".into()),
-            kind: Some(crate::domain::Kind::Employee),
-            ..Default::default()
+    fn search_agrees_with_reading_every_account_through_changes() {
+        let today = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap();
+        let mut rng = Lcg(7);
+        let mut indexes = Indexes::new(&Policy::default());
+        let mut accounts: Vec<Account> = (0..3_000).map(|i| account(i, &mut rng)).collect();
+        for a in &accounts {
+            indexes.insert(a);
+        }
+        // Changes: some removed (their ids are reused), some renamed in place.
+        for i in (0..3_000).step_by(13) {
+            indexes.remove(&accounts[i]);
+        }
+        let mut kept: Vec<Account> = Vec::new();
+        for (i, a) in accounts.drain(..).enumerate() {
+            if i % 13 == 0 {
+                continue;
+            }
+            if i % 17 == 0 {
+                indexes.remove(&a);
+                let mut b = a.clone();
+                b.display_name = "Changed Person".into();
+                indexes.insert(&b);
+                kept.push(b);
+            } else {
+                kept.push(a);
+            }
+        }
+        for i in 3_000..3_200 {
+            let a = account(i, &mut rng);
+            indexes.insert(&a);
+            kept.push(a);
+        }
+        let queries = [
+            "",
+            "a",
+            "é",
+            "an",
+            "ann",
+            "anna",
+            "smith",
+            "smithers",
+            "ann smith",
+            "acme annex",
+            "@3.example",
+            "changed",
+            "nope",
+            "jo okafor",
+            "key00",
+            "Key00099",
+            "n",
+            "xq",
+            "apollo",
+            "e s",
+            "li lee",
+        ];
+        let filters = [
+            Filters::default(),
+            Filters::parse("status=disabled").unwrap(),
+            Filters::parse("kind=vendor sponsor=root").unwrap(),
+            Filters::parse("expiring=30 project=apollo").unwrap(),
+        ];
+        let mut capped = 0;
+        for text in queries {
+            for f in &filters {
+                for need in [0, 5, 60, 5_000] {
+                    let query = Query {
+                        text: text.into(),
+                        filters: f.clone(),
+                        ..Query::default()
+                    };
+                    let expected = plain(&kept, &query, today);
+                    let hits = indexes.search(&query, None, need, today);
+                    let got: Vec<String> = hits.names.iter().map(|n| n.to_string()).collect();
+                    let want: Vec<String> = expected.iter().take(need).cloned().collect();
+                    let what = format!("{text:?} {f:?} need {need}");
+                    if hits.fuzzy {
+                        assert!(expected.is_empty(), "{what}: fuzzy although {expected:?}");
+                        continue;
+                    }
+                    assert_eq!(got, want, "{what}");
+                    if hits.exact {
+                        assert_eq!(hits.total, expected.len(), "{what}");
+                    } else {
+                        capped += 1;
+                        assert!(hits.total >= COUNT_CAP.max(need), "{what}");
+                        assert!(expected.len() > hits.total, "{what}");
+                    }
+                    // Backwards: the same rows from the other end.
+                    let back = indexes.search(
+                        &Query {
+                            reverse: true,
+                            ..query.clone()
+                        },
+                        None,
+                        need,
+                        today,
+                    );
+                    let want: Vec<String> = expected.iter().rev().take(need).cloned().collect();
+                    let got: Vec<String> = back.names.iter().map(|n| n.to_string()).collect();
+                    assert_eq!(got, want, "{what} reversed");
+                }
+            }
+        }
+        assert!(capped > 10, "the capped count was tried {capped} times");
+        // Every other order holds the same rows.
+        for sort in SortKey::ALL {
+            let query = Query {
+                text: "smith".into(),
+                sort,
+                ..Query::default()
+            };
+            let hits = indexes.search(&query, None, 10_000, today);
+            let mut got: Vec<String> = hits.names.iter().map(|n| n.to_string()).collect();
+            got.sort();
+            assert_eq!(got, plain(&kept, &query, today), "{sort:?}");
+        }
+        // A sponsor sees only the accounts they sponsor.
+        let mine = indexes.search(&Query::default(), Some("root"), 10_000, today);
+        assert!(mine.total > 0);
+        assert!(mine.names.iter().all(|n| kept
+            .iter()
+            .any(|a| &*a.username == &**n && a.sponsor.as_deref() == Some("root"))));
+        // The live index equals one built from scratch.
+        let mut fresh = Indexes::new(&Policy::default());
+        for a in &kept {
+            fresh.insert(a);
+        }
+        assert_eq!(indexes.search, fresh.search);
+    }
+
+    #[test]
+    fn nothing_typed_matches_so_the_terms_are_tried_as_subsequences() {
+        let mut indexes = Indexes::new(&Policy::default());
+        let mut a = sample(Status::Active, "2026-01-01", None);
+        a.username = "jsmith".into();
+        a.display_name = "Jane Smithers".into();
+        indexes.insert(&a);
+        let today = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap();
+        let q = |text: &str| Query {
+            text: text.into(),
+            ..Query::default()
         };
-        s.create(&admin, "bob", input).unwrap();
-        assert!(s.generation().unwrap() > before);
+        let exact = indexes.search(&q("smithers"), None, 10, today);
+        assert!(!exact.fuzzy);
+        assert_eq!(exact.total, 1);
+        let loose = indexes.search(&q("jsmthrs"), None, 10, today);
+        assert!(loose.fuzzy);
+        assert_eq!(loose.names.len(), 1);
+        // Letters out of order match nothing, even loosely.
+        assert_eq!(indexes.search(&q("srehtims"), None, 10, today).total, 0);
     }
 }

@@ -17,9 +17,11 @@ use super::theme::{Theme, SHIPPED};
 use crate::cli::Command;
 use crate::domain::dates::parse_date;
 use crate::domain::lifecycle::{effective, Effective};
-use crate::domain::{Account, AuditEvent, DisableReason, Kind};
+use crate::domain::{Account, AuditEvent, DisableReason};
 use crate::service::authz::{allowed, Permission};
 use crate::service::integrity::AuditFilter;
+pub use crate::service::search::{Filters, SortKey};
+use crate::service::search::{Hits, Query};
 use crate::service::sessions::SessionInfo;
 use crate::service::{Actor, Error, Services};
 use crate::term::input::Key;
@@ -158,131 +160,6 @@ pub enum Change {
     },
 }
 
-/// Sort orders of the accounts table (`s` cycles).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortKey {
-    Username,
-    Name,
-    Kind,
-    Company,
-    Sponsor,
-    Status,
-    End,
-    LastLogin,
-}
-
-impl SortKey {
-    const ALL: [SortKey; 8] = [
-        SortKey::Username,
-        SortKey::Name,
-        SortKey::Kind,
-        SortKey::Company,
-        SortKey::Sponsor,
-        SortKey::Status,
-        SortKey::End,
-        SortKey::LastLogin,
-    ];
-
-    fn next(self) -> SortKey {
-        let at = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
-        Self::ALL.get(at + 1).copied().unwrap_or(SortKey::Username)
-    }
-
-    pub fn column(self) -> usize {
-        Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
-    }
-}
-
-/// The accounts table's filters (`f`), applied to what is loaded.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Filters {
-    pub status: Option<String>,
-    pub kind: Option<Kind>,
-    pub sponsor: Option<String>,
-    pub project: Option<String>,
-    pub expiring: Option<i64>,
-}
-
-impl Filters {
-    pub fn parse(text: &str) -> Result<Filters, String> {
-        let mut f = Filters::default();
-        for word in text.split_whitespace() {
-            let (k, v) = word
-                .split_once('=')
-                .ok_or_else(|| format!("'{word}': expected key=value"))?;
-            match k {
-                "status" => {
-                    const KNOWN: [&str; 5] = ["staged", "active", "expired", "disabled", "deleted"];
-                    if !KNOWN.contains(&v) {
-                        return Err(format!("status: one of {}", KNOWN.join(", ")));
-                    }
-                    f.status = Some(v.to_string());
-                }
-                "kind" => f.kind = Some(v.parse()?),
-                "sponsor" => f.sponsor = Some(v.to_string()),
-                "project" => f.project = Some(v.to_string()),
-                "expiring" => {
-                    f.expiring = Some(
-                        v.parse()
-                            .map_err(|_| format!("expiring: days, not '{v}'"))?,
-                    )
-                }
-                other => return Err(format!("unknown filter '{other}'")),
-            }
-        }
-        Ok(f)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == Filters::default()
-    }
-
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(s) = &self.status {
-            parts.push(format!("status={s}"));
-        }
-        if let Some(k) = self.kind {
-            parts.push(format!("kind={k}"));
-        }
-        if let Some(s) = &self.sponsor {
-            parts.push(format!("sponsor={s}"));
-        }
-        if let Some(p) = &self.project {
-            parts.push(format!("project={p}"));
-        }
-        if let Some(d) = self.expiring {
-            parts.push(format!("expiring={d}"));
-        }
-        parts.join(" ")
-    }
-
-    fn keep(&self, a: &Account, today: NaiveDate) -> bool {
-        let e = effective(a, today);
-        let status_ok = match self.status.as_deref() {
-            None => true,
-            Some("disabled") => matches!(e, Effective::Disabled(_) | Effective::Expired),
-            Some(s) => e.as_str() == s,
-        };
-        let expiring_ok = self.expiring.is_none_or(|days| {
-            matches!(e, Effective::Active | Effective::Staged)
-                && a.end_date
-                    .is_some_and(|end| end >= today && (end - today).num_days() <= days)
-        });
-        status_ok
-            && expiring_ok
-            && self.kind.is_none_or(|k| a.kind == k)
-            && self
-                .sponsor
-                .as_ref()
-                .is_none_or(|s| a.sponsor.as_deref() == Some(s.as_str()))
-            && self
-                .project
-                .as_ref()
-                .is_none_or(|p| a.project.as_deref() == Some(p.as_str()))
-    }
-}
-
 /// The open account: its record, recent audit events and live sessions.
 #[derive(Clone, Debug)]
 pub struct Detail {
@@ -299,6 +176,12 @@ struct CommandLine {
     command: Command,
 }
 
+/// `*` marks every match up to this many.
+const MARK_ALL_MAX: usize = 1_000;
+
+/// Matches asked for at first (a few screens' worth); doubled as the cursor nears the end.
+const FIRST_NEED: usize = 200;
+
 pub struct App {
     pub(crate) services: Services,
     pub actor: Actor,
@@ -310,9 +193,19 @@ pub struct App {
     /// The screen help was opened from: its keys come first.
     pub help_from: Screen,
     pub help_scroll: usize,
-    pub accounts: Vec<Account>,
-    /// Indexes into `accounts` that pass the search and filters, in table order.
-    pub visible: Vec<usize>,
+    /// The first matches of the search and filters, in table order, and
+    /// how many there are (the service's search index does the work).
+    pub hits: Hits,
+    /// How many matches to ask for: grows as the cursor goes down.
+    need: usize,
+    /// The accounts on screen: `hits.names[top..top + rows.len()]`.
+    pub rows: Vec<Account>,
+    /// The first match on screen.
+    pub top: usize,
+    /// Table rows that fit on the screen (set from the terminal size).
+    pub view_height: usize,
+    /// Accounts the actor can see, for the header.
+    pub account_count: usize,
     pub selected: usize,
     pub query: String,
     pub searching: bool,
@@ -378,8 +271,12 @@ impl App {
             form_return: Screen::Accounts,
             help_from: Screen::Accounts,
             help_scroll: 0,
-            accounts: Vec::new(),
-            visible: Vec::new(),
+            hits: Hits::default(),
+            need: FIRST_NEED,
+            rows: Vec::new(),
+            top: 0,
+            view_height: 50,
+            account_count: 0,
             selected: 0,
             query: String::new(),
             searching: false,
@@ -474,45 +371,111 @@ impl App {
         changed
     }
 
+    /// Sets the table height from the terminal's (header, footer, borders
+    /// and the column titles take five lines).
+    pub fn resize(&mut self, rows: u16) {
+        self.view_height = usize::from(rows.saturating_sub(5)).max(1);
+        self.page = self.view_height.saturating_sub(1).max(1);
+        self.scroll_into_view();
+        self.load_rows();
+    }
+
+    fn query(&self) -> Query {
+        Query {
+            text: self.query.clone(),
+            filters: self.filters.clone(),
+            sort: self.sort,
+            reverse: self.reverse,
+        }
+    }
+
+    /// Runs the search again (after a key, or a change elsewhere) and loads
+    /// the accounts on screen. Returns true if anything shown changed.
     fn reload_accounts(&mut self) -> bool {
+        let keep = self.selected_account().map(|a| a.username.clone());
         // An account that may not list others sees itself (no refused call every second).
-        let listed = if self.self_service() {
-            self.services
-                .show(&self.actor, &self.actor.name)
-                .map(|a| vec![a])
+        let found = if self.self_service() {
+            Ok((
+                Hits {
+                    names: vec![self.actor.name.as_str().into()],
+                    total: 1,
+                    exact: true,
+                    fuzzy: false,
+                },
+                1,
+            ))
         } else {
-            self.services.list(
-                &self.actor,
-                &crate::service::accounts::ListFilter::default(),
-            )
+            let all = self
+                .services
+                .search(&self.actor, &Query::default(), 0)
+                .map(|h| h.total);
+            all.and_then(|all| {
+                self.services
+                    .search(&self.actor, &self.query(), self.need)
+                    .map(|h| (h, all))
+            })
         };
-        let accounts = match listed {
-            Ok(list) => list,
+        let (hits, all) = match found {
+            Ok(found) => found,
             Err(e) => {
                 self.fail(e);
                 return true;
             }
         };
-        if accounts == self.accounts {
-            return false;
-        }
-        let keep = self.selected_account().map(|a| a.username.clone());
-        self.accounts = accounts;
-        let names: BTreeSet<&str> = self.accounts.iter().map(|a| a.username.as_str()).collect();
-        self.marked.retain(|m| names.contains(m.as_str()));
-        self.filter();
+        let mut changed = hits != self.hits || all != self.account_count;
+        self.hits = hits;
+        self.account_count = all;
         if let Some(name) = keep {
             self.select(&name);
         }
+        self.selected = self.selected.min(self.hits.names.len().saturating_sub(1));
+        self.scroll_into_view();
+        changed |= self.load_rows();
+        changed
+    }
+
+    /// Moves `top` so the cursor is on screen.
+    fn scroll_into_view(&mut self) {
+        if self.selected < self.top {
+            self.top = self.selected;
+        } else if self.selected >= self.top + self.view_height {
+            self.top = self.selected + 1 - self.view_height;
+        }
+        self.top = self
+            .top
+            .min(self.hits.names.len().saturating_sub(self.view_height));
+    }
+
+    /// Loads the accounts on screen (a page, never the whole table).
+    /// Returns true if they differ from what was shown.
+    fn load_rows(&mut self) -> bool {
+        let names = self.hits.names.iter().skip(self.top).take(self.view_height);
+        let rows: Vec<Account> = names
+            .filter_map(|n| self.services.show(&self.actor, n).ok())
+            .collect();
+        if rows == self.rows {
+            return false;
+        }
+        self.rows = rows;
         true
     }
 
+    /// After the cursor moved: asks for more matches near the end of those
+    /// loaded, and loads the page it is on.
+    fn cursor_moved(&mut self) {
+        let loaded = self.hits.names.len();
+        let more = !self.hits.exact || self.hits.total > loaded;
+        if more && self.selected + self.view_height >= loaded {
+            self.need = (self.selected + self.view_height * 2).max(self.need * 2);
+            self.reload_accounts();
+        }
+        self.selected = self.selected.min(self.hits.names.len().saturating_sub(1));
+        self.scroll_into_view();
+        self.load_rows();
+    }
+
     fn select(&mut self, name: &str) {
-        if let Some(pos) = self
-            .visible
-            .iter()
-            .position(|i| self.accounts.get(*i).is_some_and(|a| a.username == name))
-        {
+        if let Some(pos) = self.hits.names.iter().position(|n| &**n == name) {
             self.selected = pos;
         }
     }
@@ -553,51 +516,16 @@ impl App {
         }
     }
 
-    /// Applies the search and filters, then the sort, to the loaded accounts.
+    /// A new query, filter or order: back to the first match.
     fn filter(&mut self) {
-        let terms: Vec<String> = self
-            .query
-            .to_lowercase()
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        let today = self.today;
-        let mut visible: Vec<usize> = self
-            .accounts
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| self.filters.keep(a, today) && matches(a, &terms))
-            .map(|(i, _)| i)
-            .collect();
-        let key = |a: &Account| -> (String, String) {
-            let primary = match self.sort {
-                SortKey::Username => String::new(),
-                SortKey::Name => a.display_name.to_lowercase(),
-                SortKey::Kind => a.kind.to_string(),
-                SortKey::Company => a.company.clone().unwrap_or_default().to_lowercase(),
-                SortKey::Sponsor => a.sponsor.clone().unwrap_or_default(),
-                SortKey::Status => status(a, today).0,
-                // No end date sorts last: it never ends.
-                SortKey::End => a.end_date.map_or_else(|| "9999".into(), |d| d.to_string()),
-                SortKey::LastLogin => a.last_login.map(|t| t.to_rfc3339()).unwrap_or_default(),
-            };
-            (primary, a.username.clone())
-        };
-        let accounts = &self.accounts;
-        visible.sort_by_cached_key(|i| accounts.get(*i).map(key).unwrap_or_default());
-        if self.reverse {
-            visible.reverse();
-        }
-        self.visible = visible;
-        if self.selected >= self.visible.len() {
-            self.selected = self.visible.len().saturating_sub(1);
-        }
+        self.selected = 0;
+        self.top = 0;
+        self.need = FIRST_NEED;
+        self.reload_accounts();
     }
 
     pub fn selected_account(&self) -> Option<&Account> {
-        self.visible
-            .get(self.selected)
-            .and_then(|i| self.accounts.get(*i))
+        self.rows.get(self.selected.checked_sub(self.top)?)
     }
 
     /// The accounts an action applies to: the open one, or the marked rows,
@@ -618,10 +546,16 @@ impl App {
         }
     }
 
-    fn target_account(&self, name: &str) -> Option<&Account> {
+    /// The account `name`: from the screen when it is there, else the service.
+    fn target_account(&self, name: &str) -> Option<Account> {
         match &self.detail {
-            Some(d) if d.account.username == name => Some(&d.account),
-            _ => self.accounts.iter().find(|a| a.username == name),
+            Some(d) if d.account.username == name => Some(d.account.clone()),
+            _ => self
+                .rows
+                .iter()
+                .find(|a| a.username == name)
+                .cloned()
+                .or_else(|| self.services.show(&self.actor, name).ok()),
         }
     }
 
@@ -690,7 +624,7 @@ impl App {
 
     fn rows(&self) -> usize {
         match self.screen {
-            Screen::Accounts => self.visible.len(),
+            Screen::Accounts => self.hits.names.len(),
             Screen::Sessions => self.sessions.len(),
             Screen::Keys => self
                 .detail
@@ -747,6 +681,24 @@ impl App {
     fn act(&mut self, action: Option<Action>) -> bool {
         let Some(action) = action else { return false };
         self.message = None;
+        let moves = matches!(
+            action,
+            Action::Up
+                | Action::Down
+                | Action::PageUp
+                | Action::PageDown
+                | Action::Top
+                | Action::Bottom
+                | Action::Mark
+        );
+        let changed = self.act_on(action);
+        if moves && self.screen == Screen::Accounts {
+            self.cursor_moved();
+        }
+        changed
+    }
+
+    fn act_on(&mut self, action: Action) -> bool {
         let last = self.rows().saturating_sub(1);
         let page = self.page;
         match action {
@@ -793,12 +745,19 @@ impl App {
                 }
             }
             Action::MarkAll => {
-                let all: BTreeSet<String> = self
-                    .visible
-                    .iter()
-                    .filter_map(|i| self.accounts.get(*i))
-                    .map(|a| a.username.clone())
-                    .collect();
+                // Every match, when they are few enough to list in a confirmation.
+                if !self.hits.exact || self.hits.total > MARK_ALL_MAX {
+                    self.fail(format!(
+                        "{} matches: narrow the search to {MARK_ALL_MAX} or fewer to mark them all",
+                        count_text(&self.hits)
+                    ));
+                    return true;
+                }
+                if self.hits.names.len() < self.hits.total {
+                    self.need = self.hits.total;
+                    self.reload_accounts();
+                }
+                let all: BTreeSet<String> = self.hits.names.iter().map(|n| n.to_string()).collect();
                 self.marked = if self.marked == all {
                     BTreeSet::new()
                 } else {
@@ -819,7 +778,7 @@ impl App {
                     allowed(
                         &self.actor,
                         Permission::ExtendAccount,
-                        self.target_account(t),
+                        self.target_account(t).as_ref(),
                     )
                 });
                 if own && !may {
@@ -1067,7 +1026,7 @@ impl App {
         let form = match &source {
             None => Form::new(config, self.today),
             Some(name) => match self.target_account(name) {
-                Some(a) => Form::clone_of(config, self.today, a),
+                Some(a) => Form::clone_of(config, self.today, &a),
                 None => return self.fail(format!("no account named '{name}'")),
             },
         };
@@ -1545,31 +1504,13 @@ pub fn list_names(names: &[String]) -> String {
     }
 }
 
-/// Every search term must appear in one of the searched fields.
-fn matches(a: &Account, terms: &[String]) -> bool {
-    if terms.is_empty() {
-        return true;
+/// "42", or "1000+" when the count stopped early.
+pub fn count_text(hits: &Hits) -> String {
+    if hits.exact {
+        hits.total.to_string()
+    } else {
+        format!("{}+", hits.total)
     }
-    let fields: Vec<String> = [
-        Some(&a.username),
-        Some(&a.display_name),
-        Some(&a.email),
-        a.company.as_ref(),
-        a.project.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|f| f.to_lowercase())
-    .chain(
-        a.credentials
-            .keys
-            .iter()
-            .map(|k| k.fingerprint.to_lowercase()),
-    )
-    .collect();
-    terms
-        .iter()
-        .all(|t| fields.iter().any(|field| field.contains(t.as_str())))
 }
 
 /// The status word and the effective state, for colouring.

@@ -118,9 +118,12 @@ async fn run(
     sink.push(ENTER);
     let theme = Theme::choose(options.theme.as_deref(), options.no_color);
     let no_color = options.no_color;
-    let Ok(mut app) =
-        tokio::task::spawn_blocking(move || App::with_theme(services, actor, theme, no_color))
-            .await
+    let Ok(mut app) = tokio::task::spawn_blocking(move || {
+        let mut app = App::with_theme(services, actor, theme, no_color);
+        app.resize(rows);
+        app
+    })
+    .await
     else {
         return;
     };
@@ -142,6 +145,8 @@ async fn run(
                 Some(ConsoleInput::Resize(w, h)) => {
                     sink.push(b"\x1b[2J");
                     let _ = terminal.resize(Rect::new(0, 0, w.max(1), h.max(1)));
+                    // Loads the accounts of a taller page: a handful of reads.
+                    app.resize(h);
                     redraw = true;
                 }
             },

@@ -102,14 +102,14 @@ fn search_narrows_by_part_of_an_email_or_a_key_fingerprint() {
     let mut app = app();
     app.handle(Key::Char('/'));
     typed(&mut app, "globex");
-    assert_eq!(app.visible.len(), 1);
+    assert_eq!(app.hits.names.len(), 1);
     snap("accounts_search", &app);
     app.handle(Key::Esc);
-    assert_eq!(app.visible.len(), 4, "Esc clears the search");
+    assert_eq!(app.hits.names.len(), 4, "Esc clears the search");
     // Several words must all match; a key fingerprint is searchable.
     app.handle(Key::Char('/'));
     typed(&mut app, "acme dave");
-    assert_eq!(app.visible.len(), 1);
+    assert_eq!(app.hits.names.len(), 1);
     app.handle(Key::Esc);
     let fp = app.services.key_list(&app.actor, "bob").unwrap()[0]
         .fingerprint
@@ -122,12 +122,8 @@ fn search_narrows_by_part_of_an_email_or_a_key_fingerprint() {
 #[test]
 fn sort_and_filter_the_table() {
     let mut app = app();
-    let order = |app: &App| -> Vec<String> {
-        app.visible
-            .iter()
-            .map(|i| app.accounts[*i].username.clone())
-            .collect()
-    };
+    let order =
+        |app: &App| -> Vec<String> { app.hits.names.iter().map(|n| n.to_string()).collect() };
     assert_eq!(order(&app), ["bob", "carla", "dave", "root"]);
     app.handle(Key::Char('s')); // by name
     app.handle(Key::Char('s')); // by kind

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::app::{list_names, status, App, Popup, Screen, SortKey};
+use super::app::{count_text, list_names, status, App, Popup, Screen, SortKey};
 use super::form::{Form, Stage};
 use super::keymap::{Scope, KEYMAP};
 use super::theme::Theme;
@@ -42,7 +42,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
         " tenure — {} ({})  {} accounts",
         app.actor.name,
         roles.join(", "),
-        app.accounts.len()
+        app.account_count
     );
     frame.render_widget(Paragraph::new(title).style(t.title), header);
     match app.screen {
@@ -210,62 +210,54 @@ fn accounts(app: &App, frame: &mut Frame, area: Rect) {
     .style(t.header);
     // Only the rows that fit are built: the table may hold a great many.
     let height = usize::from(area.height.saturating_sub(3)).max(1);
-    let first = app.selected.saturating_sub(height.saturating_sub(1));
-    let rows = app
-        .visible
-        .iter()
-        .skip(first)
-        .take(height)
-        .filter_map(|i| app.accounts.get(*i))
-        .map(|a| {
-            let (word, e) = status(a, app.today);
-            let marked = app.marked.contains(&a.username);
-            let name = if marked {
-                format!("✓ {}", a.username)
+    let rows = app.rows.iter().take(height).map(|a| {
+        let (word, e) = status(a, app.today);
+        let marked = app.marked.contains(&a.username);
+        let name = if marked {
+            format!("✓ {}", a.username)
+        } else {
+            a.username.clone()
+        };
+        let soon = a
+            .end_date
+            .is_some_and(|end| (end - app.today).num_days() <= 14);
+        let mut cells = vec![
+            Cell::from(name),
+            Cell::from(a.display_name.clone()),
+            Cell::from(a.kind.to_string()),
+            Cell::from(a.company.clone().unwrap_or_else(|| "-".into())),
+            Cell::from(a.sponsor.clone().unwrap_or_else(|| "-".into())),
+            Cell::from(word).style(t.status(e)),
+            Cell::from(end_text(a.end_date, app.today)).style(if soon {
+                t.warning
             } else {
-                a.username.clone()
-            };
-            let soon = a
-                .end_date
-                .is_some_and(|end| (end - app.today).num_days() <= 14);
-            let mut cells = vec![
-                Cell::from(name),
-                Cell::from(a.display_name.clone()),
-                Cell::from(a.kind.to_string()),
-                Cell::from(a.company.clone().unwrap_or_else(|| "-".into())),
-                Cell::from(a.sponsor.clone().unwrap_or_else(|| "-".into())),
-                Cell::from(word).style(t.status(e)),
-                Cell::from(end_text(a.end_date, app.today)).style(if soon {
-                    t.warning
-                } else {
-                    t.text
-                }),
-                Cell::from(
-                    a.last_login
-                        .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
-                ),
-            ];
-            if !wide {
-                cells = shown
-                    .iter()
-                    .filter_map(|i| cells.get(*i).cloned())
-                    .collect();
-            }
-            let row = Row::new(cells);
-            if marked {
-                row.style(t.marked)
-            } else {
-                row
-            }
-        });
+                t.text
+            }),
+            Cell::from(
+                a.last_login
+                    .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+            ),
+        ];
+        if !wide {
+            cells = shown
+                .iter()
+                .filter_map(|i| cells.get(*i).cloned())
+                .collect();
+        }
+        let row = Row::new(cells);
+        if marked {
+            row.style(t.marked)
+        } else {
+            row
+        }
+    });
+    let count = count_text(&app.hits);
     let mut title = if app.query.is_empty() {
-        format!(" Accounts: {} ", app.visible.len())
+        format!(" Accounts: {count} ")
+    } else if app.hits.fuzzy {
+        format!(" Accounts loosely matching \"{}\": {count} ", app.query)
     } else {
-        format!(
-            " Accounts matching \"{}\": {} ",
-            app.query,
-            app.visible.len()
-        )
+        format!(" Accounts matching \"{}\": {count} ", app.query)
     };
     if !app.filters.is_empty() {
         title.push_str(&format!("[{}] ", app.filters.describe()));
@@ -277,8 +269,11 @@ fn accounts(app: &App, frame: &mut Frame, area: Rect) {
         .header(header)
         .block(block(t, title))
         .row_highlight_style(t.selected);
-    let mut state = TableState::default()
-        .with_selected((!app.visible.is_empty()).then_some(app.selected - first));
+    let mut state = TableState::default().with_selected(
+        app.selected
+            .checked_sub(app.top)
+            .filter(|_| !app.rows.is_empty()),
+    );
     frame.render_stateful_widget(table, area, &mut state);
 }
 
