@@ -245,6 +245,21 @@ pub struct Config {
     pub auth: AuthConfig,
     pub sessions: SessionsConfig,
     pub scheduler: SchedulerConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The console's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleConfig {
+    /// The theme for accounts that chose none (a name from `themes/`).
+    pub theme: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    #[serde(default)]
+    theme: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -336,6 +351,8 @@ struct RawConfig {
     sessions: SessionsConfig,
     #[serde(default)]
     scheduler: SchedulerConfig,
+    #[serde(default)]
+    console: RawConsole,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -385,6 +402,22 @@ impl Config {
             ))
         };
 
+        if let Some(theme) = &raw.console.theme {
+            if crate::tui::theme::Theme::named(theme.get_ref()).is_err() {
+                return Err(fail(
+                    theme.span(),
+                    format!(
+                        "console.theme: unknown theme '{}' (shipped: {})",
+                        theme.get_ref(),
+                        crate::tui::theme::SHIPPED
+                            .iter()
+                            .map(|(name, _)| *name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
         let mut listen = Vec::new();
         for addr in &raw.server.listen {
             let parsed = addr.get_ref().parse::<SocketAddr>().map_err(|_| {
@@ -606,6 +639,9 @@ impl Config {
             auth: raw.auth,
             sessions: raw.sessions,
             scheduler: raw.scheduler,
+            console: ConsoleConfig {
+                theme: raw.console.theme.map(Spanned::into_inner),
+            },
         })
     }
 }
@@ -616,6 +652,17 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, "test.toml", Path::new("/srv/tenure"))
+    }
+
+    #[test]
+    fn the_console_theme_must_be_a_shipped_one() {
+        let ok = parse("[console]\ntheme = \"light\"\n").unwrap();
+        assert_eq!(ok.console.theme.as_deref(), Some("light"));
+        let err = parse("\n[console]\ntheme = \"neon\"\n").unwrap_err().0;
+        assert_eq!(
+            err,
+            "config test.toml: line 3: console.theme: unknown theme 'neon' (shipped: default, light, high-contrast)"
+        );
     }
 
     #[test]

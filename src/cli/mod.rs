@@ -127,6 +127,9 @@ pub struct AccountArgs {
     pub timezone: Option<String>,
     #[arg(long)]
     pub language: Option<String>,
+    /// Console theme: default, light or high-contrast ("" clears)
+    #[arg(long)]
+    pub theme: Option<String>,
     #[arg(long)]
     pub notes: Option<String>,
     /// Exempt from the inactivity rule (true/false)
@@ -424,6 +427,7 @@ impl AccountArgs {
             template: self.template.clone(),
             timezone: self.timezone.clone(),
             language: self.language.clone(),
+            theme: self.theme.clone(),
             notes: self.notes.clone(),
             inactivity_exempt: self.inactivity_exempt,
             allowlist: None,
@@ -456,7 +460,7 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
             "the CSV header needs a 'username' column".into(),
         ));
     }
-    const KNOWN: [&str; 17] = [
+    const KNOWN: [&str; 18] = [
         "username",
         "email",
         "display_name",
@@ -470,6 +474,7 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
         "roles",
         "timezone",
         "language",
+        "theme",
         "notes",
         "template",
         "inactivity_exempt",
@@ -570,6 +575,7 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
                 template: get("template"),
                 timezone: get("timezone"),
                 language: get("language"),
+                theme: get("theme"),
                 notes: get("notes"),
                 inactivity_exempt,
                 allowlist,

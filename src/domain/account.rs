@@ -150,6 +150,9 @@ pub struct Account {
     pub timezone: Option<String>,
     #[serde(default)]
     pub language: Option<String>,
+    /// The console theme this account chose (a name from `themes/`).
+    #[serde(default)]
+    pub theme: Option<String>,
     #[serde(default)]
     pub notes: Option<String>,
     #[serde(default)]
@@ -230,6 +233,7 @@ pub(crate) fn sample(status: Status, start: &str, end: Option<&str>) -> Account 
         fields: Default::default(),
         timezone: None,
         language: None,
+        theme: None,
         notes: None,
         allowlist: vec![],
         inactivity_exempt: false,

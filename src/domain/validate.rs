@@ -11,6 +11,9 @@ use super::policy::{CustomField, FieldType, Policy};
 pub const USERNAME_RULE: &str =
     "1-32 characters: a lowercase letter, then lowercase letters, digits, '.', '_' or '-'";
 
+/// The console themes shipped in `themes/` (the console checks it embeds each).
+pub const THEMES: [&str; 3] = ["default", "light", "high-contrast"];
+
 pub fn validate_username(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
@@ -198,6 +201,14 @@ pub fn validate_account(
     }
     if let Some(notes) = &account.notes {
         validate_text("notes", &notes.replace(['\n', '\t'], " "), 4096)?;
+    }
+    if let Some(theme) = &account.theme {
+        if !THEMES.contains(&theme.as_str()) {
+            return Err(format!(
+                "unknown theme '{theme}' (expected one of: {})",
+                THEMES.join(", ")
+            ));
+        }
     }
     if let Some(tz) = &account.timezone {
         tz.parse::<chrono_tz::Tz>().map_err(|_| {

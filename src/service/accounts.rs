@@ -33,6 +33,8 @@ pub struct AccountInput {
     pub template: Option<String>,
     pub timezone: Option<String>,
     pub language: Option<String>,
+    /// The console theme (`default`, `light`, `high-contrast`); empty clears it.
+    pub theme: Option<String>,
     pub notes: Option<String>,
     pub inactivity_exempt: Option<bool>,
     /// Replaces the per-account allowlist when given.
@@ -73,6 +75,7 @@ fn merge(mut base: Account, input: &AccountInput) -> Account {
     base.sponsor = optional(input.sponsor.clone(), base.sponsor);
     base.project = optional(input.project.clone(), base.project);
     base.timezone = optional(input.timezone.clone(), base.timezone);
+    base.theme = optional(input.theme.clone(), base.theme);
     base.language = optional(input.language.clone(), base.language);
     base.notes = optional(input.notes.clone(), base.notes);
     if let Some(v) = input.start_date {
@@ -303,6 +306,7 @@ impl Services {
                 .collect(),
             timezone: input.timezone.clone().or(src.timezone.clone()),
             language: input.language.clone().or(src.language.clone()),
+            theme: input.theme.clone().or(src.theme.clone()),
             inactivity_exempt: input.inactivity_exempt.or(Some(src.inactivity_exempt)),
             start_date: Some(start),
             end_date: end,
@@ -344,6 +348,37 @@ impl Services {
                     new.status = lifecycle::initial_status(start, tx.today());
                 }
             }
+            new.updated_at = tx.now;
+            new.updated_by = tx.actor.name.clone();
+            tx.put("user.update", Some(&old), Some(new.clone()), None);
+            Ok(new)
+        })
+    }
+
+    /// Keeps the console theme an account chose for itself (`T` in the
+    /// console). Anyone logged in may choose their own; admins set others'
+    /// with `user update --theme`.
+    pub fn set_own_theme(&self, actor: &Actor, theme: &str) -> Result<Account> {
+        if !actor.is_account {
+            return Err(Error::Denied(
+                "only an account keeps a theme (the local operator has none)".into(),
+            ));
+        }
+        if !crate::domain::validate::THEMES.contains(&theme) {
+            return Err(Error::Invalid(format!(
+                "unknown theme '{theme}' (expected one of: {})",
+                crate::domain::validate::THEMES.join(", ")
+            )));
+        }
+        let name = actor.name.clone();
+        let current = self.load(&name)?;
+        if current.theme.as_deref() == Some(theme) {
+            return Ok(current);
+        }
+        self.write(actor, |tx| {
+            let old = tx.load(&name)?;
+            let mut new = old.clone();
+            new.theme = Some(theme.to_string());
             new.updated_at = tx.now;
             new.updated_by = tx.actor.name.clone();
             tx.put("user.update", Some(&old), Some(new.clone()), None);
@@ -742,6 +777,7 @@ fn create_in_with(
             .unwrap_or_default(),
         timezone: None,
         language: None,
+        theme: None,
         notes: None,
         allowlist: vec![],
         inactivity_exempt: false,

@@ -163,6 +163,31 @@ impl SearchIndex {
         self.by_name.is_empty()
     }
 
+    /// Sizes, for the benchmark: rows, trigrams, posting entries, and the
+    /// bytes of text and of posting lists (roaring's serialized size).
+    pub fn stats(&self) -> String {
+        let text: usize = self.rows.iter().map(|r| r.text.len()).sum();
+        let entries: u64 = self.grams.values().map(RoaringBitmap::len).sum();
+        let bytes: usize = self
+            .grams
+            .values()
+            .map(RoaringBitmap::serialized_size)
+            .sum();
+        let char_bytes: usize = self
+            .chars
+            .values()
+            .map(RoaringBitmap::serialized_size)
+            .sum();
+        format!(
+            "{} rows, {} trigrams, {entries} trigram postings in {:.0} MB, bytes {:.1} MB, text {:.0} MB",
+            self.by_name.len(),
+            self.grams.len(),
+            bytes as f64 / 1e6,
+            char_bytes as f64 / 1e6,
+            text as f64 / 1e6
+        )
+    }
+
     pub fn insert(&mut self, name: &Name, account: &Account) {
         let text = text_of(account);
         let row = Row {

@@ -28,7 +28,10 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
+            // sled holds far more than this at a million accounts (its page
+            // table); a small cache keeps the server's memory down, and the
+            // OS page cache serves what falls out of it.
+            .cache_capacity(16 * 1024 * 1024)
             .open()
             .map_err(|e| match &e {
                 sled::Error::Io(io_err)

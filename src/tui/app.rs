@@ -982,7 +982,11 @@ impl App {
                     .copied()
                     .unwrap_or(("default", ""));
                 self.theme = Theme::choose(Some(next), self.no_color);
-                self.message = Some((false, format!("theme: {}", self.theme.name)));
+                // Kept on the account: the next console opens with it.
+                let kept =
+                    self.actor.is_account && self.services.set_own_theme(&self.actor, next).is_ok();
+                let note = if kept { " (kept for next time)" } else { "" };
+                self.message = Some((false, format!("theme: {}{note}", self.theme.name)));
             }
             Action::Help if self.screen == Screen::Help => self.screen = self.help_from,
             Action::Help => {

@@ -116,9 +116,15 @@ async fn run(
         return;
     };
     sink.push(ENTER);
-    let theme = Theme::choose(options.theme.as_deref(), options.no_color);
     let no_color = options.no_color;
     let Ok(mut app) = tokio::task::spawn_blocking(move || {
+        // The client's TENURE_THEME, else the account's choice, else the config's.
+        let chosen = options
+            .theme
+            .clone()
+            .or_else(|| services.load(&actor.name).ok().and_then(|a| a.theme))
+            .or_else(|| services.config().console.theme.clone());
+        let theme = Theme::choose(chosen.as_deref(), no_color);
         let mut app = App::with_theme(services, actor, theme, no_color);
         app.resize(rows);
         app

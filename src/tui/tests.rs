@@ -564,3 +564,33 @@ fn statuses_are_coloured_by_the_theme_and_not_at_all_under_no_color() {
     assert_eq!(colour_of(&app, "active"), Color::Reset);
     assert_eq!(colour_of(&app, "disabled (manual)"), Color::Reset);
 }
+
+#[test]
+fn a_chosen_theme_is_kept_on_the_account_and_a_bad_one_refused() {
+    let mut app = app();
+    assert_eq!(app.theme.name, "default");
+    app.handle(Key::Char('T'));
+    assert_eq!(app.theme.name, "light");
+    let root = app.services.load("root").unwrap();
+    assert_eq!(root.theme.as_deref(), Some("light"));
+    // The change is audited like any other.
+    let events = app
+        .services
+        .audit_tail(
+            &app.actor,
+            &crate::service::integrity::AuditFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(events[0].action, "user.update");
+    assert_eq!(events[0].target.as_deref(), Some("root"));
+    let bad = app.services.set_own_theme(&app.actor, "neon").unwrap_err();
+    assert_eq!(bad.exit_code(), 2);
+    let local = app
+        .services
+        .set_own_theme(&Actor::local_operator(), "light")
+        .unwrap_err();
+    assert_eq!(local.exit_code(), 4);
+}

@@ -273,6 +273,15 @@ mod tests {
         let mut embedded: Vec<String> = SHIPPED.iter().map(|(n, _)| format!("{n}.toml")).collect();
         embedded.sort();
         assert_eq!(on_disk, embedded, "every file in themes/ is embedded");
+        let mut known: Vec<String> = crate::domain::validate::THEMES
+            .iter()
+            .map(|n| format!("{n}.toml"))
+            .collect();
+        known.sort();
+        assert_eq!(
+            known, embedded,
+            "accounts may choose exactly the shipped themes"
+        );
         for (name, text) in SHIPPED {
             let theme = Theme::parse(name, text).unwrap();
             assert_eq!(&theme.name, name);
