@@ -12,8 +12,9 @@ Figures (printed as a table and as JSON on the last line):
   2. server CPU per key login with N concurrent clients (sshd: the listener's
      utime+stime+cutime+cstime, which collects its reaped children; tenure:
      its own utime+stime), and the login rate;
-  3. PSS per idle authenticated pty session (tenure: PSS growth / N; sshd: the
-     per-session sshd processes plus the user's shell);
+  3. PSS per idle authenticated pty session, 5 s after it opened (tenure: PSS
+     growth / N, each session a 120x40 console; sshd: the per-session sshd
+     processes plus the user's shell);
   4. a 1,000-attempt password flood from 127.0.0.1 while another admin logs in
      with a key from 127.0.0.2: that login's latency.
 Every loop is bounded; only loopback addresses are used.
@@ -122,7 +123,8 @@ async def idle_sessions(port, user, key, n, measure):
                                       kex_algs=KEX, server_host_key_algs=["ssh-ed25519"])
         proc = await conn.create_process(term_type="xterm-256color", term_size=(120, 40))
         conns.append((conn, proc))
-    await asyncio.sleep(1.0)
+    # Idle: past the 3 s after which a console gives back its frame buffers.
+    await asyncio.sleep(float(os.environ.get("IDLE_WAIT", "5")))
     after = measure()
     for conn, proc in conns:
         conn.close()

@@ -161,6 +161,9 @@ struct Inner {
     writer: Mutex<AuditHead>,
     /// Derived indexes, built on first use (offline commands that need none stay fast).
     indexes: RwLock<Option<Indexes>>,
+    /// The sequence of the newest audit event, published after the indexes
+    /// caught up with it: open consoles poll it every second.
+    generation: std::sync::atomic::AtomicU64,
     sessions: sessions::Registry,
     throttle: Mutex<crate::auth::throttle::Throttle>,
     /// The at-rest key (keys/at_rest.key), loaded on first use.
@@ -200,12 +203,14 @@ impl Services {
                 max_lockout: secs(c.auth.lockout_max_seconds),
             }
         };
+        let seq = head.seq;
         Ok(Services {
             inner: Arc::new(Inner {
                 store,
                 clock,
                 writer: Mutex::new(head),
                 indexes: RwLock::new(None),
+                generation: std::sync::atomic::AtomicU64::new(seq),
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
@@ -395,6 +400,9 @@ impl Services {
             }
         }
         drop(guard);
+        self.inner
+            .generation
+            .store(seq, std::sync::atomic::Ordering::Release);
         drop(head);
         for (old, new) in accounts.values() {
             self.enforce_sessions(old.as_ref(), new.as_ref());

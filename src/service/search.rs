@@ -664,10 +664,13 @@ fn memmem_finders(terms: &[Term]) -> Vec<memmem::Finder<'_>> {
 
 impl Services {
     /// A number that changes whenever stored state changes: the sequence of
-    /// the newest audit event (every change and every login writes one).
-    /// Reads one key; takes no lock a writer holds.
+    /// the newest audit event (every change and every login writes one),
+    /// kept in memory by the writer (this process owns the database).
     pub fn generation(&self) -> Result<u64> {
-        Ok(self.store().audit_last()?.map_or(0, |e| e.seq))
+        Ok(self
+            .inner
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// The console's accounts table: the first `need` accounts matching

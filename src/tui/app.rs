@@ -322,6 +322,15 @@ impl App {
         self.message = Some((true, e.to_string()));
     }
 
+    /// Whether `refresh` has anything to do: a change since the last load, a
+    /// new day, or a screen showing live sessions. Reads one key, so an idle
+    /// console can ask every second without borrowing a thread.
+    pub fn stale(&self) -> bool {
+        matches!(self.screen, Screen::Sessions | Screen::Detail)
+            || self.services.generation().ok() != self.generation
+            || self.services.today() != self.today
+    }
+
     /// Reloads what the screen shows when the service says something changed
     /// (or the day turned). Returns true if anything on screen changed.
     pub fn refresh(&mut self) -> bool {

@@ -93,6 +93,17 @@ pub fn start(
     tx
 }
 
+/// How long a console waits without input or change before it gives back
+/// its frame buffers.
+const IDLE_RELEASE: Duration = Duration::from_secs(3);
+
+fn new_terminal(sink: &Sink, (cols, rows): (u16, u16)) -> Option<Terminal<CrosstermBackend<Sink>>> {
+    let options = TerminalOptions {
+        viewport: Viewport::Fixed(Rect::new(0, 0, cols.max(1), rows.max(1))),
+    };
+    Terminal::with_options(CrosstermBackend::new(sink.clone()), options).ok()
+}
+
 async fn send(handle: &Handle, channel: ChannelId, sink: &Sink) -> bool {
     let bytes = sink.take();
     bytes.is_empty() || handle.data(channel, bytes).await.is_ok()
@@ -107,12 +118,9 @@ async fn run(
     mut rx: mpsc::Receiver<ConsoleInput>,
 ) {
     let (cols, rows) = (options.cols, options.rows);
+    let mut size = (cols, rows);
     let sink = Sink::default();
-    let viewport = TerminalOptions {
-        viewport: Viewport::Fixed(Rect::new(0, 0, cols.max(1), rows.max(1))),
-    };
-    let Ok(mut terminal) = Terminal::with_options(CrosstermBackend::new(sink.clone()), viewport)
-    else {
+    let Some(mut terminal) = new_terminal(&sink, size) else {
         return;
     };
     sink.push(ENTER);
@@ -137,6 +145,10 @@ async fn run(
     if !send(&handle, channel, &sink).await {
         return;
     }
+    // The frame buffers (two per console) are only needed to diff the next
+    // frame: an idle console gives them back and draws its next frame whole.
+    let mut terminal = Some(terminal);
+    let mut active = tokio::time::Instant::now();
     let mut decoder = Decoder::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -149,16 +161,23 @@ async fn run(
                 None => break,
                 Some(ConsoleInput::Bytes(bytes)) => keys = decoder.feed(&bytes),
                 Some(ConsoleInput::Resize(w, h)) => {
-                    sink.push(b"\x1b[2J");
-                    let _ = terminal.resize(Rect::new(0, 0, w.max(1), h.max(1)));
+                    size = (w, h);
+                    if let Some(terminal) = terminal.as_mut() {
+                        sink.push(b"\x1b[2J");
+                        let _ = terminal.resize(Rect::new(0, 0, w.max(1), h.max(1)));
+                    }
                     // Loads the accounts of a taller page: a handful of reads.
                     app.resize(h);
                     redraw = true;
                 }
             },
+            _ = tokio::time::sleep_until(active + IDLE_RELEASE), if terminal.is_some() => {
+                terminal = None;
+            }
             _ = tokio::time::sleep(ESC_TIMEOUT), if esc_wait => keys.extend(decoder.flush()),
-            _ = tick.tick() => {
-                // Changes made elsewhere show up within a second.
+            // Changes made elsewhere show up within a second; the cheap
+            // check runs here, the reload on the blocking pool.
+            _ = tick.tick() => if app.stale() {
                 let result = tokio::task::spawn_blocking(move || {
                     let changed = app.refresh();
                     (app, changed)
@@ -197,7 +216,15 @@ async fn run(
             break;
         }
         if redraw {
-            let _ = terminal.draw(|f| draw(&app, f));
+            active = tokio::time::Instant::now();
+            if terminal.is_none() {
+                // A fresh terminal diffs against a blank screen: clear it first.
+                sink.push(b"\x1b[2J");
+                terminal = new_terminal(&sink, size);
+            }
+            if let Some(terminal) = terminal.as_mut() {
+                let _ = terminal.draw(|f| draw(&app, f));
+            }
             if !send(&handle, channel, &sink).await {
                 return;
             }
