@@ -11,30 +11,24 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use crate::domain::plan::next_action;
-use crate::domain::{Account, Policy, Status};
+use crate::domain::{Account, Policy};
 
-use super::search::SearchIndex;
+use super::search::{Id, SearchIndex};
 
 /// An interned username.
 pub type Name = Arc<str>;
 
-/// Sorts after every username (usernames are ASCII).
-const AFTER_ALL: &str = "\u{10FFFF}";
-
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Indexes {
-    pub usernames: BTreeSet<Name>,
-    /// Lower-cased email → username.
-    pub by_email: HashMap<Box<str>, Name>,
     /// `SHA256:…` → username (ordered: the console finds keys by prefix).
     pub by_fingerprint: BTreeMap<Box<str>, Name>,
     pub by_sponsor: HashMap<Name, BTreeSet<Name>>,
-    pub by_end: BTreeSet<(NaiveDate, Name)>,
-    pub by_status: BTreeMap<Status, BTreeSet<Name>>,
+    /// (end date, search row) — rows, not names: 8 bytes an account.
+    pub by_end: BTreeSet<(NaiveDate, Id)>,
     pub group_members: HashMap<Box<str>, BTreeSet<Name>>,
     /// (due date, username) of each account's next lifecycle action: the
     /// scheduler reads only what is due, never every account.
-    pub by_due: BTreeSet<(NaiveDate, Name)>,
+    pub by_due: BTreeSet<(NaiveDate, Id)>,
     /// The policy the due dates are computed with.
     pub policy: Option<Policy>,
     /// The console's search rows and posting lists.
@@ -51,26 +45,23 @@ impl Indexes {
 
     /// The shared copy of `name` (or a new one).
     fn intern(&self, name: &str) -> Name {
-        self.usernames
-            .get(name)
+        self.search
+            .name(name)
             .cloned()
             .unwrap_or_else(|| Arc::from(name))
     }
 
-    fn due(&self, account: &Account, name: &Name) -> Option<(NaiveDate, Name)> {
-        let planned = next_action(account, self.policy.as_ref()?)?;
-        Some((planned.due, name.clone()))
+    fn due(&self, account: &Account) -> Option<NaiveDate> {
+        Some(next_action(account, self.policy.as_ref()?)?.due)
     }
 
     pub fn insert(&mut self, account: &Account) {
         let name = self.intern(&account.username);
-        self.usernames.insert(name.clone());
-        self.search.insert(&name, account);
-        if let Some(due) = self.due(account, &name) {
-            self.by_due.insert(due);
+        // First: the search index holds the username set and the emails.
+        let id = self.search.insert(&name, account);
+        if let Some(due) = self.due(account) {
+            self.by_due.insert((due, id));
         }
-        self.by_email
-            .insert(account.email_key().into_boxed_str(), name.clone());
         for key in &account.credentials.keys {
             self.by_fingerprint
                 .insert(key.fingerprint.clone().into_boxed_str(), name.clone());
@@ -83,12 +74,8 @@ impl Indexes {
                 .insert(name.clone());
         }
         if let Some(end) = account.end_date {
-            self.by_end.insert((end, name.clone()));
+            self.by_end.insert((end, id));
         }
-        self.by_status
-            .entry(account.status)
-            .or_default()
-            .insert(name.clone());
         for group in &account.groups {
             self.group_members
                 .entry(group.clone().into_boxed_str())
@@ -99,14 +86,15 @@ impl Indexes {
 
     pub fn remove(&mut self, account: &Account) {
         let name = self.intern(&account.username);
-        if let Some(due) = self.due(account, &name) {
-            self.by_due.remove(&due);
+        if let Some(id) = self.search.id(&name) {
+            if let Some(due) = self.due(account) {
+                self.by_due.remove(&(due, id));
+            }
+            if let Some(end) = account.end_date {
+                self.by_end.remove(&(end, id));
+            }
         }
-        self.usernames.remove(&name);
         self.search.remove(&name);
-        if self.by_email.get(account.email_key().as_str()) == Some(&name) {
-            self.by_email.remove(account.email_key().as_str());
-        }
         for key in &account.credentials.keys {
             if self.by_fingerprint.get(key.fingerprint.as_str()) == Some(&name) {
                 self.by_fingerprint.remove(key.fingerprint.as_str());
@@ -120,15 +108,6 @@ impl Indexes {
                 }
             }
         }
-        if let Some(end) = account.end_date {
-            self.by_end.remove(&(end, name.clone()));
-        }
-        if let Some(set) = self.by_status.get_mut(&account.status) {
-            set.remove(&name);
-            if set.is_empty() {
-                self.by_status.remove(&account.status);
-            }
-        }
         for group in &account.groups {
             if let Some(set) = self.group_members.get_mut(group.as_str()) {
                 set.remove(&name);
@@ -140,15 +119,17 @@ impl Indexes {
     }
 
     pub fn exists(&self, name: &str) -> bool {
-        self.usernames.contains(name)
+        self.search.name(name).is_some()
     }
 
     pub fn count(&self) -> usize {
-        self.usernames.len()
+        self.search.len()
     }
 
     pub fn email_owner(&self, email_lowercase: &str) -> Option<String> {
-        self.by_email.get(email_lowercase).map(|n| n.to_string())
+        self.search
+            .email_owner(email_lowercase)
+            .map(|n| n.to_string())
     }
 
     pub fn fingerprint_owner(&self, fingerprint: &str) -> Option<String> {
@@ -172,40 +153,45 @@ impl Indexes {
 
     /// Accounts whose end date is within [from, to], in date order.
     pub fn ending_between(&self, from: NaiveDate, to: NaiveDate) -> Vec<String> {
-        self.by_end
-            .range((from, Name::from(""))..=(to, Name::from(AFTER_ALL)))
-            .map(|(_, n)| n.to_string())
-            .collect()
+        self.named(self.by_end.range((from, 0)..=(to, Id::MAX)))
     }
 
     /// Accounts whose next lifecycle action falls due on or before `until`.
     pub fn due_until(&self, until: NaiveDate) -> Vec<String> {
-        self.by_due
-            .range(..=(until, Name::from(AFTER_ALL)))
-            .map(|(_, n)| n.to_string())
+        self.named(self.by_due.range(..=(until, Id::MAX)))
+    }
+
+    /// (date, row) entries as usernames, by date then name.
+    fn named<'a>(&self, entries: impl Iterator<Item = &'a (NaiveDate, Id)>) -> Vec<String> {
+        let mut out: Vec<(NaiveDate, &Name)> = entries
+            .filter_map(|(day, id)| Some((*day, self.search.name_of(*id)?)))
+            .collect();
+        out.sort();
+        out.into_iter().map(|(_, n)| n.to_string()).collect()
+    }
+
+    /// (date, row) entries as (date, username), for `check`.
+    fn dated(&self, set: &BTreeSet<(NaiveDate, Id)>) -> BTreeSet<(NaiveDate, Name)> {
+        set.iter()
+            .filter_map(|(day, id)| Some((*day, self.search.name_of(*id)?.clone())))
             .collect()
     }
 
     /// Names every difference between two index sets (empty when equal).
     pub fn differences(&self, expected: &Indexes) -> Vec<String> {
         let mut out = Vec::new();
-        if self.usernames != expected.usernames {
-            let extra: Vec<&Name> = self
-                .usernames
-                .difference(&expected.usernames)
-                .take(5)
-                .collect();
-            let missing: Vec<&Name> = expected
-                .usernames
-                .difference(&self.usernames)
-                .take(5)
-                .collect();
+        let live: BTreeSet<&Name> = self.search.names().collect();
+        let rebuilt: BTreeSet<&Name> = expected.search.names().collect();
+        if live != rebuilt {
+            let extra: Vec<&&Name> = live.difference(&rebuilt).take(5).collect();
+            let missing: Vec<&&Name> = rebuilt.difference(&live).take(5).collect();
             out.push(format!(
                 "username index: extra {extra:?}, missing {missing:?}"
             ));
         }
-        if self.by_email != expected.by_email {
-            out.push(map_diff("email index", &self.by_email, &expected.by_email));
+        let (live, rebuilt) = (self.search.email_pairs(), expected.search.email_pairs());
+        if live != rebuilt {
+            out.push(map_diff("email index", &live, &rebuilt));
         }
         if self.by_fingerprint != expected.by_fingerprint {
             out.push(map_diff(
@@ -217,13 +203,10 @@ impl Indexes {
         if self.by_sponsor != expected.by_sponsor {
             out.push("sponsor index differs from the records".to_string());
         }
-        if self.by_end != expected.by_end {
+        if self.dated(&self.by_end) != expected.dated(&expected.by_end) {
             out.push("end date index differs from the records".to_string());
         }
-        if self.by_status != expected.by_status {
-            out.push("status index differs from the records".to_string());
-        }
-        if self.by_due != expected.by_due {
+        if self.dated(&self.by_due) != expected.dated(&expected.by_due) {
             out.push("lifecycle due-date index differs from the records".to_string());
         }
         if self.group_members != expected.group_members {

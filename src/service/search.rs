@@ -21,7 +21,10 @@
 //! ("jsmth" finds "j smith"), and the hits say they are fuzzy.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
 use std::ops::Bound;
+
+use hashbrown::HashTable;
 
 use chrono::NaiveDate;
 use memchr::memmem;
@@ -38,6 +41,7 @@ const END: u8 = 0;
 /// Fields of the text, in order.
 const USERNAME: usize = 0;
 const NAME: usize = 1;
+const EMAIL: usize = 2;
 const COMPANY: usize = 3;
 const PROJECT: usize = 4;
 /// Below this many candidates, every candidate is checked and the count is
@@ -126,6 +130,10 @@ pub struct SearchIndex {
     by_name: BTreeMap<Name, Id>,
     grams: BTreeMap<[u8; 3], RoaringBitmap>,
     chars: BTreeMap<u8, RoaringBitmap>,
+    /// Lower-cased email → row, as a table of row ids hashed by the email
+    /// in the row's text (4 bytes an account instead of a second copy).
+    emails: HashTable<Id>,
+    hasher: RandomState,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -154,7 +162,42 @@ impl PartialEq for SearchIndex {
 }
 impl Eq for SearchIndex {}
 
+fn email_hash(hasher: &RandomState, rows: &[Row], id: Id) -> u64 {
+    hasher.hash_one(rows[id as usize].field(EMAIL))
+}
+
 impl SearchIndex {
+    /// The interned username (shared by every index), if the account exists.
+    pub fn name(&self, username: &str) -> Option<&Name> {
+        self.by_name.get_key_value(username).map(|(name, _)| name)
+    }
+
+    /// Every username, in order.
+    pub fn names(&self) -> impl Iterator<Item = &Name> {
+        self.by_name.keys()
+    }
+
+    /// The owner of a lower-cased email.
+    pub fn email_owner(&self, email_lowercase: &str) -> Option<&Name> {
+        let hash = self.hasher.hash_one(email_lowercase.as_bytes());
+        let id = self.emails.find(hash, |id| {
+            self.rows[*id as usize].field(EMAIL) == email_lowercase.as_bytes()
+        })?;
+        self.rows[*id as usize].name.as_ref()
+    }
+
+    /// (email, owner) for every row, for `check`.
+    pub fn email_pairs(&self) -> BTreeMap<Box<str>, Name> {
+        self.emails
+            .iter()
+            .filter_map(|id| {
+                let row = &self.rows[*id as usize];
+                let email = String::from_utf8_lossy(row.field(EMAIL)).into_owned();
+                Some((email.into_boxed_str(), row.name.clone()?))
+            })
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.by_name.len()
     }
@@ -188,7 +231,18 @@ impl SearchIndex {
         )
     }
 
-    pub fn insert(&mut self, name: &Name, account: &Account) {
+    /// The row of `username`.
+    pub fn id(&self, username: &str) -> Option<Id> {
+        self.by_name.get(username).copied()
+    }
+
+    /// The username of a row.
+    pub fn name_of(&self, id: Id) -> Option<&Name> {
+        self.rows.get(id as usize)?.name.as_ref()
+    }
+
+    /// Adds (or replaces) an account's row; returns the row.
+    pub fn insert(&mut self, name: &Name, account: &Account) -> Id {
         let text = text_of(account);
         let row = Row {
             name: Some(name.clone()),
@@ -216,15 +270,36 @@ impl SearchIndex {
         }
         self.rows[id as usize] = row;
         self.by_name.insert(name.clone(), id);
+        let SearchIndex {
+            rows,
+            emails,
+            hasher,
+            ..
+        } = self;
+        let hash = email_hash(hasher, rows, id);
+        let email = rows[id as usize].field(EMAIL);
+        match emails.find_entry(hash, |other| rows[*other as usize].field(EMAIL) == email) {
+            // Emails are unique; should two rows share one, the newer owns it.
+            Ok(mut entry) => *entry.get_mut() = id,
+            Err(_) => {
+                emails.insert_unique(hash, id, |other| email_hash(hasher, rows, *other));
+            }
+        }
+        id
     }
 
     pub fn remove(&mut self, name: &str) {
         let Some(id) = self.by_name.remove(name) else {
             return;
         };
-        let Some(row) = self.rows.get_mut(id as usize) else {
+        if (id as usize) >= self.rows.len() {
             return;
-        };
+        }
+        let hash = email_hash(&self.hasher, &self.rows, id);
+        if let Ok(entry) = self.emails.find_entry(hash, |other| *other == id) {
+            entry.remove();
+        }
+        let row = &mut self.rows[id as usize];
         let text = std::mem::take(&mut row.text);
         row.name = None;
         row.sponsor = None;
@@ -261,7 +336,13 @@ impl SearchIndex {
                 expected_chars.entry(b).or_default().insert(*id);
             }
         }
-        expected_grams == self.grams && expected_chars == self.chars
+        expected_grams == self.grams
+            && expected_chars == self.chars
+            && self.emails.len() == self.by_name.len()
+            && self.by_name.iter().all(|(name, id)| {
+                let email = String::from_utf8_lossy(self.rows[*id as usize].field(EMAIL));
+                self.email_owner(&email) == Some(name)
+            })
     }
 
     /// Rows holding `term` (lower-cased, not empty) somewhere in one field,
@@ -720,7 +801,7 @@ mod tests {
         let initial = first.chars().next().filter(char::is_ascii).unwrap_or('e');
         a.username = format!("{}{}{i}", initial.to_ascii_lowercase(), last.to_lowercase());
         a.display_name = format!("{first} {last}");
-        a.email = format!("{}.{}@{}.example", first, last, i % 7).to_lowercase();
+        a.email = format!("{}.{}.{i}@{}.example", first, last, i % 7).to_lowercase();
         a.company = (i % 5 != 0).then(|| COMPANY[rng.next(COMPANY.len())].to_string());
         a.project = (i % 3 == 0).then(|| "apollo".to_string());
         a.kind = [Kind::Contractor, Kind::Vendor, Kind::Intern][rng.next(3)];
@@ -926,6 +1007,17 @@ mod tests {
             fresh.insert(a);
         }
         assert_eq!(indexes.search, fresh.search);
+        // The email table finds every owner, and no one for a removed account's email.
+        for a in &kept {
+            assert_eq!(
+                indexes.email_owner(&a.email_key()).as_deref(),
+                Some(a.username.as_str())
+            );
+        }
+        assert_eq!(
+            indexes.email_owner(&"anna.smith.0@0.example".to_lowercase()),
+            None
+        );
     }
 
     #[test]
