@@ -384,8 +384,8 @@ fn main() {
             all.push(s);
         }
     }
-    let mut sorting = Samples::new("changing the sort (s, r)");
-    for bytes in [b"s", b"s", b"r", b"r"] {
+    let mut sorting = Samples::new("changing the order (s, s, i, i)");
+    for bytes in [b"s", b"s", b"i", b"i"] {
         let s = console.key(bytes);
         sorting.push(s);
         all.push(s);

@@ -47,7 +47,9 @@ const PROJECT: usize = 4;
 /// Below this many candidates, every candidate is checked and the count is
 /// exact; above it, rows are walked in table order until the page is full.
 /// (Small under test, so the tests walk both paths.)
-const SMALL: u64 = if cfg!(test) { 64 } else { 20_000 };
+const SMALL: u64 = if cfg!(test) { 64 } else { 50_000 };
+/// Room between neighbouring ranks (see `SearchIndex::rank`).
+const RANK_GAP: u64 = 1 << 24;
 /// A count that would need a scan stops here ("1000+").
 pub const COUNT_CAP: usize = if cfg!(test) { 100 } else { 1_000 };
 
@@ -125,6 +127,11 @@ fn bytes(text: &[u8]) -> Vec<u8> {
 #[derive(Clone, Default)]
 pub struct SearchIndex {
     rows: Vec<Row>,
+    /// Each row's place in username order, with gaps: comparing two rows by
+    /// username is comparing two numbers (no string reads). A new name takes
+    /// the middle of its neighbours' ranks; when there is no room left,
+    /// every rank is renumbered (rare: 24 halvings at one spot).
+    rank: Vec<u64>,
     free: Vec<Id>,
     /// Username → row, in table order.
     by_name: BTreeMap<Name, Id>,
@@ -259,6 +266,7 @@ impl SearchIndex {
             Some(id) => id,
             None => {
                 self.rows.push(row.clone());
+                self.rank.push(0);
                 (self.rows.len() - 1) as Id
             }
         };
@@ -270,6 +278,7 @@ impl SearchIndex {
         }
         self.rows[id as usize] = row;
         self.by_name.insert(name.clone(), id);
+        self.place(name, id);
         let SearchIndex {
             rows,
             emails,
@@ -286,6 +295,31 @@ impl SearchIndex {
             }
         }
         id
+    }
+
+    /// Gives row `id` (just added under `name`) its rank.
+    fn place(&mut self, name: &Name, id: Id) {
+        let before = self
+            .by_name
+            .range::<Name, _>(..name)
+            .next_back()
+            .map_or(0, |(_, p)| self.rank[*p as usize]);
+        let after = self
+            .by_name
+            .range::<Name, _>((Bound::Excluded(name), Bound::Unbounded))
+            .next()
+            .map(|(_, n)| self.rank[*n as usize]);
+        match after {
+            None => self.rank[id as usize] = before + RANK_GAP,
+            Some(after) if after - before >= 2 => {
+                self.rank[id as usize] = before + (after - before) / 2
+            }
+            Some(_) => {
+                for (i, other) in self.by_name.values().enumerate() {
+                    self.rank[*other as usize] = (i as u64 + 1) * RANK_GAP;
+                }
+            }
+        }
     }
 
     pub fn remove(&mut self, name: &str) {
@@ -336,8 +370,14 @@ impl SearchIndex {
                 expected_chars.entry(b).or_default().insert(*id);
             }
         }
+        let ranks: Vec<u64> = self
+            .by_name
+            .values()
+            .map(|id| self.rank[*id as usize])
+            .collect();
         expected_grams == self.grams
             && expected_chars == self.chars
+            && ranks.windows(2).all(|w| w[0] < w[1])
             && self.emails.len() == self.by_name.len()
             && self.by_name.iter().all(|(name, id)| {
                 let email = String::from_utf8_lossy(self.rows[*id as usize].field(EMAIL));
@@ -711,8 +751,12 @@ impl Indexes {
             None => s.by_name.values().copied().filter(|id| keep(*id)).collect(),
         };
         let order = |a: &Id, b: &Id| {
-            let (ra, rb) = (&s.rows[*a as usize], &s.rows[*b as usize]);
-            let o = query.sort.compare(ra, rb, today);
+            let o = if query.sort == SortKey::Username {
+                s.rank[*a as usize].cmp(&s.rank[*b as usize])
+            } else {
+                let (ra, rb) = (&s.rows[*a as usize], &s.rows[*b as usize]);
+                query.sort.compare(ra, rb, today)
+            };
             if query.reverse {
                 o.reverse()
             } else {
@@ -1017,6 +1061,41 @@ mod tests {
         assert_eq!(
             indexes.email_owner(&"anna.smith.0@0.example".to_lowercase()),
             None
+        );
+    }
+
+    #[test]
+    fn ranks_follow_username_order_even_when_one_gap_is_split_again_and_again() {
+        let mut indexes = Indexes::new(&Policy::default());
+        let mut names = vec!["a".to_string(), "c".to_string()];
+        // Each name sorts just after the previous one and before "c": the
+        // same gap halves every time until everything is renumbered.
+        for i in 1..60 {
+            names.push("a".repeat(i + 1));
+        }
+        for (i, name) in names.iter().enumerate() {
+            let mut a = sample(Status::Active, "2026-01-01", None);
+            a.username = name.clone();
+            a.email = format!("{name}{i}@example.com");
+            indexes.insert(&a);
+        }
+        assert!(indexes.search.postings_agree());
+        let today = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap();
+        let hits = indexes.search(&Query::default(), Some("nobody"), 100, today);
+        assert_eq!(hits.total, 0);
+        let every = Query {
+            text: "a".into(),
+            ..Query::default()
+        };
+        // Under test the small path (sorting by rank) starts below 64 rows.
+        let hits = indexes.search(&every, None, 100, today);
+        // Every account matches "a" (its email is at example.com).
+        let mut sorted: Vec<&String> = names.iter().collect();
+        sorted.sort();
+        let got: Vec<String> = hits.names.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            got,
+            sorted.iter().map(|n| n.to_string()).collect::<Vec<_>>()
         );
     }
 

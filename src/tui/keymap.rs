@@ -285,7 +285,7 @@ pub const KEYMAP: &[Binding] = &[
         &[Key::Ctrl('a')],
         "^a",
         Action::MarkAll,
-        "mark every row shown",
+        "mark every match (up to 1,000)",
     ),
     b(
         Account,
