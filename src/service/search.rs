@@ -270,11 +270,18 @@ impl SearchIndex {
                 (self.rows.len() - 1) as Id
             }
         };
+        // At start-up ids only grow: appending is much cheaper than inserting.
         for gram in trigrams(&row.text) {
-            self.grams.entry(gram).or_default().insert(id);
+            let set = self.grams.entry(gram).or_default();
+            if !set.push(id) {
+                set.insert(id);
+            }
         }
         for b in bytes(&row.text) {
-            self.chars.entry(b).or_default().insert(id);
+            let set = self.chars.entry(b).or_default();
+            if !set.push(id) {
+                set.insert(id);
+            }
         }
         self.rows[id as usize] = row;
         self.by_name.insert(name.clone(), id);

@@ -93,6 +93,16 @@ pub fn start(
     tx
 }
 
+/// The theme a console opens with: the client's TENURE_THEME, else the
+/// account's choice, else the config's (else the default).
+fn chosen_theme(options: &ConsoleOptions, services: &Services, actor: &Actor) -> Option<String> {
+    options
+        .theme
+        .clone()
+        .or_else(|| services.load(&actor.name).ok().and_then(|a| a.theme))
+        .or_else(|| services.config().console.theme.clone())
+}
+
 /// How long a console waits without input or change before it gives back
 /// its frame buffers.
 const IDLE_RELEASE: Duration = Duration::from_secs(3);
@@ -126,13 +136,10 @@ async fn run(
     sink.push(ENTER);
     let no_color = options.no_color;
     let Ok(mut app) = tokio::task::spawn_blocking(move || {
-        // The client's TENURE_THEME, else the account's choice, else the config's.
-        let chosen = options
-            .theme
-            .clone()
-            .or_else(|| services.load(&actor.name).ok().and_then(|a| a.theme))
-            .or_else(|| services.config().console.theme.clone());
-        let theme = Theme::choose(chosen.as_deref(), no_color);
+        let theme = Theme::choose(
+            chosen_theme(&options, &services, &actor).as_deref(),
+            no_color,
+        );
         let mut app = App::with_theme(services, actor, theme, no_color);
         app.resize(rows);
         app
@@ -235,4 +242,40 @@ async fn run(
     let _ = handle.exit_status_request(channel, 0).await;
     let _ = handle.eof(channel).await;
     let _ = handle.close(channel).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::accounts::AccountInput;
+    use crate::service::testkit::services;
+    use crate::service::Source;
+
+    #[test]
+    fn the_client_wins_then_the_account_then_the_config() {
+        let (s, _clock, admin) = services();
+        let root = s.load("root").unwrap();
+        let actor = Actor::account(&root, Source::Ssh("192.0.2.1".into()), None);
+        let none = ConsoleOptions::default();
+        // The example config sets `[console] theme = "default"`.
+        assert_eq!(chosen_theme(&none, &s, &actor).as_deref(), Some("default"));
+        let input = AccountInput {
+            theme: Some("high-contrast".into()),
+            ..Default::default()
+        };
+        s.update(&admin, "root", input).unwrap();
+        assert_eq!(
+            chosen_theme(&none, &s, &actor).as_deref(),
+            Some("high-contrast")
+        );
+        let mut client = ConsoleOptions::default();
+        client.env("TENURE_THEME", "light");
+        assert_eq!(chosen_theme(&client, &s, &actor).as_deref(), Some("light"));
+        // An unknown name is refused when set on an account.
+        let bad = AccountInput {
+            theme: Some("neon".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.update(&admin, "root", bad).unwrap_err().exit_code(), 2);
+    }
 }
