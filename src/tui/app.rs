@@ -1108,8 +1108,11 @@ impl App {
                         Delivery::Webhook { url, .. } => url.clone(),
                     })
                     .collect();
-                if to.is_empty() {
-                    "none waiting (sent, or none configured)".into()
+                let notify = &self.services.config().notify;
+                if to.is_empty() && notify.smtp.is_none() && notify.webhooks.is_empty() {
+                    "none: no mail server or webhook in [notify]".into()
+                } else if to.is_empty() {
+                    "sent (none left in the outbox)".into()
                 } else {
                     format!("{} queued for {}", to.len(), to.join("; "))
                 }
