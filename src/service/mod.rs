@@ -263,7 +263,10 @@ impl Services {
             })?;
         match bad {
             Some(e) => Err(e.into()),
-            None => Ok(indexes),
+            None => {
+                indexes.search.compact();
+                Ok(indexes)
+            }
         }
     }
 
@@ -294,6 +297,28 @@ impl Services {
             .indexes
             .read()
             .map_err(|_| Error::Failed("index lock poisoned".into()))
+    }
+
+    /// Hands the built indexes over (to `adopt_indexes` on a fresh handle).
+    pub fn take_indexes(&self) -> Result<Option<Indexes>> {
+        let mut guard = self
+            .inner
+            .indexes
+            .write()
+            .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+        Ok(guard.take())
+    }
+
+    /// Uses indexes built by another handle on the same database (nothing
+    /// was written in between: the server does this before it accepts).
+    pub fn adopt_indexes(&self, indexes: Indexes) -> Result<()> {
+        let mut guard = self
+            .inner
+            .indexes
+            .write()
+            .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+        *guard = Some(indexes);
+        Ok(())
     }
 
     /// Loads indexes now (the server does this at start, before accepting).

@@ -248,6 +248,21 @@ impl SearchIndex {
         self.rows.get(id as usize)?.name.as_ref()
     }
 
+    /// Gives back the spare capacity the posting lists grew while the index
+    /// was built (each list is rewritten at its exact size), and the rows'.
+    pub fn compact(&mut self) {
+        for set in self.grams.values_mut().chain(self.chars.values_mut()) {
+            let mut bytes = Vec::with_capacity(set.serialized_size());
+            if set.serialize_into(&mut bytes).is_ok() {
+                if let Ok(exact) = RoaringBitmap::deserialize_from(&bytes[..]) {
+                    *set = exact;
+                }
+            }
+        }
+        self.rows.shrink_to_fit();
+        self.rank.shrink_to_fit();
+    }
+
     /// Adds (or replaces) an account's row; returns the row.
     pub fn insert(&mut self, name: &Name, account: &Account) -> Id {
         let text = text_of(account);
@@ -270,18 +285,11 @@ impl SearchIndex {
                 (self.rows.len() - 1) as Id
             }
         };
-        // At start-up ids only grow: appending is much cheaper than inserting.
         for gram in trigrams(&row.text) {
-            let set = self.grams.entry(gram).or_default();
-            if !set.push(id) {
-                set.insert(id);
-            }
+            self.grams.entry(gram).or_default().insert(id);
         }
         for b in bytes(&row.text) {
-            let set = self.chars.entry(b).or_default();
-            if !set.push(id) {
-                set.insert(id);
-            }
+            self.chars.entry(b).or_default().insert(id);
         }
         self.rows[id as usize] = row;
         self.by_name.insert(name.clone(), id);
