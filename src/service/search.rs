@@ -57,30 +57,71 @@ pub type Id = u32;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Row {
-    /// None for a free slot (ids are reused).
-    name: Option<Name>,
-    text: Box<[u8]>,
+    /// False for a free slot (ids are reused). The username is the text's
+    /// first field (usernames are lower-case ASCII).
+    live: bool,
+    /// Where the row's text is in `Texts`.
+    span: Span,
     status: Status,
     reason: Option<DisableReason>,
     kind: Kind,
     start: NaiveDate,
     end: Option<NaiveDate>,
-    /// Seconds since the epoch; `i64::MIN` when never.
-    last_login: i64,
+    /// Minutes since 2000-01-01 UTC; 0 when never.
+    last_login: u32,
     sponsor: Option<Name>,
 }
 
-impl Row {
-    fn field(&self, i: usize) -> &[u8] {
-        self.text.split(|b| *b == END).nth(i).unwrap_or_default()
+/// Field `i` of a row's text.
+fn field(text: &[u8], i: usize) -> &[u8] {
+    text.split(|b| *b == END).nth(i).unwrap_or_default()
+}
+
+/// Where a row's text starts in `Texts` and how long it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Span {
+    at: u32,
+    len: u32,
+}
+
+/// Every row's text back to back: a row holds a span instead of its own
+/// allocation (at a million accounts, 16 bytes of pointer and the
+/// allocator's rounding per row). Text left behind by a change is garbage
+/// until there is as much of it as live text, then the whole is rewritten.
+#[derive(Clone, Default)]
+struct Texts {
+    bytes: Vec<u8>,
+    garbage: usize,
+}
+
+impl Texts {
+    fn get(&self, span: Span) -> &[u8] {
+        let (at, len) = (span.at as usize, span.len as usize);
+        self.bytes.get(at..at + len).unwrap_or_default()
     }
 
+    fn push(&mut self, text: &[u8]) -> Span {
+        let span = Span {
+            at: u32::try_from(self.bytes.len()).unwrap_or(u32::MAX),
+            len: u32::try_from(text.len()).unwrap_or(0),
+        };
+        self.bytes.extend_from_slice(text);
+        span
+    }
+}
+
+impl Row {
     fn effective(&self, today: NaiveDate) -> Effective {
         effective_of(self.status, self.reason, self.start, self.end, today)
     }
 }
 
-fn text_of(account: &Account) -> Box<[u8]> {
+fn minutes_since_2000(t: chrono::DateTime<chrono::Utc>) -> u32 {
+    const Y2000: i64 = 946_684_800;
+    u32::try_from(((t.timestamp() - Y2000) / 60).max(1)).unwrap_or(u32::MAX)
+}
+
+fn text_of(account: &Account) -> Vec<u8> {
     let mut text = Vec::with_capacity(64);
     let fields = [
         Some(account.username.as_str()),
@@ -93,7 +134,7 @@ fn text_of(account: &Account) -> Box<[u8]> {
         text.extend_from_slice(field.unwrap_or_default().to_lowercase().as_bytes());
         text.push(END);
     }
-    text.into_boxed_slice()
+    text
 }
 
 /// The distinct trigrams of a row's text, field by field, each field's last
@@ -127,6 +168,7 @@ fn bytes(text: &[u8]) -> Vec<u8> {
 #[derive(Clone, Default)]
 pub struct SearchIndex {
     rows: Vec<Row>,
+    texts: Texts,
     /// Each row's place in username order, with gaps: comparing two rows by
     /// username is comparing two numbers (no string reads). A new name takes
     /// the middle of its neighbours' ranks; when there is no room left,
@@ -161,7 +203,14 @@ impl PartialEq for SearchIndex {
                 .iter()
                 .zip(other.by_name.iter())
                 .all(|((a, ia), (b, ib))| {
-                    a == b && self.rows.get(*ia as usize) == other.rows.get(*ib as usize)
+                    let (ra, rb) = (&self.rows[*ia as usize], &other.rows[*ib as usize]);
+                    let same_text = self.text(*ia) == other.text(*ib);
+                    a == b
+                        && same_text
+                        && Row {
+                            span: rb.span,
+                            ..ra.clone()
+                        } == *rb
                 })
             && self.postings_agree()
             && other.postings_agree()
@@ -169,11 +218,18 @@ impl PartialEq for SearchIndex {
 }
 impl Eq for SearchIndex {}
 
-fn email_hash(hasher: &RandomState, rows: &[Row], id: Id) -> u64 {
-    hasher.hash_one(rows[id as usize].field(EMAIL))
+fn email_hash(hasher: &RandomState, rows: &[Row], texts: &Texts, id: Id) -> u64 {
+    hasher.hash_one(field(texts.get(rows[id as usize].span), EMAIL))
 }
 
 impl SearchIndex {
+    /// A row's text.
+    fn text(&self, id: Id) -> &[u8] {
+        self.rows
+            .get(id as usize)
+            .map_or(&[][..], |row| self.texts.get(row.span))
+    }
+
     /// The interned username (shared by every index), if the account exists.
     pub fn name(&self, username: &str) -> Option<&Name> {
         self.by_name.get_key_value(username).map(|(name, _)| name)
@@ -188,9 +244,9 @@ impl SearchIndex {
     pub fn email_owner(&self, email_lowercase: &str) -> Option<&Name> {
         let hash = self.hasher.hash_one(email_lowercase.as_bytes());
         let id = self.emails.find(hash, |id| {
-            self.rows[*id as usize].field(EMAIL) == email_lowercase.as_bytes()
+            field(self.text(*id), EMAIL) == email_lowercase.as_bytes()
         })?;
-        self.rows[*id as usize].name.as_ref()
+        self.name_of(*id)
     }
 
     /// (email, owner) for every row, for `check`.
@@ -198,9 +254,8 @@ impl SearchIndex {
         self.emails
             .iter()
             .filter_map(|id| {
-                let row = &self.rows[*id as usize];
-                let email = String::from_utf8_lossy(row.field(EMAIL)).into_owned();
-                Some((email.into_boxed_str(), row.name.clone()?))
+                let email = String::from_utf8_lossy(field(self.text(*id), EMAIL)).into_owned();
+                Some((email.into_boxed_str(), self.name_of(*id)?.clone()))
             })
             .collect()
     }
@@ -216,7 +271,7 @@ impl SearchIndex {
     /// Sizes, for the benchmark: rows, trigrams, posting entries, and the
     /// bytes of text and of posting lists (roaring's serialized size).
     pub fn stats(&self) -> String {
-        let text: usize = self.rows.iter().map(|r| r.text.len()).sum();
+        let text = self.texts.bytes.len() - self.texts.garbage;
         let entries: u64 = self.grams.values().map(RoaringBitmap::len).sum();
         let bytes: usize = self
             .grams
@@ -245,7 +300,9 @@ impl SearchIndex {
 
     /// The username of a row.
     pub fn name_of(&self, id: Id) -> Option<&Name> {
-        self.rows.get(id as usize)?.name.as_ref()
+        self.rows.get(id as usize).filter(|r| r.live)?;
+        let username = std::str::from_utf8(field(self.text(id), USERNAME)).ok()?;
+        self.name(username)
     }
 
     /// Gives back the spare capacity the posting lists grew while the index
@@ -261,52 +318,87 @@ impl SearchIndex {
         }
         self.rows.shrink_to_fit();
         self.rank.shrink_to_fit();
+        self.rewrite_texts();
+    }
+
+    /// Rewrites the texts without garbage, at their exact size.
+    fn rewrite_texts(&mut self) {
+        let live: usize = self.texts.bytes.len() - self.texts.garbage;
+        let mut fresh = Texts {
+            bytes: Vec::with_capacity(live),
+            garbage: 0,
+        };
+        for row in &mut self.rows {
+            row.span = if row.live {
+                fresh.push(self.texts.get(row.span))
+            } else {
+                Span::default()
+            };
+        }
+        self.texts = fresh;
     }
 
     /// Adds (or replaces) an account's row; returns the row.
     pub fn insert(&mut self, name: &Name, account: &Account) -> Id {
         let text = text_of(account);
-        let row = Row {
-            name: Some(name.clone()),
+        let mut row = Row {
+            live: true,
+            span: Span::default(),
             status: account.status,
             reason: account.disable_reason,
             kind: account.kind,
             start: account.start_date,
             end: account.end_date,
-            last_login: account.last_login.map_or(i64::MIN, |t| t.timestamp()),
+            last_login: account.last_login.map_or(0, minutes_since_2000),
             sponsor: account.sponsor.as_deref().map(Name::from),
-            text,
         };
         let id = match self.free.pop() {
-            Some(id) => id,
+            // A reused row keeps its old text when it is the same (a login,
+            // a date change): no garbage.
+            Some(id) => {
+                let old = self.rows[id as usize].span;
+                if self.texts.get(old) == &text[..] && old.len > 0 {
+                    row.span = old;
+                    self.texts.garbage -= old.len as usize;
+                }
+                id
+            }
             None => {
                 self.rows.push(row.clone());
                 self.rank.push(0);
                 (self.rows.len() - 1) as Id
             }
         };
-        for gram in trigrams(&row.text) {
+        if row.span.len == 0 {
+            row.span = self.texts.push(&text);
+        }
+        for gram in trigrams(&text) {
             self.grams.entry(gram).or_default().insert(id);
         }
-        for b in bytes(&row.text) {
+        for b in bytes(&text) {
             self.chars.entry(b).or_default().insert(id);
         }
         self.rows[id as usize] = row;
+        if self.texts.garbage > 1 << 16 && self.texts.garbage * 2 > self.texts.bytes.len() {
+            self.rewrite_texts();
+        }
         self.by_name.insert(name.clone(), id);
         self.place(name, id);
         let SearchIndex {
             rows,
+            texts,
             emails,
             hasher,
             ..
         } = self;
-        let hash = email_hash(hasher, rows, id);
-        let email = rows[id as usize].field(EMAIL);
-        match emails.find_entry(hash, |other| rows[*other as usize].field(EMAIL) == email) {
+        let hash = email_hash(hasher, rows, texts, id);
+        let email = field(texts.get(rows[id as usize].span), EMAIL);
+        let same = |other: &Id| field(texts.get(rows[*other as usize].span), EMAIL) == email;
+        match emails.find_entry(hash, same) {
             // Emails are unique; should two rows share one, the newer owns it.
             Ok(mut entry) => *entry.get_mut() = id,
             Err(_) => {
-                emails.insert_unique(hash, id, |other| email_hash(hasher, rows, *other));
+                emails.insert_unique(hash, id, |other| email_hash(hasher, rows, texts, *other));
             }
         }
         id
@@ -344,14 +436,16 @@ impl SearchIndex {
         if (id as usize) >= self.rows.len() {
             return;
         }
-        let hash = email_hash(&self.hasher, &self.rows, id);
+        let hash = email_hash(&self.hasher, &self.rows, &self.texts, id);
         if let Ok(entry) = self.emails.find_entry(hash, |other| *other == id) {
             entry.remove();
         }
         let row = &mut self.rows[id as usize];
-        let text = std::mem::take(&mut row.text);
-        row.name = None;
+        row.live = false;
         row.sponsor = None;
+        // The text stays until the slot is reused (or rewritten): garbage.
+        self.texts.garbage += row.span.len as usize;
+        let text = self.texts.get(row.span).to_vec();
         for gram in trigrams(&text) {
             if let Some(set) = self.grams.get_mut(&gram) {
                 set.remove(id);
@@ -377,7 +471,7 @@ impl SearchIndex {
         let mut expected_grams: BTreeMap<[u8; 3], RoaringBitmap> = BTreeMap::new();
         let mut expected_chars: BTreeMap<u8, RoaringBitmap> = BTreeMap::new();
         for id in self.by_name.values() {
-            let text = &self.rows[*id as usize].text;
+            let text = self.text(*id);
             for g in trigrams(text) {
                 expected_grams.entry(g).or_default().insert(*id);
             }
@@ -395,7 +489,7 @@ impl SearchIndex {
             && ranks.windows(2).all(|w| w[0] < w[1])
             && self.emails.len() == self.by_name.len()
             && self.by_name.iter().all(|(name, id)| {
-                let email = String::from_utf8_lossy(self.rows[*id as usize].field(EMAIL));
+                let email = String::from_utf8_lossy(field(self.text(*id), EMAIL));
                 self.email_owner(&email) == Some(name)
             })
     }
@@ -509,7 +603,7 @@ impl Filters {
         parts.join(" ")
     }
 
-    fn keep(&self, row: &Row, today: NaiveDate) -> bool {
+    fn keep(&self, row: &Row, text: &[u8], today: NaiveDate) -> bool {
         let e = row.effective(today);
         let status_ok = match self.status.as_deref() {
             None => true,
@@ -532,7 +626,7 @@ impl Filters {
             && self
                 .project
                 .as_ref()
-                .is_none_or(|p| row.field(PROJECT) == p.to_lowercase().as_bytes())
+                .is_none_or(|p| field(text, PROJECT) == p.to_lowercase().as_bytes())
     }
 }
 
@@ -571,19 +665,24 @@ impl SortKey {
         Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
     }
 
-    fn compare(self, a: &Row, b: &Row, today: NaiveDate) -> std::cmp::Ordering {
+    fn compare(
+        self,
+        (a, ta): (&Row, &[u8]),
+        (b, tb): (&Row, &[u8]),
+        today: NaiveDate,
+    ) -> std::cmp::Ordering {
         let primary = match self {
             SortKey::Username => std::cmp::Ordering::Equal,
-            SortKey::Name => a.field(NAME).cmp(b.field(NAME)),
+            SortKey::Name => field(ta, NAME).cmp(field(tb, NAME)),
             SortKey::Kind => a.kind.to_string().cmp(&b.kind.to_string()),
-            SortKey::Company => a.field(COMPANY).cmp(b.field(COMPANY)),
+            SortKey::Company => field(ta, COMPANY).cmp(field(tb, COMPANY)),
             SortKey::Sponsor => a.sponsor.cmp(&b.sponsor),
             SortKey::Status => a.effective(today).as_str().cmp(b.effective(today).as_str()),
             // No end date sorts last: it never ends.
             SortKey::End => (a.end.is_none(), a.end).cmp(&(b.end.is_none(), b.end)),
             SortKey::LastLogin => a.last_login.cmp(&b.last_login),
         };
-        primary.then_with(|| a.field(USERNAME).cmp(b.field(USERNAME)))
+        primary.then_with(|| field(ta, USERNAME).cmp(field(tb, USERNAME)))
     }
 }
 
@@ -699,26 +798,26 @@ impl Indexes {
         let finder = memmem_finders(terms);
         let keep = |id: Id| -> bool {
             let row = &s.rows[id as usize];
-            if row.name.is_none() {
+            if !row.live {
                 return false;
             }
+            let text = s.texts.get(row.span);
             if let Some(sponsor) = scope {
                 if row.sponsor.as_deref() != Some(sponsor) {
                     return false;
                 }
             }
-            if !query.filters.keep(row, today) {
+            if !query.filters.keep(row, text, today) {
                 return false;
             }
             !check
                 || terms.iter().zip(&finder).all(|(term, f)| {
                     term.keys.contains(id)
                         || if fuzzy {
-                            row.text
-                                .split(|b| *b == END)
+                            text.split(|b| *b == END)
                                 .any(|field| subsequence(&term.lower, field))
                         } else {
-                            f.find(&row.text).is_some()
+                            f.find(text).is_some()
                         }
                 })
         };
@@ -770,7 +869,8 @@ impl Indexes {
                 s.rank[*a as usize].cmp(&s.rank[*b as usize])
             } else {
                 let (ra, rb) = (&s.rows[*a as usize], &s.rows[*b as usize]);
-                query.sort.compare(ra, rb, today)
+                let (ta, tb) = (s.texts.get(ra.span), s.texts.get(rb.span));
+                query.sort.compare((ra, ta), (rb, tb), today)
             };
             if query.reverse {
                 o.reverse()
@@ -789,7 +889,7 @@ impl Indexes {
         ids.sort_unstable_by(order);
         hits.names = ids
             .iter()
-            .filter_map(|id| s.rows[*id as usize].name.clone())
+            .filter_map(|id| s.name_of(*id).cloned())
             .collect();
         hits
     }
@@ -919,17 +1019,17 @@ mod tests {
                         })
                 }) && {
                     let row = Row {
-                        name: None,
-                        text: text_of(a),
+                        live: true,
+                        span: Span::default(),
                         status: a.status,
                         reason: a.disable_reason,
                         kind: a.kind,
                         start: a.start_date,
                         end: a.end_date,
-                        last_login: i64::MIN,
+                        last_login: 0,
                         sponsor: a.sponsor.as_deref().map(Name::from),
                     };
-                    query.filters.keep(&row, today)
+                    query.filters.keep(&row, &text_of(a), today)
                 }
             })
             .collect();
@@ -1112,6 +1212,65 @@ mod tests {
             got,
             sorted.iter().map(|n| n.to_string()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn changed_texts_leave_garbage_until_it_is_rewritten_and_same_texts_none() {
+        let mut indexes = Indexes::new(&Policy::default());
+        let mut rng = Lcg(3);
+        let mut accounts: Vec<Account> = (0..2_000).map(|i| account(i, &mut rng)).collect();
+        for a in &accounts {
+            indexes.insert(a);
+        }
+        let live = indexes.search.texts.bytes.len();
+        // A login changes no text: the row keeps its span, no garbage.
+        for a in accounts.iter_mut().take(500) {
+            indexes.remove(a);
+            a.last_login = Some(a.created_at);
+            indexes.insert(a);
+        }
+        assert_eq!(indexes.search.texts.garbage, 0);
+        assert_eq!(indexes.search.texts.bytes.len(), live);
+        // Renames leave the old text behind until it is half of the whole.
+        for round in 0..3 {
+            for a in accounts.iter_mut() {
+                indexes.remove(a);
+                a.display_name = format!("Renamed-{round}-{}", a.username);
+                indexes.insert(a);
+            }
+            let texts = &indexes.search.texts;
+            assert!(
+                texts.garbage * 2 <= texts.bytes.len() + 200,
+                "round {round}"
+            );
+        }
+        assert!(indexes.search.postings_agree());
+        let today = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap();
+        let hits = indexes.search(
+            &Query {
+                text: "renamed-2-".into(),
+                ..Query::default()
+            },
+            None,
+            10_000,
+            today,
+        );
+        assert_eq!(hits.total, 2_000);
+        let old = indexes.search(
+            &Query {
+                text: "renamed-1-".into(),
+                ..Query::default()
+            },
+            None,
+            10,
+            today,
+        );
+        assert!(old.fuzzy || old.total == 0, "old names are gone: {old:?}");
+        let mut fresh = Indexes::new(&Policy::default());
+        for a in &accounts {
+            fresh.insert(a);
+        }
+        assert_eq!(indexes.search, fresh.search);
     }
 
     #[test]
