@@ -20,7 +20,7 @@
 //! field. When nothing matches, the terms are tried as subsequences
 //! ("jsmth" finds "j smith"), and the hits say they are fuzzy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Bound;
 
@@ -177,7 +177,10 @@ pub struct SearchIndex {
     free: Vec<Id>,
     /// Username → row, in table order.
     by_name: BTreeMap<Name, Id>,
-    grams: BTreeMap<[u8; 3], RoaringBitmap>,
+    /// Hashed, not ordered: a two-letter term asks for its 256 possible
+    /// third bytes, which costs less than keeping 70 million insertions
+    /// ordered at start-up.
+    grams: HashMap<[u8; 3], RoaringBitmap>,
     chars: BTreeMap<u8, RoaringBitmap>,
     /// Lower-cased email → row, as a table of row ids hashed by the email
     /// in the row's text (4 bytes an account instead of a second copy).
@@ -468,7 +471,7 @@ impl SearchIndex {
     /// Every live row is in the postings of each of its trigrams and bytes,
     /// and the postings hold no other row (for `check`).
     fn postings_agree(&self) -> bool {
-        let mut expected_grams: BTreeMap<[u8; 3], RoaringBitmap> = BTreeMap::new();
+        let mut expected_grams: HashMap<[u8; 3], RoaringBitmap> = HashMap::new();
         let mut expected_chars: BTreeMap<u8, RoaringBitmap> = BTreeMap::new();
         for id in self.by_name.values() {
             let text = self.text(*id);
@@ -501,8 +504,10 @@ impl SearchIndex {
             [b] => (self.chars.get(b).cloned().unwrap_or_default(), true),
             [a, b] => {
                 let mut set = RoaringBitmap::new();
-                for (_, ids) in self.grams.range([*a, *b, 0]..=[*a, *b, u8::MAX]) {
-                    set |= ids;
+                for c in 0..=u8::MAX {
+                    if let Some(ids) = self.grams.get(&[*a, *b, c]) {
+                        set |= ids;
+                    }
                 }
                 (set, true)
             }
