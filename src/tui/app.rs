@@ -67,6 +67,8 @@ pub enum Prompt {
     PurgeName,
     DenyReason(u64),
     KeyLine,
+    /// After a valid key line (carried): when the key stops working.
+    KeyExpiry,
     Password,
     ListFilter,
     AuditFilter,
@@ -79,6 +81,7 @@ impl Prompt {
             Prompt::ExtendDate | Prompt::RequestDate => "New end date (YYYY-MM-DD, +30d)",
             Prompt::PurgeName => "Type the username to purge it for good",
             Prompt::KeyLine => "Paste the OpenSSH public key line",
+            Prompt::KeyExpiry => "Key expires (YYYY-MM-DD or +90d; empty: never)",
             Prompt::Password => "New password",
             Prompt::ListFilter => "status= kind= sponsor= project= expiring=DAYS (empty clears)",
             Prompt::AuditFilter => "actor= target= action= (empty clears)",
@@ -1367,11 +1370,36 @@ impl App {
                 }
                 None => {}
             },
-            Prompt::KeyLine => {
+            Prompt::KeyLine => match crate::domain::key::parse_public_key(&value) {
+                Err(e) => self.popup = Some(again(e, text)),
+                Ok(_) => {
+                    self.popup = Some(Popup::Input {
+                        prompt: Prompt::KeyExpiry,
+                        title,
+                        targets,
+                        text: String::new(),
+                        carry: Some(value),
+                        error: None,
+                    });
+                }
+            },
+            Prompt::KeyExpiry => {
                 let Some(name) = targets.first() else { return };
-                match self.services.key_add(&self.actor, name, &value, None) {
+                let expires = if value.is_empty() {
+                    None
+                } else {
+                    match parse_date(&value, self.today) {
+                        Ok(day) => Some(day),
+                        Err(e) => return self.popup = Some(again(e, text)),
+                    }
+                };
+                let line = carry.clone().unwrap_or_default();
+                match self.services.key_add(&self.actor, name, &line, expires) {
                     Ok(k) => {
-                        self.message = Some((false, format!("added {} to {name}", k.fingerprint)));
+                        let until = expires.map_or(String::new(), |d| format!(" until {d}"));
+                        let short: String = k.fingerprint.chars().take(19).collect();
+                        let added = format!("added {short}… to {name}{until}");
+                        self.message = Some((false, added));
                         self.after_change();
                     }
                     Err(e) => self.popup = Some(again(e.to_string(), text)),

@@ -330,7 +330,20 @@ fn keys_screen_adds_by_paste_and_removes_with_confirmation() {
     keys(&mut app, &[Key::Ctrl('u')]);
     app.handle(Key::Paste(OTHER_KEY.into()));
     app.handle(Key::Enter);
-    assert_eq!(app.services.key_list(&app.actor, "dave").unwrap().len(), 1);
+    // Then when it stops working: a bad date is refused, +30d is taken.
+    assert!(screen(&app, 120, 40).contains("Key expires"));
+    typed(&mut app, "someday");
+    app.handle(Key::Enter);
+    assert!(screen(&app, 120, 40).contains("Key expires"), "asks again");
+    keys(&mut app, &[Key::Ctrl('u')]);
+    typed(&mut app, "+30d");
+    app.handle(Key::Enter);
+    let listed = app.services.key_list(&app.actor, "dave").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].expires_on,
+        Some(app.today + chrono::Duration::days(30))
+    );
     snap("keys", &app);
     app.handle(Key::Char('d'));
     assert!(screen(&app, 120, 40).contains("Remove key SHA256:"));
@@ -481,6 +494,7 @@ fn a_user_serves_themselves() {
     app.handle(Key::Char('a'));
     app.handle(Key::Paste(KEY.into()));
     app.handle(Key::Enter);
+    app.handle(Key::Enter); // no expiry
     assert_eq!(app.services.key_list(&app.actor, "una").unwrap().len(), 1);
     app.handle(Key::Esc);
     // A new password, shown as dots while typed.
