@@ -784,7 +784,25 @@ impl Indexes {
     ) -> Hits {
         let s = &self.search;
         // The candidate rows, and whether each still needs its text checked.
+        // A sponsor's scope or filter starts from the accounts they sponsor
+        // (a few rows, not a walk through all of them).
         let mut candidates: Option<RoaringBitmap> = None;
+        for sponsor in [scope, query.filters.sponsor.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            let mine: RoaringBitmap = self
+                .by_sponsor
+                .get(sponsor)
+                .into_iter()
+                .flatten()
+                .filter_map(|name| s.id(name))
+                .collect();
+            candidates = Some(match candidates {
+                Some(c) => c & mine,
+                None => mine,
+            });
+        }
         let mut check = false;
         for term in terms {
             let (mut set, exact) = if fuzzy {
