@@ -670,25 +670,31 @@ impl SortKey {
         Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
     }
 
-    fn compare(
-        self,
-        (a, ta): (&Row, &[u8]),
-        (b, tb): (&Row, &[u8]),
-        today: NaiveDate,
-    ) -> std::cmp::Ordering {
-        let primary = match self {
-            SortKey::Username => std::cmp::Ordering::Equal,
-            SortKey::Name => field(ta, NAME).cmp(field(tb, NAME)),
-            SortKey::Kind => a.kind.to_string().cmp(&b.kind.to_string()),
-            SortKey::Company => field(ta, COMPANY).cmp(field(tb, COMPANY)),
-            SortKey::Sponsor => a.sponsor.cmp(&b.sponsor),
-            SortKey::Status => a.effective(today).as_str().cmp(b.effective(today).as_str()),
+    /// What a row sorts by in this order (ties go by username, the rank).
+    fn value<'a>(self, row: &'a Row, text: &'a [u8], today: NaiveDate) -> SortValue<'a> {
+        match self {
+            SortKey::Username => SortValue::Same,
+            SortKey::Name => SortValue::Text(field(text, NAME)),
+            SortKey::Kind => SortValue::Word(row.kind.as_str()),
+            SortKey::Company => SortValue::Text(field(text, COMPANY)),
+            SortKey::Sponsor => SortValue::Sponsor(row.sponsor.as_deref()),
+            SortKey::Status => SortValue::Word(row.effective(today).as_str()),
             // No end date sorts last: it never ends.
-            SortKey::End => (a.end.is_none(), a.end).cmp(&(b.end.is_none(), b.end)),
-            SortKey::LastLogin => a.last_login.cmp(&b.last_login),
-        };
-        primary.then_with(|| field(ta, USERNAME).cmp(field(tb, USERNAME)))
+            SortKey::End => SortValue::End(row.end.is_none(), row.end),
+            SortKey::LastLogin => SortValue::Minutes(row.last_login),
+        }
     }
+}
+
+/// A row's sort value, computed once per row before sorting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SortValue<'a> {
+    Same,
+    Text(&'a [u8]),
+    Word(&'static str),
+    Sponsor(Option<&'a str>),
+    End(bool, Option<NaiveDate>),
+    Minutes(u32),
 }
 
 /// What the accounts table asks for.
@@ -887,29 +893,32 @@ impl Indexes {
             Some(c) => c.iter().filter(|id| keep(*id)).collect(),
             None => s.by_name.values().copied().filter(|id| keep(*id)).collect(),
         };
-        let order = |a: &Id, b: &Id| {
-            let o = if query.sort == SortKey::Username {
-                s.rank[*a as usize].cmp(&s.rank[*b as usize])
-            } else {
-                let (ra, rb) = (&s.rows[*a as usize], &s.rows[*b as usize]);
-                let (ta, tb) = (s.texts.get(ra.span), s.texts.get(rb.span));
-                query.sort.compare((ra, ta), (rb, tb), today)
-            };
+        hits.total = ids.len();
+        hits.exact = true;
+        let mut keyed: Vec<(SortValue, u64, Id)> = ids
+            .iter()
+            .map(|id| {
+                let row = &s.rows[*id as usize];
+                let value = query.sort.value(row, s.texts.get(row.span), today);
+                (value, s.rank[*id as usize], *id)
+            })
+            .collect();
+        let order = |a: &(SortValue, u64, Id), b: &(SortValue, u64, Id)| {
+            let o = (a.0, a.1).cmp(&(b.0, b.1));
             if query.reverse {
                 o.reverse()
             } else {
                 o
             }
         };
-        hits.total = ids.len();
-        hits.exact = true;
-        if ids.len() > need {
+        if keyed.len() > need {
             if need > 0 {
-                ids.select_nth_unstable_by(need - 1, order);
+                keyed.select_nth_unstable_by(need - 1, order);
             }
-            ids.truncate(need);
+            keyed.truncate(need);
         }
-        ids.sort_unstable_by(order);
+        keyed.sort_unstable_by(order);
+        ids = keyed.into_iter().map(|(_, _, id)| id).collect();
         hits.names = ids
             .iter()
             .filter_map(|id| s.name_of(*id).cloned())
