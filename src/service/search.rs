@@ -84,7 +84,8 @@ struct Span {
     len: u32,
 }
 
-/// Every row's text back to back: a row holds a span instead of its own
+/// Every row's text back to back (offsets are u32: 4 GB of text, some forty
+/// million accounts): a row holds a span instead of its own
 /// allocation (at a million accounts, 16 bytes of pointer and the
 /// allocator's rounding per row). Text left behind by a change is garbage
 /// until there is as much of it as live text, then the whole is rewritten.
@@ -343,6 +344,11 @@ impl SearchIndex {
 
     /// Adds (or replaces) an account's row; returns the row.
     pub fn insert(&mut self, name: &Name, account: &Account) -> Id {
+        // The writer removes before it re-inserts; should it not, the old
+        // row must not stay behind.
+        if self.by_name.contains_key(name) {
+            self.remove(name);
+        }
         let text = text_of(account);
         let mut row = Row {
             live: true,
