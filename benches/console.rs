@@ -349,6 +349,9 @@ fn main() {
         "kepler",
         "tzhang4242",
         "zzq",
+        // Matches bunched at the end of username order (y…, z…).
+        "yusuf",
+        "zoe zorg",
     ];
     let mut typing = Samples::new("typing a search (each key)");
     let mut erasing = Samples::new("erasing it (Backspace)");

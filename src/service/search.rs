@@ -50,6 +50,8 @@ const PROJECT: usize = 4;
 const SMALL: u64 = if cfg!(test) { 64 } else { 50_000 };
 /// Room between neighbouring ranks (see `SearchIndex::rank`).
 const RANK_GAP: u64 = 1 << 24;
+/// Candidate sets this small are checked in full: their count is exact.
+const EXACT_UP_TO: u64 = if cfg!(test) { 32 } else { 10_000 };
 /// A count that would need a scan stops here ("1000+").
 pub const COUNT_CAP: usize = if cfg!(test) { 100 } else { 1_000 };
 
@@ -861,25 +863,50 @@ impl Indexes {
             fuzzy,
             ..Hits::default()
         };
-        // Default order, lots of candidates: walk the names in order.
-        let many = candidates.as_ref().is_none_or(|c| c.len() > SMALL);
-        if query.sort == SortKey::Username && many {
+        // Default order: matches in username order, stopping once the page
+        // is full and the count has reached its cap. Up to SMALL candidates
+        // are put in order by their ranks (a sort of numbers); more are met
+        // walking the names in order (cheap while matches are spread out).
+        if query.sort == SortKey::Username {
             let exact_count = !filtered && !check;
             let total = match &candidates {
                 Some(c) => c.len() as usize,
                 None => s.by_name.len(),
             };
-            let names: Box<dyn Iterator<Item = (&Name, &Id)>> = if query.reverse {
-                Box::new(s.by_name.iter().rev())
-            } else {
-                Box::new(s.by_name.iter())
+            // A few thousand candidates are all checked: the count is exact.
+            let cap = match &candidates {
+                Some(c) if c.len() <= EXACT_UP_TO => usize::MAX,
+                _ => cap,
+            };
+            let in_order: Box<dyn Iterator<Item = Id> + '_> = match &candidates {
+                Some(c) if c.len() <= SMALL => {
+                    let mut ranked: Vec<(u64, Id)> =
+                        c.iter().map(|id| (s.rank[id as usize], id)).collect();
+                    ranked.sort_unstable();
+                    if query.reverse {
+                        ranked.reverse();
+                    }
+                    Box::new(ranked.into_iter().map(|(_, id)| id))
+                }
+                _ => {
+                    let walk: Box<dyn Iterator<Item = &Id>> = if query.reverse {
+                        Box::new(s.by_name.values().rev())
+                    } else {
+                        Box::new(s.by_name.values())
+                    };
+                    let candidates = candidates.as_ref();
+                    Box::new(
+                        walk.copied()
+                            .filter(move |id| candidates.is_none_or(|c| c.contains(*id))),
+                    )
+                }
             };
             let mut count = 0usize;
             let mut stopped = false;
-            for (name, id) in names {
-                if candidates.as_ref().is_none_or(|c| c.contains(*id)) && keep(*id) {
+            for id in in_order {
+                if keep(id) {
                     if hits.names.len() < need {
-                        hits.names.push(name.clone());
+                        hits.names.extend(s.name_of(id).cloned());
                     } else if exact_count || count >= cap {
                         stopped = true;
                         break;
@@ -894,7 +921,7 @@ impl Indexes {
             };
             return hits;
         }
-        // Few candidates, or another order: every match, sorted.
+        // Another order: every match, sorted.
         let mut ids: Vec<Id> = match &candidates {
             Some(c) => c.iter().filter(|id| keep(*id)).collect(),
             None => s.by_name.values().copied().filter(|id| keep(*id)).collect(),
