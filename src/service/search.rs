@@ -13,8 +13,12 @@
 //!   three bytes are answered from the postings alone; longer terms check
 //!   the rows the postings leave;
 //! - key fingerprints are matched by prefix in the fingerprint index;
+//! - each row has a rank in username order (numbers with gaps), so putting
+//!   candidates in table order is sorting numbers, not reading strings;
 //! - only what the screen needs is computed: the first `need` rows in table
-//!   order and a count that stops at `COUNT_CAP` when it would cost a scan.
+//!   order and a count that stops at `COUNT_CAP` when it would cost a scan;
+//! - rows, their text (one shared buffer) and the email table are shared
+//!   with the other indexes, which refer to rows by number.
 //!
 //! A query's terms (split on spaces) must all match, each a substring of one
 //! field. When nothing matches, the terms are tried as subsequences
@@ -44,9 +48,9 @@ const NAME: usize = 1;
 const EMAIL: usize = 2;
 const COMPANY: usize = 3;
 const PROJECT: usize = 4;
-/// Below this many candidates, every candidate is checked and the count is
-/// exact; above it, rows are walked in table order until the page is full.
-/// (Small under test, so the tests walk both paths.)
+/// Up to this many candidates are put in username order by their ranks;
+/// above it, the usernames are walked in order until the page is full.
+/// (Small under test, so the tests take both paths.)
 const SMALL: u64 = if cfg!(test) { 64 } else { 50_000 };
 /// Room between neighbouring ranks (see `SearchIndex::rank`).
 const RANK_GAP: u64 = 1 << 24;
