@@ -63,6 +63,15 @@ impl Effective {
         }
     }
 
+    /// Whether this state answers to a status filter word (one of
+    /// `STATUS_WORDS`); "disabled" also takes in the expired.
+    pub fn matches(self, word: &str) -> bool {
+        match word {
+            "disabled" => matches!(self, Effective::Disabled(_) | Effective::Expired),
+            other => self.as_str() == other,
+        }
+    }
+
     /// The stored status this corresponds to (for filters).
     pub fn status(self) -> Status {
         match self {
@@ -73,6 +82,9 @@ impl Effective {
         }
     }
 }
+
+/// The words a status filter takes (`user list --status`, the console's `f`).
+pub const STATUS_WORDS: [&str; 5] = ["staged", "active", "expired", "disabled", "deleted"];
 
 pub fn effective(account: &Account, today: NaiveDate) -> Effective {
     effective_of(

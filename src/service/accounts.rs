@@ -510,23 +510,18 @@ impl Services {
         };
         let status_filter = filter.status.as_deref().map(str::to_ascii_lowercase);
         if let Some(s) = &status_filter {
-            const KNOWN: [&str; 5] = ["staged", "active", "expired", "disabled", "deleted"];
-            if !KNOWN.contains(&s.as_str()) {
+            if !lifecycle::STATUS_WORDS.contains(&s.as_str()) {
                 return Err(Error::Invalid(format!(
                     "unknown status '{s}' (expected one of: {})",
-                    KNOWN.join(", ")
+                    lifecycle::STATUS_WORDS.join(", ")
                 )));
             }
         }
         let keep = |a: &Account| {
             let effective = lifecycle::effective(a, today);
-            let status_ok = match status_filter.as_deref() {
-                Some("disabled") => {
-                    matches!(effective, Effective::Disabled(_) | Effective::Expired)
-                }
-                Some(s) => effective.as_str() == s,
-                None => true,
-            };
+            let status_ok = status_filter
+                .as_deref()
+                .is_none_or(|s| effective.matches(s));
             status_ok
                 && filter.kind.is_none_or(|k| a.kind == k)
                 && filter

@@ -36,7 +36,7 @@ use roaring::RoaringBitmap;
 
 use super::index::{Indexes, Name};
 use super::{Actor, Result, Services};
-use crate::domain::lifecycle::{effective_of, Effective};
+use crate::domain::lifecycle::{effective_of, Effective, STATUS_WORDS};
 use crate::domain::{Account, DisableReason, Kind, Role, Status};
 use crate::service::authz::Permission;
 
@@ -204,9 +204,21 @@ impl std::fmt::Debug for SearchIndex {
     }
 }
 
-/// Equal when the same accounts have the same rows, whatever their ids.
+/// Equal when the same accounts have the same rows, whatever their ids,
+/// and both indexes' posting lists agree with their rows.
 impl PartialEq for SearchIndex {
     fn eq(&self, other: &Self) -> bool {
+        self.matches_rebuilt(other) && other.postings_agree()
+    }
+}
+impl Eq for SearchIndex {}
+
+impl SearchIndex {
+    /// For `check`: the same accounts with the same rows as one just rebuilt
+    /// from the records, and this index's posting lists agree with its rows
+    /// (the rebuilt one's are not checked again: they were just made).
+    pub fn matches_rebuilt(&self, rebuilt: &SearchIndex) -> bool {
+        let other = rebuilt;
         self.by_name.len() == other.by_name.len()
             && self
                 .by_name
@@ -223,10 +235,8 @@ impl PartialEq for SearchIndex {
                         } == *rb
                 })
             && self.postings_agree()
-            && other.postings_agree()
     }
 }
-impl Eq for SearchIndex {}
 
 fn email_hash(hasher: &RandomState, rows: &[Row], texts: &Texts, id: Id) -> u64 {
     hasher.hash_one(field(texts.get(rows[id as usize].span), EMAIL))
@@ -575,9 +585,8 @@ impl Filters {
                 .ok_or_else(|| format!("'{word}': expected key=value"))?;
             match k {
                 "status" => {
-                    const KNOWN: [&str; 5] = ["staged", "active", "expired", "disabled", "deleted"];
-                    if !KNOWN.contains(&v) {
-                        return Err(format!("status: one of {}", KNOWN.join(", ")));
+                    if !STATUS_WORDS.contains(&v) {
+                        return Err(format!("status: one of {}", STATUS_WORDS.join(", ")));
                     }
                     f.status = Some(v.to_string());
                 }
@@ -622,11 +631,7 @@ impl Filters {
 
     fn keep(&self, row: &Row, text: &[u8], today: NaiveDate) -> bool {
         let e = row.effective(today);
-        let status_ok = match self.status.as_deref() {
-            None => true,
-            Some("disabled") => matches!(e, Effective::Disabled(_) | Effective::Expired),
-            Some(s) => e.as_str() == s,
-        };
+        let status_ok = self.status.as_deref().is_none_or(|s| e.matches(s));
         let expiring_ok = self.expiring.is_none_or(|days| {
             matches!(e, Effective::Active | Effective::Staged)
                 && row

@@ -47,6 +47,22 @@ fn app() -> App {
     App::new(s, operator)
 }
 
+/// A live console session of bob's, as if he were logged in from 192.0.2.7.
+fn bob_console(app: &App) -> crate::service::sessions::SessionTicket {
+    let now = app.services.now();
+    app.services.session_open(SessionInfo {
+        id: 0,
+        account: "bob".into(),
+        address: "192.0.2.7".into(),
+        method: "publickey".into(),
+        fingerprint: None,
+        started: now,
+        last_input: now,
+        kind: SessionKind::Console,
+        command: None,
+    })
+}
+
 fn screen(app: &App, w: u16, h: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     terminal.draw(|f| super::view::draw(app, f)).unwrap();
@@ -151,18 +167,7 @@ fn sort_and_filter_the_table() {
 #[test]
 fn detail_shows_every_field_keys_sessions_and_activity() {
     let mut app = app();
-    let now = app.services.now();
-    let _ticket = app.services.session_open(SessionInfo {
-        id: 0,
-        account: "bob".into(),
-        address: "192.0.2.7".into(),
-        method: "publickey".into(),
-        fingerprint: None,
-        started: now,
-        last_input: now,
-        kind: SessionKind::Console,
-        command: None,
-    });
+    let _ticket = bob_console(&app);
     open(&mut app, "bob");
     let text = screen(&app, 120, 40);
     for needle in [
@@ -384,18 +389,7 @@ fn command_line_runs_the_exec_grammar_and_shows_its_output() {
 fn sessions_screen_kills_with_confirmation_and_audit_screen_filters_and_shows_the_chain() {
     use crate::service::sessions::Closing;
     let mut app = app();
-    let now = app.services.now();
-    let ticket = app.services.session_open(SessionInfo {
-        id: 0,
-        account: "bob".into(),
-        address: "192.0.2.7".into(),
-        method: "publickey".into(),
-        fingerprint: None,
-        started: now,
-        last_input: now,
-        kind: SessionKind::Console,
-        command: None,
-    });
+    let ticket = bob_console(&app);
     app.handle(Key::Char('S'));
     snap("sessions", &app);
     app.handle(Key::Char('K'));
