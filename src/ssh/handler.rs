@@ -65,6 +65,8 @@ pub struct Connection {
     channels: HashMap<ChannelId, ChannelState>,
     /// Limits already audited on this connection (one event per kind).
     limits_recorded: std::collections::BTreeSet<&'static str>,
+    /// Authenticated, but over a session limit: every channel is refused with this.
+    no_room: Option<String>,
 }
 
 /// Failures described in a connection's `auth.fail` event.
@@ -98,6 +100,7 @@ impl Connection {
             tries: 0,
             channels: HashMap::new(),
             limits_recorded: Default::default(),
+            no_room: None,
         }
     }
 
@@ -177,6 +180,7 @@ impl Connection {
             // disconnect message (a plain refusal would read "Permission denied").
             self.limit_reached("sessions", format!("{user}: {why}"));
             self.authed = None;
+            self.no_room = Some(why.clone());
             if let Some(tx) = self.authed_tx.take() {
                 let _ = tx.send(Err(why));
             }
@@ -545,6 +549,15 @@ impl russh::server::Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if let Some(why) = &self.no_room {
+            reply
+                .reject(russh::ChannelOpenFailure::Other {
+                    code: 4, // SSH_OPEN_RESOURCE_SHORTAGE
+                    reason: why.clone(),
+                })
+                .await;
+            return Ok(());
+        }
         if self.authed.is_none() {
             return Ok(());
         }

@@ -363,7 +363,9 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
             let mut ticket = match ticket {
                 Some(Ok(ticket)) => ticket,
                 Some(Err(why)) => {
-                    // Authenticated but over a session limit: tell the client and go.
+                    // Authenticated but over a session limit: the handler
+                    // refuses the client's channel saying why; then we go.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), &mut session).await;
                     let _ = tokio::time::timeout(
                         Duration::from_secs(2),
                         handle.disconnect(russh::Disconnect::TooManyConnections, why, "".into()),

@@ -8,4 +8,5 @@ mod console;
 mod import;
 mod lifecycle;
 mod notify;
+mod security;
 mod ssh;
