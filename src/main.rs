@@ -386,10 +386,13 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
+            // russh warns once per odd request a client sends, with its raw
+            // name: only its errors reach the log unless TENURE_LOG says so.
             tracing_subscriber::EnvFilter::try_from_env("TENURE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,russh=error".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_writer(tenure::bounded::LogWriter)
         .init();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,

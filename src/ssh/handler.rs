@@ -44,6 +44,9 @@ struct ChannelState {
     pending: Option<(Command, String)>,
     /// The console running on this channel.
     console: Option<crate::tui::session::ConsoleLink>,
+    /// The channel's sending side: it waits for the client's window, so a
+    /// client that does not read slows the sender instead of growing a buffer.
+    writer: Option<russh::ChannelWriteHalf<Msg>>,
     /// What the client sent with `env` requests (NO_COLOR, TENURE_THEME).
     console_options: crate::tui::session::ConsoleOptions,
 }
@@ -575,7 +578,17 @@ impl russh::server::Handler for Connection {
                 .await;
             return Ok(());
         }
-        self.channels.insert(channel.id(), ChannelState::default());
+        let id = channel.id();
+        // The reading half is dropped at once: the handler's callbacks get
+        // the client's data, and an unread half would stall the session.
+        let (_reading, writer) = channel.split();
+        self.channels.insert(
+            id,
+            ChannelState {
+                writer: Some(writer),
+                ..ChannelState::default()
+            },
+        );
         reply.accept().await;
         Ok(())
     }
@@ -737,11 +750,14 @@ impl russh::server::Handler for Connection {
         }
         let mut options = state.console_options.clone();
         (options.cols, options.rows) = state.size;
+        let Some(writer) = state.writer.take() else {
+            return Ok(());
+        };
         state.console = Some(crate::tui::session::start(
             self.services.clone(),
             actor,
             session.handle(),
-            channel,
+            writer,
             options,
         ));
         Ok(())
