@@ -168,4 +168,28 @@ impl Store for MemoryStore {
             })
             .unwrap_or(0)
     }
+
+    fn export(
+        &self,
+        visit: &mut dyn FnMut(&str, &[u8], &[u8]) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let inner = self.lock()?;
+        let io = |e: std::io::Error| StoreError::Io(e.to_string());
+        for (k, v) in &inner.accounts {
+            visit("accounts", k.as_bytes(), v).map_err(io)?;
+        }
+        for (k, v) in &inner.audit {
+            visit("audit", k, v).map_err(io)?;
+        }
+        for (k, v) in &inner.groups {
+            visit("groups", k.as_bytes(), v).map_err(io)?;
+        }
+        for (k, v) in &inner.meta {
+            visit("meta", k.as_bytes(), v).map_err(io)?;
+        }
+        for ((c, k), v) in &inner.records {
+            visit(c.tree_name(), k.as_bytes(), v).map_err(io)?;
+        }
+        Ok(())
+    }
 }

@@ -6,6 +6,7 @@
 //! one key written per account keeps bulk creation fast, and a single writer
 //! guards uniqueness.
 
+pub mod backup;
 mod memory;
 mod sled_store;
 
@@ -94,6 +95,12 @@ pub trait Store: Send + Sync {
     fn record(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>>;
     /// Every record of a collection, in key order.
     fn records(&self, collection: Collection) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Every record of every tree, tree by tree in name order, for a backup.
+    /// The caller keeps writers out while it runs.
+    fn export(
+        &self,
+        visit: &mut dyn FnMut(&str, &[u8], &[u8]) -> std::io::Result<()>,
+    ) -> Result<()>;
 }
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
