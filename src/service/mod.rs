@@ -31,25 +31,28 @@ use crate::config::Config;
 use crate::domain::audit::{self, GENESIS};
 use crate::domain::{Account, AuditEvent, Change, Group, Role};
 use crate::store::{Store, StoreError, WriteBatch, SCHEMA_VERSION};
+use crate::text::escape_text;
 
 pub use authz::Permission;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use index::Indexes;
 
 /// Errors as people and scripts see them; `exit_code` is the contract in DESIGN.md.
+/// Messages quote what the client sent (a name, a reason): shown, they are
+/// escaped (`crate::text`), so an error stays one harmless line.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error("{}", escape_text(.0))]
     Invalid(String),
-    #[error("{0}")]
+    #[error("{}", escape_text(.0))]
     NotFound(String),
-    #[error("permission denied: {0}")]
+    #[error("permission denied: {}", escape_text(.0))]
     Denied(String),
-    #[error("{0}")]
+    #[error("{}", escape_text(.0))]
     Conflict(String),
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error("{}", escape_text(.0))]
     Failed(String),
 }
 
