@@ -7,11 +7,12 @@
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 
+use super::admins::keep_an_admin;
 use super::authz::{allowed, Permission};
 use super::{Actor, Error, Result, Services};
 use crate::domain::lifecycle::{self, Transition};
 use crate::domain::plan::{next_action, warnings, Planned, PlannedKind};
-use crate::domain::{Account, Status};
+use crate::domain::{Account, DisableReason, Status};
 
 /// Safety net: no account takes more steps than this in one pass.
 const MAX_STEPS: usize = 4;
@@ -92,6 +93,9 @@ fn apply_due_step(tx: &mut super::Tx<'_>, name: &str) -> Result<Option<PreviewIt
         planned.due,
         planned.why
     );
+    if let Err(refusal) = keep_an_admin(tx, &account, new.as_ref(), "this sweep") {
+        return keep_last_admin(tx, &account, &planned, &refusal.to_string());
+    }
     match &new {
         Some(next) => tx.put(action, Some(&account), Some(next.clone()), Some(detail)),
         None => super::accounts::purge_in(tx, &account, action, Some(detail))?,
@@ -109,6 +113,52 @@ fn apply_due_step(tx: &mut super::Tx<'_>, name: &str) -> Result<Option<PreviewIt
         action: planned.action.describe(),
         why: planned.why,
     }))
+}
+
+/// The sweep never locks the last active admin out: instead of disabling it
+/// for inactivity it exempts it from that rule (as the first admin is from
+/// the start), recorded as `lifecycle.keep` with the reason. Anything else
+/// that would cut it off is skipped and recorded as `lifecycle.skip`.
+fn keep_last_admin(
+    tx: &mut super::Tx<'_>,
+    account: &Account,
+    planned: &Planned,
+    refusal: &str,
+) -> Result<Option<PreviewItem>> {
+    let inactivity = matches!(
+        planned.action,
+        PlannedKind::Disable(DisableReason::Inactive | DisableReason::NeverLoggedIn)
+    );
+    let not_applied = format!(
+        "{} due {} not applied: {refusal}",
+        planned.action.describe(),
+        planned.due
+    );
+    if inactivity && !account.inactivity_exempt {
+        let mut kept = account.clone();
+        kept.inactivity_exempt = true;
+        kept.updated_at = tx.now;
+        kept.updated_by = tx.actor.name.clone();
+        tx.put(
+            "lifecycle.keep",
+            Some(account),
+            Some(kept),
+            Some(format!("{not_applied}; exempted from the inactivity rule")),
+        );
+        return Ok(Some(PreviewItem {
+            username: account.username.clone(),
+            date: tx.today(),
+            action: "keep: exempt from inactivity".into(),
+            why: "the last active admin who can log in".into(),
+        }));
+    }
+    tx.event(
+        "lifecycle.skip",
+        Some(&account.username),
+        vec![],
+        Some(not_applied),
+    );
+    Ok(None)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -491,6 +541,68 @@ mod tests {
             ]
         );
         assert_eq!(state(&s, "ending"), Some((Status::Active, None)));
+    }
+
+    #[test]
+    fn the_sweep_keeps_the_last_admin_reachable_and_records_why() {
+        let (s, clock, admin) = setup();
+        let key =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@x";
+        s.key_add(&admin, "root", key, None).unwrap();
+        s.update(
+            &admin,
+            "root",
+            AccountInput {
+                inactivity_exempt: Some(false),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // A second admin who never logs in and has no way in: not reachable.
+        create(&s, &admin, "idle", 0, None, false);
+        s.update(
+            &admin,
+            "idle",
+            AccountInput {
+                roles: Some(vec![crate::domain::Role::Admin]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        clock.advance(Duration::days(31));
+        let done = sweep(&s);
+        // idle is disabled (never logged in); root is kept and exempted.
+        assert_eq!(
+            state(&s, "idle"),
+            Some((Status::Disabled, Some(DisableReason::NeverLoggedIn)))
+        );
+        assert_eq!(state(&s, "root"), Some((Status::Active, None)));
+        let root = s.load("root").unwrap();
+        assert!(root.inactivity_exempt);
+        assert!(
+            done.iter()
+                .any(|i| i.username == "root" && i.action.starts_with("keep")),
+            "{done:?}"
+        );
+        let events = s
+            .audit_tail(
+                &admin,
+                &crate::service::integrity::AuditFilter {
+                    limit: 50,
+                    action: Some("lifecycle.keep".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events[0]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("last active admin"));
+        // The next pass has nothing left to do for root.
+        clock.advance(Duration::days(1));
+        assert!(sweep(&s).iter().all(|i| i.username != "root"));
     }
 }
 

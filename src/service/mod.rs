@@ -4,6 +4,7 @@
 //! records and audit events in one durable transaction.
 
 pub mod accounts;
+pub mod admins;
 pub mod authz;
 pub mod clock;
 pub mod credentials;
@@ -474,10 +475,24 @@ impl Services {
         permission: Permission,
         target: Option<&str>,
     ) -> Error {
-        let what = match target {
+        self.deny_because(actor, permission, target, None)
+    }
+
+    /// `deny`, saying why when a rule beyond the permission decided it.
+    pub(crate) fn deny_because(
+        &self,
+        actor: &Actor,
+        permission: Permission,
+        target: Option<&str>,
+        why: Option<String>,
+    ) -> Error {
+        let mut what = match target {
             Some(t) => format!("{} may not {} {t}", actor.name, permission.describe()),
             None => format!("{} may not {}", actor.name, permission.describe()),
         };
+        if let Some(why) = why {
+            what = format!("{what} ({why})");
+        }
         let detail = what.clone();
         let recorded = self.write(actor, |tx| {
             tx.event("auth.denied", target, vec![], Some(detail));
