@@ -594,7 +594,8 @@ pub fn usage_line(e: &clap::Error, hint: &str) -> String {
         .next()
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ");
-    format!("{first} (try {hint})")
+    // clap quotes the offending argument as the client sent it.
+    crate::text::escape_text(&format!("{first} (try {hint})")).into_owned()
 }
 
 fn read_stdin(input: &mut dyn Read) -> Result<String> {
