@@ -2,6 +2,8 @@
 //! `tenure --config F <command>`, `ssh host <command>` and the console's `:`
 //! line. `run` executes a parsed command for an actor and writes to `out`.
 
+#[cfg(test)]
+mod authz_table;
 mod output;
 
 use std::collections::BTreeMap;

@@ -30,6 +30,8 @@ pub enum Permission {
     KillSession,
     ManageTotp,
     RunLifecycle,
+    /// See every account's planned lifecycle actions (names included).
+    PreviewLifecycle,
     RequestExtension,
     DecideRequest,
 }
@@ -61,6 +63,7 @@ impl Permission {
             Permission::KillSession => "kill the sessions of",
             Permission::ManageTotp => "manage TOTP of",
             Permission::RunLifecycle => "run the lifecycle sweep",
+            Permission::PreviewLifecycle => "preview the lifecycle plan",
             Permission::RequestExtension => "request an extension for",
             Permission::DecideRequest => "decide requests",
         }
@@ -104,7 +107,14 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
     let operator = actor.has(Role::Operator);
     let reads = matches!(
         permission,
-        ReadAccount | ListAccounts | ReadKeys | ReadAllowlist | ReadGroups | ReadAudit | Export
+        ReadAccount
+            | ListAccounts
+            | ReadKeys
+            | ReadAllowlist
+            | ReadGroups
+            | ReadAudit
+            | Export
+            | PreviewLifecycle
     );
     if operator && reads {
         return true;

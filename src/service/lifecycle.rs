@@ -239,8 +239,10 @@ impl Services {
 
     /// Every action the policies will take up to `until`, in date order.
     pub fn lifecycle_preview(&self, actor: &Actor, until: NaiveDate) -> Result<Vec<PreviewItem>> {
-        if !allowed(actor, Permission::ListAccounts, None) {
-            return Err(self.deny(actor, Permission::ListAccounts, None));
+        // Not ListAccounts: a sponsor lists only its own accounts, and the
+        // plan names every account.
+        if !allowed(actor, Permission::PreviewLifecycle, None) {
+            return Err(self.deny(actor, Permission::PreviewLifecycle, None));
         }
         let today = self.today();
         let names: Vec<String> = {
