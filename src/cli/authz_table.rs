@@ -8,6 +8,10 @@
 //! The actors, about the target `tom` (a contractor sponsored by `sam`):
 //! admin `ada`, operator `olga`, sponsor of the target `sam`, sponsor of
 //! another account `sid`, the user on themself `tom`, another user `uma`.
+//!
+//! The console offers an action (footer hints) only where `App::offers`
+//! says so, which asks the same `authz::allowed`; the last test holds the
+//! console's offers to this table, so the two cannot drift.
 
 use std::collections::BTreeSet;
 
@@ -19,6 +23,8 @@ use crate::service::accounts::AccountInput;
 use crate::service::integrity::AuditFilter;
 use crate::service::sessions::{SessionInfo, SessionKind};
 use crate::service::{testkit, Actor, Services, Source};
+use crate::tui::app::App;
+use crate::tui::keymap::Action;
 
 #[derive(Parser)]
 struct Line {
@@ -364,4 +370,85 @@ fn every_command_has_a_row() {
             row.line
         );
     }
+}
+
+/// Console actions on the open account, and the command each one is.
+const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
+    (Action::Disable, "user disable"),
+    (Action::Enable, "user enable"),
+    (Action::Delete, "user delete"),
+    (Action::Restore, "user restore"),
+    (Action::Purge, "user purge"),
+    (Action::Clone, "user clone"),
+    (Action::Keys, "key list"),
+    (Action::AddKey, "key add"),
+    (Action::RemoveKey, "key remove"),
+    (Action::Password, "password set"),
+    (Action::Totp, "totp enroll"),
+    (Action::Kill, "session kill --user"),
+];
+
+/// Console actions about no account in particular.
+const CONSOLE_GLOBAL: [(Action, &str); 7] = [
+    (Action::Create, "user create"),
+    (Action::Approve, "request approve"),
+    (Action::Deny, "request deny"),
+    (Action::Audit, "audit tail"),
+    (Action::Outbox, "notify queue"),
+    (Action::Lifecycle, "lifecycle preview"),
+    (Action::Orphans, "report orphans"),
+];
+
+/// Whether the table allows `who` (a column of `ACTORS`) the row whose
+/// line starts with `line`.
+fn table_allows(line: &str, who: usize) -> bool {
+    let rows = rows();
+    let row = rows
+        .iter()
+        .find(|r| r.line.starts_with(line))
+        .unwrap_or_else(|| panic!("no row for {line}"));
+    row.expected[who] == 0
+}
+
+#[test]
+fn the_console_offers_exactly_what_the_table_allows() {
+    let mut wrong = Vec::new();
+    for (who, (label, name)) in ACTORS.iter().enumerate() {
+        let c = cell(Before::Nothing);
+        let actor = Actor::account(
+            &c.services.load(name).unwrap(),
+            Source::Ssh("192.0.2.9".into()),
+            None,
+        );
+        let mut app = App::new(c.services.clone(), actor);
+        app.open("tom");
+        let on_tom = app
+            .detail
+            .as_ref()
+            .is_some_and(|d| d.account.username == "tom");
+        for (action, line) in CONSOLE_ON_ACCOUNT {
+            // An account the console cannot show offers nothing.
+            let offered = on_tom && app.offers(action);
+            if offered != table_allows(line, who) {
+                wrong.push(format!("{label} ({name}) on tom: {action:?} offered {offered}, `{line}` in the table says the opposite"));
+            }
+        }
+        // Extending: offered as such or as a request for more time.
+        let extend = on_tom && app.offers(Action::Extend);
+        let may = table_allows("user extend", who) || table_allows("request extend", who);
+        if extend != may {
+            wrong.push(format!("{label} ({name}) on tom: Extend offered {extend}"));
+        }
+        for (action, line) in CONSOLE_GLOBAL {
+            let offered = app.offers(action);
+            if offered != table_allows(line, who) {
+                wrong.push(format!("{label} ({name}): {action:?} offered {offered}, `{line}` in the table says the opposite"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "console and table disagree:\n{}",
+        wrong.join("\n")
+    );
 }

@@ -840,7 +840,7 @@ pub fn run(
             let enrolment = services.totp_enroll(actor, &name)?;
             let qr = crate::auth::totp::qr_text(&enrolment.uri).map_err(Error::Failed)?;
             writeln!(out, "{}", qr.trim_end()).map_err(io)?;
-            say(out, &format!("{}", enrolment.uri))?;
+            say(out, &enrolment.uri)?;
             say(out, &format!("secret: {} (scan the code or type the secret into an authenticator app; it is not shown again)", enrolment.secret))
         }
         Command::Totp(TotpCommand::Reset { name }) => {

@@ -129,6 +129,10 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
     {
         return true;
     }
+    // Asking for more time: the account itself or its sponsor (an admin decides).
+    if permission == RequestExtension && (is_self || sponsors) {
+        return true;
+    }
     if actor.has(Role::Sponsor) && permission == ListAccounts {
         // The service narrows the list to the sponsor's own accounts.
         return true;
@@ -137,7 +141,14 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
     is_self
         && matches!(
             permission,
-            ReadAccount | ReadKeys | AddKey | RemoveKey | SetPassword | ReadAllowlist | ManageTotp
+            ReadAccount
+                | ReadKeys
+                | AddKey
+                | RemoveKey
+                | SetPassword
+                | ReadAllowlist
+                | ManageTotp
+                | KillSession
         )
 }
 
