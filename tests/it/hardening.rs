@@ -317,3 +317,45 @@ fn session_kill_answers_the_same_for_a_missing_session_and_someone_elses() {
     assert!(held.wait_exit(STEP).is_some(), "killed session still open");
     drop(bob_held);
 }
+
+#[test]
+fn the_sweep_keeps_the_last_admin_who_can_log_in_and_she_still_can() {
+    let inst = Instance::initialised();
+    // The first admin starts exempt from inactivity; take that away, and
+    // add a second admin who could never log in (no key).
+    inst.sh("user update alice --inactivity-exempt false");
+    inst.create("ada", "--kind employee --role admin");
+    // Forty days on nobody has logged in: a pass (the scheduler's actor,
+    // through the real binary) is due for both.
+    inst.set_faketime(Some("+40d"));
+    let done = inst.json(&["lifecycle", "run", "--json"]);
+    let alice_items: Vec<&Value> = done
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["username"] == "alice")
+        .collect();
+    assert_eq!(alice_items.len(), 1, "{done:#}");
+    assert!(
+        alice_items[0]["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("keep"),
+        "{done:#}"
+    );
+    // She still logs in, forty days on.
+    let server = inst.serve();
+    let site = Site { inst, server };
+    let alice = site.json("alice", "user show alice --json");
+    assert_eq!(alice["status"], "active", "{alice:#}");
+    assert_eq!(alice["inactivity_exempt"], true, "{alice:#}");
+    let ada = site.json("alice", "user show ada --json");
+    assert_eq!(ada["disable_reason"], "never_logged_in", "{ada:#}");
+    let kept = site.json("alice", "audit tail --action lifecycle.keep --json");
+    let kept = kept.as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!(kept[0]["target"], "alice");
+    assert_eq!(kept[0]["actor"], ACTOR);
+    let why = kept[0]["detail"].as_str().unwrap();
+    assert!(why.contains("last active admin"), "{why}");
+}
