@@ -7,7 +7,7 @@
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 
-use super::admins::keep_an_admin;
+use super::admins::{keep_an_admin, reachable_admin};
 use super::authz::{allowed, Permission};
 use super::{Actor, Error, Result, Services};
 use crate::domain::lifecycle::{self, Transition};
@@ -161,6 +161,39 @@ fn keep_last_admin(
     Ok(None)
 }
 
+fn inactivity(reason: DisableReason) -> bool {
+    matches!(
+        reason,
+        DisableReason::Inactive | DisableReason::NeverLoggedIn
+    )
+}
+
+/// An admin who can log in today and the first disable the plan holds for
+/// it, if any: (due date, whether for inactivity).
+struct AdminCutoff {
+    name: String,
+    cut: Option<(NaiveDate, bool)>,
+}
+
+/// Whether the sweep will keep `name` instead of disabling it for
+/// inactivity as `planned`: it is an admin who can log in, and every other
+/// such admin is cut off earlier — the sweep takes due accounts by date,
+/// then name, so among those due together the last one is kept.
+fn kept_by_the_sweep(cutoffs: &[AdminCutoff], name: &str, planned: &Planned) -> bool {
+    let PlannedKind::Disable(reason) = planned.action else {
+        return false;
+    };
+    if !inactivity(reason) || !cutoffs.iter().any(|c| c.name == name) {
+        return false;
+    }
+    !cutoffs.iter().any(|other| {
+        other.name != name
+            && other
+                .cut
+                .is_none_or(|(due, _)| (due, other.name.as_str()) > (planned.due, name))
+    })
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct PreviewItem {
     pub username: String,
@@ -268,13 +301,14 @@ impl Services {
             names
         };
         let policy = &self.config().policy;
+        let cutoffs = self.admin_cutoffs(until)?;
         let mut out = Vec::new();
         for name in names {
             let Some(mut account) = self.store().account(&name)? else {
                 continue;
             };
             let original = account.clone();
-            let first = out.len();
+            let mut cutoff = None;
             for _ in 0..MAX_STEPS {
                 let Some(planned) = next_action(&account, policy) else {
                     break;
@@ -282,6 +316,20 @@ impl Services {
                 if planned.due > until {
                     break;
                 }
+                if kept_by_the_sweep(&cutoffs, &name, &planned) {
+                    out.push(PreviewItem {
+                        username: name.clone(),
+                        date: planned.due.max(today),
+                        action: "keep: exempt from inactivity".into(),
+                        why: format!(
+                            "{} due: the last active admin who can log in",
+                            planned.action.describe()
+                        ),
+                    });
+                    account.inactivity_exempt = true;
+                    continue;
+                }
+                cutoff = cutoff.or(Some(planned.due.max(today)));
                 out.push(PreviewItem {
                     username: name.clone(),
                     date: planned.due.max(today),
@@ -294,7 +342,6 @@ impl Services {
                 }
             }
             // Warnings only while the account is still active by then.
-            let cutoff = out.get(first).map(|p: &PreviewItem| p.date);
             for (date, days) in warnings(&original, policy, today) {
                 if date <= until && cutoff.is_none_or(|c| date < c) {
                     out.push(PreviewItem {
@@ -307,6 +354,45 @@ impl Services {
             }
         }
         out.sort_by(|a, b| (a.date, &a.username).cmp(&(b.date, &b.username)));
+        Ok(out)
+    }
+
+    /// The admins who can log in today, each with the first planned
+    /// disable up to `until` (due date, and whether for inactivity).
+    fn admin_cutoffs(&self, until: NaiveDate) -> Result<Vec<AdminCutoff>> {
+        let today = self.today();
+        let admins: Vec<String> = {
+            let guard = self.indexes()?;
+            let indexes = guard
+                .as_ref()
+                .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+            indexes.admins().map(str::to_string).collect()
+        };
+        let policy = &self.config().policy;
+        let mut out = Vec::new();
+        for name in admins {
+            let Some(mut account) = self.store().account(&name)? else {
+                continue;
+            };
+            if !reachable_admin(&account, self.config(), today) {
+                continue;
+            }
+            let mut cut = None;
+            for _ in 0..MAX_STEPS {
+                let Some(planned) = next_action(&account, policy).filter(|p| p.due <= until) else {
+                    break;
+                };
+                if let PlannedKind::Disable(reason) = planned.action {
+                    cut = Some((planned.due, inactivity(reason)));
+                    break;
+                }
+                match simulate(&account, &planned) {
+                    Some(next) => account = next,
+                    None => break,
+                }
+            }
+            out.push(AdminCutoff { name, cut });
+        }
         Ok(out)
     }
 
@@ -546,6 +632,52 @@ mod tests {
     }
 
     #[test]
+    fn of_two_admins_due_the_same_day_the_sweep_keeps_the_second_as_previewed() {
+        let (s, clock, admin) = setup();
+        for (name, byte) in [("amy", 3u8), ("bea", 4u8)] {
+            create(&s, &admin, name, 0, None, false);
+            s.update(
+                &admin,
+                name,
+                AccountInput {
+                    roles: Some(vec![crate::domain::Role::Admin]),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            use base64::Engine;
+            let mut blob = Vec::new();
+            for part in [&b"ssh-ed25519"[..], &[byte; 32][..]] {
+                blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                blob.extend_from_slice(part);
+            }
+            let line = format!(
+                "ssh-ed25519 {}",
+                base64::engine::general_purpose::STANDARD.encode(blob)
+            );
+            s.key_add(&admin, name, &line, None).unwrap();
+        }
+        // root (testkit) has no key: amy and bea are the admins who can log in.
+        let plan = s
+            .lifecycle_preview(&admin, s.today() + Duration::days(40))
+            .unwrap();
+        let of = |items: &[PreviewItem], who: &str| -> Vec<String> {
+            items
+                .iter()
+                .filter(|i| i.username == who)
+                .map(|i| i.action.clone())
+                .collect()
+        };
+        assert_eq!(of(&plan, "amy"), ["disable (never_logged_in)"]);
+        assert_eq!(of(&plan, "bea"), ["keep: exempt from inactivity"]);
+        clock.advance(Duration::days(31));
+        let done = sweep(&s);
+        assert_eq!(of(&done, "amy"), of(&plan, "amy"));
+        assert_eq!(of(&done, "bea"), of(&plan, "bea"));
+        assert_eq!(state(&s, "bea"), Some((Status::Active, None)));
+    }
+
+    #[test]
     fn the_sweep_keeps_the_last_admin_reachable_and_records_why() {
         let (s, clock, admin) = setup();
         let key =
@@ -571,6 +703,18 @@ mod tests {
             },
         )
         .unwrap();
+        // The preview says what the sweep will do.
+        let plan = s
+            .lifecycle_preview(&admin, s.today() + Duration::days(40))
+            .unwrap();
+        let planned = |who: &str| -> Vec<String> {
+            plan.iter()
+                .filter(|i| i.username == who)
+                .map(|i| i.action.clone())
+                .collect()
+        };
+        assert_eq!(planned("root"), ["keep: exempt from inactivity"]);
+        assert_eq!(planned("idle")[0], "disable (never_logged_in)");
         clock.advance(Duration::days(31));
         let done = sweep(&s);
         // idle is disabled (never logged in); root is kept and exempted.

@@ -328,6 +328,26 @@ fn the_sweep_keeps_the_last_admin_who_can_log_in_and_she_still_can() {
     // Forty days on nobody has logged in: a pass (the scheduler's actor,
     // through the real binary) is due for both.
     inst.set_faketime(Some("+40d"));
+    let plan = inst.json(&["lifecycle", "preview", "--json"]);
+    let promised: Vec<(&str, &str)> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["username"].as_str().unwrap(),
+                i["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        promised,
+        [
+            ("ada", "disable (never_logged_in)"),
+            ("alice", "keep: exempt from inactivity")
+        ],
+        "{plan:#}"
+    );
     let done = inst.json(&["lifecycle", "run", "--json"]);
     let alice_items: Vec<&Value> = done
         .as_array()
