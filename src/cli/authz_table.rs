@@ -123,6 +123,8 @@ fn rows() -> Vec<Row> {
         row("session list", "session list", "", Nothing,                                        [A, A, A, A, A, A]),
         row("session kill", "session kill {session}", "", Nothing,                              [A, A, 3, 3, A, 3]),
         row("session kill", "session kill --user tom", "", Nothing,                             [A, A, D, D, A, D]),
+        row("auth lockouts", "auth lockouts", "", Nothing,                                      [A, A, D, D, D, D]),
+        row("auth unlock", "auth unlock 192.0.2.7", "", Nothing,                                [A, D, D, D, D, D]),
         row("lifecycle preview", "lifecycle preview", "", Nothing,                              [A, A, D, D, D, D]),
         row("lifecycle run", "lifecycle run", "", Nothing,                                      [A, D, D, D, D, D]),
         row("request extend", "request extend tom --end +90d --reason more", "", Nothing,       [A, D, A, D, A, D]),
@@ -389,7 +391,7 @@ const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
 ];
 
 /// Console actions about no account in particular.
-const CONSOLE_GLOBAL: [(Action, &str); 7] = [
+const CONSOLE_GLOBAL: [(Action, &str); 9] = [
     (Action::Create, "user create"),
     (Action::Approve, "request approve"),
     (Action::Deny, "request deny"),
@@ -397,6 +399,8 @@ const CONSOLE_GLOBAL: [(Action, &str); 7] = [
     (Action::Outbox, "notify queue"),
     (Action::Lifecycle, "lifecycle preview"),
     (Action::Orphans, "report orphans"),
+    (Action::Lockouts, "auth lockouts"),
+    (Action::Unlock, "auth unlock"),
 ];
 
 /// Whether the table allows `who` (a column of `ACTORS`) the row whose

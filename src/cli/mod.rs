@@ -55,6 +55,9 @@ pub enum Command {
     /// Live SSH sessions
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Login lockouts: list them, lift one
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// What the lifecycle policies will do, and a pass now
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
@@ -323,6 +326,20 @@ pub enum SessionCommand {
         id: Option<u64>,
         #[arg(long)]
         user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Addresses and accounts locked out after failed password or code attempts
+    Lockouts {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the lockout of an address or an account
+    Unlock {
+        /// An IP address or a username
+        what: String,
     },
 }
 
@@ -868,6 +885,36 @@ pub fn run(
             }
             (None, None) => Err(Error::Invalid("give a session ID or --user NAME".into())),
         },
+        Command::Auth(AuthCommand::Lockouts { json }) => {
+            let list = services.auth_lockouts(actor)?;
+            if json {
+                return print_json(out, &list);
+            }
+            if list.is_empty() {
+                return say(out, "no lockouts");
+            }
+            for l in &list {
+                // `who` is what a client offered as a username.
+                say(
+                    out,
+                    &format!(
+                        "{:<8} {:<40} until {}  ({})",
+                        l.kind,
+                        l.who,
+                        l.until.format("%Y-%m-%d %H:%M:%S UTC"),
+                        l.why
+                    ),
+                )?;
+            }
+            Ok(())
+        }
+        Command::Auth(AuthCommand::Unlock { what }) => {
+            if services.auth_unlock(actor, &what)? {
+                say(out, &format!("unlocked {what}"))
+            } else {
+                say(out, &format!("{what} was not locked out"))
+            }
+        }
         Command::Lifecycle(LifecycleCommand::Preview { until, json }) => {
             let until = match until {
                 Some(text) => parse_date(&text, today).map_err(Error::Invalid)?,

@@ -34,6 +34,8 @@ pub enum Permission {
     PreviewLifecycle,
     RequestExtension,
     DecideRequest,
+    ReadLockouts,
+    Unlock,
 }
 
 impl Permission {
@@ -66,6 +68,8 @@ impl Permission {
             Permission::PreviewLifecycle => "preview the lifecycle plan",
             Permission::RequestExtension => "request an extension for",
             Permission::DecideRequest => "decide requests",
+            Permission::ReadLockouts => "read the login lockouts",
+            Permission::Unlock => "lift login lockouts",
         }
     }
 }
@@ -115,6 +119,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
             | ReadAudit
             | Export
             | PreviewLifecycle
+            | ReadLockouts
     );
     if operator && reads {
         return true;

@@ -44,6 +44,8 @@ pub enum Action {
     Deny,
     Sessions,
     Kill,
+    Lockouts,
+    Unlock,
     Audit,
     Command,
     Theme,
@@ -74,6 +76,8 @@ impl Action {
             Action::Approve | Action::Deny => Permission::DecideRequest,
             Action::Audit | Action::Outbox => Permission::ReadAudit,
             Action::Lifecycle => Permission::PreviewLifecycle,
+            Action::Lockouts => Permission::ReadLockouts,
+            Action::Unlock => Permission::Unlock,
             Action::Orphans => Permission::Export,
             _ => return None,
         })
@@ -92,6 +96,7 @@ pub enum Scope {
     Sessions,
     Requests,
     Audit,
+    Lockouts,
 }
 
 impl Scope {
@@ -104,6 +109,7 @@ impl Scope {
             Scope::Sessions => "sessions",
             Scope::Requests => "requests",
             Scope::Audit => "audit",
+            Scope::Lockouts => "login lockouts",
         }
     }
 }
@@ -204,6 +210,20 @@ pub const KEYMAP: &[Binding] = &[
         "S",
         Action::Sessions,
         "live sessions (refresh by themselves)",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('B')],
+        "B",
+        Action::Lockouts,
+        "login lockouts",
+    ),
+    b(
+        Lockouts,
+        &[Key::Char('u')],
+        "u",
+        Action::Unlock,
+        "lift a lockout",
     ),
     b(
         Everywhere,

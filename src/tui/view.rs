@@ -59,6 +59,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Screen::Requests => requests(app, frame, body),
         Screen::Outbox => outbox(app, frame, body),
         Screen::Sessions => sessions(app, frame, body),
+        Screen::Lockouts => app.lockouts.draw(&app.theme, app.selected, frame, body),
         Screen::Audit => audit(app, frame, body),
         Screen::Help => help(app, frame, body),
     }
@@ -144,6 +145,11 @@ fn footer_line(app: &App) -> Line<'static> {
             ("Esc", "back", None),
             ("?", "help", None),
         ],
+        Screen::Lockouts => &[
+            ("u", "lift", Some(A::Unlock)),
+            ("Esc", "back", None),
+            ("?", "help", None),
+        ],
         Screen::Requests => &[
             ("a", "approve", Some(A::Approve)),
             ("x", "deny", Some(A::Deny)),
@@ -167,7 +173,7 @@ fn footer_line(app: &App) -> Line<'static> {
     Line::from(spans)
 }
 
-fn block<'a>(t: &Theme, title: String) -> Block<'a> {
+pub(crate) fn block<'a>(t: &Theme, title: String) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)
         .border_style(t.border)
@@ -923,6 +929,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         Scope::Account,
         Scope::Keys,
         Scope::Sessions,
+        Scope::Lockouts,
         Scope::Requests,
         Scope::Audit,
     ] {

@@ -9,4 +9,5 @@ mod hardening;
 mod import;
 mod lifecycle;
 mod notify;
+mod security;
 mod ssh;
