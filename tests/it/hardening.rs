@@ -176,6 +176,12 @@ fn client_supplied_text_reaches_plain_output_escaped_never_as_terminal_controls(
     assert_eq!(status.code(), Some(2), "{}", held.stderr.text());
     no_escape(&held.stderr.text(), "key add bob --expires");
 
+    // A disable reason, in `user show` and the trail.
+    site.clean_ok("olga", &format!("user disable uma --reason 'd{HOSTILE}'"));
+    let shown = site.clean_ok("alice", "user show uma");
+    assert!(shown.contains("dx\\x1b[2J"), "{shown}");
+    site.audit_text_until("user.disable uma (dx\\x1b[2J");
+
     // A usage error quoting what the client typed stays one inert line.
     let usage = site.fails("bob", &format!("user 'u{HOSTILE}'"), 2);
     assert!(usage.contains("#9999 root user.purge bob"), "{usage}");
