@@ -165,8 +165,10 @@ pub fn refusal_reason(
     target: Option<&Account>,
 ) -> Option<String> {
     let t = target?;
+    let is_self = actor.is_account && t.username == actor.name;
     (actor.has(Role::Operator)
         && !actor.has(Role::Admin)
+        && !is_self
         && cuts_access(permission)
         && highest_rank(t) >= rank(Role::Operator))
     .then(|| {
@@ -278,6 +280,10 @@ mod tests {
         let own = account("olga", &[Role::Operator]);
         assert!(allowed(&op, Permission::RemoveKey, Some(&own)));
         assert!(!allowed(&op, Permission::DisableAccount, Some(&own)));
+        assert_eq!(
+            refusal_reason(&op, Permission::DisableAccount, Some(&own)),
+            None
+        );
         // An admin is bound by none of this.
         let admin = actor("root", Role::Admin);
         assert!(allowed(
