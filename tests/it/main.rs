@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod common;
 mod console;
+mod hardening;
 mod import;
 mod lifecycle;
 mod notify;
