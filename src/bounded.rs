@@ -95,15 +95,6 @@ mod tests {
     }
 
     #[test]
-    fn log_lines_show_control_characters_escaped() {
-        assert_eq!(log_escape("plain name"), "plain name");
-        assert_eq!(
-            log_escape("x\x1b]0;owned\x07\ny\u{202e}"),
-            "x\\u{1b}]0;owned\\u{7}\\u{a}y\\u{202e}"
-        );
-    }
-
-    #[test]
     fn a_repeated_line_is_written_once_per_interval() {
         assert_eq!(log_allowed("test-repeat"), Some(0));
         for _ in 0..1000 {
@@ -135,33 +126,11 @@ impl std::io::Write for EscapingStderr {
             Some(body) => (body, "\n"),
             None => (&*text, ""),
         };
-        let line = format!("{}{newline}", log_escape(body));
+        let line = format!("{}{newline}", crate::text::escape_text(body));
         std::io::stderr().write_all(line.as_bytes())?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
-}
-
-/// `text` with control, bidi and zero-width characters written as `\u{..}`.
-fn log_escape(text: &str) -> Cow<'_, str> {
-    let bad = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.chars().any(bad) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if bad(c) {
-                    format!("\\u{{{:x}}}", c as u32)
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
 }

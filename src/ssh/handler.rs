@@ -133,7 +133,13 @@ impl Connection {
 
     /// Records a limit a client ran into: one audit event per kind and connection.
     fn limit_reached(&mut self, kind: &'static str, detail: String) {
-        crate::log_limited!(info, "limit", "{}: {}", self.peer, detail);
+        crate::log_limited!(
+            info,
+            "limit",
+            "{}: {}",
+            self.peer,
+            crate::text::Escaped(&detail)
+        );
         if !self.limits_recorded.insert(kind) {
             return;
         }
