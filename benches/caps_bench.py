@@ -134,7 +134,7 @@ async def main():
         after, _ = rss(server.pid)
         server.terminate()
         server.wait(10)
-        print("consoles opened by one role-user account: %d (caps: 10 sessions x 10 channels)" % opened)
+        print("consoles opened by one role-user account: %d (max_consoles_per_account = 4, of 10 sessions x 10 channels tried)" % opened)
         print("RSS idle %.0f MB; consoles never reading: %.0f MB now, peak %.0f MB (+%.0f MB)" % (idle, during, peak, peak - idle))
         print("stdin floods + 200 KB refused commands: %.0f MB now, peak %.0f MB (+%.0f MB)" % (during2, peak2, peak2 - idle))
         print("after the client left: %.0f MB" % after)

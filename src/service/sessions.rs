@@ -55,6 +55,29 @@ struct Live {
 pub struct Registry {
     next: AtomicU64,
     live: Mutex<BTreeMap<u64, Live>>,
+    /// Open consoles per account.
+    consoles: Mutex<BTreeMap<String, usize>>,
+}
+
+/// An open console's place in its account's count, given back on drop.
+pub struct ConsoleSlot {
+    services: Services,
+    account: String,
+}
+
+impl Drop for ConsoleSlot {
+    fn drop(&mut self) {
+        let mut map = match self.services.registry().consoles.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(n) = map.get_mut(&self.account) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.account);
+            }
+        }
+    }
 }
 
 impl Registry {
@@ -123,6 +146,27 @@ impl Services {
             ));
         }
         Ok(())
+    }
+
+    /// A place for one more console of `account`, under
+    /// `[server] max_consoles_per_account`; the error says why not.
+    pub fn console_room(&self, account: &str) -> std::result::Result<ConsoleSlot, String> {
+        let max = self.config().server.max_consoles_per_account;
+        let mut map = match self.registry().consoles.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let n = map.entry(account.to_string()).or_insert(0);
+        if *n >= max {
+            return Err(format!(
+                "{account} already has {n} consoles open (max_consoles_per_account = {max}); close one first"
+            ));
+        }
+        *n += 1;
+        Ok(ConsoleSlot {
+            services: self.clone(),
+            account: account.to_string(),
+        })
     }
 
     /// Records that a client ran into a limit (`kind`: sessions, channels,

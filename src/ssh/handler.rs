@@ -754,6 +754,21 @@ impl russh::server::Handler for Connection {
             session.close(channel)?;
             return Ok(());
         }
+        let slot = match self.services.console_room(&actor.name) {
+            Ok(slot) => slot,
+            Err(why) => {
+                let text = format!("error: {why}\r\n");
+                session.extended_data(channel, 1, text.into_bytes())?;
+                session.exit_status_request(channel, 1)?;
+                session.eof(channel)?;
+                session.close(channel)?;
+                self.limit_reached("consoles", why);
+                return Ok(());
+            }
+        };
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
         let mut options = state.console_options.clone();
         (options.cols, options.rows) = state.size;
         let Some(writer) = state.writer.take() else {
@@ -765,6 +780,7 @@ impl russh::server::Handler for Connection {
             session.handle(),
             writer,
             options,
+            slot,
         ));
         Ok(())
     }

@@ -131,6 +131,7 @@ pub fn start(
     handle: Handle,
     writer: ChannelWriteHalf<Msg>,
     options: ConsoleOptions,
+    slot: crate::service::sessions::ConsoleSlot,
 ) -> ConsoleLink {
     let (tx, rx) = mpsc::channel(64);
     let closed = Arc::new(AtomicBool::new(false));
@@ -140,7 +141,10 @@ pub fn start(
         closed: closed.clone(),
         queued: queued.clone(),
     };
-    tokio::spawn(run(services, actor, handle, writer, options, input));
+    tokio::spawn(async move {
+        run(services, actor, handle, writer, options, input).await;
+        drop(slot);
+    });
     ConsoleLink { tx, closed, queued }
 }
 
