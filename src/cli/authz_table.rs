@@ -137,6 +137,7 @@ fn rows() -> Vec<Row> {
                                                                                                 [A, D, D, D, D, D]),
         row("export", "export", "", Nothing,                                                    [A, A, D, D, D, D]),
         row("check", "check", "", Nothing,                                                      [A, D, D, D, D, D]),
+        row("backup", "backup", "", Nothing,                                                    [A, D, D, D, D, D]),
     ]
 }
 

@@ -81,6 +81,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
     },
+    /// A consistent snapshot of the whole database on stdout (restore it with `tenure restore`)
+    Backup,
     /// Verify records, indexes and the audit chain (exit 1 if anything is wrong)
     Check {
         #[arg(long)]
@@ -980,6 +982,12 @@ pub fn run(
             } else {
                 writeln!(out, "imported {n} account(s)").map_err(io)
             }
+        }
+        Command::Backup => {
+            let summary = services.backup(actor, out)?;
+            // stdout carries the backup; the summary goes with the audit event.
+            let _ = summary;
+            Ok(())
         }
         Command::Export { format } => {
             let accounts = services.export(actor)?;

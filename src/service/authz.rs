@@ -36,6 +36,7 @@ pub enum Permission {
     DecideRequest,
     ReadLockouts,
     Unlock,
+    Backup,
 }
 
 impl Permission {
@@ -70,6 +71,7 @@ impl Permission {
             Permission::DecideRequest => "decide requests",
             Permission::ReadLockouts => "read the login lockouts",
             Permission::Unlock => "lift login lockouts",
+            Permission::Backup => "take a backup",
         }
     }
 }

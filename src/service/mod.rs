@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admins;
 pub mod authz;
+pub mod backup;
 pub mod clock;
 pub mod credentials;
 pub mod groups;

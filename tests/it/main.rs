@@ -2,6 +2,7 @@
 //! One integration-test binary: add modules here, not files in tests/.
 
 mod audit;
+mod backup;
 mod cli;
 mod common;
 mod console;
