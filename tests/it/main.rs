@@ -6,6 +6,7 @@ mod backup;
 mod cli;
 mod common;
 mod console;
+mod crash;
 mod hardening;
 mod import;
 mod lifecycle;
