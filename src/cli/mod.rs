@@ -399,8 +399,11 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Recompute the hash chain (exit 1 if broken)
+    /// Recompute the hash chain (exit 1 if broken); an intact chain is recorded as a checkpoint
     Verify {
+        /// Only the events after the last checkpoint (the full check stays the default)
+        #[arg(long = "since-checkpoint")]
+        since_checkpoint: bool,
         #[arg(long)]
         json: bool,
     },
@@ -832,15 +835,22 @@ pub fn run(
                 let events = services.audit_tail(actor, &filter)?;
                 print_events(out, &events, json)
             }
-            AuditCommand::Verify { json } => {
-                let report = services.audit_verify(actor)?;
+            AuditCommand::Verify {
+                since_checkpoint,
+                json,
+            } => {
+                let report = services.audit_verify(actor, since_checkpoint)?;
                 if json {
                     print_json(out, &report)?;
                 } else if report.broken.is_none() {
+                    let since = match report.since {
+                        Some(seq) => format!(" after the checkpoint at #{seq}"),
+                        None => String::new(),
+                    };
                     say(
                         out,
                         &format!(
-                            "audit chain intact: {} events, head {}",
+                            "audit chain intact: {} events{since}, head {}",
                             report.events,
                             report.head.as_deref().unwrap_or("-")
                         ),

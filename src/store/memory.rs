@@ -84,6 +84,25 @@ impl Store for MemoryStore {
         }
     }
 
+    fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        let blocks: Vec<Vec<u8>> = {
+            let inner = self.lock()?;
+            let start = inner
+                .audit
+                .range(..=from_seq.to_be_bytes())
+                .next_back()
+                .map(|(k, _)| *k)
+                .unwrap_or([0; 8]);
+            inner.audit.range(start..).map(|(_, v)| v.clone()).collect()
+        };
+        for block in &blocks {
+            if !visit(block) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn scan_audit(
         &self,
         newest_first: bool,

@@ -88,6 +88,9 @@ pub trait Store: Send + Sync {
         newest_first: bool,
         visit: &mut dyn FnMut(AuditEvent) -> bool,
     ) -> Result<()>;
+    /// The stored audit blocks (JSON arrays of events) in order, starting
+    /// with the block that holds event `from_seq`; the visitor returns false to stop.
+    fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()>;
     /// Applies the batch atomically; returns once it is on disk.
     fn commit(&self, batch: &WriteBatch) -> Result<()>;
     /// Approximate size on disk in bytes (reports).

@@ -169,6 +169,20 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        let start = match self.audit.range(..=from_seq.to_be_bytes()).next_back() {
+            Some(item) => item.map_err(io)?.0.to_vec(),
+            None => Vec::new(),
+        };
+        for item in self.audit.range(start..) {
+            let (_, value) = item.map_err(io)?;
+            if !visit(&value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn commit(&self, batch: &WriteBatch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());

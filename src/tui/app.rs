@@ -1181,7 +1181,7 @@ impl App {
             Ok(mut events) => {
                 events.reverse();
                 self.audit = events;
-                self.chain = Some(match self.services.audit_verify(&self.actor) {
+                self.chain = Some(match self.services.audit_chain(&self.actor) {
                     Ok(r) => match r.broken {
                         None => format!("chain intact: {} events", r.events),
                         Some(b) => format!("CHAIN BROKEN: {b}"),
