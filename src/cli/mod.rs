@@ -675,8 +675,9 @@ pub fn run(
                     project,
                     expiring_within,
                 };
-                let accounts = services.list(actor, &filter)?;
-                print_accounts(out, &accounts, today, json)
+                let mut rows = AccountRows::new(out, today, json)?;
+                services.list_each(actor, &filter, &mut |a| rows.row(&a))?;
+                rows.finish()
             }
             UserCommand::Show { name, json } => {
                 let account = services.show(actor, &name)?;
@@ -999,19 +1000,18 @@ pub fn run(
             let _ = summary;
             Ok(())
         }
-        Command::Export { format } => {
-            let accounts = services.export(actor)?;
-            match format {
-                ExportFormat::Json => print_json(
-                    out,
-                    &accounts
-                        .iter()
-                        .map(|a| account_view(a, today))
-                        .collect::<Vec<_>>(),
-                ),
-                ExportFormat::Csv => write_csv(out, &accounts, &services.config().custom_fields),
+        Command::Export { format } => match format {
+            ExportFormat::Json => {
+                let mut rows = JsonRows::new(out)?;
+                services.export_each(actor, &mut |a| rows.item(&account_view(&a, today)))?;
+                rows.finish()
             }
-        }
+            ExportFormat::Csv => {
+                let mut rows = CsvRows::new(out, &services.config().custom_fields)?;
+                services.export_each(actor, &mut |a| rows.row(&a))?;
+                rows.finish()
+            }
+        },
         Command::Check { json } => {
             let report = services.check(actor)?;
             if json {

@@ -495,6 +495,23 @@ impl Services {
     /// `user list`: sorted by username. A sponsor without wider rights sees
     /// only the accounts they sponsor.
     pub fn list(&self, actor: &Actor, filter: &ListFilter) -> Result<Vec<Account>> {
+        let mut out = Vec::new();
+        self.list_each(actor, filter, &mut |a| {
+            out.push(a);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The accounts `actor` may see that match `filter`, in username order,
+    /// handed to `visit` one at a time (a million of them never sit in
+    /// memory together). The first error `visit` returns ends the walk.
+    pub fn list_each(
+        &self,
+        actor: &Actor,
+        filter: &ListFilter,
+        visit: &mut dyn FnMut(Account) -> Result<()>,
+    ) -> Result<()> {
         self.authorize(actor, Permission::ListAccounts, None)?;
         let wide = actor.has(Role::Admin) || actor.has(Role::Operator);
         let today = self.today();
@@ -504,7 +521,7 @@ impl Services {
             Some(actor.name.clone())
         };
         if !wide && filter.sponsor.as_ref().is_some_and(|s| s != &actor.name) {
-            return Ok(vec![]);
+            return Ok(());
         }
         let candidates: Option<BTreeSet<String>> = {
             let guard = self.indexes()?;
@@ -545,32 +562,56 @@ impl Services {
                 && (filter.expiring_within.is_none()
                     || matches!(effective, Effective::Active | Effective::Staged))
         };
-        let mut out = Vec::new();
         match candidates {
             Some(names) => {
                 for name in names {
                     if let Some(account) = self.store().account(&name)? {
                         if keep(&account) {
-                            out.push(account);
+                            visit(account)?;
                         }
                     }
                 }
             }
-            None => self.store().scan_accounts(&mut |_, account| {
-                if let Ok(account) = account {
-                    if keep(&account) {
-                        out.push(account);
+            None => {
+                let mut failed = None;
+                self.store().scan_accounts(&mut |_, account| {
+                    if failed.is_some() {
+                        return;
                     }
+                    if let Ok(account) = account {
+                        if keep(&account) {
+                            if let Err(e) = visit(account) {
+                                failed = Some(e);
+                            }
+                        }
+                    }
+                })?;
+                if let Some(e) = failed {
+                    return Err(e);
                 }
-            })?,
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Every account, for export (admins and operators).
     pub fn export(&self, actor: &Actor) -> Result<Vec<Account>> {
+        let mut out = Vec::new();
+        self.export_each(actor, &mut |a| {
+            out.push(a);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// `export`, one account at a time.
+    pub fn export_each(
+        &self,
+        actor: &Actor,
+        visit: &mut dyn FnMut(Account) -> Result<()>,
+    ) -> Result<()> {
         self.authorize(actor, Permission::Export, None)?;
-        self.list(actor, &ListFilter::default())
+        self.list_each(actor, &ListFilter::default(), visit)
     }
 }
 
