@@ -160,6 +160,12 @@ pub enum UserCommand {
         /// Active accounts whose end date falls within DAYS from today
         #[arg(long = "expiring-within", value_name = "DAYS")]
         expiring_within: Option<u32>,
+        /// Paging: accounts whose username sorts after this one (stable order)
+        #[arg(long, value_name = "USERNAME")]
+        after: Option<String>,
+        /// At most this many accounts
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -396,6 +402,9 @@ pub enum AuditCommand {
         /// Events whose action starts with this (user., key.add…)
         #[arg(long)]
         action: Option<String>,
+        /// The first N matching events after event SEQ (oldest first), for paging
+        #[arg(long)]
+        since: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -666,6 +675,8 @@ pub fn run(
                 sponsor,
                 project,
                 expiring_within,
+                after,
+                limit,
                 json,
             } => {
                 let filter = ListFilter {
@@ -674,6 +685,8 @@ pub fn run(
                     sponsor,
                     project,
                     expiring_within,
+                    after,
+                    limit,
                 };
                 let mut rows = AccountRows::new(out, today, json)?;
                 services.list_each(actor, &filter, &mut |a| rows.row(&a))?;
@@ -825,16 +838,19 @@ pub fn run(
                 actor: by,
                 target,
                 action,
+                since,
                 json,
             } => {
                 let filter = AuditFilter {
                     limit: n,
+                    since,
                     actor: by,
                     target,
                     action,
                 };
-                let events = services.audit_tail(actor, &filter)?;
-                print_events(out, &events, json)
+                let mut rows = EventRows::new(out, json)?;
+                services.audit_tail_each(actor, &filter, &mut |e| rows.row(&e))?;
+                rows.finish()
             }
             AuditCommand::Verify {
                 since_checkpoint,

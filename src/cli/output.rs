@@ -669,32 +669,62 @@ fn describe_change(c: &crate::domain::Change) -> String {
     format!("{}: {} -> {}", c.field, show(&c.old), show(&c.new))
 }
 
-pub fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> Result<()> {
-    if json {
-        return print_json(out, events);
-    }
-    if events.is_empty() {
-        return writeln!(out, "no events").map_err(io);
-    }
+#[cfg(test)]
+fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> Result<()> {
+    let mut rows = EventRows::new(out, json)?;
     for e in events {
-        let mut line = format!(
-            "#{} {} {} {} {}",
-            e.seq,
-            e.at.format("%Y-%m-%d %H:%M:%S"),
-            e.actor,
-            e.action,
-            e.target.as_deref().unwrap_or("-")
-        );
-        if let Some(d) = &e.detail {
-            line.push_str(&format!(" ({d})"));
-        }
-        if !e.changes.is_empty() && e.action != "user.create" {
-            let changes: Vec<String> = e.changes.iter().map(describe_change).collect();
-            line.push_str(&format!(" [{}]", changes.join("; ")));
-        }
-        say(out, &line)?;
+        rows.row(e)?;
     }
-    Ok(())
+    rows.finish()
+}
+
+/// Audit events as `audit tail` prints them, one at a time.
+pub enum EventRows<'a> {
+    Json(JsonRows<'a>),
+    Lines(&'a mut dyn Write, u64),
+}
+
+impl<'a> EventRows<'a> {
+    pub fn new(out: &'a mut dyn Write, json: bool) -> Result<EventRows<'a>> {
+        Ok(if json {
+            EventRows::Json(JsonRows::new(out)?)
+        } else {
+            EventRows::Lines(out, 0)
+        })
+    }
+
+    pub fn row(&mut self, e: &AuditEvent) -> Result<()> {
+        match self {
+            EventRows::Json(rows) => rows.item(e),
+            EventRows::Lines(out, n) => {
+                *n += 1;
+                let mut line = format!(
+                    "#{} {} {} {} {}",
+                    e.seq,
+                    e.at.format("%Y-%m-%d %H:%M:%S"),
+                    e.actor,
+                    e.action,
+                    e.target.as_deref().unwrap_or("-")
+                );
+                if let Some(d) = &e.detail {
+                    line.push_str(&format!(" ({d})"));
+                }
+                if !e.changes.is_empty() && e.action != "user.create" {
+                    let changes: Vec<String> = e.changes.iter().map(describe_change).collect();
+                    line.push_str(&format!(" [{}]", changes.join("; ")));
+                }
+                say(*out, &line)
+            }
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        match self {
+            EventRows::Json(rows) => rows.finish(),
+            EventRows::Lines(out, 0) => writeln!(out, "no events").map_err(io),
+            EventRows::Lines(..) => Ok(()),
+        }
+    }
 }
 
 pub fn print_whoami(

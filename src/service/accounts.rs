@@ -51,6 +51,10 @@ pub struct ListFilter {
     pub sponsor: Option<String>,
     pub project: Option<String>,
     pub expiring_within: Option<u32>,
+    /// Paging: only accounts whose username sorts after this one…
+    pub after: Option<String>,
+    /// …and at most this many.
+    pub limit: Option<usize>,
 }
 
 fn optional(value: Option<String>, current: Option<String>) -> Option<String> {
@@ -562,29 +566,42 @@ impl Services {
                 && (filter.expiring_within.is_none()
                     || matches!(effective, Effective::Active | Effective::Staged))
         };
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Ok(());
+        }
+        let after = filter.after.as_deref();
+        let mut given = 0usize;
         match candidates {
             Some(names) => {
+                let names = names
+                    .into_iter()
+                    .filter(|n| after.is_none_or(|a| n.as_str() > a));
                 for name in names {
                     if let Some(account) = self.store().account(&name)? {
                         if keep(&account) {
                             visit(account)?;
+                            given += 1;
+                            if given >= limit {
+                                break;
+                            }
                         }
                     }
                 }
             }
             None => {
                 let mut failed = None;
-                self.store().scan_accounts(&mut |_, account| {
-                    if failed.is_some() {
-                        return;
-                    }
+                self.store().scan_accounts_after(after, &mut |_, account| {
                     if let Ok(account) = account {
                         if keep(&account) {
                             if let Err(e) = visit(account) {
                                 failed = Some(e);
+                                return false;
                             }
+                            given += 1;
                         }
                     }
+                    given < limit
                 })?;
                 if let Some(e) = failed {
                     return Err(e);
