@@ -989,8 +989,9 @@ pub fn run(
             }
         },
         Command::Report(ReportCommand::Orphans { json }) => {
-            let orphans = services.report_orphans(actor)?;
-            print_orphans(out, &orphans, json)
+            let mut rows = OrphanRows::new(out, json)?;
+            services.report_orphans_each(actor, &mut |o| rows.row(&o))?;
+            rows.finish()
         }
         Command::Notify(NotifyCommand::Queue { json }) => {
             let entries = services.notify_queue(actor)?;

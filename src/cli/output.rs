@@ -126,7 +126,9 @@ fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
 }
 
 /// A JSON array written element by element: the same bytes as
-/// `print_json` of the whole list, without holding the list.
+/// `print_json` of the whole list, without holding the list. Nothing is
+/// written before the first element or `finish`, so a command refused
+/// before its first row prints nothing on stdout.
 pub struct JsonRows<'a> {
     out: &'a mut dyn Write,
     any: bool,
@@ -134,14 +136,13 @@ pub struct JsonRows<'a> {
 
 impl<'a> JsonRows<'a> {
     pub fn new(out: &'a mut dyn Write) -> Result<JsonRows<'a>> {
-        out.write_all(b"[").map_err(io)?;
         Ok(JsonRows { out, any: false })
     }
 
     pub fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         let pretty = serde_json::to_vec_pretty(value).map_err(io)?;
         self.out
-            .write_all(if self.any { b",\n  " } else { b"\n  " })
+            .write_all(if self.any { b",\n  " } else { b"[\n  " })
             .map_err(io)?;
         self.any = true;
         // Nested lines move in by the array's indent (JSON strings hold no raw newline).
@@ -156,7 +157,7 @@ impl<'a> JsonRows<'a> {
 
     pub fn finish(self) -> Result<()> {
         self.out
-            .write_all(if self.any { b"\n]\n" } else { b"]\n" })
+            .write_all(if self.any { b"\n]\n" } else { b"[]\n" })
             .map_err(io)
     }
 }
@@ -574,25 +575,40 @@ pub fn print_requests(
     write_table(out, &t)
 }
 
-pub fn print_orphans(
-    out: &mut dyn Write,
-    orphans: &[crate::service::reports::Orphan],
-    json: bool,
-) -> Result<()> {
-    if json {
-        return print_json(out, orphans);
+/// `report orphans`, one finding at a time.
+pub enum OrphanRows<'a> {
+    Json(JsonRows<'a>),
+    Table(TableRows<'a>),
+}
+
+impl<'a> OrphanRows<'a> {
+    pub fn new(out: &'a mut dyn Write, json: bool) -> Result<OrphanRows<'a>> {
+        Ok(if json {
+            OrphanRows::Json(JsonRows::new(out)?)
+        } else {
+            OrphanRows::Table(TableRows::new(out, &["ACCOUNT", "PROBLEM", "DETAIL"]))
+        })
     }
-    if orphans.is_empty() {
-        return writeln!(out, "no orphans: every account is accounted for").map_err(io);
+
+    pub fn row(&mut self, o: &crate::service::reports::Orphan) -> Result<()> {
+        match self {
+            OrphanRows::Json(rows) => rows.item(o),
+            OrphanRows::Table(rows) => rows.row(vec![
+                o.username.clone(),
+                o.problem.clone(),
+                o.detail.clone(),
+            ]),
+        }
     }
-    let mut t = table(&["ACCOUNT", "PROBLEM", "DETAIL"]);
-    for o in orphans {
-        add_row(
-            &mut t,
-            vec![o.username.clone(), o.problem.clone(), o.detail.clone()],
-        );
+
+    pub fn finish(self) -> Result<()> {
+        match self {
+            OrphanRows::Json(rows) => rows.finish(),
+            OrphanRows::Table(rows) => {
+                rows.finish("no orphans: every account is accounted for", None)
+            }
+        }
     }
-    write_table(out, &t)
 }
 
 pub fn print_outbox(
@@ -768,15 +784,17 @@ pub fn print_whoami(
     }
 }
 
-/// `export --format csv`, row by row.
+/// `export --format csv`, row by row (the header goes with the first row,
+/// so a refused export prints nothing).
 pub struct CsvRows<'a> {
     w: csv::Writer<&'a mut dyn Write>,
     declared: &'a [CustomField],
+    header: Option<Vec<String>>,
 }
 
 impl<'a> CsvRows<'a> {
     pub fn new(out: &'a mut dyn Write, declared: &'a [CustomField]) -> Result<CsvRows<'a>> {
-        let mut w = csv::Writer::from_writer(out);
+        let w = csv::Writer::from_writer(out);
         let mut header: Vec<String> = [
             "username",
             "display_name",
@@ -803,11 +821,22 @@ impl<'a> CsvRows<'a> {
         .map(|s| s.to_string())
         .collect();
         header.extend(declared.iter().map(|f| format!("field:{}", f.name)));
-        w.write_record(&header).map_err(io)?;
-        Ok(CsvRows { w, declared })
+        Ok(CsvRows {
+            w,
+            declared,
+            header: Some(header),
+        })
+    }
+
+    fn header(&mut self) -> Result<()> {
+        match self.header.take() {
+            Some(header) => self.w.write_record(&header).map_err(io),
+            None => Ok(()),
+        }
     }
 
     pub fn row(&mut self, a: &Account) -> Result<()> {
+        self.header()?;
         let join = |v: Vec<String>| v.join(";");
         let mut row = vec![
             a.username.clone(),
@@ -842,6 +871,7 @@ impl<'a> CsvRows<'a> {
     }
 
     pub fn finish(mut self) -> Result<()> {
+        self.header()?;
         self.w.flush().map_err(io)
     }
 }

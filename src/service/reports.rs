@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::authz::{allowed, Permission};
 use super::{Actor, Result, Services};
 use crate::domain::lifecycle::{effective, Effective};
-use crate::domain::{Account, Kind};
+use crate::domain::Kind;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Orphan {
@@ -21,58 +21,86 @@ impl Services {
     /// accounts without the end date policy wants; accounts that never logged
     /// in; keys unused for `key_unused_days`.
     pub fn report_orphans(&self, actor: &Actor) -> Result<Vec<Orphan>> {
+        let mut out = Vec::new();
+        self.report_orphans_each(actor, &mut |o| {
+            out.push(o);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// `report_orphans`, one finding at a time, in username order: the
+    /// accounts are walked once, sponsors looked up (and remembered: there
+    /// are few of them), nothing else held.
+    pub fn report_orphans_each(
+        &self,
+        actor: &Actor,
+        visit: &mut dyn FnMut(Orphan) -> Result<()>,
+    ) -> Result<()> {
         if !allowed(actor, Permission::Export, None) {
             return Err(self.deny(actor, Permission::Export, None));
         }
         let today = self.today();
+        let now = self.now();
         let policy = &self.config().policy;
-        let mut accounts: Vec<Account> = Vec::new();
+        let mut sponsors: std::collections::HashMap<String, Option<Effective>> =
+            std::collections::HashMap::new();
+        let mut failed: Option<super::Error> = None;
+        let mut lookup_failed: Option<super::Error> = None;
         self.store().scan_accounts(&mut |_, a| {
-            if let Ok(a) = a {
-                accounts.push(a);
+            if failed.is_some() || lookup_failed.is_some() {
+                return;
             }
-        })?;
-        let by_name: std::collections::HashMap<&str, &Account> =
-            accounts.iter().map(|a| (a.username.as_str(), a)).collect();
-        let mut out = Vec::new();
-        let mut add = |a: &Account, problem: &str, detail: String| {
-            out.push(Orphan {
-                username: a.username.clone(),
-                problem: problem.into(),
-                detail,
-            });
-        };
-        for a in &accounts {
-            let state = effective(a, today);
+            let Ok(a) = a else { return };
+            let mut add = |problem: &str, detail: String| {
+                if failed.is_none() {
+                    if let Err(e) = visit(Orphan {
+                        username: a.username.clone(),
+                        problem: problem.into(),
+                        detail,
+                    }) {
+                        failed = Some(e);
+                    }
+                }
+            };
+            let state = effective(&a, today);
             if !matches!(state, Effective::Active | Effective::Staged) {
-                continue;
+                return;
             }
             if a.kind != Kind::Employee {
                 match a.sponsor.as_deref() {
-                    None => add(a, "no_sponsor", format!("{} with no sponsor", a.kind)),
-                    Some(s) => match by_name.get(s) {
-                        None => add(
-                            a,
-                            "sponsor_missing",
-                            format!("sponsor '{s}' no longer exists"),
-                        ),
-                        Some(sp) => {
-                            let st = effective(sp, today);
-                            if !matches!(st, Effective::Active) {
-                                add(
-                                    a,
-                                    "sponsor_inactive",
-                                    format!("sponsor '{s}' is {}", st.as_str()),
-                                );
+                    None => add("no_sponsor", format!("{} with no sponsor", a.kind)),
+                    Some(s) => {
+                        let sponsor = match sponsors.get(s) {
+                            Some(known) => known.clone(),
+                            None => {
+                                let found = match self.store().account(s) {
+                                    Ok(found) => found.map(|sp| effective(&sp, today)),
+                                    Err(e) => {
+                                        lookup_failed = Some(e.into());
+                                        return;
+                                    }
+                                };
+                                sponsors.insert(s.to_string(), found.clone());
+                                found
                             }
+                        };
+                        match sponsor {
+                            None => {
+                                add("sponsor_missing", format!("sponsor '{s}' no longer exists"))
+                            }
+                            Some(st) if !matches!(st, Effective::Active) => add(
+                                "sponsor_inactive",
+                                format!("sponsor '{s}' is {}", st.as_str()),
+                            ),
+                            Some(_) => {}
                         }
-                    },
+                    }
                 }
             }
             if a.end_date.is_none() {
                 if let Some(days) = policy.max_duration(a.kind) {
                     add(
-                        a,
                         "no_end_date",
                         format!("a {} needs an end date (max {days} days)", a.kind),
                     );
@@ -81,7 +109,6 @@ impl Services {
             if a.last_login.is_none() {
                 let since = (today - a.created_at.date_naive()).num_days();
                 add(
-                    a,
                     "never_logged_in",
                     format!(
                         "created {} ({since} days ago), never logged in",
@@ -93,16 +120,18 @@ impl Services {
                 let limit = Duration::days(i64::from(policy.key_unused_days));
                 for k in &a.credentials.keys {
                     let last = k.last_used.unwrap_or(k.added_at);
-                    if self.now() - last >= limit {
+                    if now - last >= limit {
                         add(
-                            a,
                             "key_unused",
                             format!("key {} unused since {}", k.fingerprint, last.date_naive()),
                         );
                     }
                 }
             }
+        })?;
+        match failed.or(lookup_failed) {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(out)
     }
 }
