@@ -12,15 +12,16 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::domain::dates::parse_date;
 use crate::domain::{DisableReason, Kind, Role};
 use crate::service::accounts::{AccountInput, ListFilter};
+use crate::service::import::{ImportOptions, ImportRow, ImportRows};
 use crate::service::integrity::AuditFilter;
 use crate::service::{Actor, Error, Result, Services};
 
 pub use output::account_view;
 
-/// Longest stdin input we read for a key line or a password…
-const STDIN_LIMIT: u64 = 64 * 1024;
-/// …and for a CSV import.
-const IMPORT_LIMIT: u64 = 256 * 1024 * 1024;
+/// Longest stdin input a key line or a password may be (offline and over SSH)…
+pub const STDIN_LIMIT: usize = 64 * 1024;
+/// …and a CSV import sent over SSH (offline, the file is read as a stream).
+pub const IMPORT_LIMIT: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -70,6 +71,9 @@ pub enum Command {
         /// Check every row, write nothing
         #[arg(long = "dry-run")]
         dry_run: bool,
+        /// Skip rows whose username already exists (a re-run finishes an import)
+        #[arg(long = "skip-existing")]
+        skip_existing: bool,
     },
     /// Every account as CSV or JSON on stdout
     Export {
@@ -396,8 +400,16 @@ impl Command {
     pub fn reads_stdin(&self) -> bool {
         matches!(
             self,
-            Command::Key(KeyCommand::Add { .. }) | Command::Password(_)
+            Command::Key(KeyCommand::Add { .. }) | Command::Password(_) | Command::Import { .. }
         )
+    }
+
+    /// The most stdin this command accepts over SSH, in bytes.
+    pub fn stdin_limit(&self) -> usize {
+        match self {
+            Command::Import { .. } => IMPORT_LIMIT,
+            _ => STDIN_LIMIT,
+        }
     }
 }
 
@@ -444,11 +456,8 @@ const EXPORT_ONLY: [&str; 5] = [
     "last_login",
 ];
 
-/// CSV rows → account inputs. Errors name the line and the column.
-fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountInput)>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+/// The CSV header, checked: it needs `username` and names only known columns.
+fn import_headers<R: Read>(reader: &mut csv::Reader<R>) -> Result<Vec<String>> {
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| Error::Invalid(format!("cannot read the CSV header: {e}")))?
@@ -460,42 +469,67 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
             "the CSV header needs a 'username' column".into(),
         ));
     }
-    const KNOWN: [&str; 18] = [
-        "username",
-        "email",
-        "display_name",
-        "kind",
-        "company",
-        "sponsor",
-        "project",
-        "start_date",
-        "end_date",
-        "groups",
-        "roles",
-        "timezone",
-        "language",
-        "theme",
-        "notes",
-        "template",
-        "inactivity_exempt",
-        "allowlist",
-    ];
     for h in &headers {
-        if !KNOWN.contains(&h.as_str())
+        if !IMPORT_COLUMNS.contains(&h.as_str())
             && !EXPORT_ONLY.contains(&h.as_str())
             && !h.starts_with("field:")
         {
             return Err(Error::Invalid(format!(
                 "unknown column '{h}' (known: {}, field:NAME)",
-                KNOWN.join(", ")
+                IMPORT_COLUMNS.join(", ")
             )));
         }
     }
-    let today = services.today();
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
-        let record = record.map_err(|e| Error::Invalid(format!("line {line}: {e}")))?;
+    Ok(headers)
+}
+
+const IMPORT_COLUMNS: [&str; 18] = [
+    "username",
+    "email",
+    "display_name",
+    "kind",
+    "company",
+    "sponsor",
+    "project",
+    "start_date",
+    "end_date",
+    "groups",
+    "roles",
+    "timezone",
+    "language",
+    "theme",
+    "notes",
+    "template",
+    "inactivity_exempt",
+    "allowlist",
+];
+
+/// CSV on `input` → rows, read as a stream (a million rows are never all in
+/// memory). The header is read and checked here; each row when it is
+/// reached. Errors name the line and the column.
+fn import_rows<'r>(today: chrono::NaiveDate, input: &'r mut dyn Read) -> Result<ImportRows<'r>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = import_headers(&mut reader)?;
+    Ok(Box::new(reader.into_records().enumerate().map(
+        move |(i, record)| {
+            let fallback = i as u64 + 2;
+            let record = record.map_err(|e| Error::Invalid(format!("line {fallback}: {e}")))?;
+            let line = record.position().map_or(fallback, csv::Position::line);
+            import_row(&headers, &record, line, today)
+        },
+    )))
+}
+
+/// One CSV record → a row to import.
+fn import_row(
+    headers: &[String],
+    record: &csv::StringRecord,
+    line: u64,
+    today: chrono::NaiveDate,
+) -> Result<ImportRow> {
+    {
         let get = |col: &str| -> Option<String> {
             headers
                 .iter()
@@ -558,9 +592,10 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
                 }
             }
         }
-        rows.push((
+        Ok(ImportRow {
+            line,
             username,
-            AccountInput {
+            input: AccountInput {
                 display_name: get("display_name"),
                 email: get("email"),
                 kind,
@@ -580,9 +615,8 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
                 inactivity_exempt,
                 allowlist,
             },
-        ));
+        })
     }
-    Ok(rows)
 }
 
 /// A clap error as one line, for the `error: …` contract: clap's first line
@@ -597,16 +631,20 @@ pub fn usage_line(e: &clap::Error, hint: &str) -> String {
     format!("{first} (try {hint})")
 }
 
+/// Stdin of a key line or a password: at most `STDIN_LIMIT` bytes, or an
+/// error (never a silently cut value).
 fn read_stdin(input: &mut dyn Read) -> Result<String> {
-    read_stdin_up_to(input, STDIN_LIMIT)
-}
-
-fn read_stdin_up_to(input: &mut dyn Read, limit: u64) -> Result<String> {
     let mut text = String::new();
     input
-        .take(limit)
+        .take(STDIN_LIMIT as u64 + 1)
         .read_to_string(&mut text)
         .map_err(|e| Error::Invalid(format!("cannot read stdin: {e}")))?;
+    if text.len() > STDIN_LIMIT {
+        return Err(Error::Invalid(format!(
+            "input too large: this command reads at most {} KiB of stdin",
+            STDIN_LIMIT / 1024
+        )));
+    }
     Ok(text)
 }
 
@@ -906,18 +944,30 @@ pub fn run(
             let entries = services.notify_queue(actor)?;
             print_outbox(out, &entries, json)
         }
-        Command::Import { dry_run } => {
-            let text = read_stdin_up_to(input, IMPORT_LIMIT)?;
-            let rows = parse_import(services, &text)?;
-            let n = services.import(actor, &rows, dry_run)?;
+        Command::Import {
+            dry_run,
+            skip_existing,
+        } => {
+            let options = ImportOptions {
+                dry_run,
+                skip_existing,
+            };
+            // The service checks the actor's right before the input is opened.
+            let report = services.import(actor, options, || import_rows(today, input))?;
+            let skipped = if report.skipped > 0 {
+                format!(", {} existing skipped", report.skipped)
+            } else {
+                String::new()
+            };
             if dry_run {
                 writeln!(
                     out,
-                    "{n} row(s) valid; nothing written (drop --dry-run to import)"
+                    "{} row(s) valid{skipped}; nothing written (drop --dry-run to import)",
+                    report.imported
                 )
                 .map_err(io)
             } else {
-                writeln!(out, "imported {n} account(s)").map_err(io)
+                writeln!(out, "imported {} account(s){skipped}", report.imported).map_err(io)
             }
         }
         Command::Export { format } => {

@@ -157,6 +157,16 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn record_keys(&self, collection: Collection) -> Result<Vec<String>> {
+        Ok(self
+            .lock()?
+            .records
+            .keys()
+            .filter(|(c, _)| *c == collection)
+            .map(|(_, k)| k.clone())
+            .collect())
+    }
+
     fn size_on_disk(&self) -> u64 {
         self.lock()
             .map(|i| {

@@ -46,14 +46,21 @@ pub struct WriteBatch {
 pub enum Collection {
     Requests,
     Outbox,
+    /// Bulk imports staged before their commit marker (see `service::import`).
+    ImportStage,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 2] = [Collection::Requests, Collection::Outbox];
+    pub const ALL: [Collection; 3] = [
+        Collection::Requests,
+        Collection::Outbox,
+        Collection::ImportStage,
+    ];
     pub fn tree_name(self) -> &'static str {
         match self {
             Collection::Requests => "requests",
             Collection::Outbox => "outbox",
+            Collection::ImportStage => "import_stage",
         }
     }
 }
@@ -94,6 +101,8 @@ pub trait Store: Send + Sync {
     fn record(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>>;
     /// Every record of a collection, in key order.
     fn records(&self, collection: Collection) -> Result<Vec<(String, Vec<u8>)>>;
+    /// The keys of a collection, in key order (without loading the values).
+    fn record_keys(&self, collection: Collection) -> Result<Vec<String>>;
 }
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {

@@ -16,6 +16,7 @@ pub struct SledStore {
     meta: Tree,
     requests: Tree,
     outbox: Tree,
+    import_stage: Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -49,6 +50,9 @@ impl SledStore {
             meta: db.open_tree("meta").map_err(io)?,
             requests: db.open_tree(Collection::Requests.tree_name()).map_err(io)?,
             outbox: db.open_tree(Collection::Outbox.tree_name()).map_err(io)?,
+            import_stage: db
+                .open_tree(Collection::ImportStage.tree_name())
+                .map_err(io)?,
             db,
         })
     }
@@ -59,6 +63,7 @@ impl SledStore {
         match collection {
             Collection::Requests => &self.requests,
             Collection::Outbox => &self.outbox,
+            Collection::ImportStage => &self.import_stage,
         }
     }
 }
@@ -161,13 +166,15 @@ impl Store for SledStore {
             &self.meta,
             &self.requests,
             &self.outbox,
+            &self.import_stage,
         )
             .transaction(
-                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t)| {
+                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t, stage_t)| {
                     for (collection, key, value) in &batch.records {
                         let tree = match collection {
                             Collection::Requests => requests_t,
                             Collection::Outbox => outbox_t,
+                            Collection::ImportStage => stage_t,
                         };
                         match value {
                             Some(bytes) => tree.insert(key.as_str(), bytes.as_slice())?,
@@ -222,6 +229,14 @@ impl Store for SledStore {
                 let (k, v) = item.map_err(io)?;
                 Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
             })
+            .collect()
+    }
+
+    fn record_keys(&self, collection: Collection) -> Result<Vec<String>> {
+        self.tree(collection)
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k.map_err(io)?).into_owned()))
             .collect()
     }
 

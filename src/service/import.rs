@@ -1,0 +1,464 @@
+//! Bulk import, all or nothing, in bounded memory.
+//!
+//! A file of a million rows cannot be one sled transaction (it would hold
+//! every record and event in memory), so an import is written in three
+//! phases, each durable before the next begins:
+//!
+//! 1. **Stage.** Rows are read from the CSV as a stream, `CHUNK` at a time.
+//!    Each chunk is checked by the ordinary `create_in` inside a `Tx` that
+//!    also sees what earlier chunks staged (an `Overlay`: their usernames,
+//!    emails and groups in memory, their records read back on demand), and
+//!    what it would write (accounts, groups, unchained audit events, outbox
+//!    entries, meta) is stored as one value of the `import_stage` tree under
+//!    `IMPORT_ID/CHUNK`. Nothing staged is visible to anyone. A bad row stops
+//!    the import and its staged chunks are removed.
+//! 2. **Commit.** One small transaction writes the meta marker
+//!    `import.commit = IMPORT_ID` together with the `user.import` audit
+//!    event. This write is the commit point: before it the import never
+//!    happened, after it the import will complete.
+//! 3. **Apply.** Each staged chunk is moved into the live trees in one
+//!    transaction (its accounts, their `user.create` events chained onto the
+//!    trail, outbox entries, meta) that also deletes the staged value; the
+//!    last one removes the marker.
+//!
+//! `recover` runs whenever the database is opened, before anything reads
+//! the audit head: with a marker it applies the chunks still staged (so a
+//! SIGKILL during phase 3 finishes the import); without one it deletes any
+//! staged chunks (a SIGKILL during phase 1 leaves no trace). Each step is a
+//! single sled transaction, so recovery interrupted in turn just resumes.
+//!
+//! The writer lock is held for the whole import, so the import's events form
+//! one contiguous run of the audit chain and no other change can invalidate
+//! what was checked while staging. Other writes wait for it (about a second
+//! per 10,000 rows).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::accounts::{create_in, prefix_row, AccountInput};
+use super::{Actor, AuditHead, Error, Permission, Result, Services, Tx};
+use crate::domain::{Account, AuditEvent, Group};
+use crate::store::{Collection, Store, WriteBatch};
+
+/// Rows checked and staged together (one staged value, one apply transaction).
+const CHUNK: usize = 1000;
+/// The meta key whose presence means "this import is committed".
+const MARKER: &str = "import.commit";
+
+/// One CSV row: its line in the file, the username and the fields.
+pub struct ImportRow {
+    pub line: u64,
+    pub username: String,
+    pub input: AccountInput,
+}
+
+pub type ImportRows<'r> = Box<dyn Iterator<Item = Result<ImportRow>> + 'r>;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImportOptions {
+    /// Check every row and write nothing.
+    pub dry_run: bool,
+    /// Rows whose username already exists are skipped (a re-run finishes the job).
+    pub skip_existing: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub imported: usize,
+    pub skipped: usize,
+}
+
+/// What one chunk writes when it is applied.
+#[derive(Serialize, Deserialize)]
+struct Stage {
+    accounts: Vec<Account>,
+    groups: Vec<(String, Option<Group>)>,
+    /// In order, not yet chained (seq and hashes are set when applied).
+    events: Vec<AuditEvent>,
+    /// (collection tree name, key, JSON value).
+    records: Vec<(String, String, Option<String>)>,
+    meta: Vec<(String, Option<String>)>,
+}
+
+/// What earlier chunks of the running import staged, as later chunks see it.
+pub(crate) struct Overlay {
+    store: Arc<dyn Store>,
+    import_id: String,
+    /// Username → the chunk that staged it.
+    names: HashMap<String, u32>,
+    /// Lower-cased email → username.
+    emails: HashMap<String, String>,
+    groups: HashSet<String>,
+    /// The accounts of the chunk read last (sponsors cluster).
+    cache: RefCell<Option<(u32, HashMap<String, Account>)>>,
+}
+
+impl Overlay {
+    pub(crate) fn chunk_of(&self, name: &str) -> Option<u32> {
+        self.names.get(name).copied()
+    }
+
+    pub(crate) fn email_owner(&self, email_key: &str) -> Option<String> {
+        self.emails.get(email_key).cloned()
+    }
+
+    pub(crate) fn has_group(&self, name: &str) -> bool {
+        self.groups.contains(name)
+    }
+
+    /// A staged account, read back from its chunk.
+    pub(crate) fn account(&self, name: &str) -> Result<Option<Account>> {
+        let Some(chunk) = self.chunk_of(name) else {
+            return Ok(None);
+        };
+        let mut cache = self.cache.borrow_mut();
+        if cache.as_ref().is_none_or(|(c, _)| *c != chunk) {
+            let stage = read_stage(self.store.as_ref(), &stage_key(&self.import_id, chunk))?;
+            let accounts = stage
+                .accounts
+                .into_iter()
+                .map(|a| (a.username.clone(), a))
+                .collect();
+            *cache = Some((chunk, accounts));
+        }
+        Ok(cache
+            .as_ref()
+            .and_then(|(_, accounts)| accounts.get(name).cloned()))
+    }
+}
+
+fn stage_key(import_id: &str, chunk: u32) -> String {
+    format!("{import_id}/{chunk:08}")
+}
+
+fn read_stage(store: &dyn Store, key: &str) -> Result<Stage> {
+    let bytes = store
+        .record(Collection::ImportStage, key)?
+        .ok_or_else(|| Error::Failed(format!("staged import chunk {key} is missing")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Failed(format!("staged import chunk {key}: {e}")))
+}
+
+fn collection_named(name: &str) -> Result<Collection> {
+    Collection::ALL
+        .into_iter()
+        .find(|c| c.tree_name() == name)
+        .ok_or_else(|| Error::Failed(format!("staged record of unknown collection {name}")))
+}
+
+fn text(bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| Error::Failed(format!("staged value: {e}")))
+}
+
+/// Removes staged chunks (an import that failed or was never committed).
+fn discard(store: &dyn Store, keys: &[String]) -> Result<()> {
+    for keys in keys.chunks(256) {
+        store.commit(&WriteBatch {
+            records: keys
+                .iter()
+                .map(|k| (Collection::ImportStage, k.clone(), None))
+                .collect(),
+            ..Default::default()
+        })?;
+    }
+    Ok(())
+}
+
+/// Moves one staged chunk into the live trees, chained after `head`, and
+/// deletes it from the stage, in one transaction. `last` also removes the
+/// commit marker. Returns the accounts written.
+fn apply(store: &dyn Store, head: &mut AuditHead, key: &str, last: bool) -> Result<Vec<Account>> {
+    let stage = read_stage(store, key)?;
+    let (mut seq, mut hash) = (head.seq, head.hash.clone());
+    let mut events = stage.events;
+    for event in &mut events {
+        event.chain_after(seq, &hash);
+        seq = event.seq;
+        hash = event.hash.clone();
+    }
+    let mut records = stage
+        .records
+        .into_iter()
+        .map(|(c, k, v)| Ok((collection_named(&c)?, k, v.map(String::into_bytes))))
+        .collect::<Result<Vec<_>>>()?;
+    records.push((Collection::ImportStage, key.to_string(), None));
+    let mut meta: Vec<(String, Option<Vec<u8>>)> = stage
+        .meta
+        .into_iter()
+        .map(|(k, v)| (k, v.map(String::into_bytes)))
+        .collect();
+    if last {
+        meta.push((MARKER.to_string(), None));
+    }
+    store.commit(&WriteBatch {
+        accounts: stage
+            .accounts
+            .iter()
+            .map(|a| (a.username.clone(), Some(a.clone())))
+            .collect(),
+        groups: stage.groups,
+        audit: events,
+        meta,
+        records,
+    })?;
+    head.seq = seq;
+    head.hash = hash;
+    Ok(stage.accounts)
+}
+
+/// Finishes or discards an import interrupted by a crash. Runs when the
+/// database is opened, before the audit head is read. Returns what it did.
+pub(crate) fn recover(store: &dyn Store) -> Result<Option<String>> {
+    let keys = store.record_keys(Collection::ImportStage)?;
+    let marker = store.meta(MARKER)?.map(text).transpose()?;
+    let Some(import_id) = marker else {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let n = keys.len();
+        discard(store, &keys)?;
+        return Ok(Some(format!(
+            "discarded {n} staged chunk(s) of an import that was never committed"
+        )));
+    };
+    let prefix = format!("{import_id}/");
+    let (mine, stale): (Vec<String>, Vec<String>) =
+        keys.into_iter().partition(|k| k.starts_with(&prefix));
+    discard(store, &stale)?;
+    let mut head = match store.audit_last()? {
+        Some(last) => AuditHead {
+            seq: last.seq,
+            hash: last.hash,
+        },
+        None => AuditHead {
+            seq: 0,
+            hash: crate::domain::audit::GENESIS.to_string(),
+        },
+    };
+    let mut accounts = 0;
+    for (i, key) in mine.iter().enumerate() {
+        accounts += apply(store, &mut head, key, i + 1 == mine.len())?.len();
+    }
+    if mine.is_empty() {
+        store.commit(&WriteBatch {
+            meta: vec![(MARKER.to_string(), None)],
+            ..Default::default()
+        })?;
+    }
+    Ok(Some(format!(
+        "completed committed import {import_id}: {accounts} account(s) in {} chunk(s)",
+        mine.len()
+    )))
+}
+
+impl Services {
+    /// Bulk import from a stream of rows: authorised first (a refusal is
+    /// audited before any input is read), then every row checked, then all
+    /// written or none (see the module notes). With `skip_existing`, rows
+    /// naming an existing account are skipped, so a re-run completes a file.
+    pub fn import<'r>(
+        &self,
+        actor: &Actor,
+        options: ImportOptions,
+        open: impl FnOnce() -> Result<ImportRows<'r>>,
+    ) -> Result<ImportReport> {
+        self.authorize(actor, Permission::CreateAccount, None)?;
+        let mut rows = open()?;
+        drop(self.indexes()?);
+        let mut head = self.lock_writer()?;
+        let now = self.now();
+        let import_id = format!("{:020}", now.timestamp_nanos_opt().unwrap_or_default());
+        let mut overlay = Overlay {
+            store: self.inner.store.clone(),
+            import_id: import_id.clone(),
+            names: HashMap::new(),
+            emails: HashMap::new(),
+            groups: HashSet::new(),
+            cache: RefCell::new(None),
+        };
+        let mut report = ImportReport::default();
+        let mut chunks: Vec<String> = Vec::new();
+        let mut outbox_next = None;
+        let staged = (|| -> Result<()> {
+            loop {
+                let chunk: Vec<ImportRow> = rows.by_ref().take(CHUNK).collect::<Result<_>>()?;
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                let number = chunks.len() as u32;
+                let stage = self.stage_chunk(
+                    actor,
+                    now,
+                    &overlay,
+                    &mut outbox_next,
+                    chunk,
+                    options,
+                    &mut report,
+                )?;
+                if stage.accounts.is_empty() {
+                    continue;
+                }
+                for account in &stage.accounts {
+                    overlay.names.insert(account.username.clone(), number);
+                    overlay
+                        .emails
+                        .insert(account.email_key(), account.username.clone());
+                }
+                for (name, group) in &stage.groups {
+                    if group.is_some() {
+                        overlay.groups.insert(name.clone());
+                    }
+                }
+                let key = stage_key(&import_id, number);
+                let bytes = serde_json::to_vec(&stage)
+                    .map_err(|e| Error::Failed(format!("encode staged chunk: {e}")))?;
+                self.store().commit(&WriteBatch {
+                    records: vec![(Collection::ImportStage, key.clone(), Some(bytes))],
+                    ..Default::default()
+                })?;
+                chunks.push(key);
+            }
+        })();
+        if let Err(e) = staged {
+            if let Err(cleanup) = discard(self.store(), &chunks) {
+                tracing::warn!(error = %cleanup, "staged import chunks stay until the next start");
+            }
+            return Err(e);
+        }
+        if options.dry_run || report.imported + report.skipped == 0 {
+            discard(self.store(), &chunks)?;
+        }
+        if report.imported + report.skipped == 0 {
+            return Err(Error::Invalid("no rows to import".into()));
+        }
+        if options.dry_run {
+            return Ok(report);
+        }
+        drop(overlay);
+
+        // The commit point: the marker and the import's own event, together.
+        let mut summary = AuditEvent {
+            seq: 0,
+            at: now,
+            actor: actor.name.clone(),
+            source: actor.source.to_string(),
+            session: actor.session.clone(),
+            action: "user.import".into(),
+            target: None,
+            changes: vec![],
+            detail: Some(format!(
+                "{} account(s) created, {} existing skipped (import {import_id})",
+                report.imported, report.skipped
+            )),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        summary.chain_after(head.seq, &head.hash);
+        let marker =
+            (!chunks.is_empty()).then(|| (MARKER.to_string(), Some(import_id.into_bytes())));
+        self.store().commit(&WriteBatch {
+            audit: vec![summary.clone()],
+            meta: marker.into_iter().collect(),
+            ..Default::default()
+        })?;
+        head.seq = summary.seq;
+        head.hash = summary.hash;
+
+        for (i, key) in chunks.iter().enumerate() {
+            let accounts = apply(self.store(), &mut head, key, i + 1 == chunks.len())?;
+            let mut guard = self
+                .inner
+                .indexes
+                .write()
+                .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+            if let Some(indexes) = guard.as_mut() {
+                for account in &accounts {
+                    indexes.insert(account);
+                }
+            }
+        }
+        self.inner
+            .generation
+            .store(head.seq, std::sync::atomic::Ordering::Release);
+        Ok(report)
+    }
+
+    /// Checks one chunk of rows in a transaction that sees the store and
+    /// the chunks before it; returns what applying it will write.
+    #[allow(clippy::too_many_arguments)]
+    fn stage_chunk(
+        &self,
+        actor: &Actor,
+        now: chrono::DateTime<chrono::Utc>,
+        overlay: &Overlay,
+        outbox_next: &mut Option<u64>,
+        rows: Vec<ImportRow>,
+        options: ImportOptions,
+        report: &mut ImportReport,
+    ) -> Result<Stage> {
+        let index_guard = self.read_indexes()?;
+        let indexes = index_guard
+            .as_ref()
+            .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+        let mut tx = Tx {
+            services: self,
+            indexes,
+            actor,
+            now,
+            accounts: Default::default(),
+            groups: Default::default(),
+            events: Vec::new(),
+            meta: Vec::new(),
+            records: Vec::new(),
+            outbox_next: *outbox_next,
+            email_delta: HashMap::new(),
+            fingerprint_delta: HashMap::new(),
+            overlay: Some(overlay),
+        };
+        for row in rows {
+            // Only accounts that existed before this import are skipped: a
+            // name twice in the file is still an error.
+            if options.skip_existing
+                && indexes.exists(&row.username)
+                && overlay.chunk_of(&row.username).is_none()
+                && !tx.accounts.contains_key(&row.username)
+            {
+                report.skipped += 1;
+                continue;
+            }
+            create_in(&mut tx, &row.username, &row.input)
+                .map_err(|e| prefix_row(e, format!("line {}", row.line), &row.username))?;
+            report.imported += 1;
+        }
+        *outbox_next = tx.outbox_next;
+        let mut accounts = Vec::with_capacity(tx.accounts.len());
+        for (name, (old, new)) in std::mem::take(&mut tx.accounts) {
+            match (old, new) {
+                (None, Some(account)) => accounts.push(account),
+                _ => {
+                    return Err(Error::Failed(format!(
+                        "an import only creates accounts, but it would change {name}"
+                    )))
+                }
+            }
+        }
+        let records = std::mem::take(&mut tx.records)
+            .into_iter()
+            .map(|(c, k, v)| Ok((c.tree_name().to_string(), k, v.map(text).transpose()?)))
+            .collect::<Result<_>>()?;
+        let meta = std::mem::take(&mut tx.meta)
+            .into_iter()
+            .map(|(k, v)| Ok((k, v.map(text).transpose()?)))
+            .collect::<Result<_>>()?;
+        Ok(Stage {
+            accounts,
+            groups: std::mem::take(&mut tx.groups).into_iter().collect(),
+            events: std::mem::take(&mut tx.events),
+            records,
+            meta,
+        })
+    }
+}
