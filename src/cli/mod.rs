@@ -619,6 +619,66 @@ fn import_row(
     }
 }
 
+/// Options whose value is free text (a reason, a name, a note).
+const FREE_TEXT: [&str; 5] = [
+    "--reason",
+    "--display-name",
+    "--company",
+    "--project",
+    "--notes",
+];
+
+/// `ssh host user disable bob --reason contract ended` arrives as one string
+/// that the server splits into words again, so the quotes the person typed
+/// are gone. A free-text option therefore takes every word that follows it,
+/// up to the next option (a word starting with `-`), joined with single
+/// spaces. Quoted values stay one word and are unchanged. For command lines
+/// that come as one string (SSH exec, the console's `:` line), not for the
+/// offline CLI, whose shell keeps the quotes.
+pub fn join_free_text(words: Vec<String>) -> Vec<String> {
+    let is_option = |w: &str| w.len() > 1 && w.starts_with('-');
+    let takes_text = |w: &str| {
+        FREE_TEXT
+            .iter()
+            .any(|o| w == *o || w.strip_prefix(o).is_some_and(|rest| rest.starts_with('=')))
+    };
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut words = words.into_iter().peekable();
+    while let Some(word) = words.next() {
+        let bare = FREE_TEXT.contains(&word.as_str());
+        let joins = takes_text(&word);
+        out.push(word);
+        if !joins {
+            continue;
+        }
+        // `--reason contract ended`: the value is the next word and the rest;
+        // `--reason=contract ended`: the rest joins the word itself.
+        let mut value: Option<String> = None;
+        if bare {
+            match words.peek() {
+                Some(next) if !is_option(next) => value = words.next(),
+                _ => continue,
+            }
+        }
+        while let Some(next) = words.next_if(|w| !is_option(w)) {
+            match value.as_mut() {
+                Some(v) => {
+                    v.push(' ');
+                    v.push_str(&next);
+                }
+                None => {
+                    if let Some(last) = out.last_mut() {
+                        last.push(' ');
+                        last.push_str(&next);
+                    }
+                }
+            }
+        }
+        out.extend(value);
+    }
+    out
+}
+
 /// A clap error as one line, for the `error: …` contract: clap's first line
 /// without its own prefix, and where to get help.
 pub fn usage_line(e: &clap::Error, hint: &str) -> String {

@@ -493,6 +493,17 @@ impl Services {
         Error::Denied(what)
     }
 
+    /// Records what the SSH front door refused before a command ran (a
+    /// command line or an input over its limit, a subsystem): a short
+    /// description, never the refused bytes.
+    pub fn exec_refused(&self, actor: &Actor, what: &str) -> Result<()> {
+        let detail = what.to_string();
+        self.write(actor, |tx| {
+            tx.event("exec.refused", None, vec![], Some(detail));
+            Ok(())
+        })
+    }
+
     /// An account by name, or NotFound.
     pub fn load(&self, name: &str) -> Result<Account> {
         self.store()

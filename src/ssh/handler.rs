@@ -18,8 +18,12 @@ use crate::service::login::{KeyOutcome, Prompts, Refused};
 use crate::service::sessions::{SessionInfo, SessionKind, SessionTicket};
 use crate::service::{Actor, Error, Services, Source};
 
-/// Most bytes of stdin an exec command may send (a key line, a password, a CSV).
-const STDIN_LIMIT: usize = 64 * 1024 * 1024;
+/// Longest exec command line. Far above any real command; a longer one is
+/// refused with a message. (Lines over ~256 KiB never reach the handler:
+/// russh refuses SSH packets that large and drops the connection.)
+const EXEC_LINE_LIMIT: usize = 64 * 1024;
+/// Most of a refused command line that goes into the audit trail.
+const AUDIT_LINE_BYTES: usize = 256;
 
 /// The exec grammar: the same `Command` as the offline CLI.
 #[derive(Debug, Parser)]
@@ -42,6 +46,7 @@ struct ChannelState {
     stdin: Vec<u8>,
     /// An exec command waiting for EOF on stdin.
     pending: Option<(Command, String)>,
+
     /// The console running on this channel.
     console: Option<tokio::sync::mpsc::Sender<crate::tui::session::ConsoleInput>>,
     /// What the client sent with `env` requests (NO_COLOR, TENURE_THEME).
@@ -176,6 +181,31 @@ impl Connection {
         }
     }
 
+    /// Refuses an exec request before any command runs: one error line, exit
+    /// 2, close, and an audit event saying what was refused (`what`, short).
+    fn refuse(
+        &self,
+        channel: ChannelId,
+        what: String,
+        message: String,
+        pty: bool,
+        handle: &russh::server::Handle,
+    ) {
+        let services = self.services.clone();
+        let actor = self.actor();
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let recorded = tokio::task::spawn_blocking(move || {
+                actor.and_then(|actor| services.exec_refused(&actor, &what))
+            })
+            .await;
+            if let Ok(Err(e)) = recorded {
+                tracing::warn!(error = %e, "could not record a refused exec request");
+            }
+            send_output(&handle, channel, vec![], Some(message), 2, pty).await;
+        });
+    }
+
     /// Runs a command off the async threads and sends its output, exit status and close.
     fn run_exec(
         &self,
@@ -250,6 +280,34 @@ async fn send_output(
     let _ = handle.exit_status_request(channel, code).await;
     let _ = handle.eof(channel).await;
     let _ = handle.close(channel).await;
+}
+
+/// The first `max` bytes of a refused line for the trail, marked as cut.
+fn cut(data: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(data.get(..max).unwrap_or(data)).into_owned();
+    if data.len() > max {
+        format!("{text}… [cut: first {max} of {} bytes]", data.len())
+    } else {
+        text
+    }
+}
+
+/// The subcommand's words (`key add`), for messages about it.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Import { .. } => "import",
+        Command::Key(_) => "key add",
+        Command::Password(_) => "password set",
+        _ => "command",
+    }
+}
+
+fn human_size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
 }
 
 fn clamp(v: u32) -> u16 {
@@ -515,6 +573,27 @@ impl russh::server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         self.touch();
         session.channel_success(channel)?;
+        let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
+        let handle = session.handle();
+        if data.len() > EXEC_LINE_LIMIT {
+            let what = format!(
+                "command line of {} bytes refused (at most {EXEC_LINE_LIMIT}): {}",
+                data.len(),
+                cut(data, AUDIT_LINE_BYTES)
+            );
+            self.refuse(
+                channel,
+                what,
+                format!(
+                    "error: the command line is {} bytes; at most {} KiB (send data on stdin)\n",
+                    data.len(),
+                    EXEC_LINE_LIMIT / 1024
+                ),
+                pty,
+                &handle,
+            );
+            return Ok(());
+        }
         let line = String::from_utf8_lossy(data).into_owned();
         if let Some(a) = &self.authed {
             self.services.session_update(
@@ -523,10 +602,8 @@ impl russh::server::Handler for Connection {
                 Some(line.chars().take(200).collect()),
             );
         }
-        let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
-        let handle = session.handle();
         let words = match shell_words::split(&line) {
-            Ok(w) => w,
+            Ok(w) => cli::join_free_text(w),
             Err(e) => {
                 tokio::spawn(async move {
                     send_output(
@@ -572,6 +649,31 @@ impl russh::server::Handler for Connection {
             return Ok(());
         }
         self.run_exec(channel, parsed.command, Vec::new(), pty, session);
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.touch();
+        // Accepted only to be refused in words: a client told "failure" prints
+        // a bare "subsystem request failed", and one told nothing hangs.
+        session.channel_success(channel)?;
+        let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
+        let shown: String = name.chars().take(64).collect();
+        let handle = session.handle();
+        self.refuse(
+            channel,
+            format!("subsystem '{shown}' refused"),
+            format!(
+                "error: tenure offers no subsystems ('{shown}' refused); run a command instead: ssh HOST help\n"
+            ),
+            pty,
+            &handle,
+        );
         Ok(())
     }
 
@@ -633,22 +735,31 @@ impl russh::server::Handler for Connection {
             let _ = console.try_send(crate::tui::session::ConsoleInput::Bytes(data.to_vec()));
             return Ok(());
         }
-        if state.pending.is_some() {
-            if state.stdin.len() + data.len() > STDIN_LIMIT {
+        // Without a pending command (none asked for stdin, or its input was
+        // refused) whatever the client sends is dropped.
+        if let Some((command, _)) = &state.pending {
+            let limit = command.stdin_limit();
+            if state.stdin.len() + data.len() > limit {
+                let what = format!(
+                    "stdin of '{}' over {} KiB refused",
+                    command_name(command),
+                    limit / 1024
+                );
+                // Freed now, not when the channel closes; the rest is dropped.
+                state.stdin = Vec::new();
                 state.pending = None;
-                let handle = session.handle();
                 let pty = state.pty;
-                tokio::spawn(async move {
-                    send_output(
-                        &handle,
-                        channel,
-                        vec![],
-                        Some("error: input too large\n".into()),
-                        2,
-                        pty,
-                    )
-                    .await
-                });
+                let handle = session.handle();
+                self.refuse(
+                    channel,
+                    what,
+                    format!(
+                        "error: input too large: this command reads at most {} of stdin\n",
+                        human_size(limit)
+                    ),
+                    pty,
+                    &handle,
+                );
                 return Ok(());
             }
             state.stdin.extend_from_slice(data);

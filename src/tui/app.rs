@@ -1161,7 +1161,7 @@ impl App {
     fn run_command(&mut self, line: &str) {
         let words = match shell_words::split(line) {
             Ok(w) if w.is_empty() => return,
-            Ok(w) => w,
+            Ok(w) => crate::cli::join_free_text(w),
             Err(e) => return self.fail(format!("cannot parse the command line: {e}")),
         };
         let (text, error) = match CommandLine::try_parse_from(&words) {

@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod common;
 mod console;
+mod exec;
 mod import;
 mod lifecycle;
 mod notify;
