@@ -281,6 +281,7 @@ impl Services {
         };
         let mut report = ImportReport::default();
         let mut chunks: Vec<String> = Vec::new();
+        let started = std::time::Instant::now();
         let mut outbox_next = None;
         let staged = (|| -> Result<()> {
             loop {
@@ -338,6 +339,12 @@ impl Services {
             return Ok(report);
         }
         drop(overlay);
+        tracing::info!(
+            rows = report.imported,
+            chunks = chunks.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "import staged"
+        );
 
         // The commit point: the marker and the import's own event, together.
         let mut summary = AuditEvent {
@@ -383,6 +390,11 @@ impl Services {
         self.inner
             .generation
             .store(head.seq, std::sync::atomic::Ordering::Release);
+        tracing::info!(
+            rows = report.imported,
+            seconds = started.elapsed().as_secs_f64(),
+            "import applied"
+        );
         Ok(report)
     }
 
