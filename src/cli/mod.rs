@@ -1066,3 +1066,62 @@ pub fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::join_free_text;
+
+    fn joined(line: &str) -> Vec<String> {
+        join_free_text(shell_words::split(line).unwrap())
+    }
+
+    #[test]
+    fn a_free_text_option_takes_the_words_up_to_the_next_option() {
+        assert_eq!(
+            joined("user disable bob --reason contract ended"),
+            ["user", "disable", "bob", "--reason", "contract ended"]
+        );
+        assert_eq!(
+            joined("user create x --display-name Ann Lee --kind intern --company Big Co -n 3"),
+            [
+                "user",
+                "create",
+                "x",
+                "--display-name",
+                "Ann Lee",
+                "--kind",
+                "intern",
+                "--company",
+                "Big Co",
+                "-n",
+                "3"
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_and_equals_forms_and_other_options_are_left_alone() {
+        assert_eq!(
+            joined("user disable bob --reason 'contract ended'"),
+            ["user", "disable", "bob", "--reason", "contract ended"]
+        );
+        assert_eq!(
+            joined("request deny 3 --reason=not this year"),
+            ["request", "deny", "3", "--reason=not this year"]
+        );
+        // A missing value stays missing (clap says so), and non-text options
+        // keep their single word.
+        assert_eq!(
+            joined("user disable bob --reason --json"),
+            ["user", "disable", "bob", "--reason", "--json"]
+        );
+        assert_eq!(
+            joined("user list --sponsor alice --kind contractor"),
+            ["user", "list", "--sponsor", "alice", "--kind", "contractor"]
+        );
+        assert_eq!(
+            joined("user update bob --project-code x y"),
+            ["user", "update", "bob", "--project-code", "x", "y"]
+        );
+    }
+}

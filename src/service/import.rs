@@ -255,6 +255,13 @@ pub(crate) fn recover(store: &dyn Store) -> Result<Option<String>> {
 }
 
 impl Services {
+    /// Whether `actor` may import at all: the SSH front door asks before it
+    /// collects stdin, so a refused actor is refused (and audited by
+    /// `import`) without uploading anything.
+    pub fn may_import(&self, actor: &Actor) -> bool {
+        super::authz::allowed(actor, Permission::CreateAccount, None)
+    }
+
     /// Bulk import from a stream of rows: authorised first (a refusal is
     /// audited before any input is read), then every row checked, then all
     /// written or none (see the module notes). With `skip_existing`, rows

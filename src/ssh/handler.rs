@@ -642,7 +642,12 @@ impl russh::server::Handler for Connection {
                 return Ok(());
             }
         };
-        if parsed.command.reads_stdin() {
+        // A refused import is refused (and audited) now, not after an upload.
+        let refused_import = matches!(parsed.command, Command::Import { .. })
+            && self
+                .actor()
+                .is_ok_and(|actor| !self.services.may_import(&actor));
+        if parsed.command.reads_stdin() && !refused_import {
             if let Some(state) = self.channels.get_mut(&channel) {
                 state.pending = Some((parsed.command, line));
             }

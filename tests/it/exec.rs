@@ -3,7 +3,7 @@
 //! the limits on what a client may send (stdin, command lines, subsystems).
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -137,6 +137,20 @@ fn a_refused_import_over_ssh_exits_4_and_is_audited_before_the_csv_is_read() {
     assert!(err.contains("permission denied"), "{err}");
     let denied = live.last_event("auth.denied");
     assert_eq!(denied["actor"], "bob", "{denied}");
+
+    // Refused at once: bob's stdin never ends, and he need not upload it.
+    let mut cmd = live.server.ssh_key("bob", &live.key("bob"));
+    cmd.args(["127.0.0.1", "import"]).stdin(Stdio::piped());
+    let mut proc = Proc::spawn(&mut cmd);
+    proc.send(b"username,email\n");
+    let status = proc.wait_exit(STEP);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(4),
+        "stderr: {}",
+        proc.stderr.text()
+    );
+    assert!(proc.stderr.text().contains("permission denied"));
 }
 
 #[test]
