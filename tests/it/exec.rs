@@ -228,6 +228,14 @@ fn every_readme_ssh_example_runs_as_printed() {
         .status()
         .unwrap();
     assert!(status.success());
+    // `import < people.csv` reads a file of two newcomers sponsored by alice.
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "username,display_name,email,kind,sponsor,end_date\n\
+         dan,Dan Day,dan@acme.example,contractor,alice,+30d\n\
+         eve,Eve Eve,eve@acme.example,intern,alice,+30d\n",
+    )
+    .unwrap();
 
     let client = format!(
         "ssh -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
@@ -238,7 +246,7 @@ fn every_readme_ssh_example_runs_as_printed() {
     );
     let examples = readme_ssh_examples();
     assert!(
-        examples.len() >= 9,
+        examples.len() >= 10,
         "found only {} examples: {examples:?}",
         examples.len()
     );
@@ -284,7 +292,7 @@ fn every_readme_ssh_example_runs_as_printed() {
         }
         ran += 1;
     }
-    assert!(ran >= 9, "{ran} examples ran");
+    assert!(ran >= 10, "{ran} examples ran");
     let bob = live.json("user show bob --json");
     assert_eq!(bob["disable_note"], "contract ended", "{bob}");
     assert_eq!(bob["keys"].as_array().map_or(0, Vec::len), 2, "{bob}");
