@@ -27,6 +27,10 @@
 //! staged chunks (a SIGKILL during phase 1 leaves no trace). Each step is a
 //! single sled transaction, so recovery interrupted in turn just resumes.
 //!
+//! A dry run stages exactly the same way (later chunks read sponsors staged
+//! by earlier ones back from the stage) and then deletes its chunks instead
+//! of committing them; nothing it staged is ever visible.
+//!
 //! The writer lock is held for the whole import, so the import's events form
 //! one contiguous run of the audit chain and no other change can invalidate
 //! what was checked while staging. Other writes wait for it (about a second
