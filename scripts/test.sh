@@ -19,9 +19,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # ssh-audit (PyPI) checks the server's algorithms as an auditor would.
-if [ ! -x .venv-test/bin/ssh-audit ] || ! .venv-test/bin/python -c "import aiosmtpd" 2>/dev/null; then
+# asyncssh plays the hostile client in tests/it/security.rs.
+if [ ! -x .venv-test/bin/ssh-audit ] || ! .venv-test/bin/python -c "import aiosmtpd, asyncssh" 2>/dev/null; then
   python3 -m venv .venv-test
-  .venv-test/bin/pip install -q ssh-audit aiosmtpd
+  .venv-test/bin/pip install -q ssh-audit aiosmtpd asyncssh
 fi
 export SSH_AUDIT="$PWD/.venv-test/bin/ssh-audit"
 export TEST_PYTHON="$PWD/.venv-test/bin/python"

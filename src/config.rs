@@ -28,6 +28,18 @@ pub struct ServerConfig {
     pub allowlist: Vec<ipnet::IpNet>,
     pub login_grace_seconds: u64,
     pub max_unauthenticated: usize,
+    /// Unauthenticated connections one address may hold (sshd's PerSourceMaxStartups).
+    pub max_unauthenticated_per_address: usize,
+    /// Random early drop (sshd's MaxStartups start:rate:full): past `start`
+    /// unauthenticated connections, a new one is dropped with probability
+    /// `rate` %, rising linearly to 100 % at `max_unauthenticated`.
+    pub early_drop_start: usize,
+    pub early_drop_rate: u32,
+    /// Channels (exec or console) one connection may hold open (sshd's MaxSessions).
+    pub max_channels_per_connection: usize,
+    /// Live sessions one account may hold, and the whole server.
+    pub max_sessions_per_account: usize,
+    pub max_sessions: usize,
 }
 
 /// A way to log in: one or two factors.
@@ -72,6 +84,34 @@ pub struct AuthConfig {
     /// At most this many password hashes are checked at once.
     #[serde(default = "default_argon2_concurrency")]
     pub argon2_concurrency: usize,
+    /// Password and code attempts one connection may make before it is
+    /// disconnected (sshd's MaxAuthTries).
+    #[serde(default = "default_max_auth_tries")]
+    pub max_auth_tries: u32,
+    /// Addresses whose failures never lock anything out (the admins'
+    /// bastion; sshd's PerSourcePenaltyExemptList): CIDRs or addresses.
+    #[serde(default, deserialize_with = "nets")]
+    pub throttle_exempt: Vec<ipnet::IpNet>,
+}
+
+fn default_max_auth_tries() -> u32 {
+    6
+}
+
+/// CIDRs or plain addresses (a plain address is its /32 or /128).
+fn nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let texts: Vec<String> = Deserialize::deserialize(d)?;
+    texts
+        .iter()
+        .map(|text| {
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("'{text}' is not a CIDR (e.g. 10.0.0.0/8)"))
+                })
+        })
+        .collect()
 }
 
 fn default_methods() -> BTreeMap<Role, Vec<LoginMethod>> {
@@ -105,6 +145,8 @@ impl Default for AuthConfig {
             lockout_seconds: default_lockout(),
             lockout_max_seconds: default_lockout_max(),
             argon2_concurrency: default_argon2_concurrency(),
+            max_auth_tries: default_max_auth_tries(),
+            throttle_exempt: Vec::new(),
         }
     }
 }
@@ -299,6 +341,34 @@ struct RawServer {
     login_grace_seconds: u64,
     #[serde(default = "default_max_unauth")]
     max_unauthenticated: usize,
+    #[serde(default = "default_max_unauth_per_address")]
+    max_unauthenticated_per_address: usize,
+    #[serde(default)]
+    early_drop_start: Option<usize>,
+    #[serde(default = "default_early_drop_rate")]
+    early_drop_rate: u32,
+    #[serde(default = "default_max_channels")]
+    max_channels_per_connection: usize,
+    #[serde(default = "default_max_sessions_per_account")]
+    max_sessions_per_account: usize,
+    #[serde(default = "default_max_sessions")]
+    max_sessions: usize,
+}
+
+fn default_max_unauth_per_address() -> usize {
+    8
+}
+fn default_early_drop_rate() -> u32 {
+    30
+}
+fn default_max_channels() -> usize {
+    10
+}
+fn default_max_sessions_per_account() -> usize {
+    10
+}
+fn default_max_sessions() -> usize {
+    512
 }
 
 fn default_grace() -> u64 {
@@ -328,6 +398,12 @@ impl Default for RawServer {
             allowlist: vec![],
             login_grace_seconds: default_grace(),
             max_unauthenticated: default_max_unauth(),
+            max_unauthenticated_per_address: default_max_unauth_per_address(),
+            early_drop_start: None,
+            early_drop_rate: default_early_drop_rate(),
+            max_channels_per_connection: default_max_channels(),
+            max_sessions_per_account: default_max_sessions_per_account(),
+            max_sessions: default_max_sessions(),
         }
     }
 }
@@ -631,6 +707,20 @@ impl Config {
                 allowlist,
                 login_grace_seconds: raw.server.login_grace_seconds.max(1),
                 max_unauthenticated: raw.server.max_unauthenticated.max(1),
+                max_unauthenticated_per_address: raw
+                    .server
+                    .max_unauthenticated_per_address
+                    .clamp(1, raw.server.max_unauthenticated.max(1)),
+                // Past half the slots, start dropping at random (sshd: 10:30:100).
+                early_drop_start: raw
+                    .server
+                    .early_drop_start
+                    .unwrap_or((raw.server.max_unauthenticated / 2).max(8))
+                    .min(raw.server.max_unauthenticated.max(1)),
+                early_drop_rate: raw.server.early_drop_rate.min(100),
+                max_channels_per_connection: raw.server.max_channels_per_connection.max(1),
+                max_sessions_per_account: raw.server.max_sessions_per_account.max(1),
+                max_sessions: raw.server.max_sessions.max(1),
             },
             policy: raw.policy,
             custom_fields,

@@ -7,6 +7,7 @@
 )]
 
 pub mod auth;
+pub mod bounded;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -47,9 +47,15 @@ impl Throttle {
     }
 
     /// Counts a failure; returns `Some(until)` if this failure locked the key.
+    /// A failure while the key is already locked counts for nothing: attempts
+    /// refused by a lockout neither extend nor double it (else anyone could
+    /// keep an account locked for ever by knocking).
     pub fn fail(&mut self, key: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let window = chrono::Duration::from_std(self.config.window).unwrap_or_default();
         let counter = self.counters.entry(key.to_string()).or_default();
+        if counter.locked_until.is_some_and(|until| until > now) {
+            return None;
+        }
         if counter
             .window_start
             .is_none_or(|start| now - start > window)
@@ -81,6 +87,25 @@ impl Throttle {
             counter.failures = 0;
             counter.window_start = None;
             counter.locked_until = None;
+        }
+    }
+
+    /// Every key locked right now, with its end.
+    pub fn lockouts(&self, now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
+        let mut list: Vec<(String, DateTime<Utc>)> = self
+            .counters
+            .iter()
+            .filter_map(|(k, c)| c.locked_until.filter(|u| *u > now).map(|u| (k.clone(), u)))
+            .collect();
+        list.sort();
+        list
+    }
+
+    /// Lifts a lockout and forgets its history. Returns whether there was one.
+    pub fn unlock(&mut self, key: &str, now: DateTime<Utc>) -> bool {
+        match self.counters.remove(key) {
+            Some(c) => c.locked_until.is_some_and(|u| u > now),
+            None => false,
         }
     }
 
@@ -130,6 +155,27 @@ mod tests {
             25,
             "capped"
         );
+    }
+
+    #[test]
+    fn attempts_during_a_lockout_neither_extend_nor_double_it() {
+        let mut t = throttle();
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        for _ in 0..2 {
+            t.fail("user:root", t0);
+        }
+        let until = t.fail("user:root", t0).unwrap();
+        for s in 0..50 {
+            assert_eq!(
+                t.fail("user:root", t0 + chrono::Duration::seconds(s % 9)),
+                None
+            );
+        }
+        assert_eq!(t.locked("user:root", t0), Some(until));
+        assert_eq!(t.lockouts(t0), vec![("user:root".to_string(), until)]);
+        assert!(t.unlock("user:root", t0));
+        assert!(t.locked("user:root", t0).is_none());
+        assert!(!t.unlock("user:root", t0));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub enum Command {
     /// Live SSH sessions
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Login lockouts: list them, lift one
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// What the lifecycle policies will do, and a pass now
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
@@ -325,6 +328,20 @@ pub enum SessionCommand {
         id: Option<u64>,
         #[arg(long)]
         user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Addresses and accounts locked out after failed password or code attempts
+    Lockouts {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the lockout of an address or an account
+    Unlock {
+        /// An IP address or a username
+        what: String,
     },
 }
 
@@ -956,6 +973,34 @@ pub fn run(
             }
             (None, None) => Err(Error::Invalid("give a session ID or --user NAME".into())),
         },
+        Command::Auth(AuthCommand::Lockouts { json }) => {
+            let list = services.auth_lockouts(actor)?;
+            if json {
+                return print_json(out, &list);
+            }
+            if list.is_empty() {
+                return writeln!(out, "no lockouts").map_err(io);
+            }
+            for l in &list {
+                writeln!(
+                    out,
+                    "{:<8} {:<40} until {}  ({})",
+                    l.kind,
+                    l.who,
+                    l.until.format("%Y-%m-%d %H:%M:%S UTC"),
+                    l.why
+                )
+                .map_err(io)?;
+            }
+            Ok(())
+        }
+        Command::Auth(AuthCommand::Unlock { what }) => {
+            if services.auth_unlock(actor, &what)? {
+                writeln!(out, "unlocked {what}").map_err(io)
+            } else {
+                writeln!(out, "{what} was not locked out").map_err(io)
+            }
+        }
         Command::Lifecycle(LifecycleCommand::Preview { until, json }) => {
             let until = match until {
                 Some(text) => parse_date(&text, today).map_err(Error::Invalid)?,

@@ -32,6 +32,8 @@ pub enum Permission {
     RunLifecycle,
     RequestExtension,
     DecideRequest,
+    ReadLockouts,
+    Unlock,
 }
 
 impl Permission {
@@ -63,6 +65,8 @@ impl Permission {
             Permission::RunLifecycle => "run the lifecycle sweep",
             Permission::RequestExtension => "request an extension for",
             Permission::DecideRequest => "decide requests",
+            Permission::ReadLockouts => "read the login lockouts",
+            Permission::Unlock => "lift login lockouts",
         }
     }
 }
@@ -79,7 +83,14 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
     let operator = actor.has(Role::Operator);
     let reads = matches!(
         permission,
-        ReadAccount | ListAccounts | ReadKeys | ReadAllowlist | ReadGroups | ReadAudit | Export
+        ReadAccount
+            | ListAccounts
+            | ReadKeys
+            | ReadAllowlist
+            | ReadGroups
+            | ReadAudit
+            | Export
+            | ReadLockouts
     );
     if operator && (reads || matches!(permission, DisableAccount | RemoveKey | KillSession)) {
         return true;

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 
+use super::authz::Permission;
 use super::credentials::{hash_password, verify_password};
 use super::{Actor, Error, Result, Services, Source};
 use crate::auth::totp;
@@ -45,6 +46,35 @@ pub enum Prompts {
     EnrolmentCode,
 }
 
+/// How long failed logins from one address are gathered into one audit event.
+pub const FAILURE_WINDOW_SECONDS: i64 = 60;
+/// Addresses tracked at once; past it, failures go into one shared summary.
+const FAILURE_ADDRESSES: usize = 10_000;
+/// Accounts named in a summary.
+const FAILURE_SAMPLE: usize = 5;
+/// Failed connections of one address written one by one in a window.
+const FAILURE_EVENTS_PER_ADDRESS: u32 = 10;
+/// Failed connections written one by one in a window, all addresses together.
+const FAILURE_EVENTS_IN_ALL: u32 = 100;
+
+/// Failed logins not yet written. In each window the first failures of an
+/// address (and of all addresses together) are events of their own; past
+/// that they are counted and written as one summary per address when the
+/// window ends, so a flood costs a bounded number of events per minute.
+#[derive(Default)]
+pub struct FailureLog {
+    windows: std::collections::HashMap<Option<IpAddr>, FailureWindow>,
+    /// Individual events written in the current global window.
+    all: Option<(DateTime<Utc>, u32)>,
+}
+
+struct FailureWindow {
+    started: DateTime<Utc>,
+    written: u32,
+    more: u64,
+    accounts: BTreeSet<String>,
+}
+
 impl Services {
     fn throttle<T>(&self, f: impl FnOnce(&mut crate::auth::throttle::Throttle) -> T) -> T {
         match self.inner.throttle.lock() {
@@ -53,8 +83,20 @@ impl Services {
         }
     }
 
-    /// Is this address or account locked out right now?
+    /// Is this address exempt from lockouts (`[auth] throttle_exempt`)?
+    pub fn throttle_exempt(&self, ip: IpAddr) -> bool {
+        self.config()
+            .auth
+            .throttle_exempt
+            .iter()
+            .any(|n| n.contains(&ip))
+    }
+
+    /// Is this address or account locked out right now (for passwords and codes)?
     pub fn login_locked(&self, name: &str, ip: IpAddr) -> Option<DateTime<Utc>> {
+        if self.throttle_exempt(ip) {
+            return None;
+        }
         let now = self.now();
         self.throttle(|t| {
             t.locked(&format!("ip:{ip}"), now)
@@ -62,24 +104,97 @@ impl Services {
         })
     }
 
-    /// Counts a failed attempt against the address and the account.
+    /// Counts a failed password or code attempt against the address and the
+    /// account (not from an exempt address; not while already locked).
     pub fn login_failed_attempt(&self, name: &str, ip: IpAddr) {
+        if self.throttle_exempt(ip) {
+            return;
+        }
         let now = self.now();
-        self.throttle(|t| {
+        let locked = self.throttle(|t| {
             t.prune(now);
-            t.fail(&format!("ip:{ip}"), now);
-            t.fail(&format!("user:{name}"), now);
+            let by_ip = t.fail(&format!("ip:{ip}"), now);
+            let by_user = t.fail(&format!("user:{name}"), now);
+            by_ip
+                .map(|u| (format!("address {ip}"), u))
+                .into_iter()
+                .chain(by_user.map(|u| (format!("account {name}"), u)))
+                .collect::<Vec<_>>()
         });
+        for (what, until) in locked {
+            crate::log_limited!(warn, "lockout", "{what} locked out until {until}");
+        }
     }
 
-    /// The checks every method shares: exists, not locked, active within its
-    /// dates, address in its allowlist.
-    pub fn login_gate(&self, name: &str, ip: IpAddr) -> std::result::Result<Account, Refused> {
-        if let Some(until) = self.login_locked(name, ip) {
-            return Err(refused(format!(
-                "locked out until {}",
-                until.format("%H:%M:%S UTC")
-            )));
+    /// Current lockouts: (`address 1.2.3.4` | `account bob`, until).
+    pub fn auth_lockouts(&self, actor: &Actor) -> Result<Vec<Lockout>> {
+        self.authorize(actor, Permission::ReadLockouts, None)?;
+        let now = self.now();
+        Ok(self
+            .throttle(|t| t.lockouts(now))
+            .into_iter()
+            .filter_map(|(key, until)| {
+                let (kind, who) = key.split_once(':')?;
+                Some(Lockout {
+                    kind: if kind == "ip" { "address" } else { "account" }.to_string(),
+                    who: who.to_string(),
+                    until,
+                    why: format!(
+                        "{} failed password or code attempts within {} s",
+                        self.config().auth.max_failures,
+                        self.config().auth.failure_window_seconds
+                    ),
+                })
+            })
+            .collect())
+    }
+
+    /// Lifts the lockout of an address or an account (admin), audited.
+    pub fn auth_unlock(&self, actor: &Actor, what: &str) -> Result<bool> {
+        self.authorize(actor, Permission::Unlock, None)?;
+        let key = if what.parse::<IpAddr>().is_ok() {
+            format!("ip:{what}")
+        } else {
+            crate::domain::validate::validate_username(what).map_err(Error::Invalid)?;
+            format!("user:{what}")
+        };
+        let now = self.now();
+        let was = self.throttle(|t| t.unlock(&key, now));
+        let what = what.to_string();
+        self.write(actor, |tx| {
+            tx.event(
+                "auth.unlock",
+                Some(&what),
+                vec![],
+                Some(if was {
+                    "lockout lifted".to_string()
+                } else {
+                    "was not locked; failure count reset".to_string()
+                }),
+            );
+            Ok(())
+        })?;
+        Ok(was)
+    }
+
+    /// The checks every method shares: exists, active within its dates,
+    /// address in its allowlist — and, for passwords and codes (`lockable`),
+    /// not locked out. A verified key is never refused by a lockout: a key
+    /// cannot be guessed, and the lockout must not become a way to shut the
+    /// admins out.
+    pub fn login_gate(
+        &self,
+        name: &str,
+        ip: IpAddr,
+        lockable: bool,
+    ) -> std::result::Result<Account, Refused> {
+        if lockable {
+            if let Some(until) = self.login_locked(name, ip) {
+                return Err(refused(format!(
+                    "locked out until {}",
+                    until.format("%H:%M:%S UTC")
+                )));
+            }
         }
         let account = match self.store().account(name) {
             Ok(Some(a)) => a,
@@ -121,7 +236,7 @@ impl Services {
         ip: IpAddr,
         fingerprint: &str,
     ) -> std::result::Result<KeyOutcome, Refused> {
-        let account = self.login_gate(name, ip)?;
+        let account = self.login_gate(name, ip, false)?;
         let Some(key) = account.key(fingerprint) else {
             return Err(refused(format!(
                 "key {fingerprint} is not registered to {name}"
@@ -181,7 +296,7 @@ impl Services {
         password: &str,
         code: Option<&str>,
     ) -> std::result::Result<(Account, Option<u64>, LoginMethod), Refused> {
-        let gate = self.login_gate(name, ip);
+        let gate = self.login_gate(name, ip, true);
         let hash = gate
             .as_ref()
             .ok()
@@ -223,7 +338,7 @@ impl Services {
         ip: IpAddr,
         code: &str,
     ) -> std::result::Result<(Account, u64), Refused> {
-        let account = self.login_gate(name, ip)?;
+        let account = self.login_gate(name, ip, true)?;
         let secret = account
             .credentials
             .totp_secret
@@ -271,10 +386,14 @@ impl Services {
         fingerprint: Option<&str>,
         totp_step: Option<u64>,
     ) -> Result<Account> {
-        self.throttle(|t| {
-            t.succeed(&format!("user:{name}"));
-            t.succeed(&format!("ip:{ip}"));
-        });
+        // Only a password or code success clears the failure counts: a key
+        // login (which a lockout never refuses) must not reopen guessing.
+        if !method.starts_with("publickey") {
+            self.throttle(|t| {
+                t.succeed(&format!("user:{name}"));
+                t.succeed(&format!("ip:{ip}"));
+            });
+        }
         let actor = Actor {
             name: name.to_string(),
             roles: BTreeSet::new(),
@@ -316,22 +435,121 @@ impl Services {
         })
     }
 
-    /// Records a connection that tried and failed to log in.
+    /// Records a connection that tried and failed to log in. The first
+    /// failure of an address in a window is written at once; later ones in
+    /// the same window are counted and written as one summary
+    /// (`flush_login_failures`), so a flood cannot fill the disk.
     pub fn login_failed(&self, name: &str, ip: IpAddr, detail: &str) {
+        let now = self.now();
+        let window = chrono::Duration::seconds(FAILURE_WINDOW_SECONDS);
+        let write_now = {
+            let mut guard = match self.inner.failures.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let log = &mut *guard;
+            let key =
+                if log.windows.len() >= FAILURE_ADDRESSES && !log.windows.contains_key(&Some(ip)) {
+                    None
+                } else {
+                    Some(ip)
+                };
+            let all = match log.all {
+                Some((started, n)) if now - started < window => n,
+                _ => {
+                    log.all = Some((now, 0));
+                    0
+                }
+            };
+            let w = match log.windows.get_mut(&key) {
+                Some(w) if now - w.started < window => w,
+                _ => {
+                    log.windows.insert(
+                        key,
+                        FailureWindow {
+                            started: now,
+                            written: 0,
+                            more: 0,
+                            accounts: BTreeSet::new(),
+                        },
+                    );
+                    match log.windows.get_mut(&key) {
+                        Some(w) => w,
+                        None => return,
+                    }
+                }
+            };
+            if w.written < FAILURE_EVENTS_PER_ADDRESS
+                && all < FAILURE_EVENTS_IN_ALL
+                && key.is_some()
+            {
+                w.written += 1;
+                if let Some((_, n)) = log.all.as_mut() {
+                    *n += 1;
+                }
+                true
+            } else {
+                w.more += 1;
+                if w.accounts.len() < FAILURE_SAMPLE {
+                    w.accounts
+                        .insert(crate::bounded::cut(name, 64).into_owned());
+                }
+                false
+            }
+        };
+        self.flush_login_failures();
+        if write_now {
+            self.record_failure(name, &ip.to_string(), detail);
+        }
+    }
+
+    /// Writes the summaries of windows that have ended. Called on every
+    /// failure and by the server every few seconds.
+    pub fn flush_login_failures(&self) {
+        let now = self.now();
+        let window = chrono::Duration::seconds(FAILURE_WINDOW_SECONDS);
+        let ended: Vec<(Option<IpAddr>, FailureWindow)> = {
+            let mut log = match self.inner.failures.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let keys: Vec<Option<IpAddr>> = log
+                .windows
+                .iter()
+                .filter(|(_, w)| now - w.started >= window)
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| log.windows.remove(&k).map(|w| (k, w)))
+                .collect()
+        };
+        for (ip, w) in ended.into_iter().filter(|(_, w)| w.more > 0) {
+            let from = ip.map_or_else(|| "other addresses".to_string(), |ip| ip.to_string());
+            let detail = format!(
+                "{} more failed login connection(s) from {from} within {FAILURE_WINDOW_SECONDS} s (accounts tried: {}{})",
+                w.more,
+                w.accounts.iter().cloned().collect::<Vec<_>>().join(", "),
+                if w.more as usize > w.accounts.len() { ", …" } else { "" }
+            );
+            self.record_failure("", &from, &detail);
+        }
+    }
+
+    fn record_failure(&self, name: &str, from: &str, detail: &str) {
         let actor = Actor {
             name: "unauthenticated".into(),
             roles: BTreeSet::from([Role::User]),
-            source: Source::Ssh(ip.to_string()),
+            source: Source::Ssh(from.to_string()),
             session: None,
             is_account: false,
         };
-        let target = name.to_string();
+        let target = (!name.is_empty()).then(|| name.to_string());
         let detail = detail.to_string();
         if let Err(e) = self.write(&actor, |tx| {
-            tx.event("auth.fail", Some(&target), vec![], Some(detail.clone()));
+            tx.event("auth.fail", target.as_deref(), vec![], Some(detail.clone()));
             Ok(())
         }) {
-            tracing::warn!(error = %e, "could not record a failed login");
+            crate::log_limited!(warn, "audit-fail", "could not record a failed login: {e}");
         }
     }
 
@@ -356,6 +574,16 @@ impl Services {
             tracing::warn!(error = %e, "could not record a refused connection");
         }
     }
+}
+
+/// A lockout as `auth lockouts` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Lockout {
+    /// `address` or `account`.
+    pub kind: String,
+    pub who: String,
+    pub until: DateTime<Utc>,
+    pub why: String,
 }
 
 fn describe(methods: &[LoginMethod]) -> String {
@@ -421,7 +649,7 @@ impl Services {
         ip: IpAddr,
         code: &str,
     ) -> std::result::Result<Account, Refused> {
-        let account = self.login_gate(name, ip)?;
+        let account = self.login_gate(name, ip, true)?;
         let record = self
             .enrolment(name)
             .ok_or_else(|| refused("no valid enrolment code"))?;

@@ -167,6 +167,8 @@ struct Inner {
     generation: std::sync::atomic::AtomicU64,
     sessions: sessions::Registry,
     throttle: Mutex<crate::auth::throttle::Throttle>,
+    /// Failed logins per address waiting to be written as one summary event.
+    failures: Mutex<login::FailureLog>,
     /// The at-rest key (keys/at_rest.key), loaded on first use.
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
 }
@@ -222,6 +224,7 @@ impl Services {
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
+                failures: Mutex::new(login::FailureLog::default()),
                 config,
             }),
         })
@@ -493,17 +496,6 @@ impl Services {
         Error::Denied(what)
     }
 
-    /// Records what the SSH front door refused before a command ran (a
-    /// command line or an input over its limit, a subsystem): a short
-    /// description, never the refused bytes.
-    pub fn exec_refused(&self, actor: &Actor, what: &str) -> Result<()> {
-        let detail = what.to_string();
-        self.write(actor, |tx| {
-            tx.event("exec.refused", None, vec![], Some(detail));
-            Ok(())
-        })
-    }
-
     /// An account by name, or NotFound.
     pub fn load(&self, name: &str) -> Result<Account> {
         self.store()
@@ -694,9 +686,16 @@ impl Tx<'_> {
             source: self.actor.source.to_string(),
             session: self.actor.session.clone(),
             action: action.to_string(),
-            target: target.map(str::to_string),
+            // Names and texts a client supplied are kept, but never megabytes of them.
+            target: target
+                .map(|t| crate::bounded::cut(t, crate::bounded::CLIENT_TEXT).into_owned()),
             changes,
-            detail,
+            detail: detail.map(|d| {
+                match crate::bounded::cut(&d, 4 * crate::bounded::CLIENT_TEXT) {
+                    std::borrow::Cow::Borrowed(_) => d,
+                    std::borrow::Cow::Owned(c) => c,
+                }
+            }),
             prev_hash: String::new(),
             hash: String::new(),
         });

@@ -99,6 +99,68 @@ impl Services {
         SessionTicket { id, closing }
     }
 
+    /// Whether `account` may open one more live session: under
+    /// `[server] max_sessions_per_account` and `max_sessions`. The error says
+    /// which limit, for the client.
+    pub fn session_room(&self, account: &str) -> std::result::Result<(), String> {
+        let server = &self.config().server;
+        let (mine, all) = self.registry().with(|live| {
+            (
+                live.values().filter(|s| s.info.account == account).count(),
+                live.len(),
+            )
+        });
+        if all >= server.max_sessions {
+            return Err(format!(
+                "the server has its maximum of {} live sessions (max_sessions); try again later",
+                server.max_sessions
+            ));
+        }
+        if mine >= server.max_sessions_per_account {
+            return Err(format!(
+                "{account} already has {mine} live sessions (max_sessions_per_account = {}); close one first",
+                server.max_sessions_per_account
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records that a client ran into a limit (`kind`: sessions, channels,
+    /// stdin, pty…). The front door records each kind once per connection.
+    pub fn limit_refused(
+        &self,
+        actor: Option<&Actor>,
+        ip: std::net::IpAddr,
+        kind: &str,
+        detail: &str,
+    ) {
+        let fallback;
+        let actor = match actor {
+            Some(a) => a,
+            None => {
+                fallback = Actor {
+                    name: "unauthenticated".into(),
+                    roles: Default::default(),
+                    source: super::Source::Ssh(ip.to_string()),
+                    session: None,
+                    is_account: false,
+                };
+                &fallback
+            }
+        };
+        let detail = detail.to_string();
+        if let Err(e) = self.write(actor, |tx| {
+            tx.event(&format!("limit.{kind}"), None, vec![], Some(detail.clone()));
+            Ok(())
+        }) {
+            crate::log_limited!(
+                warn,
+                "audit-limit",
+                "could not record a refused request: {e}"
+            );
+        }
+    }
+
     pub fn session_closed(&self, id: u64) {
         self.registry().with(|live| live.remove(&id));
     }

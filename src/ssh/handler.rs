@@ -22,8 +22,6 @@ use crate::service::{Actor, Error, Services, Source};
 /// refused with a message. (Lines over ~256 KiB never reach the handler:
 /// russh refuses SSH packets that large and drops the connection.)
 const EXEC_LINE_LIMIT: usize = 64 * 1024;
-/// Most of a refused command line that goes into the audit trail.
-const AUDIT_LINE_BYTES: usize = 256;
 
 /// The exec grammar: the same `Command` as the offline CLI.
 #[derive(Debug, Parser)]
@@ -46,9 +44,8 @@ struct ChannelState {
     stdin: Vec<u8>,
     /// An exec command waiting for EOF on stdin.
     pending: Option<(Command, String)>,
-
     /// The console running on this channel.
-    console: Option<tokio::sync::mpsc::Sender<crate::tui::session::ConsoleInput>>,
+    console: Option<crate::tui::session::ConsoleLink>,
     /// What the client sent with `env` requests (NO_COLOR, TENURE_THEME).
     console_options: crate::tui::session::ConsoleOptions,
 }
@@ -57,7 +54,7 @@ pub struct Connection {
     services: Services,
     peer: SocketAddr,
     argon2: Arc<Semaphore>,
-    authed_tx: Option<oneshot::Sender<SessionTicket>>,
+    authed_tx: Option<oneshot::Sender<Authenticated>>,
     authed: Option<Authed>,
     /// A verified key waiting for its TOTP code: (user, fingerprint).
     key_factor: Option<(String, String)>,
@@ -65,15 +62,32 @@ pub struct Connection {
     asked: Option<Prompts>,
     attempted_user: Option<String>,
     failures: Vec<String>,
+    /// Password and code attempts on this connection (`[auth] max_auth_tries`).
+    tries: u32,
     channels: HashMap<ChannelId, ChannelState>,
+    /// Limits already audited on this connection (one event per kind).
+    limits_recorded: std::collections::BTreeSet<&'static str>,
+    /// Authenticated, but over a session limit: every channel is refused with this.
+    no_room: Option<String>,
 }
+
+/// Failures described in a connection's `auth.fail` event.
+const FAILURES_KEPT: usize = 12;
+/// The largest console a client may ask for: nothing needs more, and a frame
+/// costs memory by the cell.
+pub const MAX_COLS: u16 = 500;
+pub const MAX_ROWS: u16 = 200;
+
+/// What the connection task learns when authentication ends: a live
+/// session, or why one could not be opened (a limit), told to the client.
+pub type Authenticated = Result<SessionTicket, String>;
 
 impl Connection {
     pub fn new(
         services: Services,
         peer: SocketAddr,
         argon2: Arc<Semaphore>,
-        authed_tx: oneshot::Sender<SessionTicket>,
+        authed_tx: oneshot::Sender<Authenticated>,
     ) -> Self {
         Connection {
             services,
@@ -85,19 +99,74 @@ impl Connection {
             asked: None,
             attempted_user: None,
             failures: Vec::new(),
+            tries: 0,
             channels: HashMap::new(),
+            limits_recorded: Default::default(),
+            no_room: None,
         }
     }
 
+    /// Remembers who was tried (cut: a client may send a huge name).
+    fn note_user(&mut self, user: &str) {
+        self.attempted_user = Some(crate::bounded::cut(user, 64).into_owned());
+    }
+
+    fn note_failure(&mut self, text: String) {
+        if self.failures.len() < FAILURES_KEPT {
+            self.failures
+                .push(crate::bounded::cut(&text, 160).into_owned());
+        } else if self.failures.len() == FAILURES_KEPT {
+            self.failures.push("…".into());
+        }
+    }
+
+    /// A name that cannot be an account is refused before any lookup.
+    fn plausible(&mut self, user: &str) -> bool {
+        self.note_user(user);
+        if crate::domain::validate::validate_username(user).is_ok() {
+            return true;
+        }
+        self.note_failure("invalid username".into());
+        false
+    }
+
+    /// Records a limit a client ran into: one audit event per kind and connection.
+    fn limit_reached(&mut self, kind: &'static str, detail: String) {
+        crate::log_limited!(info, "limit", "{}: {}", self.peer, detail);
+        if !self.limits_recorded.insert(kind) {
+            return;
+        }
+        let services = self.services.clone();
+        let actor = self.actor().ok();
+        let peer = self.peer.ip();
+        tokio::task::spawn_blocking(move || {
+            services.limit_refused(actor.as_ref(), peer, kind, &detail)
+        });
+    }
+
     fn reject(&mut self, user: &str, method: &str, refusal: Refused, counts: bool) -> Auth {
-        self.attempted_user = Some(user.to_string());
-        self.failures.push(format!("{method}: {}", refusal.reason));
+        self.note_user(user);
+        self.note_failure(format!("{method}: {}", refusal.reason));
         if counts {
             let services = self.services.clone();
             let (user, ip) = (user.to_string(), self.peer.ip());
             services.login_failed_attempt(&user, ip);
         }
         try_again()
+    }
+
+    /// Counts a password or code attempt; past `max_auth_tries` the
+    /// connection is closed (the client must reconnect, and pay the handshake).
+    fn tried(&mut self) -> Result<(), russh::Error> {
+        self.tries += 1;
+        if self.tries >= self.services.config().auth.max_auth_tries.max(1) {
+            self.note_failure(format!(
+                "disconnected after {} password or code attempts",
+                self.tries
+            ));
+            return Err(russh::Error::Disconnect);
+        }
+        Ok(())
     }
 
     /// Records the login, registers the live session and tells the connection task.
@@ -108,6 +177,17 @@ impl Connection {
         fingerprint: Option<String>,
         totp_step: Option<u64>,
     ) -> Auth {
+        if let Err(why) = self.services.session_room(user) {
+            // Authenticated, but no room: the client is told why in the
+            // disconnect message (a plain refusal would read "Permission denied").
+            self.limit_reached("sessions", format!("{user}: {why}"));
+            self.authed = None;
+            self.no_room = Some(why.clone());
+            if let Some(tx) = self.authed_tx.take() {
+                let _ = tx.send(Err(why));
+            }
+            return Auth::Accept;
+        }
         let services = self.services.clone();
         let ip = self.peer.ip();
         let (u, m, fp) = (user.to_string(), method.to_string(), fingerprint.clone());
@@ -156,7 +236,7 @@ impl Connection {
         });
         self.failures.clear();
         if let Some(tx) = self.authed_tx.take() {
-            let _ = tx.send(ticket);
+            let _ = tx.send(Ok(ticket));
         }
         Auth::Accept
     }
@@ -182,26 +262,20 @@ impl Connection {
     }
 
     /// Refuses an exec request before any command runs: one error line, exit
-    /// 2, close, and an audit event saying what was refused (`what`, short).
+    /// 2, close; the refusal is a `limit.KIND` audit event (`what`, short;
+    /// once per kind and connection, so a flood cannot fill the trail).
     fn refuse(
-        &self,
+        &mut self,
         channel: ChannelId,
+        kind: &'static str,
         what: String,
         message: String,
         pty: bool,
         handle: &russh::server::Handle,
     ) {
-        let services = self.services.clone();
-        let actor = self.actor();
+        self.limit_reached(kind, what);
         let handle = handle.clone();
         tokio::spawn(async move {
-            let recorded = tokio::task::spawn_blocking(move || {
-                actor.and_then(|actor| services.exec_refused(&actor, &what))
-            })
-            .await;
-            if let Ok(Err(e)) = recorded {
-                tracing::warn!(error = %e, "could not record a refused exec request");
-            }
             send_output(&handle, channel, vec![], Some(message), 2, pty).await;
         });
     }
@@ -282,16 +356,6 @@ async fn send_output(
     let _ = handle.close(channel).await;
 }
 
-/// The first `max` bytes of a refused line for the trail, marked as cut.
-fn cut(data: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(data.get(..max).unwrap_or(data)).into_owned();
-    if data.len() > max {
-        format!("{text}… [cut: first {max} of {} bytes]", data.len())
-    } else {
-        text
-    }
-}
-
 /// The subcommand's words (`key add`), for messages about it.
 fn command_name(command: &Command) -> &'static str {
     match command {
@@ -310,8 +374,8 @@ fn human_size(bytes: usize) -> String {
     }
 }
 
-fn clamp(v: u32) -> u16 {
-    v.clamp(1, 1000) as u16
+fn clamp(v: u32, max: u16) -> u16 {
+    v.clamp(1, u32::from(max)) as u16
 }
 
 /// A refusal that lets the client try another key or the prompts.
@@ -350,7 +414,7 @@ impl russh::server::Handler for Connection {
     type Error = russh::Error;
 
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
-        self.attempted_user = Some(user.to_string());
+        self.note_user(user);
         Ok(try_again())
     }
 
@@ -360,14 +424,15 @@ impl russh::server::Handler for Connection {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         // A probe: answer whether this key could work; count nothing.
-        self.attempted_user = Some(user.to_string());
+        if !self.plausible(user) {
+            return Ok(try_again());
+        }
         let fp = offer.public_key.fingerprint(HashAlg::Sha256).to_string();
         let known = self.services.key_registered(user, &fp);
         if known {
             Ok(Auth::Accept)
         } else {
-            self.failures
-                .push(format!("publickey: key {fp} not registered"));
+            self.note_failure(format!("publickey: key {fp} not registered"));
             Ok(try_again())
         }
     }
@@ -377,6 +442,9 @@ impl russh::server::Handler for Connection {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
+        if !self.plausible(user) {
+            return Ok(try_again());
+        }
         let fp = key.public_key.fingerprint(HashAlg::Sha256).to_string();
         let services = self.services.clone();
         let (u, ip, f) = (user.to_string(), self.peer.ip(), fp.clone());
@@ -408,10 +476,20 @@ impl russh::server::Handler for Connection {
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        self.attempted_user = Some(user.to_string());
+        if !self.plausible(user) {
+            // Still answer with prompts, as for an unknown user, then refuse.
+            if response.is_some() {
+                self.tried()?;
+                return Ok(try_again());
+            }
+        }
         let key_done = self.key_factor.as_ref().is_some_and(|(u, _)| u == user);
         let Some(response) = response else {
-            let prompts = self.services.login_prompts(user, key_done);
+            let prompts = if crate::domain::validate::validate_username(user).is_ok() {
+                self.services.login_prompts(user, key_done)
+            } else {
+                Prompts::PasswordAndCode
+            };
             self.asked = Some(prompts);
             let list: Vec<(Cow<'static, str>, bool)> = match prompts {
                 Prompts::PasswordAndCode => vec![
@@ -450,7 +528,11 @@ impl russh::server::Handler for Connection {
                         });
                 match outcome {
                     Ok((_, step)) => Ok(self.accept(user, "publickey+totp", fp, Some(step)).await),
-                    Err(r) => Ok(self.reject(user, "totp", r, true)),
+                    Err(r) => {
+                        let auth = self.reject(user, "totp", r, true);
+                        self.tried()?;
+                        Ok(auth)
+                    }
                 }
             }
             Prompts::EnrolmentCode => {
@@ -467,7 +549,11 @@ impl russh::server::Handler for Connection {
                 });
                 match outcome {
                     Ok(_) => Ok(self.accept(user, "enrolment", None, None).await),
-                    Err(r) => Ok(self.reject(user, "enrolment", r, true)),
+                    Err(r) => {
+                        let auth = self.reject(user, "enrolment", r, true);
+                        self.tried()?;
+                        Ok(auth)
+                    }
                 }
             }
             Prompts::Password | Prompts::PasswordAndCode => {
@@ -486,7 +572,11 @@ impl russh::server::Handler for Connection {
                     Ok((_, step, method)) => {
                         Ok(self.accept(user, method.as_str(), None, step).await)
                     }
-                    Err(r) => Ok(self.reject(user, "password", r, true)),
+                    Err(r) => {
+                        let auth = self.reject(user, "password", r, true);
+                        self.tried()?;
+                        Ok(auth)
+                    }
                 }
             }
         }
@@ -498,7 +588,30 @@ impl russh::server::Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if let Some(why) = &self.no_room {
+            reply
+                .reject(russh::ChannelOpenFailure::Other {
+                    code: 4, // SSH_OPEN_RESOURCE_SHORTAGE
+                    reason: why.clone(),
+                })
+                .await;
+            return Ok(());
+        }
         if self.authed.is_none() {
+            return Ok(());
+        }
+        let max = self.services.config().server.max_channels_per_connection;
+        if self.channels.len() >= max {
+            let why = format!(
+                "too many channels on one connection (max_channels_per_connection = {max})"
+            );
+            self.limit_reached("channels", why.clone());
+            reply
+                .reject(russh::ChannelOpenFailure::Other {
+                    code: 4, // SSH_OPEN_RESOURCE_SHORTAGE
+                    reason: why,
+                })
+                .await;
             return Ok(());
         }
         self.channels.insert(channel.id(), ChannelState::default());
@@ -521,8 +634,8 @@ impl russh::server::Handler for Connection {
             state.pty = true;
             // A client without a real terminal (ssh -tt from a pipe) sends 0x0.
             state.size = (
-                if cols == 0 { 80 } else { clamp(cols) },
-                if rows == 0 { 24 } else { clamp(rows) },
+                if cols == 0 { 80 } else { clamp(cols, MAX_COLS) },
+                if rows == 0 { 24 } else { clamp(rows, MAX_ROWS) },
             );
         }
         session.channel_success(channel)?;
@@ -554,12 +667,9 @@ impl russh::server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         self.touch();
         if let Some(state) = self.channels.get_mut(&channel) {
-            state.size = (clamp(cols), clamp(rows));
+            state.size = (clamp(cols, MAX_COLS), clamp(rows, MAX_ROWS));
             if let Some(console) = &state.console {
-                let _ = console.try_send(crate::tui::session::ConsoleInput::Resize(
-                    state.size.0,
-                    state.size.1,
-                ));
+                console.resize(state.size.0, state.size.1);
             }
         }
         Ok(())
@@ -579,10 +689,11 @@ impl russh::server::Handler for Connection {
             let what = format!(
                 "command line of {} bytes refused (at most {EXEC_LINE_LIMIT}): {}",
                 data.len(),
-                cut(data, AUDIT_LINE_BYTES)
+                crate::bounded::cut(&String::from_utf8_lossy(data), crate::bounded::CLIENT_TEXT)
             );
             self.refuse(
                 channel,
+                "exec_line",
                 what,
                 format!(
                     "error: the command line is {} bytes; at most {} KiB (send data on stdin)\n",
@@ -672,6 +783,7 @@ impl russh::server::Handler for Connection {
         let handle = session.handle();
         self.refuse(
             channel,
+            "subsystem",
             format!("subsystem '{shown}' refused"),
             format!(
                 "error: tenure offers no subsystems ('{shown}' refused); run a command instead: ssh HOST help\n"
@@ -736,8 +848,17 @@ impl russh::server::Handler for Connection {
             return Ok(());
         };
         if let Some(console) = &state.console {
-            // A console that cannot keep up drops input rather than block the connection.
-            let _ = console.try_send(crate::tui::session::ConsoleInput::Bytes(data.to_vec()));
+            // A console that cannot keep up drops input rather than block
+            // the connection or queue without bound.
+            if !console.bytes(data) {
+                self.limit_reached(
+                    "console_input",
+                    format!(
+                        "console input dropped: more than {} KiB queued",
+                        crate::tui::session::MAX_QUEUED_INPUT / 1024
+                    ),
+                );
+            }
             return Ok(());
         }
         // Without a pending command (none asked for stdin, or its input was
@@ -746,9 +867,9 @@ impl russh::server::Handler for Connection {
             let limit = command.stdin_limit();
             if state.stdin.len() + data.len() > limit {
                 let what = format!(
-                    "stdin of '{}' over {} KiB refused",
+                    "stdin of '{}' over {} refused",
                     command_name(command),
-                    limit / 1024
+                    human_size(limit)
                 );
                 // Freed now, not when the channel closes; the rest is dropped.
                 state.stdin = Vec::new();
@@ -757,6 +878,7 @@ impl russh::server::Handler for Connection {
                 let handle = session.handle();
                 self.refuse(
                     channel,
+                    "stdin",
                     what,
                     format!(
                         "error: input too large: this command reads at most {} of stdin\n",

@@ -9,13 +9,13 @@
 mod handler;
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use russh::keys::{Algorithm, HashAlg, PrivateKey};
 use russh::{cipher, kex, mac, MethodKind, MethodSet, Preferred};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, Semaphore};
 
 use crate::service::sessions::Closing;
@@ -71,6 +71,7 @@ pub fn russh_config(
     host_key: PrivateKey,
     hardened: bool,
     grace: Duration,
+    max_auth_tries: u32,
 ) -> russh::server::Config {
     russh::server::Config {
         server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-tenure")),
@@ -81,7 +82,10 @@ pub fn russh_config(
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![host_key],
         preferred: preferred(hardened),
-        max_auth_attempts: 6,
+        // Our handler closes the connection after `max_auth_tries` password
+        // or code attempts; russh's own count (every refusal, key probes
+        // and `none` included) is the backstop against a key spray.
+        max_auth_attempts: (max_auth_tries as usize).max(1) * 2 + 2,
         inactivity_timeout: Some(grace.max(Duration::from_secs(3600))),
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 4,
@@ -107,9 +111,15 @@ impl Server {
     ) -> std::io::Result<Server> {
         let config = services.config().clone();
         let grace = Duration::from_secs(config.server.login_grace_seconds);
-        let russh_config = Arc::new(russh_config(host_key, config.server.hardened, grace));
+        let russh_config = Arc::new(russh_config(
+            host_key,
+            config.server.hardened,
+            grace,
+            config.auth.max_auth_tries,
+        ));
         let unauthenticated = Arc::new(Semaphore::new(config.server.max_unauthenticated));
         let argon2 = Arc::new(Semaphore::new(config.auth.argon2_concurrency));
+        let per_address = Arc::new(PerAddress::default());
         let (shutdown, _) = broadcast::channel(1);
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
@@ -123,9 +133,21 @@ impl Server {
                 argon2: argon2.clone(),
                 grace,
                 shutdown: shutdown.clone(),
+                per_address: per_address.clone(),
             };
             tasks.push(tokio::spawn(accept_loop(listener, ctx)));
         }
+        // Failed logins are gathered per address; their summaries are written
+        // when each window ends, even if no further failure comes.
+        let flusher = services.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let s = flusher.clone();
+                let _ = tokio::task::spawn_blocking(move || s.flush_login_failures()).await;
+            }
+        }));
         Ok(Server {
             addrs,
             shutdown,
@@ -140,6 +162,7 @@ impl Server {
         for task in &self.tasks {
             task.abort();
         }
+        self.services.flush_login_failures();
         let closed = self.services.close_all_sessions(reason);
         // Give the session tasks a moment to send their disconnect messages.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -164,6 +187,64 @@ struct AcceptContext {
     argon2: Arc<Semaphore>,
     grace: Duration,
     shutdown: broadcast::Sender<()>,
+    per_address: Arc<PerAddress>,
+}
+
+/// Unauthenticated connections per address (sshd's PerSourceMaxStartups).
+#[derive(Default)]
+struct PerAddress(std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>);
+
+/// One address's place among the unauthenticated connections, given back on drop.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn take(table: &Arc<PerAddress>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut map = match table.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            table: table.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = match self.table.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Random early drop (sshd's MaxStartups start:rate:full): with `open`
+/// unauthenticated connections, should a new one be dropped?
+fn early_drop(open: usize, start: usize, rate: u32, full: usize, roll: u32) -> bool {
+    if open < start {
+        return false;
+    }
+    if open >= full {
+        return true;
+    }
+    let span = (full - start).max(1) as u64;
+    let p = u64::from(rate) + (100 - u64::from(rate.min(100))) * (open - start) as u64 / span;
+    u64::from(roll % 100) < p
 }
 
 async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
@@ -171,7 +252,7 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
         let (socket, peer) = match listener.accept().await {
             Ok(pair) => pair,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                crate::log_limited!(warn, "accept-failed", "accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -183,10 +264,59 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
             tokio::task::spawn_blocking(move || services.connection_refused(peer.ip()));
             continue;
         }
-        let Ok(permit) = ctx.unauthenticated.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "too many unauthenticated connections; closing");
+        let server = &ctx.services.config().server;
+        let full = server.max_unauthenticated;
+        let open = full.saturating_sub(ctx.unauthenticated.available_permits());
+        if early_drop(
+            open,
+            server.early_drop_start,
+            server.early_drop_rate,
+            full,
+            getrandom::u32().unwrap_or(0),
+        ) {
+            crate::log_limited!(
+                warn,
+                "early-drop",
+                "{open} unauthenticated connections (max_unauthenticated = {full}): dropping new ones at random"
+            );
             drop(socket);
             continue;
+        }
+        let Some(slot) = PerAddress::take(
+            &ctx.per_address,
+            peer.ip(),
+            server.max_unauthenticated_per_address,
+        ) else {
+            crate::log_limited!(
+                warn,
+                "per-address",
+                "{} holds its maximum of unauthenticated connections; closing new ones",
+                peer.ip()
+            );
+            drop(socket);
+            continue;
+        };
+        let Ok(permit) = ctx.unauthenticated.clone().try_acquire_owned() else {
+            crate::log_limited!(
+                warn,
+                "unauthenticated",
+                "too many unauthenticated connections; closing new ones"
+            );
+            drop(socket);
+            continue;
+        };
+        // A second handle on the socket, so the grace time can close it
+        // whatever state the SSH session is in (a stalled key exchange too).
+        let (socket, killer) = match socket
+            .into_std()
+            .and_then(|std| std.try_clone().map(|k| (std, k)))
+            .and_then(|(std, k)| TcpStream::from_std(std).map(|s| (s, k)))
+        {
+            Ok(pair) => pair,
+            Err(e) => {
+                crate::log_limited!(warn, "accept", "cannot set up a connection: {e}");
+                continue;
+            }
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -202,10 +332,12 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = ?e, "connection setup failed");
+                    let _ = killer.shutdown(std::net::Shutdown::Both);
                     return;
                 }
                 Err(_) => {
                     tracing::debug!(%peer, "no SSH version line within the grace time");
+                    let _ = killer.shutdown(std::net::Shutdown::Both);
                     return;
                 }
             };
@@ -216,15 +348,37 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
             let ticket = tokio::select! {
                 ticket = authed_rx => ticket.ok(),
                 _ = tokio::time::sleep_until(deadline) => {
-                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), "".into()).await;
+                    // Say why if the client still listens, but close either way.
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(200),
+                        handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), "".into()),
+                    ).await;
                     None
                 }
                 _ = &mut session => None,
                 _ = shutdown.recv() => None,
             };
             drop(permit);
-            let Some(mut ticket) = ticket else {
-                return;
+            drop(slot);
+            let mut ticket = match ticket {
+                Some(Ok(ticket)) => ticket,
+                Some(Err(why)) => {
+                    // Authenticated but over a session limit: the handler
+                    // refuses the client's channel saying why; then we go.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), &mut session).await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        handle.disconnect(russh::Disconnect::TooManyConnections, why, "".into()),
+                    )
+                    .await;
+                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
+                    let _ = killer.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                None => {
+                    let _ = killer.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
             };
             // Phase 2: an authenticated session, until it ends or is closed.
             let cfg = ctx.services.config().sessions.clone();

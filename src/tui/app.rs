@@ -37,6 +37,7 @@ pub enum Screen {
     Requests,
     Outbox,
     Sessions,
+    Lockouts,
     Audit,
     Help,
 }
@@ -49,6 +50,7 @@ impl Screen {
             Screen::Detail => &[Scope::Account],
             Screen::Keys => &[Scope::Keys],
             Screen::Sessions => &[Scope::Sessions],
+            Screen::Lockouts => &[Scope::Lockouts],
             Screen::Requests => &[Scope::Requests],
             Screen::Audit => &[Scope::Audit],
             _ => &[],
@@ -149,6 +151,9 @@ pub enum Change {
     KillUser {
         target: String,
     },
+    Unlock {
+        what: String,
+    },
     Decide {
         id: u64,
         approve: bool,
@@ -235,6 +240,7 @@ pub struct App {
     pub requests: Vec<crate::service::requests::Request>,
     pub outbox: Vec<crate::service::notify::OutboxEntry>,
     pub sessions: Vec<SessionInfo>,
+    pub lockouts: super::lockouts::Lockouts,
     pub audit: Vec<AuditEvent>,
     pub audit_filter: String,
     /// The audit chain check shown on the audit screen.
@@ -302,6 +308,7 @@ impl App {
             requests: Vec::new(),
             outbox: Vec::new(),
             sessions: Vec::new(),
+            lockouts: Default::default(),
             audit: Vec::new(),
             audit_filter: String::new(),
             chain: None,
@@ -638,6 +645,7 @@ impl App {
         match self.screen {
             Screen::Accounts => self.hits.names.len(),
             Screen::Sessions => self.sessions.len(),
+            Screen::Lockouts => self.lockouts.list.len(),
             Screen::Keys => self
                 .detail
                 .as_ref()
@@ -974,6 +982,18 @@ impl App {
                     }
                 }
             },
+            Action::Lockouts => match self.lockouts.load(&self.services, &self.actor) {
+                Ok(()) => {
+                    self.screen = Screen::Lockouts;
+                    self.selected = 0;
+                }
+                Err(e) => self.fail(e),
+            },
+            Action::Unlock => {
+                if let Some((what, question)) = self.lockouts.unlock_question(self.selected) {
+                    self.confirm(question, vec![], Change::Unlock { what });
+                }
+            }
             Action::Audit => self.load_audit(),
             Action::Orphans => match self.services.report_orphans(&self.actor) {
                 Ok(orphans) => {
@@ -1486,6 +1506,16 @@ impl App {
                 .session_kill(a, *id)
                 .map(|x| format!("killed session {id} of {}", x.account))
                 .map_err(|e| e.to_string()),
+            Change::Unlock { what } => s
+                .auth_unlock(a, what)
+                .map(|was| {
+                    if was {
+                        format!("unlocked {what}")
+                    } else {
+                        format!("{what} was no longer locked out")
+                    }
+                })
+                .map_err(|e| e.to_string()),
             Change::KillUser { target } => s
                 .session_kill_user(a, target)
                 .map(|n| format!("killed {n} session(s) of {target}"))
@@ -1522,6 +1552,9 @@ impl App {
         });
         if matches!(change, Change::KillSession { .. } | Change::KillUser { .. }) {
             self.sessions = self.services.session_list(&self.actor).unwrap_or_default();
+        }
+        if let Change::Unlock { .. } = change {
+            let _ = self.lockouts.load(&self.services, &self.actor);
         }
         if let Change::Decide { .. } = change {
             self.requests = self.services.request_list(&self.actor).unwrap_or_default();

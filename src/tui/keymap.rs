@@ -43,6 +43,8 @@ pub enum Action {
     Deny,
     Sessions,
     Kill,
+    Lockouts,
+    Unlock,
     Audit,
     Command,
     Theme,
@@ -62,6 +64,7 @@ pub enum Scope {
     Sessions,
     Requests,
     Audit,
+    Lockouts,
 }
 
 impl Scope {
@@ -74,6 +77,7 @@ impl Scope {
             Scope::Sessions => "sessions",
             Scope::Requests => "requests",
             Scope::Audit => "audit",
+            Scope::Lockouts => "login lockouts",
         }
     }
 }
@@ -174,6 +178,20 @@ pub const KEYMAP: &[Binding] = &[
         "S",
         Action::Sessions,
         "live sessions (refresh by themselves)",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('B')],
+        "B",
+        Action::Lockouts,
+        "login lockouts",
+    ),
+    b(
+        Lockouts,
+        &[Key::Char('u')],
+        "u",
+        Action::Unlock,
+        "lift a lockout",
     ),
     b(
         Everywhere,

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod form;
 pub mod keymap;
+pub mod lockouts;
 pub mod session;
 pub mod theme;
 pub mod view;

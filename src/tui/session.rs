@@ -4,6 +4,7 @@
 //! so an idle console sends nothing and a keystroke sends what changed.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,49 @@ use crate::term::input::Decoder;
 pub enum ConsoleInput {
     Bytes(Vec<u8>),
     Resize(u16, u16),
+}
+
+/// Most input bytes queued for a console: typing needs a few bytes, a paste
+/// at most `term::input`'s 64 KiB. Past it, input is dropped.
+pub const MAX_QUEUED_INPUT: usize = 256 * 1024;
+
+/// The connection's end of a console: where its input goes. Dropping it (the
+/// channel closed, the client went) tells the console to stop at once,
+/// discarding whatever input is still queued.
+pub struct ConsoleLink {
+    tx: mpsc::Sender<ConsoleInput>,
+    closed: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl ConsoleLink {
+    /// Queues the client's bytes; `false` when they were dropped (the
+    /// console is behind by more than `MAX_QUEUED_INPUT`).
+    pub fn bytes(&self, data: &[u8]) -> bool {
+        if self.queued.load(Ordering::Relaxed) + data.len() > MAX_QUEUED_INPUT {
+            return false;
+        }
+        self.queued.fetch_add(data.len(), Ordering::Relaxed);
+        if self
+            .tx
+            .try_send(ConsoleInput::Bytes(data.to_vec()))
+            .is_err()
+        {
+            self.queued.fetch_sub(data.len(), Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let _ = self.tx.try_send(ConsoleInput::Resize(cols, rows));
+    }
+}
+
+impl Drop for ConsoleLink {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What the client told us about its terminal before the shell started.
@@ -87,10 +131,42 @@ pub fn start(
     handle: Handle,
     channel: ChannelId,
     options: ConsoleOptions,
-) -> mpsc::Sender<ConsoleInput> {
+) -> ConsoleLink {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(run(services, actor, handle, channel, options, rx));
-    tx
+    let closed = Arc::new(AtomicBool::new(false));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let input = Input {
+        rx,
+        closed: closed.clone(),
+        queued: queued.clone(),
+    };
+    tokio::spawn(run(services, actor, handle, channel, options, input));
+    ConsoleLink { tx, closed, queued }
+}
+
+/// The console's end of its input.
+struct Input {
+    rx: mpsc::Receiver<ConsoleInput>,
+    closed: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Frames go out through a writer task with room for one frame: while the
+/// client does not read (the SSH window is shut), the console stops drawing
+/// and holds no frame buffers, then draws one whole frame when it reads again.
+fn frame_writer(
+    handle: Handle,
+    channel: ChannelId,
+) -> (mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
+    let task = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if handle.data(channel, frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    (tx, task)
 }
 
 /// The theme a console opens with: the client's TENURE_THEME, else the
@@ -114,18 +190,13 @@ fn new_terminal(sink: &Sink, (cols, rows): (u16, u16)) -> Option<Terminal<Crosst
     Terminal::with_options(CrosstermBackend::new(sink.clone()), options).ok()
 }
 
-async fn send(handle: &Handle, channel: ChannelId, sink: &Sink) -> bool {
-    let bytes = sink.take();
-    bytes.is_empty() || handle.data(channel, bytes).await.is_ok()
-}
-
 async fn run(
     services: Services,
     actor: Actor,
     handle: Handle,
     channel: ChannelId,
     options: ConsoleOptions,
-    mut rx: mpsc::Receiver<ConsoleInput>,
+    mut input: Input,
 ) {
     let (cols, rows) = (options.cols, options.rows);
     let mut size = (cols, rows);
@@ -133,6 +204,7 @@ async fn run(
     let Some(mut terminal) = new_terminal(&sink, size) else {
         return;
     };
+    let (frames, writer) = frame_writer(handle.clone(), channel);
     sink.push(ENTER);
     let no_color = options.no_color;
     let Ok(mut app) = tokio::task::spawn_blocking(move || {
@@ -149,7 +221,7 @@ async fn run(
         return;
     };
     let _ = terminal.draw(|f| draw(&app, f));
-    if !send(&handle, channel, &sink).await {
+    if frames.send(sink.take()).await.is_err() {
         return;
     }
     // The frame buffers (two per console) are only needed to diff the next
@@ -159,14 +231,20 @@ async fn run(
     let mut decoder = Decoder::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
+    // A frame is due but the client has not read the last one yet.
+    let mut behind = false;
     loop {
         let esc_wait = decoder.waiting();
         let mut redraw = false;
         let mut keys = Vec::new();
         tokio::select! {
-            input = rx.recv() => match input {
+            message = input.rx.recv() => match message {
                 None => break,
-                Some(ConsoleInput::Bytes(bytes)) => keys = decoder.feed(&bytes),
+                Some(_) if input.closed.load(Ordering::Relaxed) => break,
+                Some(ConsoleInput::Bytes(bytes)) => {
+                    input.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                    keys = decoder.feed(&bytes);
+                }
                 Some(ConsoleInput::Resize(w, h)) => {
                     size = (w, h);
                     if let Some(terminal) = terminal.as_mut() {
@@ -182,6 +260,20 @@ async fn run(
                 terminal = None;
             }
             _ = tokio::time::sleep(ESC_TIMEOUT), if esc_wait => keys.extend(decoder.flush()),
+            // The client read the frame it was behind on: draw the next one.
+            permit = frames.reserve(), if behind => match permit {
+                Ok(permit) => {
+                    behind = false;
+                    sink.push(b"\x1b[2J");
+                    terminal = new_terminal(&sink, size);
+                    if let Some(terminal) = terminal.as_mut() {
+                        let _ = terminal.draw(|f| draw(&app, f));
+                    }
+                    active = tokio::time::Instant::now();
+                    permit.send(sink.take());
+                }
+                Err(_) => break,
+            },
             // Changes made elsewhere show up within a second; the cheap
             // check runs here, the reload on the blocking pool.
             _ = tick.tick() => if app.stale() {
@@ -199,10 +291,18 @@ async fn run(
                 }
             }
         }
+        if input.closed.load(Ordering::Relaxed) {
+            // The client is gone: whatever it queued is not worth a cycle.
+            break;
+        }
         if !keys.is_empty() {
+            let closed = input.closed.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let mut changed = false;
                 for key in keys {
+                    if closed.load(Ordering::Relaxed) {
+                        break;
+                    }
                     changed |= app.handle(key);
                     if app.quit {
                         break;
@@ -222,26 +322,47 @@ async fn run(
         if app.quit {
             break;
         }
-        if redraw {
+        if redraw || behind {
             active = tokio::time::Instant::now();
-            if terminal.is_none() {
-                // A fresh terminal diffs against a blank screen: clear it first.
-                sink.push(b"\x1b[2J");
-                terminal = new_terminal(&sink, size);
-            }
-            if let Some(terminal) = terminal.as_mut() {
-                let _ = terminal.draw(|f| draw(&app, f));
-            }
-            if !send(&handle, channel, &sink).await {
-                return;
+            match frames.try_reserve() {
+                Ok(permit) => {
+                    if terminal.is_none() {
+                        // A fresh terminal diffs against a blank screen: clear it first.
+                        sink.push(b"\x1b[2J");
+                        terminal = new_terminal(&sink, size);
+                    }
+                    if let Some(terminal) = terminal.as_mut() {
+                        let _ = terminal.draw(|f| draw(&app, f));
+                    }
+                    permit.send(sink.take());
+                }
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    // The client is not reading: no frame is queued behind
+                    // the one it has not taken, and the buffers go back.
+                    behind = true;
+                    terminal = None;
+                    sink.take();
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => return,
             }
         }
     }
-    sink.push(LEAVE);
-    send(&handle, channel, &sink).await;
-    let _ = handle.exit_status_request(channel, 0).await;
-    let _ = handle.eof(channel).await;
-    let _ = handle.close(channel).await;
+    sink.take();
+    if input.closed.load(Ordering::Relaxed) {
+        writer.abort();
+        return;
+    }
+    // Leave the alternate screen after the last frame, in order; a client
+    // that stopped reading gets five seconds, then the channel is closed.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = frames.send(LEAVE.to_vec()).await;
+        drop(frames);
+        let _ = writer.await;
+        let _ = handle.exit_status_request(channel, 0).await;
+        let _ = handle.eof(channel).await;
+        let _ = handle.close(channel).await;
+    })
+    .await;
 }
 
 #[cfg(test)]

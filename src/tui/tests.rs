@@ -414,6 +414,36 @@ fn sessions_screen_kills_with_confirmation_and_audit_screen_filters_and_shows_th
 }
 
 #[test]
+fn lockouts_screen_lists_who_is_locked_and_lifts_one_after_confirming() {
+    let mut app = app();
+    let ip: std::net::IpAddr = "192.0.2.66".parse().unwrap();
+    for _ in 0..5 {
+        app.services.login_failed_attempt("bob", ip);
+    }
+    app.handle(Key::Char('B'));
+    assert_eq!(app.screen, Screen::Lockouts);
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("Login lockouts: 2"), "{shown}");
+    assert!(
+        shown.contains("192.0.2.66") && shown.contains("bob"),
+        "{shown}"
+    );
+    // The rows are sorted: the account (user:bob) after the address (ip:…).
+    app.handle(Key::Char('j'));
+    app.handle(Key::Char('u'));
+    assert!(screen(&app, 120, 40).contains("Lift the lockout of account bob"));
+    app.handle(Key::Char('y'));
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("unlocked bob"), "{shown}");
+    assert!(shown.contains("Login lockouts: 1"), "{shown}");
+    assert!(app
+        .services
+        .login_locked("bob", "192.0.2.1".parse().unwrap())
+        .is_none());
+    assert!(app.services.login_locked("carla", ip).is_some());
+}
+
+#[test]
 fn lifecycle_orphans_requests_and_outbox_screens() {
     let mut app = app();
     let later = app.today + chrono::Duration::days(60);

@@ -59,6 +59,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Screen::Requests => requests(app, frame, body),
         Screen::Outbox => outbox(app, frame, body),
         Screen::Sessions => sessions(app, frame, body),
+        Screen::Lockouts => app.lockouts.draw(&app.theme, app.selected, frame, body),
         Screen::Audit => audit(app, frame, body),
         Screen::Help => help(app, frame, body),
     }
@@ -133,6 +134,7 @@ fn footer_line(app: &App) -> Line<'static> {
             ],
         },
         Screen::Sessions => &[("K", "kill"), ("Esc", "back"), ("?", "help")],
+        Screen::Lockouts => &[("u", "lift"), ("Esc", "back"), ("?", "help")],
         Screen::Requests => &[("a", "approve"), ("x", "deny"), ("Esc", "back")],
         Screen::Audit => &[("f", "filter"), ("Esc", "back")],
         _ => &[("Esc", "back"), ("?", "help"), ("q", "quit")],
@@ -145,7 +147,7 @@ fn footer_line(app: &App) -> Line<'static> {
     Line::from(spans)
 }
 
-fn block<'a>(t: &Theme, title: String) -> Block<'a> {
+pub(crate) fn block<'a>(t: &Theme, title: String) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)
         .border_style(t.border)
@@ -901,6 +903,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         Scope::Account,
         Scope::Keys,
         Scope::Sessions,
+        Scope::Lockouts,
         Scope::Requests,
         Scope::Audit,
     ] {

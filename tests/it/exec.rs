@@ -150,7 +150,7 @@ fn a_refused_import_over_ssh_exits_4_and_is_audited_before_the_csv_is_read() {
         "stderr: {}",
         proc.stderr.text()
     );
-    assert!(proc.stderr.text().contains("permission denied"));
+    proc.stderr.wait_for("the refusal", STEP, |t| t.contains("permission denied"));
 }
 
 #[test]
@@ -306,7 +306,7 @@ fn stdin_over_the_limit_is_refused_with_one_line_and_audited() {
     let err = live.fails("alice", "key add bob", Some(&big), 2);
     assert!(err.contains("input too large"), "{err}");
     assert!(err.contains("64 KiB"), "{err}");
-    let refused = live.last_event("exec.refused");
+    let refused = live.last_event("limit.stdin");
     let detail = refused["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("key add"), "{detail}");
     assert!(detail.len() < 200, "the trail keeps no input: {detail}");
@@ -327,10 +327,10 @@ fn a_command_line_over_the_limit_is_refused_and_audited_cut_to_256_bytes() {
     let line = format!("user show {}", "x".repeat(100 * 1024));
     let err = live.fails("alice", &line, None, 2);
     assert!(err.contains("at most 64 KiB"), "{err}");
-    let refused = live.last_event("exec.refused");
+    let refused = live.last_event("limit.exec_line");
     let detail = refused["detail"].as_str().unwrap_or_default();
     assert!(
-        detail.contains("[cut: first 256 of 102410 bytes]"),
+        detail.contains("102410 bytes refused") && detail.contains("…[cut 102154 bytes]"),
         "{detail}"
     );
     assert!(detail.len() < 512, "{} bytes recorded", detail.len());
@@ -358,7 +358,7 @@ fn a_subsystem_request_is_refused_in_words_not_left_hanging() {
     let (code, _, err) = run_bounded(&mut sftp, Some("ls\n"), Duration::from_secs(20));
     assert_ne!(code, 0);
     assert!(err.contains("tenure offers no subsystems"), "{err}");
-    let refused = live.last_event("exec.refused");
+    let refused = live.last_event("limit.subsystem");
     assert!(
         refused["detail"]
             .as_str()

@@ -9,4 +9,5 @@ mod exec;
 mod import;
 mod lifecycle;
 mod notify;
+mod security;
 mod ssh;
