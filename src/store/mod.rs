@@ -46,21 +46,14 @@ pub struct WriteBatch {
 pub enum Collection {
     Requests,
     Outbox,
-    /// Bulk imports staged before their commit marker (see `service::import`).
-    ImportStage,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 3] = [
-        Collection::Requests,
-        Collection::Outbox,
-        Collection::ImportStage,
-    ];
+    pub const ALL: [Collection; 2] = [Collection::Requests, Collection::Outbox];
     pub fn tree_name(self) -> &'static str {
         match self {
             Collection::Requests => "requests",
             Collection::Outbox => "outbox",
-            Collection::ImportStage => "import_stage",
         }
     }
 }
@@ -101,8 +94,16 @@ pub trait Store: Send + Sync {
     fn record(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>>;
     /// Every record of a collection, in key order.
     fn records(&self, collection: Collection) -> Result<Vec<(String, Vec<u8>)>>;
-    /// The keys of a collection, in key order (without loading the values).
-    fn record_keys(&self, collection: Collection) -> Result<Vec<String>>;
+
+    /// Bulk-import staging (see `service::import`): large write-once chunks
+    /// kept outside the transactional trees (sled would hold every staged
+    /// byte in memory). `stage_put` returns once the chunk is durable.
+    /// Keys are ASCII digits and `-`.
+    fn stage_put(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    fn stage_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Every staged key, in order.
+    fn stage_keys(&self) -> Result<Vec<String>>;
+    fn stage_remove(&self, key: &str) -> Result<()>;
 }
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {

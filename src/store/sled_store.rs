@@ -1,4 +1,5 @@
-//! The sled implementation: trees `accounts`, `groups`, `audit`, `meta`.
+//! The sled implementation: trees `accounts`, `groups`, `audit`, `meta`;
+//! staged import chunks are files in `import_stage/` beside sled's own.
 
 use std::path::Path;
 
@@ -10,13 +11,14 @@ use crate::domain::{Account, AuditEvent, Group};
 
 pub struct SledStore {
     db: sled::Db,
+    /// Where staged import chunks live (`DIR/import_stage`).
+    stage_dir: std::path::PathBuf,
     accounts: Tree,
     groups: Tree,
     audit: Tree,
     meta: Tree,
     requests: Tree,
     outbox: Tree,
-    import_stage: Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -44,26 +46,30 @@ impl SledStore {
                 _ => StoreError::Io(format!("cannot open database at {}: {e}", dir.display())),
             })?;
         Ok(SledStore {
+            stage_dir: dir.join("import_stage"),
             accounts: db.open_tree("accounts").map_err(io)?,
             groups: db.open_tree("groups").map_err(io)?,
             audit: db.open_tree("audit").map_err(io)?,
             meta: db.open_tree("meta").map_err(io)?,
             requests: db.open_tree(Collection::Requests.tree_name()).map_err(io)?,
             outbox: db.open_tree(Collection::Outbox.tree_name()).map_err(io)?,
-            import_stage: db
-                .open_tree(Collection::ImportStage.tree_name())
-                .map_err(io)?,
             db,
         })
     }
 }
 
 impl SledStore {
+    fn stage_path(&self, key: &str) -> Result<std::path::PathBuf> {
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            return Err(StoreError::Io(format!("invalid staging key {key:?}")));
+        }
+        Ok(self.stage_dir.join(format!("{key}.chunk")))
+    }
+
     fn tree(&self, collection: Collection) -> &Tree {
         match collection {
             Collection::Requests => &self.requests,
             Collection::Outbox => &self.outbox,
-            Collection::ImportStage => &self.import_stage,
         }
     }
 }
@@ -166,15 +172,13 @@ impl Store for SledStore {
             &self.meta,
             &self.requests,
             &self.outbox,
-            &self.import_stage,
         )
             .transaction(
-                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t, stage_t)| {
+                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t)| {
                     for (collection, key, value) in &batch.records {
                         let tree = match collection {
                             Collection::Requests => requests_t,
                             Collection::Outbox => outbox_t,
-                            Collection::ImportStage => stage_t,
                         };
                         match value {
                             Some(bytes) => tree.insert(key.as_str(), bytes.as_slice())?,
@@ -232,12 +236,58 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn record_keys(&self, collection: Collection) -> Result<Vec<String>> {
-        self.tree(collection)
-            .iter()
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k.map_err(io)?).into_owned()))
-            .collect()
+    fn stage_put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let path = self.stage_path(key)?;
+        std::fs::create_dir_all(&self.stage_dir).map_err(io)?;
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        // The rename is durable once the directory is.
+        std::fs::File::open(&self.stage_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
+    }
+
+    fn stage_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.stage_path(key)?) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn stage_keys(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.stage_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io(e)),
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(io)?.file_name();
+            let name = name.to_string_lossy();
+            // A `.tmp` was never renamed into place: it is garbage, listed
+            // under its own name so it gets removed too.
+            keys.push(name.strip_suffix(".chunk").unwrap_or(&name).to_string());
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn stage_remove(&self, key: &str) -> Result<()> {
+        let path = match key.strip_suffix(".tmp") {
+            Some(_) => self.stage_dir.join(key),
+            None => self.stage_path(key)?,
+        };
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
     }
 
     fn size_on_disk(&self) -> u64 {

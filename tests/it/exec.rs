@@ -150,7 +150,8 @@ fn a_refused_import_over_ssh_exits_4_and_is_audited_before_the_csv_is_read() {
         "stderr: {}",
         proc.stderr.text()
     );
-    proc.stderr.wait_for("the refusal", STEP, |t| t.contains("permission denied"));
+    proc.stderr
+        .wait_for("the refusal", STEP, |t| t.contains("permission denied"));
 }
 
 #[test]
