@@ -38,7 +38,7 @@
 //! one contiguous run of the audit chain and no other change can invalidate
 //! what was checked while staging. Other writes wait for it (release build
 //! on two cores: ~8,000-10,000 rows a second; a million rows in 129 s at
-//! 518 MB peak RSS, most of it the indexes of the accounts being added).
+//! 518 MB peak RSS).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
