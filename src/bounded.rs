@@ -103,3 +103,34 @@ mod tests {
         assert_eq!(log_allowed("test-other"), Some(0));
     }
 }
+
+/// The server's log writer: each log line goes to stderr with every control
+/// character (and bidi or zero-width character) a client could have put in
+/// it shown escaped, so names and requests a client sends cannot forge log
+/// lines or drive the terminal of whoever reads the log.
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = EscapingStderr;
+    fn make_writer(&'a self) -> Self::Writer {
+        EscapingStderr
+    }
+}
+
+pub struct EscapingStderr;
+
+impl std::io::Write for EscapingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, newline) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (&*text, ""),
+        };
+        let line = format!("{}{newline}", crate::text::escape_text(body));
+        std::io::stderr().write_all(line.as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     /// Live sessions one account may hold, and the whole server.
     pub max_sessions_per_account: usize,
     pub max_sessions: usize,
+    /// Consoles one account may have open at once (each holds two frame
+    /// buffers of up to 500×200 cells, ~10 MB while drawing).
+    pub max_consoles_per_account: usize,
 }
 
 /// A way to log in: one or two factors.
@@ -353,6 +356,12 @@ struct RawServer {
     max_sessions_per_account: usize,
     #[serde(default = "default_max_sessions")]
     max_sessions: usize,
+    #[serde(default = "default_max_consoles_per_account")]
+    max_consoles_per_account: usize,
+}
+
+fn default_max_consoles_per_account() -> usize {
+    4
 }
 
 fn default_max_unauth_per_address() -> usize {
@@ -404,6 +413,7 @@ impl Default for RawServer {
             max_channels_per_connection: default_max_channels(),
             max_sessions_per_account: default_max_sessions_per_account(),
             max_sessions: default_max_sessions(),
+            max_consoles_per_account: default_max_consoles_per_account(),
         }
     }
 }
@@ -721,6 +731,7 @@ impl Config {
                 max_channels_per_connection: raw.server.max_channels_per_connection.max(1),
                 max_sessions_per_account: raw.server.max_sessions_per_account.max(1),
                 max_sessions: raw.server.max_sessions.max(1),
+                max_consoles_per_account: raw.server.max_consoles_per_account.max(1),
             },
             policy: raw.policy,
             custom_fields,

@@ -17,4 +17,5 @@ pub mod service;
 pub mod ssh;
 pub mod store;
 pub mod term;
+pub mod text;
 pub mod tui;

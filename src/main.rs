@@ -56,6 +56,12 @@ enum Top {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Rebuild the database from a backup on stdin (offline; the server stopped)
+    Restore {
+        /// Replace a data directory that is not empty (the old one is kept beside it)
+        #[arg(long)]
+        force: bool,
+    },
     #[command(flatten)]
     Run(Command),
 }
@@ -102,6 +108,69 @@ fn open_warm(config: &Config) -> Result<Services, ExitCode> {
         services.adopt_indexes(indexes).map_err(|e| fail(e, 1))?;
     }
     Ok(services)
+}
+
+/// `tenure restore`: the backup goes into a directory beside the data
+/// directory and only replaces it once every record is in and the checksum
+/// matched; a bad backup leaves everything as it was.
+fn restore(config: &Config, force: bool) -> Result<(), ExitCode> {
+    let dir = &config.server.data_dir;
+    let occupied = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if occupied {
+        if !force {
+            return Err(fail(
+                format!(
+                    "{} is not empty: restore into an empty data directory, or add --force to replace it (the old one is kept beside it)",
+                    dir.display()
+                ),
+                5,
+            ));
+        }
+        // A running server holds the lock: never pull the floor from under it.
+        drop(SledStore::open(dir).map_err(|e| fail(e, 1))?);
+    }
+    let staging = dir.with_extension("restore-tmp");
+    let _ = std::fs::remove_dir_all(&staging);
+    let stdin = std::io::stdin();
+    let mut reader = tenure::store::backup::Reader::new(std::io::BufReader::with_capacity(
+        1 << 20,
+        stdin.lock(),
+    ))
+    .map_err(|e| fail(format!("cannot restore: {e}"), 2))?;
+    let header = reader.header.clone();
+    let records = SledStore::restore(&staging, &mut reader)
+        .map_err(|e| fail(format!("cannot restore: {e}; nothing was changed"), 2))?;
+    let mut kept = None;
+    if dir.exists() {
+        let aside = dir.with_extension(format!(
+            "replaced-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S")
+        ));
+        std::fs::rename(dir, &aside)
+            .map_err(|e| fail(format!("cannot move {} aside: {e}", dir.display()), 1))?;
+        kept = Some(aside);
+    }
+    std::fs::rename(&staging, dir).map_err(|e| {
+        fail(
+            format!(
+                "cannot move the restored database into {}: {e}",
+                dir.display()
+            ),
+            1,
+        )
+    })?;
+    println!(
+        "restored {records} records ({} accounts, audit #{} taken {}) into {}",
+        header.accounts,
+        header.audit_seq,
+        header.created,
+        dir.display()
+    );
+    if let Some(aside) = kept {
+        println!("the previous database is kept at {}", aside.display());
+    }
+    println!("next: tenure check && tenure audit verify");
+    Ok(())
 }
 
 fn init(
@@ -386,10 +455,13 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
+            // russh warns once per odd request a client sends, with its raw
+            // name: only its errors reach the log unless TENURE_LOG says so.
             tracing_subscriber::EnvFilter::try_from_env("TENURE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,russh=error".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_writer(tenure::bounded::LogWriter)
         .init();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -410,6 +482,10 @@ fn main() -> ExitCode {
             email,
             display_name,
         ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
+        Top::Restore { force } => match restore(&config, force) {
             Ok(()) => ExitCode::SUCCESS,
             Err(code) => code,
         },

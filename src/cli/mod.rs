@@ -2,6 +2,8 @@
 //! `tenure --config F <command>`, `ssh host <command>` and the console's `:`
 //! line. `run` executes a parsed command for an actor and writes to `out`.
 
+#[cfg(test)]
+mod authz_table;
 mod output;
 
 use std::collections::BTreeMap;
@@ -16,7 +18,7 @@ use crate::service::import::{ImportOptions, ImportRow, ImportRows};
 use crate::service::integrity::AuditFilter;
 use crate::service::{Actor, Error, Result, Services};
 
-pub use output::account_view;
+pub use output::{account_view, formula_guard, say, unformula};
 
 /// Longest stdin input a key line or a password may be (offline and over SSH)…
 pub const STDIN_LIMIT: usize = 64 * 1024;
@@ -83,6 +85,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
     },
+    /// A consistent snapshot of the whole database on stdout (restore it with `tenure restore`)
+    Backup,
     /// Verify records, indexes and the audit chain (exit 1 if anything is wrong)
     Check {
         #[arg(long)]
@@ -399,8 +403,11 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Recompute the hash chain (exit 1 if broken)
+    /// Recompute the hash chain (exit 1 if broken); an intact chain is recorded as a checkpoint
     Verify {
+        /// Only the events after the last checkpoint (the full check stays the default)
+        #[arg(long = "since-checkpoint")]
+        since_checkpoint: bool,
         #[arg(long)]
         json: bool,
     },
@@ -705,7 +712,8 @@ pub fn usage_line(e: &clap::Error, hint: &str) -> String {
         .next()
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ");
-    format!("{first} (try {hint})")
+    // clap quotes the offending argument as the client sent it.
+    crate::text::escape_text(&format!("{first} (try {hint})")).into_owned()
 }
 
 /// Stdin of a key line or a password: at most `STDIN_LIMIT` bytes, or an
@@ -798,28 +806,30 @@ pub fn run(
             }
             UserCommand::Disable { name, reason } => {
                 services.disable(actor, &name, DisableReason::Manual, Some(reason))?;
-                writeln!(out, "disabled {name}").map_err(io)
+                say(out, &format!("disabled {name}"))
             }
             UserCommand::Enable { name } => {
                 let a = services.enable(actor, &name)?;
-                writeln!(out, "enabled {name} ({})", a.status).map_err(io)
+                say(out, &format!("enabled {name} ({})", a.status))
             }
             UserCommand::Extend { name, end } => {
                 let end = parse_date(&end, today).map_err(Error::Invalid)?;
                 let a = services.extend(actor, &name, end)?;
-                writeln!(out, "extended {name} to {end} ({})", a.status).map_err(io)
+                say(out, &format!("extended {name} to {end} ({})", a.status))
             }
             UserCommand::Delete { name } => {
                 services.delete(actor, &name)?;
-                writeln!(out, "deleted {name} (restorable with: user restore {name})").map_err(io)
+                say(
+                    out,
+                    &format!("deleted {name} (restorable with: user restore {name})"),
+                )
             }
             UserCommand::Restore { name } => {
                 services.restore(actor, &name)?;
-                writeln!(
+                say(
                     out,
-                    "restored {name} (disabled; enable with: user enable {name})"
+                    &format!("restored {name} (disabled; enable with: user enable {name})"),
                 )
-                .map_err(io)
             }
             UserCommand::Purge { name, yes } => {
                 if !yes {
@@ -828,7 +838,7 @@ pub fn run(
                     )));
                 }
                 services.purge(actor, &name)?;
-                writeln!(out, "purged {name}").map_err(io)
+                say(out, &format!("purged {name}"))
             }
         },
         Command::Key(cmd) => match cmd {
@@ -843,8 +853,10 @@ pub fn run(
                 if json {
                     print_json(out, &key_view(&key))
                 } else {
-                    writeln!(out, "added {} {} to {name}", key.algorithm, key.fingerprint)
-                        .map_err(io)
+                    say(
+                        out,
+                        &format!("added {} {} to {name}", key.algorithm, key.fingerprint),
+                    )
                 }
             }
             KeyCommand::List { name, json } => {
@@ -853,14 +865,14 @@ pub fn run(
             }
             KeyCommand::Remove { name, fingerprint } => {
                 let key = services.key_remove(actor, &name, &fingerprint)?;
-                writeln!(out, "removed {} from {name}", key.fingerprint).map_err(io)
+                say(out, &format!("removed {} from {name}", key.fingerprint))
             }
         },
         Command::Password(PasswordCommand::Set { name }) => {
             let text = read_stdin(input)?;
             let password = text.lines().next().unwrap_or_default();
             services.password_set(actor, &name, password)?;
-            writeln!(out, "password set for {name}").map_err(io)
+            say(out, &format!("password set for {name}"))
         }
         Command::Allow(cmd) => match cmd {
             AllowCommand::List { name, json } => {
@@ -868,11 +880,12 @@ pub fn run(
                 if json {
                     print_json(out, &nets)
                 } else if nets.is_empty() {
-                    writeln!(
+                    say(
                         out,
-                        "{name} has no allowlist: any address the global allowlist admits"
+                        &format!(
+                            "{name} has no allowlist: any address the global allowlist admits"
+                        ),
                     )
-                    .map_err(io)
                 } else {
                     nets.iter()
                         .try_for_each(|n| writeln!(out, "{n}"))
@@ -881,26 +894,26 @@ pub fn run(
             }
             AllowCommand::Add { name, cidr } => {
                 let net = services.allow_add(actor, &name, &cidr)?;
-                writeln!(out, "allowed {net} for {name}").map_err(io)
+                say(out, &format!("allowed {net} for {name}"))
             }
             AllowCommand::Remove { name, cidr } => {
                 let net = services.allow_remove(actor, &name, &cidr)?;
-                writeln!(out, "removed {net} from {name}'s allowlist").map_err(io)
+                say(out, &format!("removed {net} from {name}'s allowlist"))
             }
         },
         Command::Group(cmd) => match cmd {
             GroupCommand::List { json } => print_groups(out, &services.group_list(actor)?, json),
             GroupCommand::Create { group } => {
                 services.group_create(actor, &group)?;
-                writeln!(out, "created group {group}").map_err(io)
+                say(out, &format!("created group {group}"))
             }
             GroupCommand::Add { group, name } => {
                 services.group_add(actor, &group, &name)?;
-                writeln!(out, "added {name} to {group}").map_err(io)
+                say(out, &format!("added {name} to {group}"))
             }
             GroupCommand::Remove { group, name } => {
                 services.group_remove(actor, &group, &name)?;
-                writeln!(out, "removed {name} from {group}").map_err(io)
+                say(out, &format!("removed {name} from {group}"))
             }
         },
         Command::Audit(cmd) => match cmd {
@@ -920,18 +933,26 @@ pub fn run(
                 let events = services.audit_tail(actor, &filter)?;
                 print_events(out, &events, json)
             }
-            AuditCommand::Verify { json } => {
-                let report = services.audit_verify(actor)?;
+            AuditCommand::Verify {
+                since_checkpoint,
+                json,
+            } => {
+                let report = services.audit_verify(actor, since_checkpoint)?;
                 if json {
                     print_json(out, &report)?;
                 } else if report.broken.is_none() {
-                    writeln!(
+                    let since = match report.since {
+                        Some(seq) => format!(" after the checkpoint at #{seq}"),
+                        None => String::new(),
+                    };
+                    say(
                         out,
-                        "audit chain intact: {} events, head {}",
-                        report.events,
-                        report.head.as_deref().unwrap_or("-")
-                    )
-                    .map_err(io)?;
+                        &format!(
+                            "audit chain intact: {} events{since}, head {}",
+                            report.events,
+                            report.head.as_deref().unwrap_or("-")
+                        ),
+                    )?;
                 }
                 match report.broken {
                     Some(b) => Err(Error::Failed(format!(
@@ -946,12 +967,12 @@ pub fn run(
             let enrolment = services.totp_enroll(actor, &name)?;
             let qr = crate::auth::totp::qr_text(&enrolment.uri).map_err(Error::Failed)?;
             writeln!(out, "{}", qr.trim_end()).map_err(io)?;
-            writeln!(out, "{}", enrolment.uri).map_err(io)?;
-            writeln!(out, "secret: {} (scan the code or type the secret into an authenticator app; it is not shown again)", enrolment.secret).map_err(io)
+            say(out, &enrolment.uri)?;
+            say(out, &format!("secret: {} (scan the code or type the secret into an authenticator app; it is not shown again)", enrolment.secret))
         }
         Command::Totp(TotpCommand::Reset { name }) => {
             services.totp_reset(actor, &name)?;
-            writeln!(out, "TOTP removed for {name}").map_err(io)
+            say(out, &format!("TOTP removed for {name}"))
         }
         Command::Session(SessionCommand::List { json }) => {
             let sessions = services.session_list(actor)?;
@@ -960,16 +981,17 @@ pub fn run(
         Command::Session(SessionCommand::Kill { id, user }) => match (id, user) {
             (Some(id), _) => {
                 let info = services.session_kill(actor, id)?;
-                writeln!(
+                say(
                     out,
-                    "killed session {id} of {} from {}",
-                    info.account, info.address
+                    &format!(
+                        "killed session {id} of {} from {}",
+                        info.account, info.address
+                    ),
                 )
-                .map_err(io)
             }
             (None, Some(user)) => {
                 let n = services.session_kill_user(actor, &user)?;
-                writeln!(out, "killed {n} session(s) of {user}").map_err(io)
+                say(out, &format!("killed {n} session(s) of {user}"))
             }
             (None, None) => Err(Error::Invalid("give a session ID or --user NAME".into())),
         },
@@ -979,26 +1001,28 @@ pub fn run(
                 return print_json(out, &list);
             }
             if list.is_empty() {
-                return writeln!(out, "no lockouts").map_err(io);
+                return say(out, "no lockouts");
             }
             for l in &list {
-                writeln!(
+                // `who` is what a client offered as a username.
+                say(
                     out,
-                    "{:<8} {:<40} until {}  ({})",
-                    l.kind,
-                    l.who,
-                    l.until.format("%Y-%m-%d %H:%M:%S UTC"),
-                    l.why
-                )
-                .map_err(io)?;
+                    &format!(
+                        "{:<8} {:<40} until {}  ({})",
+                        l.kind,
+                        l.who,
+                        l.until.format("%Y-%m-%d %H:%M:%S UTC"),
+                        l.why
+                    ),
+                )?;
             }
             Ok(())
         }
         Command::Auth(AuthCommand::Unlock { what }) => {
             if services.auth_unlock(actor, &what)? {
-                writeln!(out, "unlocked {what}").map_err(io)
+                say(out, &format!("unlocked {what}"))
             } else {
-                writeln!(out, "{what} was not locked out").map_err(io)
+                say(out, &format!("{what} was not locked out"))
             }
         }
         Command::Lifecycle(LifecycleCommand::Preview { until, json }) => {
@@ -1022,23 +1046,27 @@ pub fn run(
             RequestCommand::Extend { name, end, reason } => {
                 let end = parse_date(&end, today).map_err(Error::Invalid)?;
                 let r = services.request_extend(actor, &name, end, &reason)?;
-                writeln!(
+                say(
                     out,
-                    "request #{} to extend {name} to {end} is pending an admin's decision",
-                    r.id
+                    &format!(
+                        "request #{} to extend {name} to {end} is pending an admin's decision",
+                        r.id
+                    ),
                 )
-                .map_err(io)
             }
             RequestCommand::List { json } => {
                 print_requests(out, &services.request_list(actor)?, json)
             }
             RequestCommand::Approve { id } => {
                 let r = services.request_decide(actor, id, true, None)?;
-                writeln!(out, "approved #{id}: {} now ends {}", r.account, r.end_date).map_err(io)
+                say(
+                    out,
+                    &format!("approved #{id}: {} now ends {}", r.account, r.end_date),
+                )
             }
             RequestCommand::Deny { id, reason } => {
                 let r = services.request_decide(actor, id, false, Some(reason))?;
-                writeln!(out, "denied #{id} ({})", r.account).map_err(io)
+                say(out, &format!("denied #{id} ({})", r.account))
             }
         },
         Command::Report(ReportCommand::Orphans { json }) => {
@@ -1075,6 +1103,12 @@ pub fn run(
                 writeln!(out, "imported {} account(s){skipped}", report.imported).map_err(io)
             }
         }
+        Command::Backup => {
+            let summary = services.backup(actor, out)?;
+            // stdout carries the backup; the summary goes with the audit event.
+            let _ = summary;
+            Ok(())
+        }
         Command::Export { format } => {
             let accounts = services.export(actor)?;
             match format {
@@ -1094,10 +1128,10 @@ pub fn run(
                 print_json(out, &report)?;
             } else {
                 for p in &report.problems {
-                    writeln!(out, "problem: {p}").map_err(io)?;
+                    say(out, &format!("problem: {p}"))?;
                 }
                 if report.problems.is_empty() {
-                    writeln!(out, "ok: {} accounts, {} groups, {} audit events; indexes consistent, audit chain intact", report.accounts, report.groups, report.audit_events).map_err(io)?;
+                    say(out, &format!("ok: {} accounts, {} groups, {} audit events; indexes consistent, audit chain intact", report.accounts, report.groups, report.audit_events))?;
                 }
             }
             if report.problems.is_empty() {

@@ -1,5 +1,6 @@
 //! How results look: aligned text for people, one JSON document for scripts.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -11,6 +12,7 @@ use crate::domain::lifecycle::{effective, Effective};
 use crate::domain::{Account, AuditEvent, CustomField, SshKey};
 use crate::service::groups::GroupView;
 use crate::service::{Actor, Error, Result};
+use crate::text::escape_text;
 
 fn io(e: impl std::fmt::Display) -> Error {
     Error::Failed(format!("cannot write output: {e}"))
@@ -99,6 +101,23 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
+/// Adds a row of values: each cell escaped, so a value can neither act on
+/// the terminal nor break into a cell or line of its own.
+fn add_row(t: &mut Table, cells: Vec<String>) {
+    t.add_row(
+        cells
+            .iter()
+            .map(|c| escape_text(c).into_owned())
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// Writes one line of plain text, escaped (see `crate::text`): the only
+/// newline is the one this puts at the end.
+pub fn say(out: &mut dyn Write, line: &str) -> Result<()> {
+    writeln!(out, "{}", escape_text(line)).map_err(io)
+}
+
 fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
     for line in t.lines() {
         writeln!(out, "{}", line.trim_end()).map_err(io)?;
@@ -140,17 +159,20 @@ pub fn print_accounts(
             (Some(e), _) => e.to_string(),
             _ => "-".into(),
         };
-        t.add_row(vec![
-            a.username.clone(),
-            a.display_name.clone(),
-            a.kind.to_string(),
-            a.company.clone().unwrap_or_else(|| "-".into()),
-            a.sponsor.clone().unwrap_or_else(|| "-".into()),
-            status_text(a, today),
-            end,
-            a.last_login
-                .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
-        ]);
+        add_row(
+            &mut t,
+            vec![
+                a.username.clone(),
+                a.display_name.clone(),
+                a.kind.to_string(),
+                a.company.clone().unwrap_or_else(|| "-".into()),
+                a.sponsor.clone().unwrap_or_else(|| "-".into()),
+                status_text(a, today),
+                end,
+                a.last_login
+                    .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+            ],
+        );
     }
     write_table(out, &t)?;
     writeln!(out, "{} account(s)", accounts.len()).map_err(io)
@@ -246,7 +268,7 @@ pub fn print_account(out: &mut dyn Write, a: &Account, today: NaiveDate, json: b
         ("last login", when(a.last_login)),
     ];
     for (label, value) in rows {
-        writeln!(out, "{label:<13} {value}").map_err(io)?;
+        say(out, &format!("{label:<13} {value}"))?;
     }
     Ok(())
 }
@@ -264,14 +286,15 @@ pub fn print_changed(
     let end = a
         .end_date
         .map_or_else(|| "no end date".to_string(), |e| format!("ends {e}"));
-    writeln!(
+    say(
         out,
-        "{verb} {} ({}, {}, {end})",
-        a.username,
-        a.kind,
-        status_text(a, today)
+        &format!(
+            "{verb} {} ({}, {}, {end})",
+            a.username,
+            a.kind,
+            status_text(a, today)
+        ),
     )
-    .map_err(io)
 }
 
 pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()> {
@@ -290,19 +313,22 @@ pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()
         "EXPIRES",
     ]);
     for k in keys {
-        t.add_row(vec![
-            k.fingerprint.clone(),
-            k.algorithm.clone(),
-            if k.comment.is_empty() {
-                "-".into()
-            } else {
-                k.comment.clone()
-            },
-            k.added_at.format("%Y-%m-%d").to_string(),
-            k.last_used
-                .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
-            k.expires_on.map_or_else(|| "-".into(), |d| d.to_string()),
-        ]);
+        add_row(
+            &mut t,
+            vec![
+                k.fingerprint.clone(),
+                k.algorithm.clone(),
+                if k.comment.is_empty() {
+                    "-".into()
+                } else {
+                    k.comment.clone()
+                },
+                k.added_at.format("%Y-%m-%d").to_string(),
+                k.last_used
+                    .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+                k.expires_on.map_or_else(|| "-".into(), |d| d.to_string()),
+            ],
+        );
     }
     write_table(out, &t)
 }
@@ -329,16 +355,19 @@ pub fn print_sessions(
         "COMMAND",
     ]);
     for s in sessions {
-        t.add_row(vec![
-            s.id.to_string(),
-            s.account.clone(),
-            s.address.clone(),
-            s.method.clone(),
-            format!("{:?}", s.kind).to_lowercase(),
-            s.started.format("%Y-%m-%d %H:%M:%S").to_string(),
-            s.last_input.format("%H:%M:%S").to_string(),
-            s.command.clone().unwrap_or_else(|| "-".into()),
-        ]);
+        add_row(
+            &mut t,
+            vec![
+                s.id.to_string(),
+                s.account.clone(),
+                s.address.clone(),
+                s.method.clone(),
+                format!("{:?}", s.kind).to_lowercase(),
+                s.started.format("%Y-%m-%d %H:%M:%S").to_string(),
+                s.last_input.format("%H:%M:%S").to_string(),
+                s.command.clone().unwrap_or_else(|| "-".into()),
+            ],
+        );
     }
     write_table(out, &t)
 }
@@ -353,16 +382,19 @@ pub fn print_plan(
         return print_json(out, items);
     }
     if items.is_empty() {
-        return writeln!(out, "{empty}").map_err(io);
+        return say(out, empty);
     }
     let mut t = table(&["DATE", "ACCOUNT", "ACTION", "WHY"]);
     for i in items {
-        t.add_row(vec![
-            i.date.to_string(),
-            i.username.clone(),
-            i.action.clone(),
-            i.why.clone(),
-        ]);
+        add_row(
+            &mut t,
+            vec![
+                i.date.to_string(),
+                i.username.clone(),
+                i.action.clone(),
+                i.why.clone(),
+            ],
+        );
     }
     write_table(out, &t)
 }
@@ -382,16 +414,19 @@ pub fn print_requests(
         "ID", "ACCOUNT", "KIND", "END", "STATUS", "BY", "AT", "REASON",
     ]);
     for r in requests {
-        t.add_row(vec![
-            format!("#{}", r.id),
-            r.account.clone(),
-            r.kind.clone(),
-            r.end_date.to_string(),
-            format!("{:?}", r.status).to_lowercase(),
-            r.requested_by.clone(),
-            r.requested_at.format("%Y-%m-%d %H:%M").to_string(),
-            r.reason.clone(),
-        ]);
+        add_row(
+            &mut t,
+            vec![
+                format!("#{}", r.id),
+                r.account.clone(),
+                r.kind.clone(),
+                r.end_date.to_string(),
+                format!("{:?}", r.status).to_lowercase(),
+                r.requested_by.clone(),
+                r.requested_at.format("%Y-%m-%d %H:%M").to_string(),
+                r.reason.clone(),
+            ],
+        );
     }
     write_table(out, &t)
 }
@@ -409,11 +444,10 @@ pub fn print_orphans(
     }
     let mut t = table(&["ACCOUNT", "PROBLEM", "DETAIL"]);
     for o in orphans {
-        t.add_row(vec![
-            o.username.clone(),
-            o.problem.clone(),
-            o.detail.clone(),
-        ]);
+        add_row(
+            &mut t,
+            vec![o.username.clone(), o.problem.clone(), o.detail.clone()],
+        );
     }
     write_table(out, &t)
 }
@@ -445,16 +479,19 @@ pub fn print_outbox(
             Delivery::Email { to, .. } => to.join(", "),
             Delivery::Webhook { url, .. } => url.clone(),
         };
-        t.add_row(vec![
-            format!("#{}", e.id),
-            e.event.clone(),
-            e.account.clone(),
-            to,
-            format!("{:?}", e.state).to_lowercase(),
-            e.attempts.to_string(),
-            e.next_attempt.format("%Y-%m-%d %H:%M:%S").to_string(),
-            e.last_error.clone().unwrap_or_else(|| "-".into()),
-        ]);
+        add_row(
+            &mut t,
+            vec![
+                format!("#{}", e.id),
+                e.event.clone(),
+                e.account.clone(),
+                to,
+                format!("{:?}", e.state).to_lowercase(),
+                e.attempts.to_string(),
+                e.next_attempt.format("%Y-%m-%d %H:%M:%S").to_string(),
+                e.last_error.clone().unwrap_or_else(|| "-".into()),
+            ],
+        );
     }
     write_table(out, &t)
 }
@@ -468,11 +505,14 @@ pub fn print_groups(out: &mut dyn Write, groups: &[GroupView], json: bool) -> Re
     }
     let mut t = table(&["GROUP", "MEMBERS", "DESCRIPTION"]);
     for g in groups {
-        t.add_row(vec![
-            g.group.name.clone(),
-            g.members.len().to_string(),
-            g.group.description.clone().unwrap_or_else(|| "-".into()),
-        ]);
+        add_row(
+            &mut t,
+            vec![
+                g.group.name.clone(),
+                g.members.len().to_string(),
+                g.group.description.clone().unwrap_or_else(|| "-".into()),
+            ],
+        );
     }
     write_table(out, &t)
 }
@@ -509,7 +549,7 @@ pub fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> R
             let changes: Vec<String> = e.changes.iter().map(describe_change).collect();
             line.push_str(&format!(" [{}]", changes.join("; ")));
         }
-        writeln!(out, "{line}").map_err(io)?;
+        say(out, &line)?;
     }
     Ok(())
 }
@@ -534,22 +574,24 @@ pub fn print_whoami(
             let end = a
                 .end_date
                 .map_or_else(|| "no end date".into(), |e| format!("ends {e}"));
-            writeln!(
+            say(
                 out,
-                "{} ({}), roles: {}, {}, {end}",
-                a.username,
-                a.display_name,
-                roles.join(", "),
-                status_text(a, today)
+                &format!(
+                    "{} ({}), roles: {}, {}, {end}",
+                    a.username,
+                    a.display_name,
+                    roles.join(", "),
+                    status_text(a, today)
+                ),
             )
-            .map_err(io)
         }
-        None => writeln!(
+        None => say(
             out,
-            "{} (offline operator on this host: all permissions), source {}",
-            actor.name, actor.source
-        )
-        .map_err(io),
+            &format!(
+                "{} (offline operator on this host: all permissions), source {}",
+                actor.name, actor.source
+            ),
+        ),
     }
 }
 
@@ -615,7 +657,193 @@ pub fn write_csv(
                 .iter()
                 .map(|f| a.fields.get(&f.name).cloned().unwrap_or_default()),
         );
-        w.write_record(&row).map_err(io)?;
+        w.write_record(row.iter().map(|cell| formula_guard(cell).into_owned()))
+            .map_err(io)?;
     }
     w.flush().map_err(io)
+}
+
+/// Whether a spreadsheet would read a cell starting with `c` as a formula
+/// (the OWASP CSV-injection list: `=`, `+`, `-`, `@`, tab, carriage return).
+fn starts_formula(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// A CSV cell made inert for spreadsheets: a value that starts with a
+/// formula character gets a leading `'`. So do values already made of
+/// quotes and then such a character, so `unformula` gives every value back.
+pub fn formula_guard(cell: &str) -> Cow<'_, str> {
+    if cell.trim_start_matches('\'').starts_with(starts_formula) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+/// The inverse of `formula_guard`, for CSV import: drops the one `'` that
+/// export put before a value starting (after any quotes) with a formula
+/// character; any other value is returned as it is.
+pub fn unformula(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.trim_start_matches('\'').starts_with(starts_formula) => rest,
+        _ => cell,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::requests::{Request, RequestStatus};
+    use crate::service::sessions::{SessionInfo, SessionKind};
+    use chrono::TimeZone;
+
+    /// Text that would clear the screen, retitle the window and forge a line.
+    const HOSTILE: &str = "x\x1b[2J\x1b]0;owned\x07\n#9999 root user.purge bob\u{9b}\u{202e}";
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+    }
+
+    fn account() -> Account {
+        serde_json::from_value(json!({
+            "username": "bob", "display_name": "Bob", "email": "bob@x.io", "kind": "contractor",
+            "start_date": "2026-01-01", "status": "active",
+            "created_at": "2026-01-01T00:00:00Z", "created_by": "x",
+            "updated_at": "2026-01-01T00:00:00Z", "updated_by": "x"
+        }))
+        .unwrap()
+    }
+
+    fn key() -> SshKey {
+        SshKey {
+            fingerprint: "SHA256:abc".into(),
+            algorithm: "ssh-ed25519".into(),
+            public_key: "ssh-ed25519 AAAA".into(),
+            comment: HOSTILE.into(),
+            added_at: at(),
+            added_by: "root".into(),
+            last_used: None,
+            expires_on: None,
+        }
+    }
+
+    /// Stdout of a printer: no escape byte, no C1 or bidi control, and
+    /// exactly `lines` lines (a value cannot add one).
+    fn inert(print: impl FnOnce(&mut Vec<u8>) -> Result<()>, lines: usize) -> String {
+        let mut out = Vec::new();
+        print(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::text::is_unsafe_char(c)),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), lines, "{text}");
+        assert!(text.contains("\\x1b[2J"), "shown escaped: {text}");
+        text
+    }
+
+    #[test]
+    fn key_comments_print_escaped_in_key_list_and_user_show() {
+        inert(|o| print_keys(o, &[key()], false), 2);
+        let mut a = account();
+        a.credentials.keys.push(key());
+        let today = at().date_naive();
+        let text = inert(|o| print_account(o, &a, today, false), 24);
+        assert!(text.contains("\\u{202e}"), "{text}");
+    }
+
+    #[test]
+    fn audit_lines_escape_actor_target_and_detail() {
+        let event = AuditEvent {
+            seq: 7,
+            at: at(),
+            actor: HOSTILE.into(),
+            source: "ssh:127.0.0.1".into(),
+            session: None,
+            action: "auth.fail".into(),
+            target: Some(HOSTILE.into()),
+            changes: vec![],
+            detail: Some(HOSTILE.into()),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        inert(|o| print_events(o, &[event], false), 1);
+    }
+
+    #[test]
+    fn session_commands_and_request_reasons_print_escaped() {
+        let session = SessionInfo {
+            id: 1,
+            account: "bob".into(),
+            address: "127.0.0.1".into(),
+            method: "publickey".into(),
+            fingerprint: None,
+            started: at(),
+            last_input: at(),
+            kind: SessionKind::Exec,
+            command: Some(HOSTILE.into()),
+        };
+        inert(|o| print_sessions(o, &[session], false), 2);
+        let request = Request {
+            id: 1,
+            kind: "extend".into(),
+            account: "bob".into(),
+            end_date: at().date_naive(),
+            reason: HOSTILE.into(),
+            requested_by: "bob".into(),
+            requested_at: at(),
+            status: RequestStatus::Pending,
+            decided_by: None,
+            decided_at: None,
+            decision_reason: None,
+        };
+        inert(|o| print_requests(o, &[request], false), 2);
+    }
+
+    #[test]
+    fn json_output_keeps_the_value_and_escapes_it_as_json() {
+        let mut out = Vec::new();
+        print_keys(&mut out, &[key()], true).unwrap();
+        assert!(!out.contains(&0x1b));
+        let back: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back[0]["comment"], HOSTILE);
+    }
+
+    #[test]
+    fn csv_cells_that_start_a_formula_get_a_quote_and_import_drops_it() {
+        for (value, exported) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'=x", "''=x"),
+            ("plain", "plain"),
+            ("'quoted", "'quoted"),
+            ("a=b", "a=b"),
+            ("2027-03-31", "2027-03-31"),
+            ("", ""),
+        ] {
+            assert_eq!(formula_guard(value), exported, "{value:?}");
+            assert_eq!(unformula(exported), value, "{exported:?}");
+        }
+        // A hand-written guard (as a spreadsheet user types it) is dropped too.
+        assert_eq!(unformula("'@team"), "@team");
+    }
+
+    #[test]
+    fn csv_export_guards_every_cell() {
+        let mut a = account();
+        a.display_name = "=cmd|' /C calc'!A0".into();
+        a.company = Some("@evil".into());
+        let mut out = Vec::new();
+        write_csv(&mut out, &[a], &[]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.contains("'=cmd"), "{row}");
+        assert!(row.contains(",'@evil,"), "{row}");
+    }
 }

@@ -13,6 +13,8 @@ pub struct ParsedKey {
 }
 
 pub const MIN_RSA_BITS: u32 = 2048;
+/// Longest key comment kept (it is shown in key lists and the console).
+pub const MAX_COMMENT_CHARS: usize = 256;
 
 /// Parses one OpenSSH public key line (`ssh-ed25519 AAAA… comment`).
 /// Accepts ed25519, ECDSA (NIST P-256/384/521) and RSA of at least 2048 bits.
@@ -47,6 +49,7 @@ pub fn parse_public_key(line: &str) -> Result<ParsedKey, String> {
         }
     }
     let comment = key.comment().to_string();
+    super::validate::validate_text("key comment", &comment, MAX_COMMENT_CHARS)?;
     let mut bare = key.clone();
     bare.set_comment("");
     let public_key = bare
@@ -95,6 +98,18 @@ mod tests {
         // Built at run time so no private-key header sits in the source.
         let private_header = format!("-----BEGIN OPENSSH {} KEY-----", "PRIVATE");
         assert!(parse_public_key(&private_header).is_err());
+    }
+
+    #[test]
+    fn comments_with_escape_or_bidi_characters_are_refused() {
+        let base = ED25519.trim_end_matches(" alice@laptop");
+        for comment in ["x\x1b]0;owned\x07", "a\u{202e}b", "a\u{9b}2J"] {
+            let err = parse_public_key(&format!("{base} {comment}")).unwrap_err();
+            assert!(err.contains("key comment"), "{err}");
+        }
+        let long = format!("{base} {}", "c".repeat(MAX_COMMENT_CHARS + 1));
+        assert!(parse_public_key(&long).is_err());
+        assert!(parse_public_key(&format!("{base} Zoë's laptop")).is_ok());
     }
 
     #[test]

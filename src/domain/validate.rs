@@ -54,9 +54,17 @@ pub fn validate_email(email: &str) -> Result<(), String> {
     }
 }
 
-fn validate_text(label: &str, value: &str, max: usize) -> Result<(), String> {
+/// Free text a person typed (names, notes, key comments): no control
+/// characters, no bidirectional controls that make it display as something
+/// it is not, at most `max` characters.
+pub fn validate_text(label: &str, value: &str, max: usize) -> Result<(), String> {
     if value.chars().any(char::is_control) {
         return Err(format!("{label} must not contain control characters"));
+    }
+    if value.chars().any(crate::text::is_bidi_control) {
+        return Err(format!(
+            "{label} must not contain bidirectional control characters"
+        ));
     }
     if value.chars().count() > max {
         return Err(format!("{label} is longer than {max} characters"));
@@ -249,6 +257,15 @@ mod tests {
         ] {
             assert!(validate_username(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn text_refuses_control_and_bidi_characters() {
+        assert!(validate_text("notes", "Zoë from Åland, 日本", 64).is_ok());
+        for bad in ["a\x1b[2J", "a\nb", "\u{9b}x", "abc\u{202e}exe", "\u{2066}x"] {
+            assert!(validate_text("notes", bad, 64).is_err(), "{bad:?}");
+        }
+        assert!(validate_text("notes", &"x".repeat(65), 64).is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, NaiveDate};
 
-use super::authz::{allowed, Permission};
+use super::admins::keep_an_admin;
+use super::authz::{allowed, refusal_reason, Permission};
 use super::{Actor, Error, Result, Services, Tx};
 use crate::domain::lifecycle::{self, Effective, Transition};
 use crate::domain::validate::{latest_end, validate_account, validate_username};
@@ -116,7 +117,12 @@ impl Services {
         if allowed(actor, permission, target) {
             Ok(())
         } else {
-            Err(self.deny(actor, permission, target.map(|t| t.username.as_str())))
+            Err(self.deny_because(
+                actor,
+                permission,
+                target.map(|t| t.username.as_str()),
+                refusal_reason(actor, permission, target),
+            ))
         }
     }
 
@@ -299,6 +305,7 @@ impl Services {
                     new.status = lifecycle::initial_status(start, tx.today());
                 }
             }
+            keep_an_admin(tx, &old, Some(&new), "this change")?;
             new.updated_at = tx.now;
             new.updated_by = tx.actor.name.clone();
             tx.put("user.update", Some(&old), Some(new.clone()), None);
@@ -397,6 +404,12 @@ impl Services {
             let old = tx.load(name)?;
             let mut new = lifecycle::apply(&old, &transition, tx.now)
                 .map_err(|e| Error::Conflict(e.to_string()))?;
+            let what = match transition {
+                Transition::Disable { .. } => "disabling it",
+                Transition::Delete => "deleting it",
+                _ => "this change",
+            };
+            keep_an_admin(tx, &old, Some(&new), what)?;
             new.updated_at = tx.now;
             new.updated_by = tx.actor.name.clone();
             tx.put(action, Some(&old), Some(new.clone()), detail.clone());
@@ -416,6 +429,7 @@ impl Services {
             let old = tx.load(name)?;
             lifecycle::apply(&old, &Transition::Purge, tx.now)
                 .map_err(|e| Error::Conflict(e.to_string()))?;
+            keep_an_admin(tx, &old, None, "purging it")?;
             purge_in(tx, &old, "user.purge", None)
         })
     }

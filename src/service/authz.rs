@@ -30,10 +30,13 @@ pub enum Permission {
     KillSession,
     ManageTotp,
     RunLifecycle,
+    /// See every account's planned lifecycle actions (names included).
+    PreviewLifecycle,
     RequestExtension,
     DecideRequest,
     ReadLockouts,
     Unlock,
+    Backup,
 }
 
 impl Permission {
@@ -63,15 +66,42 @@ impl Permission {
             Permission::KillSession => "kill the sessions of",
             Permission::ManageTotp => "manage TOTP of",
             Permission::RunLifecycle => "run the lifecycle sweep",
+            Permission::PreviewLifecycle => "preview the lifecycle plan",
             Permission::RequestExtension => "request an extension for",
             Permission::DecideRequest => "decide requests",
             Permission::ReadLockouts => "read the login lockouts",
             Permission::Unlock => "lift login lockouts",
+            Permission::Backup => "take a backup",
         }
     }
 }
 
+/// How senior a role is: admin > operator > sponsor > user.
+pub fn rank(role: Role) -> u8 {
+    match role {
+        Role::Admin => 3,
+        Role::Operator => 2,
+        Role::Sponsor => 1,
+        Role::User => 0,
+    }
+}
+
+/// The rank of an account's highest role (an account without roles is a user).
+pub fn highest_rank(account: &Account) -> u8 {
+    account.roles.iter().copied().map(rank).max().unwrap_or(0)
+}
+
+/// What an operator may do to another account to cut its access — only to
+/// accounts whose highest role is below operator.
+fn cuts_access(permission: Permission) -> bool {
+    matches!(
+        permission,
+        Permission::DisableAccount | Permission::RemoveKey | Permission::KillSession
+    )
+}
+
 /// May `actor` do `permission`, to `target` if the permission is about one account?
+/// Without a target the answer is whether the actor may do it to some account.
 pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) -> bool {
     use Permission::*;
     if actor.has(Role::Admin) {
@@ -90,15 +120,24 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
             | ReadGroups
             | ReadAudit
             | Export
+            | PreviewLifecycle
             | ReadLockouts
     );
-    if operator && (reads || matches!(permission, DisableAccount | RemoveKey | KillSession)) {
+    if operator && reads {
+        return true;
+    }
+    let below_operator = target.is_none_or(|t| highest_rank(t) < rank(Role::Operator));
+    if operator && cuts_access(permission) && below_operator {
         return true;
     }
     if actor.has(Role::Sponsor)
         && sponsors
         && matches!(permission, ReadAccount | ReadKeys | ReadAllowlist)
     {
+        return true;
+    }
+    // Asking for more time: the account itself or its sponsor (an admin decides).
+    if permission == RequestExtension && (is_self || sponsors) {
         return true;
     }
     if actor.has(Role::Sponsor) && permission == ListAccounts {
@@ -109,8 +148,43 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
     is_self
         && matches!(
             permission,
-            ReadAccount | ReadKeys | AddKey | RemoveKey | SetPassword | ReadAllowlist | ManageTotp
+            ReadAccount
+                | ReadKeys
+                | AddKey
+                | RemoveKey
+                | SetPassword
+                | ReadAllowlist
+                | ManageTotp
+                | KillSession
         )
+}
+
+/// Why `allowed` said no, when a rule beyond "not your permission" decided
+/// it (said in the refusal, so the person knows it is the target's role).
+pub fn refusal_reason(
+    actor: &Actor,
+    permission: Permission,
+    target: Option<&Account>,
+) -> Option<String> {
+    let t = target?;
+    let is_self = actor.is_account && t.username == actor.name;
+    (actor.has(Role::Operator)
+        && !actor.has(Role::Admin)
+        && !is_self
+        && cuts_access(permission)
+        && highest_rank(t) >= rank(Role::Operator))
+    .then(|| {
+        let role = t
+            .roles
+            .iter()
+            .copied()
+            .max_by_key(|r| rank(*r))
+            .unwrap_or(Role::User);
+        format!(
+            "{} is {role}: operators act only on accounts whose roles are below operator",
+            t.username
+        )
+    })
 }
 
 #[cfg(test)]
@@ -158,5 +232,66 @@ mod tests {
         assert!(!allowed(&op, Permission::CreateAccount, None));
         assert!(!allowed(&op, Permission::EnableAccount, None));
         assert!(!allowed(&op, Permission::PurgeAccount, None));
+    }
+
+    fn account(name: &str, roles: &[Role]) -> Account {
+        let mut a: Account = serde_json::from_value(serde_json::json!({
+            "username": name, "display_name": "A", "email": "a@x.io", "kind": "employee",
+            "start_date": "2026-01-01", "status": "active",
+            "created_at": "2026-01-01T00:00:00Z", "created_by": "x",
+            "updated_at": "2026-01-01T00:00:00Z", "updated_by": "x"
+        }))
+        .unwrap();
+        a.roles = roles.iter().copied().collect();
+        a
+    }
+
+    #[test]
+    fn operators_cut_access_only_below_their_own_role() {
+        let op = actor("olga", Role::Operator);
+        for roles in [&[Role::User][..], &[Role::Sponsor], &[]] {
+            let t = account("bob", roles);
+            for p in [
+                Permission::DisableAccount,
+                Permission::RemoveKey,
+                Permission::KillSession,
+            ] {
+                assert!(allowed(&op, p, Some(&t)), "{p:?} on {roles:?}");
+                assert_eq!(refusal_reason(&op, p, Some(&t)), None);
+            }
+        }
+        for roles in [
+            &[Role::Admin][..],
+            &[Role::Operator],
+            &[Role::User, Role::Admin],
+        ] {
+            let t = account("root", roles);
+            for p in [
+                Permission::DisableAccount,
+                Permission::RemoveKey,
+                Permission::KillSession,
+            ] {
+                assert!(!allowed(&op, p, Some(&t)), "{p:?} on {roles:?}");
+                let why = refusal_reason(&op, p, Some(&t)).unwrap();
+                assert!(why.contains("below operator"), "{why}");
+            }
+            // Reading stays open: an operator finds anyone.
+            assert!(allowed(&op, Permission::ReadAccount, Some(&t)));
+        }
+        // Their own keys are self-service, whatever their role.
+        let own = account("olga", &[Role::Operator]);
+        assert!(allowed(&op, Permission::RemoveKey, Some(&own)));
+        assert!(!allowed(&op, Permission::DisableAccount, Some(&own)));
+        assert_eq!(
+            refusal_reason(&op, Permission::DisableAccount, Some(&own)),
+            None
+        );
+        // An admin is bound by none of this.
+        let admin = actor("root", Role::Admin);
+        assert!(allowed(
+            &admin,
+            Permission::DisableAccount,
+            Some(&account("x", &[Role::Admin]))
+        ));
     }
 }

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use ipnet::IpNet;
 use serde_json::json;
 
+use super::admins::keep_an_admin;
 use super::authz::Permission;
 use super::{Actor, Error, Result, Services};
 use crate::domain::key::parse_public_key;
@@ -159,6 +160,7 @@ impl Services {
             };
             let mut new = old.clone();
             let removed = new.credentials.keys.remove(pos);
+            keep_an_admin(tx, &old, Some(&new), "removing this key")?;
             new.updated_at = tx.now;
             new.updated_by = tx.actor.name.clone();
             tx.stage(Some(&old), Some(new));
@@ -298,6 +300,7 @@ impl Services {
             new.credentials.totp_secret = None;
             new.credentials.totp_enrolled_at = None;
             new.credentials.totp_last_step = None;
+            keep_an_admin(tx, &old, Some(&new), "removing its TOTP")?;
             new.updated_at = tx.now;
             new.updated_by = tx.actor.name.clone();
             tx.put("totp.reset", Some(&old), Some(new), None);

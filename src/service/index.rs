@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use crate::domain::plan::next_action;
-use crate::domain::{Account, Policy};
+use crate::domain::{Account, Policy, Role};
 
 use super::search::{Id, SearchIndex};
 
@@ -33,6 +33,9 @@ pub struct Indexes {
     pub policy: Option<Policy>,
     /// The console's search rows and posting lists.
     pub search: SearchIndex,
+    /// Accounts with the admin role, whatever their state (a handful): the
+    /// rule that keeps one admin able to log in checks them, not every account.
+    pub admins: BTreeSet<Name>,
 }
 
 impl Indexes {
@@ -82,6 +85,9 @@ impl Indexes {
                 .or_default()
                 .insert(name.clone());
         }
+        if account.roles.contains(&Role::Admin) {
+            self.admins.insert(name);
+        }
     }
 
     pub fn remove(&mut self, account: &Account) {
@@ -95,6 +101,7 @@ impl Indexes {
             }
         }
         self.search.remove(&name);
+        self.admins.remove(&name);
         for key in &account.credentials.keys {
             if self.by_fingerprint.get(key.fingerprint.as_str()) == Some(&name) {
                 self.by_fingerprint.remove(key.fingerprint.as_str());
@@ -142,6 +149,11 @@ impl Indexes {
             .get(sponsor)
             .map(|s| s.iter().map(|n| n.to_string()).collect())
             .unwrap_or_default()
+    }
+
+    /// Every account with the admin role.
+    pub fn admins(&self) -> impl Iterator<Item = &str> {
+        self.admins.iter().map(|n| &**n)
     }
 
     pub fn members(&self, group: &str) -> BTreeSet<String> {
@@ -208,6 +220,9 @@ impl Indexes {
         }
         if self.dated(&self.by_due) != expected.dated(&expected.by_due) {
             out.push("lifecycle due-date index differs from the records".to_string());
+        }
+        if self.admins != expected.admins {
+            out.push("admin index differs from the records".to_string());
         }
         if self.group_members != expected.group_members {
             out.push("group membership index differs from the records".to_string());

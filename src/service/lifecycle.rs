@@ -7,11 +7,12 @@
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 
+use super::admins::{keep_an_admin, reachable_admin};
 use super::authz::{allowed, Permission};
 use super::{Actor, Error, Result, Services};
 use crate::domain::lifecycle::{self, Transition};
 use crate::domain::plan::{next_action, warnings, Planned, PlannedKind};
-use crate::domain::{Account, Status};
+use crate::domain::{Account, DisableReason, Status};
 
 /// Safety net: no account takes more steps than this in one pass.
 const MAX_STEPS: usize = 4;
@@ -92,6 +93,9 @@ fn apply_due_step(tx: &mut super::Tx<'_>, name: &str) -> Result<Option<PreviewIt
         planned.due,
         planned.why
     );
+    if let Err(refusal) = keep_an_admin(tx, &account, new.as_ref(), "this sweep") {
+        return keep_last_admin(tx, &account, &planned, &refusal.to_string());
+    }
     match &new {
         Some(next) => tx.put(action, Some(&account), Some(next.clone()), Some(detail)),
         None => super::accounts::purge_in(tx, &account, action, Some(detail))?,
@@ -109,6 +113,85 @@ fn apply_due_step(tx: &mut super::Tx<'_>, name: &str) -> Result<Option<PreviewIt
         action: planned.action.describe(),
         why: planned.why,
     }))
+}
+
+/// The sweep never locks the last active admin out: instead of disabling it
+/// for inactivity it exempts it from that rule (as the first admin is from
+/// the start), recorded as `lifecycle.keep` with the reason. Anything else
+/// that would cut it off is skipped and recorded as `lifecycle.skip`.
+fn keep_last_admin(
+    tx: &mut super::Tx<'_>,
+    account: &Account,
+    planned: &Planned,
+    refusal: &str,
+) -> Result<Option<PreviewItem>> {
+    let inactivity = matches!(
+        planned.action,
+        PlannedKind::Disable(DisableReason::Inactive | DisableReason::NeverLoggedIn)
+    );
+    let not_applied = format!(
+        "{} due {} not applied: {refusal}",
+        planned.action.describe(),
+        planned.due
+    );
+    if inactivity && !account.inactivity_exempt {
+        let mut kept = account.clone();
+        kept.inactivity_exempt = true;
+        kept.updated_at = tx.now;
+        kept.updated_by = tx.actor.name.clone();
+        tx.put(
+            "lifecycle.keep",
+            Some(account),
+            Some(kept),
+            Some(format!("{not_applied}; exempted from the inactivity rule")),
+        );
+        return Ok(Some(PreviewItem {
+            username: account.username.clone(),
+            date: tx.today(),
+            action: "keep: exempt from inactivity".into(),
+            why: "the last active admin who can log in".into(),
+        }));
+    }
+    tx.event(
+        "lifecycle.skip",
+        Some(&account.username),
+        vec![],
+        Some(not_applied),
+    );
+    Ok(None)
+}
+
+fn inactivity(reason: DisableReason) -> bool {
+    matches!(
+        reason,
+        DisableReason::Inactive | DisableReason::NeverLoggedIn
+    )
+}
+
+/// An admin who can log in today and the first disable the plan holds for
+/// it, if any: (due date, whether for inactivity).
+struct AdminCutoff {
+    name: String,
+    cut: Option<(NaiveDate, bool)>,
+}
+
+/// Whether the sweep will keep `name` instead of disabling it for
+/// inactivity as `planned`: it is an admin who can log in, and every other
+/// such admin is cut off earlier — the sweep takes due accounts by date,
+/// then name, so among those due together the last one is kept.
+fn kept_by_the_sweep(cutoffs: &[AdminCutoff], name: &str, planned: &Planned) -> bool {
+    let PlannedKind::Disable(reason) = planned.action else {
+        return false;
+    };
+    if !inactivity(reason) || !cutoffs.iter().any(|c| c.name == name) {
+        return false;
+    }
+    !cutoffs.iter().any(|other| {
+        other.name != name
+            && other
+                .cut
+                .is_none_or(|(due, _)| (due, other.name.as_str()) > (planned.due, name))
+    })
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -189,8 +272,10 @@ impl Services {
 
     /// Every action the policies will take up to `until`, in date order.
     pub fn lifecycle_preview(&self, actor: &Actor, until: NaiveDate) -> Result<Vec<PreviewItem>> {
-        if !allowed(actor, Permission::ListAccounts, None) {
-            return Err(self.deny(actor, Permission::ListAccounts, None));
+        // Not ListAccounts: a sponsor lists only its own accounts, and the
+        // plan names every account.
+        if !allowed(actor, Permission::PreviewLifecycle, None) {
+            return Err(self.deny(actor, Permission::PreviewLifecycle, None));
         }
         let today = self.today();
         let names: Vec<String> = {
@@ -216,13 +301,14 @@ impl Services {
             names
         };
         let policy = &self.config().policy;
+        let cutoffs = self.admin_cutoffs(until)?;
         let mut out = Vec::new();
         for name in names {
             let Some(mut account) = self.store().account(&name)? else {
                 continue;
             };
             let original = account.clone();
-            let first = out.len();
+            let mut cutoff = None;
             for _ in 0..MAX_STEPS {
                 let Some(planned) = next_action(&account, policy) else {
                     break;
@@ -230,6 +316,20 @@ impl Services {
                 if planned.due > until {
                     break;
                 }
+                if kept_by_the_sweep(&cutoffs, &name, &planned) {
+                    out.push(PreviewItem {
+                        username: name.clone(),
+                        date: planned.due.max(today),
+                        action: "keep: exempt from inactivity".into(),
+                        why: format!(
+                            "{} due: the last active admin who can log in",
+                            planned.action.describe()
+                        ),
+                    });
+                    account.inactivity_exempt = true;
+                    continue;
+                }
+                cutoff = cutoff.or(Some(planned.due.max(today)));
                 out.push(PreviewItem {
                     username: name.clone(),
                     date: planned.due.max(today),
@@ -242,7 +342,6 @@ impl Services {
                 }
             }
             // Warnings only while the account is still active by then.
-            let cutoff = out.get(first).map(|p: &PreviewItem| p.date);
             for (date, days) in warnings(&original, policy, today) {
                 if date <= until && cutoff.is_none_or(|c| date < c) {
                     out.push(PreviewItem {
@@ -255,6 +354,45 @@ impl Services {
             }
         }
         out.sort_by(|a, b| (a.date, &a.username).cmp(&(b.date, &b.username)));
+        Ok(out)
+    }
+
+    /// The admins who can log in today, each with the first planned
+    /// disable up to `until` (due date, and whether for inactivity).
+    fn admin_cutoffs(&self, until: NaiveDate) -> Result<Vec<AdminCutoff>> {
+        let today = self.today();
+        let admins: Vec<String> = {
+            let guard = self.indexes()?;
+            let indexes = guard
+                .as_ref()
+                .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+            indexes.admins().map(str::to_string).collect()
+        };
+        let policy = &self.config().policy;
+        let mut out = Vec::new();
+        for name in admins {
+            let Some(mut account) = self.store().account(&name)? else {
+                continue;
+            };
+            if !reachable_admin(&account, self.config(), today) {
+                continue;
+            }
+            let mut cut = None;
+            for _ in 0..MAX_STEPS {
+                let Some(planned) = next_action(&account, policy).filter(|p| p.due <= until) else {
+                    break;
+                };
+                if let PlannedKind::Disable(reason) = planned.action {
+                    cut = Some((planned.due, inactivity(reason)));
+                    break;
+                }
+                match simulate(&account, &planned) {
+                    Some(next) => account = next,
+                    None => break,
+                }
+            }
+            out.push(AdminCutoff { name, cut });
+        }
         Ok(out)
     }
 
@@ -491,6 +629,126 @@ mod tests {
             ]
         );
         assert_eq!(state(&s, "ending"), Some((Status::Active, None)));
+    }
+
+    #[test]
+    fn of_two_admins_due_the_same_day_the_sweep_keeps_the_second_as_previewed() {
+        let (s, clock, admin) = setup();
+        for (name, byte) in [("amy", 3u8), ("bea", 4u8)] {
+            create(&s, &admin, name, 0, None, false);
+            s.update(
+                &admin,
+                name,
+                AccountInput {
+                    roles: Some(vec![crate::domain::Role::Admin]),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            use base64::Engine;
+            let mut blob = Vec::new();
+            for part in [&b"ssh-ed25519"[..], &[byte; 32][..]] {
+                blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                blob.extend_from_slice(part);
+            }
+            let line = format!(
+                "ssh-ed25519 {}",
+                base64::engine::general_purpose::STANDARD.encode(blob)
+            );
+            s.key_add(&admin, name, &line, None).unwrap();
+        }
+        // root (testkit) has no key: amy and bea are the admins who can log in.
+        let plan = s
+            .lifecycle_preview(&admin, s.today() + Duration::days(40))
+            .unwrap();
+        let of = |items: &[PreviewItem], who: &str| -> Vec<String> {
+            items
+                .iter()
+                .filter(|i| i.username == who)
+                .map(|i| i.action.clone())
+                .collect()
+        };
+        assert_eq!(of(&plan, "amy"), ["disable (never_logged_in)"]);
+        assert_eq!(of(&plan, "bea"), ["keep: exempt from inactivity"]);
+        clock.advance(Duration::days(31));
+        let done = sweep(&s);
+        assert_eq!(of(&done, "amy"), of(&plan, "amy"));
+        assert_eq!(of(&done, "bea"), of(&plan, "bea"));
+        assert_eq!(state(&s, "bea"), Some((Status::Active, None)));
+    }
+
+    #[test]
+    fn the_sweep_keeps_the_last_admin_reachable_and_records_why() {
+        let (s, clock, admin) = setup();
+        let key =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@x";
+        s.key_add(&admin, "root", key, None).unwrap();
+        s.update(
+            &admin,
+            "root",
+            AccountInput {
+                inactivity_exempt: Some(false),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // A second admin who never logs in and has no way in: not reachable.
+        create(&s, &admin, "idle", 0, None, false);
+        s.update(
+            &admin,
+            "idle",
+            AccountInput {
+                roles: Some(vec![crate::domain::Role::Admin]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // The preview says what the sweep will do.
+        let plan = s
+            .lifecycle_preview(&admin, s.today() + Duration::days(40))
+            .unwrap();
+        let planned = |who: &str| -> Vec<String> {
+            plan.iter()
+                .filter(|i| i.username == who)
+                .map(|i| i.action.clone())
+                .collect()
+        };
+        assert_eq!(planned("root"), ["keep: exempt from inactivity"]);
+        assert_eq!(planned("idle")[0], "disable (never_logged_in)");
+        clock.advance(Duration::days(31));
+        let done = sweep(&s);
+        // idle is disabled (never logged in); root is kept and exempted.
+        assert_eq!(
+            state(&s, "idle"),
+            Some((Status::Disabled, Some(DisableReason::NeverLoggedIn)))
+        );
+        assert_eq!(state(&s, "root"), Some((Status::Active, None)));
+        let root = s.load("root").unwrap();
+        assert!(root.inactivity_exempt);
+        assert!(
+            done.iter()
+                .any(|i| i.username == "root" && i.action.starts_with("keep")),
+            "{done:?}"
+        );
+        let events = s
+            .audit_tail(
+                &admin,
+                &crate::service::integrity::AuditFilter {
+                    limit: 50,
+                    action: Some("lifecycle.keep".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events[0]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("last active admin"));
+        // The next pass has nothing left to do for root.
+        clock.advance(Duration::days(1));
+        assert!(sweep(&s).iter().all(|i| i.username != "root"));
     }
 }
 

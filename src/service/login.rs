@@ -122,7 +122,12 @@ impl Services {
                 .collect::<Vec<_>>()
         });
         for (what, until) in locked {
-            crate::log_limited!(warn, "lockout", "{what} locked out until {until}");
+            crate::log_limited!(
+                warn,
+                "lockout",
+                "{} locked out until {until}",
+                crate::text::Escaped(&what)
+            );
         }
     }
 

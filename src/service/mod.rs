@@ -4,7 +4,9 @@
 //! records and audit events in one durable transaction.
 
 pub mod accounts;
+pub mod admins;
 pub mod authz;
+pub mod backup;
 pub mod clock;
 pub mod credentials;
 pub mod groups;
@@ -32,25 +34,28 @@ use crate::config::Config;
 use crate::domain::audit::{self, GENESIS};
 use crate::domain::{Account, AuditEvent, Change, Group, Role};
 use crate::store::{Store, StoreError, WriteBatch, SCHEMA_VERSION};
+use crate::text::escape_text;
 
 pub use authz::Permission;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use index::Indexes;
 
 /// Errors as people and scripts see them; `exit_code` is the contract in DESIGN.md.
+/// Messages quote what the client sent (a name, a reason): shown, they are
+/// escaped (`crate::text`), so an error stays one harmless line.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error("{}", escape_text(.0))]
     Invalid(String),
-    #[error("{0}")]
+    #[error("{}", escape_text(.0))]
     NotFound(String),
-    #[error("permission denied: {0}")]
+    #[error("permission denied: {}", escape_text(.0))]
     Denied(String),
-    #[error("{0}")]
+    #[error("{}", escape_text(.0))]
     Conflict(String),
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error("{}", escape_text(.0))]
     Failed(String),
 }
 
@@ -481,10 +486,24 @@ impl Services {
         permission: Permission,
         target: Option<&str>,
     ) -> Error {
-        let what = match target {
+        self.deny_because(actor, permission, target, None)
+    }
+
+    /// `deny`, saying why when a rule beyond the permission decided it.
+    pub(crate) fn deny_because(
+        &self,
+        actor: &Actor,
+        permission: Permission,
+        target: Option<&str>,
+        why: Option<String>,
+    ) -> Error {
+        let mut what = match target {
             Some(t) => format!("{} may not {} {t}", actor.name, permission.describe()),
             None => format!("{} may not {}", actor.name, permission.describe()),
         };
+        if let Some(why) = why {
+            what = format!("{what} ({why})");
+        }
         let detail = what.clone();
         let recorded = self.write(actor, |tx| {
             tx.event("auth.denied", target, vec![], Some(detail));

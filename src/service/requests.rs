@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::accounts::extend_in;
-use super::authz::Permission;
+use super::authz::{allowed, Permission};
 use super::{Actor, Error, Result, Services};
 use crate::domain::{Role, Status};
 use crate::store::Collection;
@@ -60,13 +60,7 @@ impl Services {
         reason: &str,
     ) -> Result<Request> {
         let account = self.store().account(name)?;
-        let may = actor.has(Role::Admin)
-            || account.as_ref().is_some_and(|a| {
-                actor.is_account
-                    && (a.username == actor.name
-                        || a.sponsor.as_deref() == Some(actor.name.as_str()))
-            });
-        if !may {
+        if !allowed(actor, Permission::RequestExtension, account.as_ref()) {
             return Err(self.deny(actor, Permission::RequestExtension, Some(name)));
         }
         let account =

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::authz::Permission;
+use super::authz::{allowed, refusal_reason, Permission};
 use super::{Actor, Error, Result, Services};
 use crate::domain::lifecycle::login_allowed;
 use crate::domain::{Account, Role};
@@ -55,6 +55,29 @@ struct Live {
 pub struct Registry {
     next: AtomicU64,
     live: Mutex<BTreeMap<u64, Live>>,
+    /// Open consoles per account.
+    consoles: Mutex<BTreeMap<String, usize>>,
+}
+
+/// An open console's place in its account's count, given back on drop.
+pub struct ConsoleSlot {
+    services: Services,
+    account: String,
+}
+
+impl Drop for ConsoleSlot {
+    fn drop(&mut self) {
+        let mut map = match self.services.registry().consoles.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(n) = map.get_mut(&self.account) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.account);
+            }
+        }
+    }
 }
 
 impl Registry {
@@ -123,6 +146,27 @@ impl Services {
             ));
         }
         Ok(())
+    }
+
+    /// A place for one more console of `account`, under
+    /// `[server] max_consoles_per_account`; the error says why not.
+    pub fn console_room(&self, account: &str) -> std::result::Result<ConsoleSlot, String> {
+        let max = self.config().server.max_consoles_per_account;
+        let mut map = match self.registry().consoles.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let n = map.entry(account.to_string()).or_insert(0);
+        if *n >= max {
+            return Err(format!(
+                "{account} already has {n} consoles open (max_consoles_per_account = {max}); close one first"
+            ));
+        }
+        *n += 1;
+        Ok(ConsoleSlot {
+            services: self.clone(),
+            account: account.to_string(),
+        })
     }
 
     /// Records that a client ran into a limit (`kind`: sessions, channels,
@@ -200,24 +244,36 @@ impl Services {
         }))
     }
 
-    fn may_kill(&self, actor: &Actor, account: &str) -> bool {
-        actor.has(Role::Admin)
-            || actor.has(Role::Operator)
-            || (actor.is_account && actor.name == account)
+    /// Whether `actor` may close the sessions of `account`: the service's
+    /// permission rule (its own; an operator's only below operator). A
+    /// session whose account is gone goes by the permission alone.
+    fn may_kill(&self, actor: &Actor, account: &str) -> Result<bool> {
+        let target = self.store().account(account)?;
+        Ok(allowed(actor, Permission::KillSession, target.as_ref()))
     }
 
-    /// Closes one session by id.
+    /// Closes one session by id. A session that does not exist and one the
+    /// actor may not close get the same answer (exit 3, same words), so a
+    /// non-admin cannot probe which ids are live; the refusal is still audited.
     pub fn session_kill(&self, actor: &Actor, id: u64) -> Result<SessionInfo> {
-        let Some(info) = self.session_info(id) else {
-            return Err(Error::NotFound(format!("no live session {id}")));
+        let missing = || {
+            Error::NotFound(if actor.has(Role::Admin) {
+                format!("no live session {id}")
+            } else {
+                format!("no live session {id} that you may kill")
+            })
         };
+        let Some(info) = self.session_info(id) else {
+            return Err(missing());
+        };
+        if !self.may_kill(actor, &info.account)? {
+            let _ = self.deny(actor, Permission::KillSession, Some(&info.account));
+            return Err(missing());
+        }
         if actor.session.as_deref() == Some(id.to_string().as_str()) {
             return Err(Error::Conflict(format!(
                 "session {id} is the one you are using: log out instead"
             )));
-        }
-        if !self.may_kill(actor, &info.account) {
-            return Err(self.deny(actor, Permission::KillSession, Some(&info.account)));
         }
         self.write(actor, |tx| {
             tx.event(
@@ -236,8 +292,14 @@ impl Services {
     /// Closes every session of an account — except the one asking, which
     /// would otherwise be cut off before it hears the answer.
     pub fn session_kill_user(&self, actor: &Actor, name: &str) -> Result<usize> {
-        if !self.may_kill(actor, name) {
-            return Err(self.deny(actor, Permission::KillSession, Some(name)));
+        if !self.may_kill(actor, name)? {
+            let target = self.store().account(name)?;
+            return Err(self.deny_because(
+                actor,
+                Permission::KillSession,
+                Some(name),
+                refusal_reason(actor, Permission::KillSession, target.as_ref()),
+            ));
         }
         if self.store().account(name)?.is_none() {
             return Err(Error::NotFound(format!("no account named '{name}'")));
@@ -379,6 +441,27 @@ mod tests {
         s.allow_add(&admin, "bob", "10.0.0.0/8").unwrap();
         assert!(!closed(&inside));
         assert!(closed(&outside));
+    }
+
+    #[test]
+    fn a_session_one_may_not_kill_looks_like_a_missing_one() {
+        let (s, admin) = setup();
+        let root = open(&s, "root", "127.0.0.1", None);
+        let bob = Actor::account(&s.load("bob").unwrap(), crate::service::Source::Cli, None);
+        let others = s.session_kill(&bob, root.id).unwrap_err();
+        let missing = s.session_kill(&bob, 9999).unwrap_err();
+        assert_eq!((others.exit_code(), missing.exit_code()), (3, 3));
+        assert_eq!(
+            others.to_string().replace(&root.id.to_string(), "N"),
+            missing.to_string().replace("9999", "N")
+        );
+        assert!(!closed(&root));
+        // Their own session they may close; an admin may close any.
+        let own = open(&s, "bob", "127.0.0.1", None);
+        s.session_kill(&bob, own.id).unwrap();
+        assert!(closed(&own));
+        s.session_kill(&admin, root.id).unwrap();
+        assert!(closed(&root));
     }
 
     #[test]

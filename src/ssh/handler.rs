@@ -46,6 +46,9 @@ struct ChannelState {
     pending: Option<(Command, String)>,
     /// The console running on this channel.
     console: Option<crate::tui::session::ConsoleLink>,
+    /// The channel's sending side: it waits for the client's window, so a
+    /// client that does not read slows the sender instead of growing a buffer.
+    writer: Option<russh::ChannelWriteHalf<Msg>>,
     /// What the client sent with `env` requests (NO_COLOR, TENURE_THEME).
     console_options: crate::tui::session::ConsoleOptions,
 }
@@ -132,7 +135,13 @@ impl Connection {
 
     /// Records a limit a client ran into: one audit event per kind and connection.
     fn limit_reached(&mut self, kind: &'static str, detail: String) {
-        crate::log_limited!(info, "limit", "{}: {}", self.peer, detail);
+        crate::log_limited!(
+            info,
+            "limit",
+            "{}: {}",
+            self.peer,
+            crate::text::Escaped(&detail)
+        );
         if !self.limits_recorded.insert(kind) {
             return;
         }
@@ -614,7 +623,17 @@ impl russh::server::Handler for Connection {
                 .await;
             return Ok(());
         }
-        self.channels.insert(channel.id(), ChannelState::default());
+        let id = channel.id();
+        // The reading half is dropped at once: the handler's callbacks get
+        // the client's data, and an unread half would stall the session.
+        let (_reading, writer) = channel.split();
+        self.channels.insert(
+            id,
+            ChannelState {
+                writer: Some(writer),
+                ..ChannelState::default()
+            },
+        );
         reply.accept().await;
         Ok(())
     }
@@ -825,14 +844,33 @@ impl russh::server::Handler for Connection {
             session.close(channel)?;
             return Ok(());
         }
+        let slot = match self.services.console_room(&actor.name) {
+            Ok(slot) => slot,
+            Err(why) => {
+                let text = format!("error: {why}\r\n");
+                session.extended_data(channel, 1, text.into_bytes())?;
+                session.exit_status_request(channel, 1)?;
+                session.eof(channel)?;
+                session.close(channel)?;
+                self.limit_reached("consoles", why);
+                return Ok(());
+            }
+        };
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
         let mut options = state.console_options.clone();
         (options.cols, options.rows) = state.size;
+        let Some(writer) = state.writer.take() else {
+            return Ok(());
+        };
         state.console = Some(crate::tui::session::start(
             self.services.clone(),
             actor,
             session.handle(),
-            channel,
+            writer,
             options,
+            slot,
         ));
         Ok(())
     }

@@ -85,6 +85,25 @@ impl Store for MemoryStore {
         }
     }
 
+    fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        let blocks: Vec<Vec<u8>> = {
+            let inner = self.lock()?;
+            let start = inner
+                .audit
+                .range(..=from_seq.to_be_bytes())
+                .next_back()
+                .map(|(k, _)| *k)
+                .unwrap_or([0; 8]);
+            inner.audit.range(start..).map(|(_, v)| v.clone()).collect()
+        };
+        for block in &blocks {
+            if !visit(block) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn scan_audit(
         &self,
         newest_first: bool,
@@ -186,5 +205,29 @@ impl Store for MemoryStore {
                     + i.audit.values().map(|v| v.len() as u64).sum::<u64>()
             })
             .unwrap_or(0)
+    }
+
+    fn export(
+        &self,
+        visit: &mut dyn FnMut(&str, &[u8], &[u8]) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let inner = self.lock()?;
+        let io = |e: std::io::Error| StoreError::Io(e.to_string());
+        for (k, v) in &inner.accounts {
+            visit("accounts", k.as_bytes(), v).map_err(io)?;
+        }
+        for (k, v) in &inner.audit {
+            visit("audit", k, v).map_err(io)?;
+        }
+        for (k, v) in &inner.groups {
+            visit("groups", k.as_bytes(), v).map_err(io)?;
+        }
+        for (k, v) in &inner.meta {
+            visit("meta", k.as_bytes(), v).map_err(io)?;
+        }
+        for ((c, k), v) in &inner.records {
+            visit(c.tree_name(), k.as_bytes(), v).map_err(io)?;
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! one key written per account keeps bulk creation fast, and a single writer
 //! guards uniqueness.
 
+pub mod backup;
 mod memory;
 mod sled_store;
 
@@ -87,6 +88,9 @@ pub trait Store: Send + Sync {
         newest_first: bool,
         visit: &mut dyn FnMut(AuditEvent) -> bool,
     ) -> Result<()>;
+    /// The stored audit blocks (JSON arrays of events) in order, starting
+    /// with the block that holds event `from_seq`; the visitor returns false to stop.
+    fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()>;
     /// Applies the batch atomically; returns once it is on disk.
     fn commit(&self, batch: &WriteBatch) -> Result<()>;
     /// Approximate size on disk in bytes (reports).
@@ -94,6 +98,12 @@ pub trait Store: Send + Sync {
     fn record(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>>;
     /// Every record of a collection, in key order.
     fn records(&self, collection: Collection) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Every record of every tree, tree by tree in name order, for a backup.
+    /// The caller keeps writers out while it runs.
+    fn export(
+        &self,
+        visit: &mut dyn FnMut(&str, &[u8], &[u8]) -> std::io::Result<()>,
+    ) -> Result<()>;
 
     /// Bulk-import staging (see `service::import`): large write-once chunks
     /// kept outside the transactional trees (sled would hold every staged

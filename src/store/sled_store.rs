@@ -66,6 +66,37 @@ impl SledStore {
         Ok(self.stage_dir.join(format!("{key}.chunk")))
     }
 
+    /// Builds a database in `dir` (which must not exist) from a backup. The
+    /// checksum is checked at the end: on any error the directory is removed
+    /// again, so nothing half-restored is ever left where a server could open it.
+    pub fn restore(
+        dir: &Path,
+        reader: &mut super::backup::Reader<impl std::io::Read>,
+    ) -> Result<u64> {
+        let built = (|| -> Result<u64> {
+            let db = sled::Config::new().path(dir).open().map_err(io)?;
+            let mut count = 0u64;
+            let mut tree_name = String::new();
+            let mut tree: Option<Tree> = None;
+            while let Some((name, key, value)) = reader.next_record().map_err(io)? {
+                if tree.is_none() || name != tree_name {
+                    tree = Some(db.open_tree(&name).map_err(io)?);
+                    tree_name = name;
+                }
+                if let Some(t) = &tree {
+                    t.insert(key, value).map_err(io)?;
+                }
+                count += 1;
+            }
+            db.flush().map_err(io)?;
+            Ok(count)
+        })();
+        if built.is_err() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        built
+    }
+
     fn tree(&self, collection: Collection) -> &Tree {
         match collection {
             Collection::Requests => &self.requests,
@@ -144,6 +175,20 @@ impl Store for SledStore {
                 if !visit(event) {
                     return Ok(());
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        let start = match self.audit.range(..=from_seq.to_be_bytes()).next_back() {
+            Some(item) => item.map_err(io)?.0.to_vec(),
+            None => Vec::new(),
+        };
+        for item in self.audit.range(start..) {
+            let (_, value) = item.map_err(io)?;
+            if !visit(&value) {
+                break;
             }
         }
         Ok(())
@@ -292,5 +337,28 @@ impl Store for SledStore {
 
     fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+
+    fn export(
+        &self,
+        visit: &mut dyn FnMut(&str, &[u8], &[u8]) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let mut names: Vec<String> = self
+            .db
+            .tree_names()
+            .into_iter()
+            .map(|n| String::from_utf8_lossy(&n).into_owned())
+            // sled's own default tree holds nothing of ours.
+            .filter(|n| n != "__sled__default")
+            .collect();
+        names.sort();
+        for name in names {
+            let tree = self.db.open_tree(&name).map_err(io)?;
+            for item in tree.iter() {
+                let (key, value) = item.map_err(io)?;
+                visit(&name, &key, &value).map_err(io)?;
+            }
+        }
+        Ok(())
     }
 }

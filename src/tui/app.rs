@@ -524,7 +524,7 @@ impl App {
         })
     }
 
-    fn open(&mut self, name: &str) {
+    pub(crate) fn open(&mut self, name: &str) {
         match self.load_detail(name) {
             Some(d) => {
                 self.detail = Some(d);
@@ -541,6 +541,24 @@ impl App {
         self.top = 0;
         self.need = FIRST_NEED;
         self.reload_accounts();
+    }
+
+    /// Whether the console offers `action` here: the service's permission
+    /// rule for the account it would apply to (the open one, or the row
+    /// under the cursor; with none, whether the actor may do it to anyone).
+    /// Extending one's own account is offered as a request for more time.
+    pub fn offers(&self, action: Action) -> bool {
+        let Some(permission) = action.permission() else {
+            return true;
+        };
+        let target = match self.screen {
+            Screen::Detail | Screen::Keys => self.detail.as_ref().map(|d| &d.account),
+            Screen::Accounts => self.selected_account(),
+            _ => None,
+        };
+        allowed(&self.actor, permission, target)
+            || (action == Action::Extend
+                && allowed(&self.actor, Permission::RequestExtension, target))
     }
 
     pub fn selected_account(&self) -> Option<&Account> {
@@ -1163,7 +1181,7 @@ impl App {
             Ok(mut events) => {
                 events.reverse();
                 self.audit = events;
-                self.chain = Some(match self.services.audit_verify(&self.actor) {
+                self.chain = Some(match self.services.audit_chain(&self.actor) {
                     Ok(r) => match r.broken {
                         None => format!("chain intact: {} events", r.events),
                         Some(b) => format!("CHAIN BROKEN: {b}"),

@@ -3,6 +3,7 @@
 //! in `Everywhere`, so `d` can mean "disable" on an account and "remove" on a
 //! key without a special case in the handler.
 
+use crate::service::authz::Permission;
 use crate::term::input::Key;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,37 @@ pub enum Action {
     Theme,
     Help,
     Quit,
+}
+
+impl Action {
+    /// The service permission an action needs, for those that read or change
+    /// accounts. The console offers an action only where `authz::allowed`
+    /// grants it (the rule the service enforces, and the authorisation table
+    /// in `cli::authz_table` pins); the service still decides every call.
+    pub fn permission(self) -> Option<Permission> {
+        Some(match self {
+            Action::Disable => Permission::DisableAccount,
+            Action::Enable => Permission::EnableAccount,
+            Action::Extend => Permission::ExtendAccount,
+            Action::Delete => Permission::DeleteAccount,
+            Action::Restore => Permission::RestoreAccount,
+            Action::Purge => Permission::PurgeAccount,
+            Action::Create | Action::Clone => Permission::CreateAccount,
+            Action::Keys => Permission::ReadKeys,
+            Action::AddKey => Permission::AddKey,
+            Action::RemoveKey => Permission::RemoveKey,
+            Action::Password => Permission::SetPassword,
+            Action::Totp => Permission::ManageTotp,
+            Action::Kill => Permission::KillSession,
+            Action::Approve | Action::Deny => Permission::DecideRequest,
+            Action::Audit | Action::Outbox => Permission::ReadAudit,
+            Action::Lifecycle => Permission::PreviewLifecycle,
+            Action::Lockouts => Permission::ReadLockouts,
+            Action::Unlock => Permission::Unlock,
+            Action::Orphans => Permission::Export,
+            _ => return None,
+        })
+    }
 }
 
 /// Where a binding applies.

@@ -11,8 +11,8 @@ use std::time::Duration;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
-use russh::server::Handle;
-use russh::ChannelId;
+use russh::server::{Handle, Msg};
+use russh::ChannelWriteHalf;
 use tokio::sync::mpsc;
 
 use super::app::App;
@@ -129,8 +129,9 @@ pub fn start(
     services: Services,
     actor: Actor,
     handle: Handle,
-    channel: ChannelId,
+    writer: ChannelWriteHalf<Msg>,
     options: ConsoleOptions,
+    slot: crate::service::sessions::ConsoleSlot,
 ) -> ConsoleLink {
     let (tx, rx) = mpsc::channel(64);
     let closed = Arc::new(AtomicBool::new(false));
@@ -140,7 +141,10 @@ pub fn start(
         closed: closed.clone(),
         queued: queued.clone(),
     };
-    tokio::spawn(run(services, actor, handle, channel, options, input));
+    tokio::spawn(async move {
+        run(services, actor, handle, writer, options, input).await;
+        drop(slot);
+    });
     ConsoleLink { tx, closed, queued }
 }
 
@@ -151,17 +155,17 @@ struct Input {
     queued: Arc<AtomicUsize>,
 }
 
-/// Frames go out through a writer task with room for one frame: while the
-/// client does not read (the SSH window is shut), the console stops drawing
-/// and holds no frame buffers, then draws one whole frame when it reads again.
+/// Frames go out through a writer task with room for one frame. The channel
+/// writer waits for the client's SSH window, so while the client does not
+/// read, the writer waits, the console stops drawing and holds no frame
+/// buffers, then draws one whole frame when the client reads again.
 fn frame_writer(
-    handle: Handle,
-    channel: ChannelId,
+    writer: ChannelWriteHalf<Msg>,
 ) -> (mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
     let task = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
-            if handle.data(channel, frame).await.is_err() {
+            if writer.data_bytes(frame).await.is_err() {
                 break;
             }
         }
@@ -194,17 +198,18 @@ async fn run(
     services: Services,
     actor: Actor,
     handle: Handle,
-    channel: ChannelId,
+    writer: ChannelWriteHalf<Msg>,
     options: ConsoleOptions,
     mut input: Input,
 ) {
+    let channel = writer.id();
     let (cols, rows) = (options.cols, options.rows);
     let mut size = (cols, rows);
     let sink = Sink::default();
     let Some(mut terminal) = new_terminal(&sink, size) else {
         return;
     };
-    let (frames, writer) = frame_writer(handle.clone(), channel);
+    let (frames, writer) = frame_writer(writer);
     sink.push(ENTER);
     let no_color = options.no_color;
     let Ok(mut app) = tokio::task::spawn_blocking(move || {

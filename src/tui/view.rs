@@ -92,55 +92,81 @@ fn footer_line(app: &App) -> Line<'static> {
             if *error { t.danger } else { t.ok },
         ));
     }
-    let hints: &[(&str, &str)] = match app.screen {
+    use super::keymap::Action as A;
+    // Each hint names the action it starts: one the actor may not do here is
+    // not offered (`App::offers`, the service's own rule).
+    let hints: &[(&str, &str, Option<A>)] = match app.screen {
         Screen::Accounts => &[
-            ("/", "search"),
-            ("Enter", "open"),
-            ("d", "disable"),
-            ("x", "extend"),
-            ("n", "new"),
-            ("Space", "mark"),
-            (":", "command"),
-            ("?", "help"),
-            ("q", "quit"),
+            ("/", "search", None),
+            ("Enter", "open", None),
+            ("d", "disable", Some(A::Disable)),
+            ("x", "extend", Some(A::Extend)),
+            ("n", "new", Some(A::Create)),
+            ("Space", "mark", None),
+            (":", "command", None),
+            ("?", "help", None),
+            ("q", "quit", None),
         ],
         Screen::Detail if app.self_service() => &[
-            ("p", "my keys"),
-            ("w", "password"),
-            ("t", "TOTP"),
-            ("x", "ask for more time"),
-            ("?", "help"),
-            ("q", "quit"),
+            ("p", "my keys", Some(A::Keys)),
+            ("w", "password", Some(A::Password)),
+            ("t", "TOTP", Some(A::Totp)),
+            ("x", "ask for more time", Some(A::Extend)),
+            ("?", "help", None),
+            ("q", "quit", None),
         ],
         Screen::Detail => &[
-            ("Esc", "back"),
-            ("d", "disable"),
-            ("e", "enable"),
-            ("x", "extend"),
-            ("p", "keys"),
-            ("c", "clone"),
-            ("K", "kill"),
-            ("?", "help"),
+            ("Esc", "back", None),
+            ("d", "disable", Some(A::Disable)),
+            ("e", "enable", Some(A::Enable)),
+            ("x", "extend", Some(A::Extend)),
+            ("p", "keys", Some(A::Keys)),
+            ("c", "clone", Some(A::Clone)),
+            ("K", "kill", Some(A::Kill)),
+            ("?", "help", None),
         ],
-        Screen::Keys => &[("a", "add (paste)"), ("d", "remove"), ("Esc", "back")],
+        Screen::Keys => &[
+            ("a", "add (paste)", Some(A::AddKey)),
+            ("d", "remove", Some(A::RemoveKey)),
+            ("Esc", "back", None),
+        ],
         Screen::Form => match app.form.as_ref().map(|f| &f.stage) {
-            Some(Stage::Review) => &[("Enter", "create"), ("Esc", "back to the form")],
-            Some(Stage::Done(_)) => &[("Enter", "open it"), ("Esc", "back")],
+            Some(Stage::Review) => &[("Enter", "create", None), ("Esc", "back to the form", None)],
+            Some(Stage::Done(_)) => &[("Enter", "open it", None), ("Esc", "back", None)],
             _ => &[
-                ("Tab/↑↓", "field"),
-                ("←/→", "choose"),
-                ("Enter", "review"),
-                ("Esc", "cancel"),
+                ("Tab/↑↓", "field", None),
+                ("←/→", "choose", None),
+                ("Enter", "review", None),
+                ("Esc", "cancel", None),
             ],
         },
-        Screen::Sessions => &[("K", "kill"), ("Esc", "back"), ("?", "help")],
-        Screen::Lockouts => &[("u", "lift"), ("Esc", "back"), ("?", "help")],
-        Screen::Requests => &[("a", "approve"), ("x", "deny"), ("Esc", "back")],
-        Screen::Audit => &[("f", "filter"), ("Esc", "back")],
-        _ => &[("Esc", "back"), ("?", "help"), ("q", "quit")],
+        Screen::Sessions => &[
+            ("K", "kill", Some(A::Kill)),
+            ("Esc", "back", None),
+            ("?", "help", None),
+        ],
+        Screen::Lockouts => &[
+            ("u", "lift", Some(A::Unlock)),
+            ("Esc", "back", None),
+            ("?", "help", None),
+        ],
+        Screen::Requests => &[
+            ("a", "approve", Some(A::Approve)),
+            ("x", "deny", Some(A::Deny)),
+            ("Esc", "back", None),
+        ],
+        Screen::Audit => &[("f", "filter", None), ("Esc", "back", None)],
+        _ => &[
+            ("Esc", "back", None),
+            ("?", "help", None),
+            ("q", "quit", None),
+        ],
     };
     let mut spans = Vec::new();
-    for (k, what) in hints {
+    for (k, what, action) in hints {
+        if action.is_some_and(|a| !app.offers(a)) {
+            continue;
+        }
         spans.push(Span::styled(format!(" {k}"), t.key));
         spans.push(Span::styled(format!(" {what} "), t.muted));
     }

@@ -91,3 +91,47 @@ fn a_removed_or_rehashed_event_breaks_the_chain_after_it() {
     assert_eq!(code, 1);
     assert!(err.contains(&format!("event #{seq} is missing")), "{err}");
 }
+
+#[test]
+fn a_daily_check_from_the_last_checkpoint_costs_what_changed_and_still_catches_tampering() {
+    let inst = busy_instance();
+    let full = inst.json(&["audit", "verify", "--json"]);
+    let head = full["events"].as_u64().unwrap();
+    assert!(full["broken"].is_null(), "{full}");
+    // The intact chain was recorded as a checkpoint event.
+    let last = inst.json(&["audit", "tail", "-n", "1", "--json"]);
+    assert_eq!(last[0]["action"], "audit.checkpoint", "{last}");
+    assert!(
+        last[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("through event #{head}")),
+        "{last}"
+    );
+
+    for name in ["erin", "fred"] {
+        inst.create(name, "--kind employee");
+    }
+    let since = inst.json(&["audit", "verify", "--since-checkpoint", "--json"]);
+    // The checkpoint event and the two creations: nothing before them.
+    assert_eq!(since["events"], 3, "{since}");
+    assert_eq!(since["since"], head, "{since}");
+    let text = inst.ok(&["audit", "verify", "--since-checkpoint"]);
+    assert!(
+        text.contains("1 events after the checkpoint at #"),
+        "{text}"
+    );
+
+    // Tampering after the checkpoint is found by the short check.
+    inst.create("gina", "--kind employee");
+    let gina = inst.json(&["audit", "tail", "-n", "1", "--target", "gina", "--json"]);
+    let seq = gina[0]["seq"].as_u64().unwrap();
+    tamper(&inst, seq, |events| {
+        for e in events.iter_mut().filter(|e| e["seq"] == seq) {
+            e["detail"] = Value::from("nothing to see");
+        }
+    });
+    let (code, out, err) = inst.run(&["audit", "verify", "--since-checkpoint"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("event #{seq} was altered")), "{err}");
+}

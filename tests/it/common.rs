@@ -434,36 +434,17 @@ impl Server {
     /// The OpenSSH client, isolated from the user's config and known hosts,
     /// never prompting. Add the method options, then the command.
     pub fn ssh_base(&self, user: &str) -> Command {
-        let mut cmd = Command::new("ssh");
-        cmd.args(["-F", "/dev/null"])
-            .args(["-o", "StrictHostKeyChecking=no"])
-            .args(["-o", "UserKnownHostsFile=/dev/null"])
-            .args(["-o", "GlobalKnownHostsFile=/dev/null"])
-            .args(["-o", "LogLevel=ERROR"])
-            .args(["-o", "ConnectTimeout=10"])
-            .args(["-o", "IdentitiesOnly=yes"])
-            .args(["-o", "ServerAliveInterval=0"])
-            .args(["-p", &self.port.to_string()])
-            .args(["-l", user])
-            .env_remove("SSH_AUTH_SOCK");
-        cmd
+        ssh_base(self.port, user)
     }
 
     /// Public-key login with the private key `key` (BatchMode: never prompts).
     pub fn ssh_key(&self, user: &str, key: &Path) -> Command {
-        let mut cmd = self.ssh_base(user);
-        cmd.arg("-i")
-            .arg(key)
-            .args(["-o", "BatchMode=yes"])
-            .args(["-o", "PreferredAuthentications=publickey"]);
-        cmd
+        ssh_key(self.port, user, key)
     }
 
     /// Runs `line` as `user` with the key `key`, optional stdin.
     pub fn exec(&self, user: &str, key: &Path, line: &str, stdin: Option<&str>) -> Run {
-        let mut cmd = self.ssh_key(user, key);
-        cmd.arg("127.0.0.1").arg(line);
-        run_bounded(&mut cmd, stdin, STEP)
+        ssh_exec(self.port, user, key, line, stdin)
     }
 
     /// Keyboard-interactive login; the askpass script answers the prompts
@@ -634,4 +615,40 @@ impl Instance {
             .env_remove("TENURE_LOG");
         Server::start(&mut cmd)
     }
+}
+
+/// The OpenSSH client for the server on `port`, isolated from the user's
+/// config and known hosts, never prompting. Add the method options, then the command.
+pub fn ssh_base(port: u16, user: &str) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-F", "/dev/null"])
+        .args(["-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "LogLevel=ERROR"])
+        .args(["-o", "ConnectTimeout=10"])
+        .args(["-o", "IdentitiesOnly=yes"])
+        .args(["-o", "ServerAliveInterval=0"])
+        .args(["-p", &port.to_string()])
+        .args(["-l", user])
+        .env_remove("SSH_AUTH_SOCK");
+    cmd
+}
+
+/// Public-key login with the private key `key` (BatchMode: never prompts).
+pub fn ssh_key(port: u16, user: &str, key: &Path) -> Command {
+    let mut cmd = ssh_base(port, user);
+    cmd.arg("-i")
+        .arg(key)
+        .args(["-o", "BatchMode=yes"])
+        .args(["-o", "PreferredAuthentications=publickey"]);
+    cmd
+}
+
+/// Runs `line` as `user` with the key `key` on the server at `port` (usable
+/// from threads that do not own the `Server`).
+pub fn ssh_exec(port: u16, user: &str, key: &Path, line: &str, stdin: Option<&str>) -> Run {
+    let mut cmd = ssh_key(port, user, key);
+    cmd.arg("127.0.0.1").arg(line);
+    run_bounded(&mut cmd, stdin, STEP)
 }

@@ -2,10 +2,13 @@
 //! One integration-test binary: add modules here, not files in tests/.
 
 mod audit;
+mod backup;
 mod cli;
 mod common;
 mod console;
+mod crash;
 mod exec;
+mod hardening;
 mod import;
 mod lifecycle;
 mod notify;

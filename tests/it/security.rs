@@ -267,6 +267,23 @@ fn channels_per_connection_and_sessions_per_account_are_capped_with_a_reason_and
     // Others are not affected by bob's cap.
     assert!(live.ok("alice", "whoami").starts_with("alice "));
 
+    // Consoles cost frame buffers: at most four per account.
+    let seen = hostile(
+        &["consolecap", &live.port(), "bob", &live.key("bob"), "6"],
+        STEP,
+    );
+    assert_eq!(seen["opened"], 4, "max_consoles_per_account = 4: {seen}");
+    let refused = seen["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{seen}");
+    assert!(
+        refused[0]
+            .as_str()
+            .unwrap()
+            .contains("max_consoles_per_account"),
+        "{seen}"
+    );
+    assert_eq!(live.events("limit.consoles").len(), 1);
+
     // Each refusal kind is on the record (one event per kind and connection).
     let channels = live.events("limit.channels");
     assert_eq!(channels.len(), 1, "{channels:?}");

@@ -10,6 +10,7 @@ loopback, bounded in count and time, and prints one JSON line of what it saw.
     hostile.py userflood PORT N LENGTH            # N connections, unique LENGTH-byte usernames
     hostile.py hold PORT N BIND SECONDS           # N raw TCP connections from BIND that send nothing
     hostile.py bigexec PORT USER KEY LENGTH N     # N times `user show x<LENGTH a's>`, 8 at a time
+    hostile.py consolecap PORT USER KEY N         # N consoles on one connection: which are refused, why
 """
 
 import asyncio
@@ -166,6 +167,23 @@ async def bigexec(port, user, key, length, n):
     out(codes=codes)
 
 
+async def consolecap(port, user, key, n):
+    async with asyncssh.connect(
+        "127.0.0.1", int(port), username=user, client_keys=[key], **OPTS
+    ) as conn:
+        procs = []
+        for _ in range(int(n)):
+            procs.append(
+                await conn.create_process(term_type="xterm-256color", term_size=(80, 24))
+            )
+        await asyncio.sleep(1.5)
+        refused = []
+        for p in procs:
+            if p.exit_status is not None:
+                refused.append(await p.stderr.read())
+        out(opened=len(procs) - len(refused), refused=refused)
+
+
 def hold(port, n, bind, seconds):
     socks = []
     for _ in range(int(n)):
@@ -194,6 +212,7 @@ def main():
         "consoles": consoles,
         "userflood": userflood,
         "bigexec": bigexec,
+        "consolecap": consolecap,
     }[cmd]
     asyncio.run(fn(*args))
 
