@@ -798,7 +798,8 @@ impl russh::server::Handler for Connection {
         // a bare "subsystem request failed", and one told nothing hangs.
         session.channel_success(channel)?;
         let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
-        let shown: String = name.chars().take(64).collect();
+        let cut: String = name.chars().take(64).collect();
+        let shown = crate::text::escape_text(&cut);
         let handle = session.handle();
         self.refuse(
             channel,
