@@ -512,3 +512,226 @@ impl Services {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::config::{Config, EXAMPLE};
+    use crate::domain::{Account, AuditEvent, Group, Kind};
+    use crate::service::testkit::t0;
+    use crate::service::FixedClock;
+    use crate::store::{MemoryStore, StoreError};
+
+    /// A store that dies at its n-th write (a commit or a staging call):
+    /// that write and every later one fail, as if the process had been
+    /// killed there; what `inner` holds is what a restart finds.
+    struct DiesAt {
+        inner: Arc<MemoryStore>,
+        writes: AtomicUsize,
+        die_at: usize,
+    }
+
+    impl DiesAt {
+        fn write(&self) -> crate::store::Result<()> {
+            let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+            if n >= self.die_at {
+                Err(StoreError::Io(format!("killed at write {n}")))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    type R<T> = crate::store::Result<T>;
+
+    impl Store for DiesAt {
+        fn meta(&self, key: &str) -> R<Option<Vec<u8>>> {
+            self.inner.meta(key)
+        }
+        fn account(&self, username: &str) -> R<Option<Account>> {
+            self.inner.account(username)
+        }
+        fn scan_accounts(
+            &self,
+            visit: &mut dyn FnMut(String, std::result::Result<Account, String>),
+        ) -> R<()> {
+            self.inner.scan_accounts(visit)
+        }
+        fn groups(&self) -> R<Vec<Group>> {
+            self.inner.groups()
+        }
+        fn audit_last(&self) -> R<Option<AuditEvent>> {
+            self.inner.audit_last()
+        }
+        fn scan_audit(
+            &self,
+            newest_first: bool,
+            visit: &mut dyn FnMut(AuditEvent) -> bool,
+        ) -> R<()> {
+            self.inner.scan_audit(newest_first, visit)
+        }
+        fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> R<()> {
+            self.inner.scan_audit_blocks(from_seq, visit)
+        }
+        fn commit(&self, batch: &WriteBatch) -> R<()> {
+            self.write()?;
+            self.inner.commit(batch)
+        }
+        fn size_on_disk(&self) -> u64 {
+            self.inner.size_on_disk()
+        }
+        fn record(&self, collection: Collection, key: &str) -> R<Option<Vec<u8>>> {
+            self.inner.record(collection, key)
+        }
+        fn records(&self, collection: Collection) -> R<Vec<(String, Vec<u8>)>> {
+            self.inner.records(collection)
+        }
+        fn export(
+            &self,
+            visit: &mut dyn FnMut(&str, &[u8], &[u8]) -> std::io::Result<()>,
+        ) -> R<()> {
+            self.inner.export(visit)
+        }
+        fn stage_put(&self, key: &str, bytes: &[u8]) -> R<()> {
+            self.write()?;
+            self.inner.stage_put(key, bytes)
+        }
+        fn stage_get(&self, key: &str) -> R<Option<Vec<u8>>> {
+            self.inner.stage_get(key)
+        }
+        fn stage_keys(&self) -> R<Vec<String>> {
+            self.inner.stage_keys()
+        }
+        fn stage_remove(&self, key: &str) -> R<()> {
+            self.write()?;
+            self.inner.stage_remove(key)
+        }
+    }
+
+    fn open(store: Arc<dyn Store>) -> Services {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let config = Config::parse(EXAMPLE, "test", &dir).expect("config");
+        Services::new(Arc::new(config), store, Arc::new(FixedClock::new(t0()))).expect("open")
+    }
+
+    /// 2,500 contractors sponsored by root, the last ones by the first: three chunks.
+    fn rows() -> Vec<ImportRow> {
+        (0..2500u64)
+            .map(|i| ImportRow {
+                line: i + 2,
+                username: format!("c{i:05}"),
+                input: AccountInput {
+                    display_name: Some(format!("C {i}")),
+                    email: Some(format!("c{i:05}@acme.example")),
+                    kind: Some(Kind::Contractor),
+                    sponsor: Some(if i > 2400 {
+                        "c00000".into()
+                    } else {
+                        "root".into()
+                    }),
+                    end_date: Some(t0().date_naive() + chrono::Duration::days(30)),
+                    ..Default::default()
+                },
+            })
+            .collect()
+    }
+
+    fn creations(services: &Services) -> usize {
+        let mut n = 0;
+        services
+            .store()
+            .scan_audit(false, &mut |e| {
+                n += usize::from(e.action == "user.create");
+                true
+            })
+            .expect("scan");
+        n
+    }
+
+    #[test]
+    fn a_crash_at_any_write_of_an_import_leaves_every_row_or_none_after_a_restart() {
+        let admin = Actor::local_operator();
+        // A whole import writes 3 chunks, the marker, 3 applies and 3 removals.
+        for die_at in 1..=11 {
+            let inner = Arc::new(MemoryStore::new());
+            open(inner.clone())
+                .initialize(&admin, "root", AccountInput::default())
+                .expect("initialise");
+            let dying = open(Arc::new(DiesAt {
+                inner: inner.clone(),
+                writes: AtomicUsize::new(0),
+                die_at,
+            }));
+            let outcome = dying.import(&admin, ImportOptions::default(), || {
+                Ok(Box::new(rows().into_iter().map(Ok)))
+            });
+            assert_eq!(outcome.is_ok(), die_at == 11, "died at write {die_at}");
+
+            let restarted = open(inner.clone());
+            let report = restarted.check(&admin).expect("check");
+            assert!(
+                report.problems.is_empty(),
+                "{die_at}: {:?}",
+                report.problems
+            );
+            // The commit point is the 4th write (the marker).
+            let expected = if die_at <= 4 { 1 } else { 2501 };
+            assert_eq!(report.accounts, expected, "died at write {die_at}");
+            assert_eq!(creations(&restarted), expected, "an event per account");
+            assert!(
+                inner.stage_keys().expect("keys").is_empty(),
+                "no staged chunk left"
+            );
+            assert_eq!(inner.meta(MARKER).expect("meta"), None);
+            let sponsored = restarted.store().account("c02499").expect("read");
+            assert_eq!(
+                sponsored.map(|a| a.sponsor),
+                (expected > 1).then(|| Some("c00000".to_string()))
+            );
+        }
+    }
+
+    #[test]
+    fn skip_existing_finishes_a_file_and_a_name_twice_in_it_is_still_an_error() {
+        let (services, _clock, admin) = crate::service::testkit::services();
+        let first: Vec<ImportRow> = rows().into_iter().take(1200).collect();
+        let report = services
+            .import(&admin, ImportOptions::default(), || {
+                Ok(Box::new(first.into_iter().map(Ok)))
+            })
+            .expect("first part");
+        assert_eq!(report.imported, 1200);
+        let again = ImportOptions {
+            skip_existing: true,
+            ..Default::default()
+        };
+        let report = services
+            .import(&admin, again, || Ok(Box::new(rows().into_iter().map(Ok))))
+            .expect("the rest");
+        assert_eq!(
+            report,
+            ImportReport {
+                imported: 1300,
+                skipped: 1200
+            }
+        );
+        // In a file of new names, one twice: the second is an error, not skipped.
+        let (fresh, _clock, admin) = crate::service::testkit::services();
+        let mut twice: Vec<ImportRow> = rows().into_iter().take(1500).collect();
+        twice.push(ImportRow {
+            line: 1502,
+            ..rows().remove(1300)
+        });
+        let err = fresh
+            .import(&admin, again, || Ok(Box::new(twice.into_iter().map(Ok))))
+            .expect_err("a duplicate in the file");
+        assert!(err.to_string().contains("line 1502 (c01300)"), "{err}");
+        assert_eq!(
+            fresh.check(&admin).expect("check").accounts,
+            1,
+            "nothing written"
+        );
+    }
+}
