@@ -1211,6 +1211,10 @@ impl App {
                     _ => (crate::cli::usage_line(&e, ":help"), true),
                 }
             }
+            Ok(parsed) if matches!(parsed.command, crate::cli::Command::Import { .. }) => (
+                "import reads a CSV on stdin: run it with ssh (ssh HOST import < people.csv)".into(),
+                true,
+            ),
             Ok(parsed) if parsed.command.reads_stdin() => (
                 "this command reads stdin: use the console's own keys (p then a for a key, w for a password)".into(),
                 true,
