@@ -164,6 +164,12 @@ pub enum UserCommand {
         /// Active accounts whose end date falls within DAYS from today
         #[arg(long = "expiring-within", value_name = "DAYS")]
         expiring_within: Option<u32>,
+        /// Paging: accounts whose username sorts after this one (stable order)
+        #[arg(long, value_name = "USERNAME")]
+        after: Option<String>,
+        /// At most this many accounts
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -400,6 +406,9 @@ pub enum AuditCommand {
         /// Events whose action starts with this (user., key.add…)
         #[arg(long)]
         action: Option<String>,
+        /// The first N matching events after event SEQ (oldest first), for paging
+        #[arg(long)]
+        since: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -764,6 +773,8 @@ pub fn run(
                 sponsor,
                 project,
                 expiring_within,
+                after,
+                limit,
                 json,
             } => {
                 let filter = ListFilter {
@@ -772,9 +783,12 @@ pub fn run(
                     sponsor,
                     project,
                     expiring_within,
+                    after,
+                    limit,
                 };
-                let accounts = services.list(actor, &filter)?;
-                print_accounts(out, &accounts, today, json)
+                let mut rows = AccountRows::new(out, today, json)?;
+                services.list_each(actor, &filter, &mut |a| rows.row(&a))?;
+                rows.finish()
             }
             UserCommand::Show { name, json } => {
                 let account = services.show(actor, &name)?;
@@ -922,16 +936,19 @@ pub fn run(
                 actor: by,
                 target,
                 action,
+                since,
                 json,
             } => {
                 let filter = AuditFilter {
                     limit: n,
+                    since,
                     actor: by,
                     target,
                     action,
                 };
-                let events = services.audit_tail(actor, &filter)?;
-                print_events(out, &events, json)
+                let mut rows = EventRows::new(out, json)?;
+                services.audit_tail_each(actor, &filter, &mut |e| rows.row(&e))?;
+                rows.finish()
             }
             AuditCommand::Verify {
                 since_checkpoint,
@@ -1109,19 +1126,18 @@ pub fn run(
             let _ = summary;
             Ok(())
         }
-        Command::Export { format } => {
-            let accounts = services.export(actor)?;
-            match format {
-                ExportFormat::Json => print_json(
-                    out,
-                    &accounts
-                        .iter()
-                        .map(|a| account_view(a, today))
-                        .collect::<Vec<_>>(),
-                ),
-                ExportFormat::Csv => write_csv(out, &accounts, &services.config().custom_fields),
+        Command::Export { format } => match format {
+            ExportFormat::Json => {
+                let mut rows = JsonRows::new(out)?;
+                services.export_each(actor, &mut |a| rows.item(&account_view(&a, today)))?;
+                rows.finish()
             }
-        }
+            ExportFormat::Csv => {
+                let mut rows = CsvRows::new(out, &services.config().custom_fields)?;
+                services.export_each(actor, &mut |a| rows.row(&a))?;
+                rows.finish()
+            }
+        },
         Command::Check { json } => {
             let report = services.check(actor)?;
             if json {

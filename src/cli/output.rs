@@ -125,57 +125,200 @@ fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
     Ok(())
 }
 
-pub fn print_accounts(
-    out: &mut dyn Write,
-    accounts: &[Account],
-    today: NaiveDate,
-    json: bool,
-) -> Result<()> {
-    if json {
-        return print_json(
+/// A JSON array written element by element: the same bytes as
+/// `print_json` of the whole list, without holding the list.
+pub struct JsonRows<'a> {
+    out: &'a mut dyn Write,
+    any: bool,
+}
+
+impl<'a> JsonRows<'a> {
+    pub fn new(out: &'a mut dyn Write) -> Result<JsonRows<'a>> {
+        out.write_all(b"[").map_err(io)?;
+        Ok(JsonRows { out, any: false })
+    }
+
+    pub fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let pretty = serde_json::to_vec_pretty(value).map_err(io)?;
+        self.out
+            .write_all(if self.any { b",\n  " } else { b"\n  " })
+            .map_err(io)?;
+        self.any = true;
+        // Nested lines move in by the array's indent (JSON strings hold no raw newline).
+        for (i, line) in pretty.split(|b| *b == b'\n').enumerate() {
+            if i > 0 {
+                self.out.write_all(b"\n  ").map_err(io)?;
+            }
+            self.out.write_all(line).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<()> {
+        self.out
+            .write_all(if self.any { b"\n]\n" } else { b"]\n" })
+            .map_err(io)
+    }
+}
+
+/// Rows of a plain table as they come. Up to `TABLE_BUFFER` rows are laid
+/// out together (as a table of a small result always was); past that the
+/// columns keep the widths of the first rows and the rest stream through.
+pub struct TableRows<'a> {
+    out: &'a mut dyn Write,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    widths: Option<Vec<usize>>,
+    pub count: u64,
+}
+
+/// Rows laid out together before a table starts streaming.
+pub const TABLE_BUFFER: usize = 1000;
+
+impl<'a> TableRows<'a> {
+    pub fn new(out: &'a mut dyn Write, header: &[&str]) -> TableRows<'a> {
+        TableRows {
             out,
-            &accounts
-                .iter()
-                .map(|a| account_view(a, today))
-                .collect::<Vec<_>>(),
-        );
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+            widths: None,
+            count: 0,
+        }
     }
-    if accounts.is_empty() {
-        return writeln!(out, "no accounts match").map_err(io);
+
+    pub fn row(&mut self, cells: Vec<String>) -> Result<()> {
+        self.count += 1;
+        let cells: Vec<String> = cells.iter().map(|c| escape_text(c).into_owned()).collect();
+        match &self.widths {
+            Some(widths) => {
+                let line = fixed_line(&cells, widths);
+                writeln!(self.out, "{line}").map_err(io)
+            }
+            None => {
+                self.rows.push(cells);
+                if self.rows.len() >= TABLE_BUFFER {
+                    self.start_streaming()?;
+                }
+                Ok(())
+            }
+        }
     }
-    let mut t = table(&[
-        "USERNAME",
-        "NAME",
-        "KIND",
-        "COMPANY",
-        "SPONSOR",
-        "STATUS",
-        "END",
-        "LAST LOGIN",
-    ]);
-    for a in accounts {
-        let end = match (a.end_date, days_left(a.end_date, today)) {
-            (Some(e), Some(d)) if d >= 0 => format!("{e} ({d}d)"),
-            (Some(e), _) => e.to_string(),
-            _ => "-".into(),
-        };
-        add_row(
-            &mut t,
-            vec![
-                a.username.clone(),
-                a.display_name.clone(),
-                a.kind.to_string(),
-                a.company.clone().unwrap_or_else(|| "-".into()),
-                a.sponsor.clone().unwrap_or_else(|| "-".into()),
-                status_text(a, today),
-                end,
-                a.last_login
-                    .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
-            ],
-        );
+
+    fn start_streaming(&mut self) -> Result<()> {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        writeln!(self.out, "{}", fixed_line(&self.header, &widths)).map_err(io)?;
+        for row in std::mem::take(&mut self.rows) {
+            writeln!(self.out, "{}", fixed_line(&row, &widths)).map_err(io)?;
+        }
+        self.widths = Some(widths);
+        Ok(())
     }
-    write_table(out, &t)?;
-    writeln!(out, "{} account(s)", accounts.len()).map_err(io)
+
+    /// Ends the table: `empty` when there was no row, else the footer line.
+    pub fn finish(self, empty: &str, footer: Option<String>) -> Result<()> {
+        if self.count == 0 {
+            return writeln!(self.out, "{empty}").map_err(io);
+        }
+        if self.widths.is_none() {
+            let header: Vec<&str> = self.header.iter().map(String::as_str).collect();
+            let mut t = table(&header);
+            for row in self.rows {
+                t.add_row(row);
+            }
+            write_table(self.out, &t)?;
+        }
+        if let Some(footer) = footer {
+            writeln!(self.out, "{footer}").map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+/// One line of a streamed table, laid out as the `NOTHING` preset lays out
+/// a small one: a space, the cell padded to its column, a space.
+fn fixed_line(cells: &[String], widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (cell, width) in cells.iter().zip(widths) {
+        line.push(' ');
+        line.push_str(cell);
+        for _ in cell.chars().count()..*width {
+            line.push(' ');
+        }
+        line.push(' ');
+    }
+    line.trim_end().to_string()
+}
+
+/// Accounts as `user list` prints them, one at a time.
+pub enum AccountRows<'a> {
+    Json(JsonRows<'a>, NaiveDate),
+    Table(TableRows<'a>, NaiveDate),
+}
+
+impl<'a> AccountRows<'a> {
+    pub fn new(out: &'a mut dyn Write, today: NaiveDate, json: bool) -> Result<AccountRows<'a>> {
+        Ok(if json {
+            AccountRows::Json(JsonRows::new(out)?, today)
+        } else {
+            AccountRows::Table(
+                TableRows::new(
+                    out,
+                    &[
+                        "USERNAME",
+                        "NAME",
+                        "KIND",
+                        "COMPANY",
+                        "SPONSOR",
+                        "STATUS",
+                        "END",
+                        "LAST LOGIN",
+                    ],
+                ),
+                today,
+            )
+        })
+    }
+
+    pub fn row(&mut self, a: &Account) -> Result<()> {
+        match self {
+            AccountRows::Json(rows, today) => rows.item(&account_view(a, *today)),
+            AccountRows::Table(rows, today) => rows.row(account_cells(a, *today)),
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        match self {
+            AccountRows::Json(rows, _) => rows.finish(),
+            AccountRows::Table(rows, _) => {
+                let footer = format!("{} account(s)", rows.count);
+                rows.finish("no accounts match", Some(footer))
+            }
+        }
+    }
+}
+
+fn account_cells(a: &Account, today: NaiveDate) -> Vec<String> {
+    let end = match (a.end_date, days_left(a.end_date, today)) {
+        (Some(e), Some(d)) if d >= 0 => format!("{e} ({d}d)"),
+        (Some(e), _) => e.to_string(),
+        _ => "-".into(),
+    };
+    vec![
+        a.username.clone(),
+        a.display_name.clone(),
+        a.kind.to_string(),
+        a.company.clone().unwrap_or_else(|| "-".into()),
+        a.sponsor.clone().unwrap_or_else(|| "-".into()),
+        status_text(a, today),
+        end,
+        a.last_login
+            .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+    ]
 }
 
 pub fn print_account(out: &mut dyn Write, a: &Account, today: NaiveDate, json: bool) -> Result<()> {
@@ -526,32 +669,62 @@ fn describe_change(c: &crate::domain::Change) -> String {
     format!("{}: {} -> {}", c.field, show(&c.old), show(&c.new))
 }
 
-pub fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> Result<()> {
-    if json {
-        return print_json(out, events);
-    }
-    if events.is_empty() {
-        return writeln!(out, "no events").map_err(io);
-    }
+#[cfg(test)]
+fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> Result<()> {
+    let mut rows = EventRows::new(out, json)?;
     for e in events {
-        let mut line = format!(
-            "#{} {} {} {} {}",
-            e.seq,
-            e.at.format("%Y-%m-%d %H:%M:%S"),
-            e.actor,
-            e.action,
-            e.target.as_deref().unwrap_or("-")
-        );
-        if let Some(d) = &e.detail {
-            line.push_str(&format!(" ({d})"));
-        }
-        if !e.changes.is_empty() && e.action != "user.create" {
-            let changes: Vec<String> = e.changes.iter().map(describe_change).collect();
-            line.push_str(&format!(" [{}]", changes.join("; ")));
-        }
-        say(out, &line)?;
+        rows.row(e)?;
     }
-    Ok(())
+    rows.finish()
+}
+
+/// Audit events as `audit tail` prints them, one at a time.
+pub enum EventRows<'a> {
+    Json(JsonRows<'a>),
+    Lines(&'a mut dyn Write, u64),
+}
+
+impl<'a> EventRows<'a> {
+    pub fn new(out: &'a mut dyn Write, json: bool) -> Result<EventRows<'a>> {
+        Ok(if json {
+            EventRows::Json(JsonRows::new(out)?)
+        } else {
+            EventRows::Lines(out, 0)
+        })
+    }
+
+    pub fn row(&mut self, e: &AuditEvent) -> Result<()> {
+        match self {
+            EventRows::Json(rows) => rows.item(e),
+            EventRows::Lines(out, n) => {
+                *n += 1;
+                let mut line = format!(
+                    "#{} {} {} {} {}",
+                    e.seq,
+                    e.at.format("%Y-%m-%d %H:%M:%S"),
+                    e.actor,
+                    e.action,
+                    e.target.as_deref().unwrap_or("-")
+                );
+                if let Some(d) = &e.detail {
+                    line.push_str(&format!(" ({d})"));
+                }
+                if !e.changes.is_empty() && e.action != "user.create" {
+                    let changes: Vec<String> = e.changes.iter().map(describe_change).collect();
+                    line.push_str(&format!(" [{}]", changes.join("; ")));
+                }
+                say(*out, &line)
+            }
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        match self {
+            EventRows::Json(rows) => rows.finish(),
+            EventRows::Lines(out, 0) => writeln!(out, "no events").map_err(io),
+            EventRows::Lines(..) => Ok(()),
+        }
+    }
 }
 
 pub fn print_whoami(
@@ -595,40 +768,46 @@ pub fn print_whoami(
     }
 }
 
-pub fn write_csv(
-    out: &mut dyn Write,
-    accounts: &[Account],
-    declared: &[CustomField],
-) -> Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    let mut header: Vec<String> = [
-        "username",
-        "display_name",
-        "email",
-        "kind",
-        "company",
-        "sponsor",
-        "project",
-        "start_date",
-        "end_date",
-        "status",
-        "disable_reason",
-        "groups",
-        "roles",
-        "timezone",
-        "language",
-        "theme",
-        "allowlist",
-        "keys",
-        "created_at",
-        "last_login",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    header.extend(declared.iter().map(|f| format!("field:{}", f.name)));
-    w.write_record(&header).map_err(io)?;
-    for a in accounts {
+/// `export --format csv`, row by row.
+pub struct CsvRows<'a> {
+    w: csv::Writer<&'a mut dyn Write>,
+    declared: &'a [CustomField],
+}
+
+impl<'a> CsvRows<'a> {
+    pub fn new(out: &'a mut dyn Write, declared: &'a [CustomField]) -> Result<CsvRows<'a>> {
+        let mut w = csv::Writer::from_writer(out);
+        let mut header: Vec<String> = [
+            "username",
+            "display_name",
+            "email",
+            "kind",
+            "company",
+            "sponsor",
+            "project",
+            "start_date",
+            "end_date",
+            "status",
+            "disable_reason",
+            "groups",
+            "roles",
+            "timezone",
+            "language",
+            "theme",
+            "allowlist",
+            "keys",
+            "created_at",
+            "last_login",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        header.extend(declared.iter().map(|f| format!("field:{}", f.name)));
+        w.write_record(&header).map_err(io)?;
+        Ok(CsvRows { w, declared })
+    }
+
+    pub fn row(&mut self, a: &Account) -> Result<()> {
         let join = |v: Vec<String>| v.join(";");
         let mut row = vec![
             a.username.clone(),
@@ -653,14 +832,18 @@ pub fn write_csv(
             a.last_login.map(|t| t.to_rfc3339()).unwrap_or_default(),
         ];
         row.extend(
-            declared
+            self.declared
                 .iter()
                 .map(|f| a.fields.get(&f.name).cloned().unwrap_or_default()),
         );
-        w.write_record(row.iter().map(|cell| formula_guard(cell).into_owned()))
-            .map_err(io)?;
+        self.w
+            .write_record(row.iter().map(|cell| formula_guard(cell).into_owned()))
+            .map_err(io)
     }
-    w.flush().map_err(io)
+
+    pub fn finish(mut self) -> Result<()> {
+        self.w.flush().map_err(io)
+    }
 }
 
 /// Whether a spreadsheet would read a cell starting with `c` as a formula
@@ -702,6 +885,99 @@ mod tests {
 
     fn at() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+    }
+
+    fn many(n: usize) -> Vec<Account> {
+        (0..n)
+            .map(|i| {
+                let mut a = account();
+                a.username = format!("user{i:05}");
+                a.display_name = if i % 7 == 0 {
+                    "A rather longer name".into()
+                } else {
+                    "N".into()
+                };
+                a
+            })
+            .collect()
+    }
+
+    fn streamed(accounts: &[Account], json: bool) -> String {
+        let mut out = Vec::new();
+        let mut rows = AccountRows::new(&mut out, at().date_naive(), json).unwrap();
+        for a in accounts {
+            rows.row(a).unwrap();
+        }
+        rows.finish().unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn streamed_json_is_byte_for_byte_the_buffered_document() {
+        for n in [0, 1, 3] {
+            let accounts = many(n);
+            let mut buffered = Vec::new();
+            let views: Vec<Value> = accounts
+                .iter()
+                .map(|a| account_view(a, at().date_naive()))
+                .collect();
+            print_json(&mut buffered, &views).unwrap();
+            assert_eq!(
+                streamed(&accounts, true),
+                String::from_utf8(buffered).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_streamed_table_keeps_the_layout_of_a_laid_out_one() {
+        // Small: laid out by comfy-table. The same rows through the streaming
+        // layout give the same bytes, so a long table reads like a short one.
+        let small = many(20);
+        let laid_out = streamed(&small, false);
+        let header = [
+            "USERNAME",
+            "NAME",
+            "KIND",
+            "COMPANY",
+            "SPONSOR",
+            "STATUS",
+            "END",
+            "LAST LOGIN",
+        ];
+        let rows: Vec<Vec<String>> = small
+            .iter()
+            .map(|a| account_cells(a, at().date_naive()))
+            .collect();
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut fixed = String::new();
+        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+        fixed.push_str(&fixed_line(&header, &widths));
+        fixed.push('\n');
+        for r in &rows {
+            fixed.push_str(&fixed_line(r, &widths));
+            fixed.push('\n');
+        }
+        fixed.push_str("20 account(s)\n");
+        assert_eq!(laid_out, fixed);
+
+        // Long: streamed after the first TABLE_BUFFER rows, columns still aligned.
+        let text = streamed(&many(TABLE_BUFFER + 500), false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), TABLE_BUFFER + 500 + 2);
+        let name_at = lines[0].find(" NAME").unwrap() + 1;
+        assert!(lines[1..=TABLE_BUFFER + 500].iter().all(|l| l
+            .get(name_at..)
+            .is_some_and(|rest| rest.starts_with('N') || rest.starts_with('A'))));
+        assert_eq!(
+            lines.last().unwrap(),
+            &format!("{} account(s)", TABLE_BUFFER + 500)
+        );
     }
 
     fn account() -> Account {
@@ -840,7 +1116,9 @@ mod tests {
         a.display_name = "=cmd|' /C calc'!A0".into();
         a.company = Some("@evil".into());
         let mut out = Vec::new();
-        write_csv(&mut out, &[a], &[]).unwrap();
+        let mut rows = CsvRows::new(&mut out, &[]).unwrap();
+        rows.row(&a).unwrap();
+        rows.finish().unwrap();
         let text = String::from_utf8(out).unwrap();
         let row = text.lines().nth(1).unwrap();
         assert!(row.contains("'=cmd"), "{row}");

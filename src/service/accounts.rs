@@ -51,6 +51,10 @@ pub struct ListFilter {
     pub sponsor: Option<String>,
     pub project: Option<String>,
     pub expiring_within: Option<u32>,
+    /// Paging: only accounts whose username sorts after this one…
+    pub after: Option<String>,
+    /// …and at most this many.
+    pub limit: Option<usize>,
 }
 
 fn optional(value: Option<String>, current: Option<String>) -> Option<String> {
@@ -446,6 +450,23 @@ impl Services {
     /// `user list`: sorted by username. A sponsor without wider rights sees
     /// only the accounts they sponsor.
     pub fn list(&self, actor: &Actor, filter: &ListFilter) -> Result<Vec<Account>> {
+        let mut out = Vec::new();
+        self.list_each(actor, filter, &mut |a| {
+            out.push(a);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The accounts `actor` may see that match `filter`, in username order,
+    /// handed to `visit` one at a time (a million of them never sit in
+    /// memory together). The first error `visit` returns ends the walk.
+    pub fn list_each(
+        &self,
+        actor: &Actor,
+        filter: &ListFilter,
+        visit: &mut dyn FnMut(Account) -> Result<()>,
+    ) -> Result<()> {
         self.authorize(actor, Permission::ListAccounts, None)?;
         let wide = actor.has(Role::Admin) || actor.has(Role::Operator);
         let today = self.today();
@@ -455,7 +476,7 @@ impl Services {
             Some(actor.name.clone())
         };
         if !wide && filter.sponsor.as_ref().is_some_and(|s| s != &actor.name) {
-            return Ok(vec![]);
+            return Ok(());
         }
         let candidates: Option<BTreeSet<String>> = {
             let guard = self.indexes()?;
@@ -496,32 +517,69 @@ impl Services {
                 && (filter.expiring_within.is_none()
                     || matches!(effective, Effective::Active | Effective::Staged))
         };
-        let mut out = Vec::new();
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Ok(());
+        }
+        let after = filter.after.as_deref();
+        let mut given = 0usize;
         match candidates {
             Some(names) => {
+                let names = names
+                    .into_iter()
+                    .filter(|n| after.is_none_or(|a| n.as_str() > a));
                 for name in names {
                     if let Some(account) = self.store().account(&name)? {
                         if keep(&account) {
-                            out.push(account);
+                            visit(account)?;
+                            given += 1;
+                            if given >= limit {
+                                break;
+                            }
                         }
                     }
                 }
             }
-            None => self.store().scan_accounts(&mut |_, account| {
-                if let Ok(account) = account {
-                    if keep(&account) {
-                        out.push(account);
+            None => {
+                let mut failed = None;
+                self.store().scan_accounts_after(after, &mut |_, account| {
+                    if let Ok(account) = account {
+                        if keep(&account) {
+                            if let Err(e) = visit(account) {
+                                failed = Some(e);
+                                return false;
+                            }
+                            given += 1;
+                        }
                     }
+                    given < limit
+                })?;
+                if let Some(e) = failed {
+                    return Err(e);
                 }
-            })?,
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Every account, for export (admins and operators).
     pub fn export(&self, actor: &Actor) -> Result<Vec<Account>> {
+        let mut out = Vec::new();
+        self.export_each(actor, &mut |a| {
+            out.push(a);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// `export`, one account at a time.
+    pub fn export_each(
+        &self,
+        actor: &Actor,
+        visit: &mut dyn FnMut(Account) -> Result<()>,
+    ) -> Result<()> {
         self.authorize(actor, Permission::Export, None)?;
-        self.list(actor, &ListFilter::default())
+        self.list_each(actor, &ListFilter::default(), visit)
     }
 }
 

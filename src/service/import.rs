@@ -559,6 +559,13 @@ mod tests {
         ) -> R<()> {
             self.inner.scan_accounts(visit)
         }
+        fn scan_accounts_after(
+            &self,
+            after: Option<&str>,
+            visit: &mut dyn FnMut(String, std::result::Result<Account, String>) -> bool,
+        ) -> R<()> {
+            self.inner.scan_accounts_after(after, visit)
+        }
         fn groups(&self) -> R<Vec<Group>> {
             self.inner.groups()
         }

@@ -12,6 +12,8 @@ use crate::store::SCHEMA_VERSION;
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
     pub limit: usize,
+    /// Only events after this sequence number (paging for scripts).
+    pub since: Option<u64>,
     pub actor: Option<String>,
     pub target: Option<String>,
     pub action: Option<String>,
@@ -55,11 +57,29 @@ impl Services {
 
     /// The newest matching events, returned oldest first.
     pub fn audit_tail(&self, actor: &Actor, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        let mut out = Vec::new();
+        self.audit_tail_each(actor, filter, &mut |e| {
+            out.push(e);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// `audit_tail`, one event at a time, oldest first, in bounded memory:
+    /// a first pass walks back from the newest event only counting matches
+    /// to find where the tail starts, the second hands them over in order.
+    /// With `since`, the first `limit` matches after that event instead.
+    pub fn audit_tail_each(
+        &self,
+        actor: &Actor,
+        filter: &AuditFilter,
+        visit: &mut dyn FnMut(AuditEvent) -> Result<()>,
+    ) -> Result<()> {
         self.require(actor, Permission::ReadAudit)?;
         let limit = filter.limit.max(1);
-        let mut out = Vec::new();
-        self.store().scan_audit(true, &mut |event| {
-            let keep = filter.actor.as_ref().is_none_or(|a| &event.actor == a)
+        let matches = |event: &AuditEvent| {
+            filter.since.is_none_or(|s| event.seq > s)
+                && filter.actor.as_ref().is_none_or(|a| &event.actor == a)
                 && filter
                     .target
                     .as_ref()
@@ -67,14 +87,57 @@ impl Services {
                 && filter
                     .action
                     .as_ref()
-                    .is_none_or(|a| event.action.starts_with(a.as_str()));
-            if keep {
-                out.push(event);
+                    .is_none_or(|a| event.action.starts_with(a.as_str()))
+        };
+        let start = match filter.since {
+            Some(since) => since + 1,
+            None => {
+                let mut seen = 0usize;
+                let mut start = None;
+                self.store().scan_audit(true, &mut |event| {
+                    if matches(&event) {
+                        seen += 1;
+                        start = Some(event.seq);
+                    }
+                    seen < limit
+                })?;
+                match start {
+                    Some(seq) => seq,
+                    None => return Ok(()),
+                }
             }
-            out.len() < limit
+        };
+        let mut given = 0usize;
+        let mut failed: Option<Error> = None;
+        self.store().scan_audit_blocks(start, &mut |block| {
+            let events: Vec<AuditEvent> = match serde_json::from_slice(block) {
+                Ok(events) => events,
+                Err(e) => {
+                    failed = Some(Error::Failed(format!(
+                        "an audit block does not decode: {e}"
+                    )));
+                    return false;
+                }
+            };
+            for event in events {
+                if event.seq < start || !matches(&event) {
+                    continue;
+                }
+                if let Err(e) = visit(event) {
+                    failed = Some(e);
+                    return false;
+                }
+                given += 1;
+                if given >= limit {
+                    return false;
+                }
+            }
+            true
         })?;
-        out.reverse();
-        Ok(out)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Recomputes the hash chain from the first event.

@@ -85,6 +85,27 @@ impl Store for MemoryStore {
         }
     }
 
+    fn scan_accounts_after(
+        &self,
+        after: Option<&str>,
+        visit: &mut dyn FnMut(String, std::result::Result<Account, String>) -> bool,
+    ) -> Result<()> {
+        let rows: Vec<(String, Vec<u8>)> = self
+            .lock()?
+            .accounts
+            .iter()
+            .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, value) in rows {
+            let account = serde_json::from_slice(&value).map_err(|e| e.to_string());
+            if !visit(key, account) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
         let blocks: Vec<Vec<u8>> = {
             let inner = self.lock()?;

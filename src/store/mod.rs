@@ -78,6 +78,13 @@ pub trait Store: Send + Sync {
         &self,
         visit: &mut dyn FnMut(String, std::result::Result<Account, String>),
     ) -> Result<()>;
+    /// Accounts in username order after `after` (from the first without
+    /// it), until the visitor returns false.
+    fn scan_accounts_after(
+        &self,
+        after: Option<&str>,
+        visit: &mut dyn FnMut(String, std::result::Result<Account, String>) -> bool,
+    ) -> Result<()>;
     fn groups(&self) -> Result<Vec<Group>>;
     /// The newest audit event, if any.
     fn audit_last(&self) -> Result<Option<AuditEvent>>;

@@ -137,6 +137,27 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn scan_accounts_after(
+        &self,
+        after: Option<&str>,
+        visit: &mut dyn FnMut(String, std::result::Result<Account, String>) -> bool,
+    ) -> Result<()> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        for item in self.accounts.range::<Vec<u8>, _>((from, Bound::Unbounded)) {
+            let (key, value) = item.map_err(io)?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let account = serde_json::from_slice(&value).map_err(|e| e.to_string());
+            if !visit(key, account) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn groups(&self) -> Result<Vec<Group>> {
         self.groups
             .iter()

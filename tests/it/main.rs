@@ -12,5 +12,6 @@ mod hardening;
 mod import;
 mod lifecycle;
 mod notify;
+mod scale;
 mod security;
 mod ssh;
