@@ -14,15 +14,16 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::domain::dates::parse_date;
 use crate::domain::{DisableReason, Kind, Role};
 use crate::service::accounts::{AccountInput, ListFilter};
+use crate::service::import::{ImportOptions, ImportRow, ImportRows};
 use crate::service::integrity::AuditFilter;
 use crate::service::{Actor, Error, Result, Services};
 
 pub use output::{account_view, formula_guard, say, unformula};
 
-/// Longest stdin input we read for a key line or a password…
-const STDIN_LIMIT: u64 = 64 * 1024;
-/// …and for a CSV import.
-const IMPORT_LIMIT: u64 = 256 * 1024 * 1024;
+/// Longest stdin input a key line or a password may be (offline and over SSH)…
+pub const STDIN_LIMIT: usize = 64 * 1024;
+/// …and a CSV import sent over SSH (offline, the file is read as a stream).
+pub const IMPORT_LIMIT: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -75,6 +76,9 @@ pub enum Command {
         /// Check every row, write nothing
         #[arg(long = "dry-run")]
         dry_run: bool,
+        /// Skip rows whose username already exists (a re-run finishes an import)
+        #[arg(long = "skip-existing")]
+        skip_existing: bool,
     },
     /// Every account as CSV or JSON on stdout
     Export {
@@ -429,8 +433,16 @@ impl Command {
     pub fn reads_stdin(&self) -> bool {
         matches!(
             self,
-            Command::Key(KeyCommand::Add { .. }) | Command::Password(_)
+            Command::Key(KeyCommand::Add { .. }) | Command::Password(_) | Command::Import { .. }
         )
+    }
+
+    /// The most stdin this command accepts over SSH, in bytes.
+    pub fn stdin_limit(&self) -> usize {
+        match self {
+            Command::Import { .. } => IMPORT_LIMIT,
+            _ => STDIN_LIMIT,
+        }
     }
 }
 
@@ -477,11 +489,8 @@ const EXPORT_ONLY: [&str; 5] = [
     "last_login",
 ];
 
-/// CSV rows → account inputs. Errors name the line and the column.
-fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountInput)>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+/// The CSV header, checked: it needs `username` and names only known columns.
+fn import_headers<R: Read>(reader: &mut csv::Reader<R>) -> Result<Vec<String>> {
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| Error::Invalid(format!("cannot read the CSV header: {e}")))?
@@ -493,42 +502,67 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
             "the CSV header needs a 'username' column".into(),
         ));
     }
-    const KNOWN: [&str; 18] = [
-        "username",
-        "email",
-        "display_name",
-        "kind",
-        "company",
-        "sponsor",
-        "project",
-        "start_date",
-        "end_date",
-        "groups",
-        "roles",
-        "timezone",
-        "language",
-        "theme",
-        "notes",
-        "template",
-        "inactivity_exempt",
-        "allowlist",
-    ];
     for h in &headers {
-        if !KNOWN.contains(&h.as_str())
+        if !IMPORT_COLUMNS.contains(&h.as_str())
             && !EXPORT_ONLY.contains(&h.as_str())
             && !h.starts_with("field:")
         {
             return Err(Error::Invalid(format!(
                 "unknown column '{h}' (known: {}, field:NAME)",
-                KNOWN.join(", ")
+                IMPORT_COLUMNS.join(", ")
             )));
         }
     }
-    let today = services.today();
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
-        let record = record.map_err(|e| Error::Invalid(format!("line {line}: {e}")))?;
+    Ok(headers)
+}
+
+const IMPORT_COLUMNS: [&str; 18] = [
+    "username",
+    "email",
+    "display_name",
+    "kind",
+    "company",
+    "sponsor",
+    "project",
+    "start_date",
+    "end_date",
+    "groups",
+    "roles",
+    "timezone",
+    "language",
+    "theme",
+    "notes",
+    "template",
+    "inactivity_exempt",
+    "allowlist",
+];
+
+/// CSV on `input` → rows, read as a stream (a million rows are never all in
+/// memory). The header is read and checked here; each row when it is
+/// reached. Errors name the line and the column.
+fn import_rows<'r>(today: chrono::NaiveDate, input: &'r mut dyn Read) -> Result<ImportRows<'r>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = import_headers(&mut reader)?;
+    Ok(Box::new(reader.into_records().enumerate().map(
+        move |(i, record)| {
+            let fallback = i as u64 + 2;
+            let record = record.map_err(|e| Error::Invalid(format!("line {fallback}: {e}")))?;
+            let line = record.position().map_or(fallback, csv::Position::line);
+            import_row(&headers, &record, line, today)
+        },
+    )))
+}
+
+/// One CSV record → a row to import.
+fn import_row(
+    headers: &[String],
+    record: &csv::StringRecord,
+    line: u64,
+    today: chrono::NaiveDate,
+) -> Result<ImportRow> {
+    {
         let get = |col: &str| -> Option<String> {
             headers
                 .iter()
@@ -591,9 +625,10 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
                 }
             }
         }
-        rows.push((
+        Ok(ImportRow {
+            line,
             username,
-            AccountInput {
+            input: AccountInput {
                 display_name: get("display_name"),
                 email: get("email"),
                 kind,
@@ -613,9 +648,68 @@ fn parse_import(services: &Services, text: &str) -> Result<Vec<(String, AccountI
                 inactivity_exempt,
                 allowlist,
             },
-        ));
+        })
     }
-    Ok(rows)
+}
+
+/// Options whose value is free text (a reason, a name, a note).
+const FREE_TEXT: [&str; 5] = [
+    "--reason",
+    "--display-name",
+    "--company",
+    "--project",
+    "--notes",
+];
+
+/// `ssh host user disable bob --reason contract ended` arrives as one string
+/// that the server splits into words again, so the quotes the person typed
+/// are gone. A free-text option therefore takes every word that follows it,
+/// up to the next option (a word starting with `-`), joined with single
+/// spaces. Quoted values stay one word and are unchanged. For command lines
+/// that come as one string (SSH exec, the console's `:` line), not for the
+/// offline CLI, whose shell keeps the quotes.
+pub fn join_free_text(words: Vec<String>) -> Vec<String> {
+    let is_option = |w: &str| w.len() > 1 && w.starts_with('-');
+    let takes_text = |w: &str| {
+        FREE_TEXT
+            .iter()
+            .any(|o| w == *o || w.strip_prefix(o).is_some_and(|rest| rest.starts_with('=')))
+    };
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut words = words.into_iter().peekable();
+    while let Some(word) = words.next() {
+        let bare = FREE_TEXT.contains(&word.as_str());
+        let joins = takes_text(&word);
+        out.push(word);
+        if !joins {
+            continue;
+        }
+        // `--reason contract ended`: the value is the next word and the rest;
+        // `--reason=contract ended`: the rest joins the word itself.
+        let mut value: Option<String> = None;
+        if bare {
+            match words.peek() {
+                Some(next) if !is_option(next) => value = words.next(),
+                _ => continue,
+            }
+        }
+        while let Some(next) = words.next_if(|w| !is_option(w)) {
+            match value.as_mut() {
+                Some(v) => {
+                    v.push(' ');
+                    v.push_str(&next);
+                }
+                None => {
+                    if let Some(last) = out.last_mut() {
+                        last.push(' ');
+                        last.push_str(&next);
+                    }
+                }
+            }
+        }
+        out.extend(value);
+    }
+    out
 }
 
 /// A clap error as one line, for the `error: …` contract: clap's first line
@@ -631,16 +725,20 @@ pub fn usage_line(e: &clap::Error, hint: &str) -> String {
     crate::text::escape_text(&format!("{first} (try {hint})")).into_owned()
 }
 
+/// Stdin of a key line or a password: at most `STDIN_LIMIT` bytes, or an
+/// error (never a silently cut value).
 fn read_stdin(input: &mut dyn Read) -> Result<String> {
-    read_stdin_up_to(input, STDIN_LIMIT)
-}
-
-fn read_stdin_up_to(input: &mut dyn Read, limit: u64) -> Result<String> {
     let mut text = String::new();
     input
-        .take(limit)
+        .take(STDIN_LIMIT as u64 + 1)
         .read_to_string(&mut text)
         .map_err(|e| Error::Invalid(format!("cannot read stdin: {e}")))?;
+    if text.len() > STDIN_LIMIT {
+        return Err(Error::Invalid(format!(
+            "input too large: this command reads at most {} KiB of stdin",
+            STDIN_LIMIT / 1024
+        )));
+    }
     Ok(text)
 }
 
@@ -997,18 +1095,30 @@ pub fn run(
             let entries = services.notify_queue(actor)?;
             print_outbox(out, &entries, json)
         }
-        Command::Import { dry_run } => {
-            let text = read_stdin_up_to(input, IMPORT_LIMIT)?;
-            let rows = parse_import(services, &text)?;
-            let n = services.import(actor, &rows, dry_run)?;
+        Command::Import {
+            dry_run,
+            skip_existing,
+        } => {
+            let options = ImportOptions {
+                dry_run,
+                skip_existing,
+            };
+            // The service checks the actor's right before the input is opened.
+            let report = services.import(actor, options, || import_rows(today, input))?;
+            let skipped = if report.skipped > 0 {
+                format!(", {} existing skipped", report.skipped)
+            } else {
+                String::new()
+            };
             if dry_run {
                 writeln!(
                     out,
-                    "{n} row(s) valid; nothing written (drop --dry-run to import)"
+                    "{} row(s) valid{skipped}; nothing written (drop --dry-run to import)",
+                    report.imported
                 )
                 .map_err(io)
             } else {
-                writeln!(out, "imported {n} account(s)").map_err(io)
+                writeln!(out, "imported {} account(s){skipped}", report.imported).map_err(io)
             }
         }
         Command::Backup => {
@@ -1050,5 +1160,64 @@ pub fn run(
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_free_text;
+
+    fn joined(line: &str) -> Vec<String> {
+        join_free_text(shell_words::split(line).unwrap())
+    }
+
+    #[test]
+    fn a_free_text_option_takes_the_words_up_to_the_next_option() {
+        assert_eq!(
+            joined("user disable bob --reason contract ended"),
+            ["user", "disable", "bob", "--reason", "contract ended"]
+        );
+        assert_eq!(
+            joined("user create x --display-name Ann Lee --kind intern --company Big Co -n 3"),
+            [
+                "user",
+                "create",
+                "x",
+                "--display-name",
+                "Ann Lee",
+                "--kind",
+                "intern",
+                "--company",
+                "Big Co",
+                "-n",
+                "3"
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_and_equals_forms_and_other_options_are_left_alone() {
+        assert_eq!(
+            joined("user disable bob --reason 'contract ended'"),
+            ["user", "disable", "bob", "--reason", "contract ended"]
+        );
+        assert_eq!(
+            joined("request deny 3 --reason=not this year"),
+            ["request", "deny", "3", "--reason=not this year"]
+        );
+        // A missing value stays missing (clap says so), and non-text options
+        // keep their single word.
+        assert_eq!(
+            joined("user disable bob --reason --json"),
+            ["user", "disable", "bob", "--reason", "--json"]
+        );
+        assert_eq!(
+            joined("user list --sponsor alice --kind contractor"),
+            ["user", "list", "--sponsor", "alice", "--kind", "contractor"]
+        );
+        assert_eq!(
+            joined("user update bob --project-code x y"),
+            ["user", "update", "bob", "--project-code", "x", "y"]
+        );
     }
 }

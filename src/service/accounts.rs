@@ -218,55 +218,6 @@ impl Services {
         })
     }
 
-    /// Bulk import: every row is checked first, in one transaction that sees
-    /// the rows before it (a sponsor may be created earlier in the same file,
-    /// a duplicate email two rows apart is caught); only then are the rows
-    /// written, in batches of `BATCH` with one flush each. With `dry_run`,
-    /// nothing is written.
-    pub fn import(
-        &self,
-        actor: &Actor,
-        rows: &[(String, AccountInput)],
-        dry_run: bool,
-    ) -> Result<usize> {
-        const BATCH: usize = 1000;
-        self.authorize(actor, Permission::CreateAccount, None)?;
-        if rows.is_empty() {
-            return Err(Error::Invalid("no rows to import".into()));
-        }
-        self.write_or_try(actor, true, |tx| {
-            for (i, (name, input)) in rows.iter().enumerate() {
-                create_in(tx, name, input)
-                    .map_err(|e| prefix_row(e, format!("line {}", i + 2), name))?;
-            }
-            Ok(())
-        })?;
-        if dry_run {
-            return Ok(rows.len());
-        }
-        for (n, chunk) in rows.chunks(BATCH).enumerate() {
-            self.write(actor, |tx| {
-                for (i, (name, input)) in chunk.iter().enumerate() {
-                    create_in(tx, name, input)
-                        .map_err(|e| prefix_row(e, format!("line {}", n * BATCH + i + 2), name))?;
-                }
-                tx.event(
-                    "user.import",
-                    None,
-                    vec![],
-                    Some(format!(
-                        "{} account(s), rows {}-{}",
-                        chunk.len(),
-                        n * BATCH + 2,
-                        n * BATCH + chunk.len() + 1
-                    )),
-                );
-                Ok(())
-            })?;
-        }
-        Ok(rows.len())
-    }
-
     /// `user clone SRC NEW`: kind, company, sponsor, project, groups, roles,
     /// custom fields, the same span of days to the end date, allowlist,
     /// timezone and language — never credentials, email or names.
@@ -632,7 +583,7 @@ impl Services {
     }
 }
 
-fn prefix_row(e: Error, row: impl std::fmt::Display, name: &str) -> Error {
+pub(super) fn prefix_row(e: Error, row: impl std::fmt::Display, name: &str) -> Error {
     let at = |m: String| format!("{row} ({name}): {m}");
     match e {
         Error::Invalid(m) => Error::Invalid(at(m)),
@@ -776,7 +727,7 @@ fn validate_in(
     Ok(())
 }
 
-fn create_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Result<Account> {
+pub(super) fn create_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Result<Account> {
     let detail = input.template.as_ref().map(|t| format!("template {t}"));
     create_in_with(tx, name, input, detail)
 }

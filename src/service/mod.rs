@@ -10,6 +10,7 @@ pub mod backup;
 pub mod clock;
 pub mod credentials;
 pub mod groups;
+pub mod import;
 pub mod index;
 pub mod integrity;
 pub mod lifecycle;
@@ -183,6 +184,11 @@ impl Services {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Services> {
+        // An import cut short by a crash is finished or discarded before
+        // anything reads the records or the audit head.
+        if let Some(done) = import::recover(store.as_ref())? {
+            tracing::warn!("{done}");
+        }
         let head = match store.audit_last()? {
             Some(last) => AuditHead {
                 seq: last.seq,
@@ -411,6 +417,7 @@ impl Services {
             outbox_next: None,
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
+            overlay: None,
         };
         let value = build(&mut tx)?;
         if dry_run {
@@ -537,6 +544,8 @@ pub(crate) struct Tx<'a> {
     outbox_next: Option<u64>,
     email_delta: HashMap<String, Option<String>>,
     fingerprint_delta: HashMap<String, Option<String>>,
+    /// What earlier chunks of a bulk import staged (not yet in the store).
+    overlay: Option<&'a import::Overlay>,
 }
 
 impl Tx<'_> {
@@ -552,7 +561,10 @@ impl Tx<'_> {
     pub fn get(&self, name: &str) -> Result<Option<Account>> {
         match self.accounts.get(name) {
             Some((_, staged)) => Ok(staged.clone()),
-            None => Ok(self.services.store().account(name)?),
+            None => match self.overlay.and_then(|o| o.chunk_of(name)) {
+                Some(_) => self.overlay.map_or(Ok(None), |o| o.account(name)),
+                None => Ok(self.services.store().account(name)?),
+            },
         }
     }
 
@@ -560,7 +572,10 @@ impl Tx<'_> {
     pub fn exists(&self, name: &str) -> bool {
         match self.accounts.get(name) {
             Some((_, staged)) => staged.is_some(),
-            None => self.indexes.exists(name),
+            None => {
+                self.overlay.is_some_and(|o| o.chunk_of(name).is_some())
+                    || self.indexes.exists(name)
+            }
         }
     }
 
@@ -573,7 +588,10 @@ impl Tx<'_> {
         let key = email.to_lowercase();
         match self.email_delta.get(&key) {
             Some(owner) => owner.clone(),
-            None => self.indexes.email_owner(&key),
+            None => self
+                .overlay
+                .and_then(|o| o.email_owner(&key))
+                .or_else(|| self.indexes.email_owner(&key)),
         }
     }
 
@@ -591,6 +609,7 @@ impl Tx<'_> {
     pub fn group_exists(&self, name: &str) -> Result<bool> {
         match self.groups.get(name) {
             Some(staged) => Ok(staged.is_some()),
+            None if self.overlay.is_some_and(|o| o.has_group(name)) => Ok(true),
             None => Ok(self
                 .services
                 .store()

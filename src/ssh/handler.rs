@@ -18,8 +18,10 @@ use crate::service::login::{KeyOutcome, Prompts, Refused};
 use crate::service::sessions::{SessionInfo, SessionKind, SessionTicket};
 use crate::service::{Actor, Error, Services, Source};
 
-/// Most bytes of stdin an exec command may send (a key line, a password, a CSV).
-const STDIN_LIMIT: usize = 64 * 1024 * 1024;
+/// Longest exec command line. Far above any real command; a longer one is
+/// refused with a message. (Lines over ~256 KiB never reach the handler:
+/// russh refuses SSH packets that large and drops the connection.)
+const EXEC_LINE_LIMIT: usize = 64 * 1024;
 
 /// The exec grammar: the same `Command` as the offline CLI.
 #[derive(Debug, Parser)]
@@ -268,6 +270,25 @@ impl Connection {
         }
     }
 
+    /// Refuses an exec request before any command runs: one error line, exit
+    /// 2, close; the refusal is a `limit.KIND` audit event (`what`, short;
+    /// once per kind and connection, so a flood cannot fill the trail).
+    fn refuse(
+        &mut self,
+        channel: ChannelId,
+        kind: &'static str,
+        what: String,
+        message: String,
+        pty: bool,
+        handle: &russh::server::Handle,
+    ) {
+        self.limit_reached(kind, what);
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            send_output(&handle, channel, vec![], Some(message), 2, pty).await;
+        });
+    }
+
     /// Runs a command off the async threads and sends its output, exit status and close.
     fn run_exec(
         &self,
@@ -342,6 +363,24 @@ async fn send_output(
     let _ = handle.exit_status_request(channel, code).await;
     let _ = handle.eof(channel).await;
     let _ = handle.close(channel).await;
+}
+
+/// The subcommand's words (`key add`), for messages about it.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Import { .. } => "import",
+        Command::Key(_) => "key add",
+        Command::Password(_) => "password set",
+        _ => "command",
+    }
+}
+
+fn human_size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
 }
 
 fn clamp(v: u32, max: u16) -> u16 {
@@ -663,6 +702,28 @@ impl russh::server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         self.touch();
         session.channel_success(channel)?;
+        let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
+        let handle = session.handle();
+        if data.len() > EXEC_LINE_LIMIT {
+            let what = format!(
+                "command line of {} bytes refused (at most {EXEC_LINE_LIMIT}): {}",
+                data.len(),
+                crate::bounded::cut(&String::from_utf8_lossy(data), crate::bounded::CLIENT_TEXT)
+            );
+            self.refuse(
+                channel,
+                "exec_line",
+                what,
+                format!(
+                    "error: the command line is {} bytes; at most {} KiB (send data on stdin)\n",
+                    data.len(),
+                    EXEC_LINE_LIMIT / 1024
+                ),
+                pty,
+                &handle,
+            );
+            return Ok(());
+        }
         let line = String::from_utf8_lossy(data).into_owned();
         if let Some(a) = &self.authed {
             self.services.session_update(
@@ -671,10 +732,8 @@ impl russh::server::Handler for Connection {
                 Some(line.chars().take(200).collect()),
             );
         }
-        let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
-        let handle = session.handle();
         let words = match shell_words::split(&line) {
-            Ok(w) => w,
+            Ok(w) => cli::join_free_text(w),
             Err(e) => {
                 tokio::spawn(async move {
                     send_output(
@@ -713,13 +772,45 @@ impl russh::server::Handler for Connection {
                 return Ok(());
             }
         };
-        if parsed.command.reads_stdin() {
+        // A refused import is refused (and audited) now, not after an upload.
+        let refused_import = matches!(parsed.command, Command::Import { .. })
+            && self
+                .actor()
+                .is_ok_and(|actor| !self.services.may_import(&actor));
+        if parsed.command.reads_stdin() && !refused_import {
             if let Some(state) = self.channels.get_mut(&channel) {
                 state.pending = Some((parsed.command, line));
             }
             return Ok(());
         }
         self.run_exec(channel, parsed.command, Vec::new(), pty, session);
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.touch();
+        // Accepted only to be refused in words: a client told "failure" prints
+        // a bare "subsystem request failed", and one told nothing hangs.
+        session.channel_success(channel)?;
+        let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
+        let cut: String = name.chars().take(64).collect();
+        let shown = crate::text::escape_text(&cut);
+        let handle = session.handle();
+        self.refuse(
+            channel,
+            "subsystem",
+            format!("subsystem '{shown}' refused"),
+            format!(
+                "error: tenure offers no subsystems ('{shown}' refused); run a command instead: ssh HOST help\n"
+            ),
+            pty,
+            &handle,
+        );
         Ok(())
     }
 
@@ -809,22 +900,32 @@ impl russh::server::Handler for Connection {
             }
             return Ok(());
         }
-        if state.pending.is_some() {
-            if state.stdin.len() + data.len() > STDIN_LIMIT {
+        // Without a pending command (none asked for stdin, or its input was
+        // refused) whatever the client sends is dropped.
+        if let Some((command, _)) = &state.pending {
+            let limit = command.stdin_limit();
+            if state.stdin.len() + data.len() > limit {
+                let what = format!(
+                    "stdin of '{}' over {} refused",
+                    command_name(command),
+                    human_size(limit)
+                );
+                // Freed now, not when the channel closes; the rest is dropped.
+                state.stdin = Vec::new();
                 state.pending = None;
-                let handle = session.handle();
                 let pty = state.pty;
-                tokio::spawn(async move {
-                    send_output(
-                        &handle,
-                        channel,
-                        vec![],
-                        Some("error: input too large\n".into()),
-                        2,
-                        pty,
-                    )
-                    .await
-                });
+                let handle = session.handle();
+                self.refuse(
+                    channel,
+                    "stdin",
+                    what,
+                    format!(
+                        "error: input too large: this command reads at most {} of stdin\n",
+                        human_size(limit)
+                    ),
+                    pty,
+                    &handle,
+                );
                 return Ok(());
             }
             state.stdin.extend_from_slice(data);

@@ -13,6 +13,7 @@ struct Inner {
     audit: BTreeMap<[u8; 8], Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
     records: BTreeMap<(Collection, String), Vec<u8>>,
+    stage: BTreeMap<String, Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -195,6 +196,24 @@ impl Store for MemoryStore {
             .filter(|((c, _), _)| *c == collection)
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn stage_put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.lock()?.stage.insert(key.to_string(), bytes.to_vec());
+        Ok(())
+    }
+
+    fn stage_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock()?.stage.get(key).cloned())
+    }
+
+    fn stage_keys(&self) -> Result<Vec<String>> {
+        Ok(self.lock()?.stage.keys().cloned().collect())
+    }
+
+    fn stage_remove(&self, key: &str) -> Result<()> {
+        self.lock()?.stage.remove(key);
+        Ok(())
     }
 
     fn size_on_disk(&self) -> u64 {

@@ -111,6 +111,16 @@ pub trait Store: Send + Sync {
         &self,
         visit: &mut dyn FnMut(&str, &[u8], &[u8]) -> std::io::Result<()>,
     ) -> Result<()>;
+
+    /// Bulk-import staging (see `service::import`): large write-once chunks
+    /// kept outside the transactional trees (sled would hold every staged
+    /// byte in memory). `stage_put` returns once the chunk is durable.
+    /// Keys are ASCII digits and `-`.
+    fn stage_put(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    fn stage_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Every staged key, in order.
+    fn stage_keys(&self) -> Result<Vec<String>>;
+    fn stage_remove(&self, key: &str) -> Result<()>;
 }
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {

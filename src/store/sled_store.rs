@@ -1,4 +1,5 @@
-//! The sled implementation: trees `accounts`, `groups`, `audit`, `meta`.
+//! The sled implementation: trees `accounts`, `groups`, `audit`, `meta`;
+//! staged import chunks are files in `import_stage/` beside sled's own.
 
 use std::path::Path;
 
@@ -10,6 +11,8 @@ use crate::domain::{Account, AuditEvent, Group};
 
 pub struct SledStore {
     db: sled::Db,
+    /// Where staged import chunks live (`DIR/import_stage`).
+    stage_dir: std::path::PathBuf,
     accounts: Tree,
     groups: Tree,
     audit: Tree,
@@ -43,6 +46,7 @@ impl SledStore {
                 _ => StoreError::Io(format!("cannot open database at {}: {e}", dir.display())),
             })?;
         Ok(SledStore {
+            stage_dir: dir.join("import_stage"),
             accounts: db.open_tree("accounts").map_err(io)?,
             groups: db.open_tree("groups").map_err(io)?,
             audit: db.open_tree("audit").map_err(io)?,
@@ -55,6 +59,13 @@ impl SledStore {
 }
 
 impl SledStore {
+    fn stage_path(&self, key: &str) -> Result<std::path::PathBuf> {
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            return Err(StoreError::Io(format!("invalid staging key {key:?}")));
+        }
+        Ok(self.stage_dir.join(format!("{key}.chunk")))
+    }
+
     /// Builds a database in `dir` (which must not exist) from a backup. The
     /// checksum is checked at the end: on any error the directory is removed
     /// again, so nothing half-restored is ever left where a server could open it.
@@ -289,6 +300,60 @@ impl Store for SledStore {
                 Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
             })
             .collect()
+    }
+
+    fn stage_put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let path = self.stage_path(key)?;
+        std::fs::create_dir_all(&self.stage_dir).map_err(io)?;
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        // The rename is durable once the directory is.
+        std::fs::File::open(&self.stage_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
+    }
+
+    fn stage_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.stage_path(key)?) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn stage_keys(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.stage_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io(e)),
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(io)?.file_name();
+            let name = name.to_string_lossy();
+            // A `.tmp` was never renamed into place: it is garbage, listed
+            // under its own name so it gets removed too.
+            keys.push(name.strip_suffix(".chunk").unwrap_or(&name).to_string());
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn stage_remove(&self, key: &str) -> Result<()> {
+        let path = match key.strip_suffix(".tmp") {
+            Some(_) => self.stage_dir.join(key),
+            None => self.stage_path(key)?,
+        };
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
     }
 
     fn size_on_disk(&self) -> u64 {

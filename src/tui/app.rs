@@ -1199,7 +1199,7 @@ impl App {
     fn run_command(&mut self, line: &str) {
         let words = match shell_words::split(line) {
             Ok(w) if w.is_empty() => return,
-            Ok(w) => w,
+            Ok(w) => crate::cli::join_free_text(w),
             Err(e) => return self.fail(format!("cannot parse the command line: {e}")),
         };
         let (text, error) = match CommandLine::try_parse_from(&words) {
@@ -1211,6 +1211,10 @@ impl App {
                     _ => (crate::cli::usage_line(&e, ":help"), true),
                 }
             }
+            Ok(parsed) if matches!(parsed.command, crate::cli::Command::Import { .. }) => (
+                "import reads a CSV on stdin: run it with ssh (ssh HOST import < people.csv)".into(),
+                true,
+            ),
             Ok(parsed) if parsed.command.reads_stdin() => (
                 "this command reads stdin: use the console's own keys (p then a for a key, w for a password)".into(),
                 true,

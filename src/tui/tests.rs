@@ -386,6 +386,23 @@ fn command_line_runs_the_exec_grammar_and_shows_its_output() {
 }
 
 #[test]
+fn command_line_free_text_takes_the_words_after_it_and_import_points_to_ssh() {
+    let mut app = app();
+    app.handle(Key::Char(':'));
+    typed(&mut app, "user disable dave --reason contract ended");
+    app.handle(Key::Enter);
+    assert_eq!(
+        app.services.load("dave").unwrap().disable_note.as_deref(),
+        Some("contract ended")
+    );
+    app.handle(Key::Esc);
+    app.handle(Key::Char(':'));
+    typed(&mut app, "import --dry-run");
+    app.handle(Key::Enter);
+    assert!(screen(&app, 120, 40).contains("ssh HOST import < people.csv"));
+}
+
+#[test]
 fn sessions_screen_kills_with_confirmation_and_audit_screen_filters_and_shows_the_chain() {
     use crate::service::sessions::Closing;
     let mut app = app();

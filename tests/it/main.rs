@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod console;
 mod crash;
+mod exec;
 mod hardening;
 mod import;
 mod lifecycle;
