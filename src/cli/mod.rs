@@ -568,7 +568,8 @@ fn import_row(
                 .iter()
                 .position(|h| h == col)
                 .and_then(|p| record.get(p))
-                .map(str::to_string)
+                // export guards cells against spreadsheet formulas; undo it.
+                .map(|v| unformula(v).to_string())
                 .filter(|v| !v.is_empty())
         };
         let bad = |col: &str, e: String| Error::Invalid(format!("line {line}, column {col}: {e}"));
@@ -620,6 +621,7 @@ fn import_row(
         let mut fields = BTreeMap::new();
         for (pos, h) in headers.iter().enumerate() {
             if let (Some(name), Some(value)) = (h.strip_prefix("field:"), record.get(pos)) {
+                let value = unformula(value);
                 if !value.is_empty() {
                     fields.insert(name.to_string(), value.to_string());
                 }

@@ -236,3 +236,25 @@ fn import_from_file(inst: &Instance, file: &std::path::Path, args: &[&str]) -> R
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+#[test]
+fn cells_guarded_against_spreadsheet_formulas_on_export_come_back_as_they_were() {
+    let inst = Instance::initialised();
+    inst.sh("user create zed --email zed@acme.example --display-name '=HYPERLINK(\"http://x\")' --kind employee --company '@Acme' --project=-1+2");
+    let csv = inst.ok(&["export", "--format", "csv"]);
+    let row = csv.lines().find(|l| l.starts_with("zed,")).unwrap();
+    assert!(row.contains("'=HYPERLINK"), "{row}");
+    assert!(row.contains("'@Acme") && row.contains("'-1+2"), "{row}");
+
+    let fresh = Instance::initialised();
+    let without_alice: String = csv
+        .lines()
+        .filter(|l| !l.starts_with("alice,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fresh.ok_stdin(&["import"], &without_alice);
+    let zed = fresh.show("zed");
+    assert_eq!(zed["display_name"], "=HYPERLINK(\"http://x\")");
+    assert_eq!(zed["company"], "@Acme");
+    assert_eq!(zed["project"], "-1+2");
+}
