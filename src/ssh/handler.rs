@@ -289,9 +289,10 @@ impl Connection {
         });
     }
 
-    /// Runs a command off the async threads and sends its output, exit status and close.
+    /// Runs a command off the async threads, streaming its output to the
+    /// client as it is written, then sends the error line, exit status and close.
     fn run_exec(
-        &self,
+        &mut self,
         channel: ChannelId,
         command: Command,
         stdin: Vec<u8>,
@@ -301,28 +302,106 @@ impl Connection {
         let services = self.services.clone();
         let actor = self.actor();
         let handle = session.handle();
+        let writer = self
+            .channels
+            .get_mut(&channel)
+            .and_then(|state| state.writer.take());
         tokio::spawn(async move {
+            // The command writes into a queue of a few chunks; this task
+            // sends them through the channel's window. A client that reads
+            // slowly slows the command; one that goes stops it.
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(OUTPUT_CHUNKS);
+            let out_handle = handle.clone();
+            let sender = tokio::spawn(async move {
+                while let Some(chunk) = rx.recv().await {
+                    let sent = match &writer {
+                        Some(w) => w.data_bytes(chunk).await.is_ok(),
+                        None => out_handle.data(channel, chunk).await.is_ok(),
+                    };
+                    if !sent {
+                        break;
+                    }
+                }
+            });
             let result = tokio::task::spawn_blocking(move || {
-                let mut out = Vec::new();
+                let mut out = ChannelOut::new(tx, pty);
                 let outcome = actor.and_then(|actor| {
                     cli::run(&services, &actor, command, &mut stdin.as_slice(), &mut out)
                 });
-                (out, outcome)
+                let flushed = std::io::Write::flush(&mut out);
+                drop(out);
+                outcome.and_then(|()| {
+                    flushed.map_err(|e| Error::Failed(format!("cannot write output: {e}")))
+                })
             })
             .await;
-            let (out, outcome) = match result {
-                Ok(pair) => pair,
-                Err(e) => (
-                    Vec::new(),
-                    Err(Error::Failed(format!("command failed: {e}"))),
-                ),
-            };
+            let _ = sender.await;
+            let outcome =
+                result.unwrap_or_else(|e| Err(Error::Failed(format!("command failed: {e}"))));
             let (code, err) = match outcome {
                 Ok(()) => (0, None),
                 Err(e) => (e.exit_code(), Some(format!("error: {e}\n"))),
             };
-            send_output(&handle, channel, out, err, code as u32, pty).await;
+            send_output(&handle, channel, vec![], err, code as u32, pty).await;
         });
+    }
+}
+
+/// Chunks of output queued between a command and the client.
+const OUTPUT_CHUNKS: usize = 4;
+const OUTPUT_CHUNK: usize = 32 * 1024;
+
+/// Where an exec command writes: chunks of 32 KiB handed to the sending
+/// task (blocking while the queue is full), `\n` made `\r\n` for a pty.
+struct ChannelOut {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+    pty: bool,
+    prev: u8,
+}
+
+impl ChannelOut {
+    fn new(tx: tokio::sync::mpsc::Sender<Vec<u8>>, pty: bool) -> ChannelOut {
+        ChannelOut {
+            tx,
+            buf: Vec::with_capacity(OUTPUT_CHUNK + 1024),
+            pty,
+            prev: 0,
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(OUTPUT_CHUNK + 1024));
+        self.tx.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for ChannelOut {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.pty {
+            for &b in data {
+                if b == b'\n' && self.prev != b'\r' {
+                    self.buf.push(b'\r');
+                }
+                self.buf.push(b);
+                self.prev = b;
+            }
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        if self.buf.len() >= OUTPUT_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
     }
 }
 
