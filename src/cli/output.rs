@@ -255,6 +255,18 @@ fn fixed_line(cells: &[String], widths: &[usize]) -> String {
     line.trim_end().to_string()
 }
 
+/// The columns of the accounts table, in the console and in `user list`.
+pub const ACCOUNT_COLUMNS: [&str; 8] = [
+    "USERNAME",
+    "NAME",
+    "KIND",
+    "COMPANY",
+    "SPONSOR",
+    "STATUS",
+    "END",
+    "LAST LOGIN",
+];
+
 /// Accounts as `user list` prints them, one at a time.
 pub enum AccountRows<'a> {
     Json(JsonRows<'a>, NaiveDate),
@@ -266,22 +278,7 @@ impl<'a> AccountRows<'a> {
         Ok(if json {
             AccountRows::Json(JsonRows::new(out)?, today)
         } else {
-            AccountRows::Table(
-                TableRows::new(
-                    out,
-                    &[
-                        "USERNAME",
-                        "NAME",
-                        "KIND",
-                        "COMPANY",
-                        "SPONSOR",
-                        "STATUS",
-                        "END",
-                        "LAST LOGIN",
-                    ],
-                ),
-                today,
-            )
+            AccountRows::Table(TableRows::new(out, &ACCOUNT_COLUMNS), today)
         })
     }
 
@@ -965,16 +962,7 @@ mod tests {
         // layout give the same bytes, so a long table reads like a short one.
         let small = many(20);
         let laid_out = streamed(&small, false);
-        let header = [
-            "USERNAME",
-            "NAME",
-            "KIND",
-            "COMPANY",
-            "SPONSOR",
-            "STATUS",
-            "END",
-            "LAST LOGIN",
-        ];
+        let header = ACCOUNT_COLUMNS;
         let rows: Vec<Vec<String>> = small
             .iter()
             .map(|a| account_cells(a, at().date_naive()))

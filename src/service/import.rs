@@ -453,21 +453,9 @@ impl Services {
         let indexes = index_guard
             .as_ref()
             .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-        let mut tx = Tx {
-            services: self,
-            indexes,
-            actor,
-            now,
-            accounts: Default::default(),
-            groups: Default::default(),
-            events: Vec::new(),
-            meta: Vec::new(),
-            records: Vec::new(),
-            outbox_next: *outbox_next,
-            email_delta: HashMap::new(),
-            fingerprint_delta: HashMap::new(),
-            overlay: Some(overlay),
-        };
+        let mut tx = Tx::new(self, indexes, actor, now);
+        tx.outbox_next = *outbox_next;
+        tx.overlay = Some(overlay);
         for row in rows {
             // Only accounts that existed before this import are skipped: a
             // name twice in the file is still an error.

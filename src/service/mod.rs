@@ -404,21 +404,7 @@ impl Services {
         let indexes = index_guard
             .as_ref()
             .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-        let mut tx = Tx {
-            services: self,
-            indexes,
-            actor,
-            now,
-            accounts: BTreeMap::new(),
-            groups: BTreeMap::new(),
-            events: Vec::new(),
-            meta: Vec::new(),
-            records: Vec::new(),
-            outbox_next: None,
-            email_delta: HashMap::new(),
-            fingerprint_delta: HashMap::new(),
-            overlay: None,
-        };
+        let mut tx = Tx::new(self, indexes, actor, now);
         let value = build(&mut tx)?;
         if dry_run {
             return Ok(value);
@@ -546,6 +532,32 @@ pub(crate) struct Tx<'a> {
     fingerprint_delta: HashMap<String, Option<String>>,
     /// What earlier chunks of a bulk import staged (not yet in the store).
     overlay: Option<&'a import::Overlay>,
+}
+
+impl<'a> Tx<'a> {
+    /// An empty transaction of `actor` at `now`, checked against `indexes`.
+    pub(crate) fn new(
+        services: &'a Services,
+        indexes: &'a Indexes,
+        actor: &'a Actor,
+        now: DateTime<Utc>,
+    ) -> Tx<'a> {
+        Tx {
+            services,
+            indexes,
+            actor,
+            now,
+            accounts: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            events: Vec::new(),
+            meta: Vec::new(),
+            records: Vec::new(),
+            outbox_next: None,
+            email_delta: HashMap::new(),
+            fingerprint_delta: HashMap::new(),
+            overlay: None,
+        }
+    }
 }
 
 impl Tx<'_> {

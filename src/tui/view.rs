@@ -196,16 +196,7 @@ fn end_text(end: Option<chrono::NaiveDate>, today: chrono::NaiveDate) -> String 
 
 fn accounts(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    const COLUMNS: [&str; 8] = [
-        "USERNAME",
-        "NAME",
-        "KIND",
-        "COMPANY",
-        "SPONSOR",
-        "STATUS",
-        "END",
-        "LAST LOGIN",
-    ];
+    const COLUMNS: [&str; 8] = crate::cli::ACCOUNT_COLUMNS;
     // At 80 columns the company, sponsor and last login give way (the detail has them).
     let wide = area.width >= 110;
     let shown: &[usize] = if wide {

@@ -45,10 +45,8 @@ class WrongAnswers(asyncssh.SSHClient):
         return ["wrong password %d" % self.answered for _ in prompts]
 
 
-async def kbdint(port, user, rounds):
-    client = WrongAnswers(int(rounds))
-    err = ""
-    start = time.monotonic()
+async def wrong_answers(port, user, client, limit):
+    """One keyboard-interactive connection answered by `client`; why it ended."""
     try:
         conn, _ = await asyncio.wait_for(
             asyncssh.create_connection(
@@ -61,11 +59,18 @@ async def kbdint(port, user, rounds):
                 preferred_auth=["keyboard-interactive"],
                 **OPTS,
             ),
-            30,
+            limit,
         )
         conn.close()
+        return ""
     except Exception as e:  # noqa: BLE001 - we report whatever ended it
-        err = "%s: %s" % (type(e).__name__, e)
+        return "%s: %s" % (type(e).__name__, e)
+
+
+async def kbdint(port, user, rounds):
+    client = WrongAnswers(int(rounds))
+    start = time.monotonic()
+    err = await wrong_answers(port, user, client, 30)
     out(answered=client.answered, error=err, seconds=round(time.monotonic() - start, 2))
 
 
@@ -130,23 +135,7 @@ async def userflood(port, n, length):
     failed = 0
     for i in range(int(n)):
         name = ("u%06d" % i) + "a" * (int(length) - 7)
-        client = WrongAnswers(1)
-        try:
-            conn, _ = await asyncio.wait_for(
-                asyncssh.create_connection(
-                    lambda: client,
-                    "127.0.0.1",
-                    int(port),
-                    username=name,
-                    client_keys=None,
-                    password=None,
-                    preferred_auth=["keyboard-interactive"],
-                    **OPTS,
-                ),
-                15,
-            )
-            conn.close()
-        except Exception:  # noqa: BLE001 - a refusal is the expected outcome
+        if await wrong_answers(port, name, WrongAnswers(1), 15):
             failed += 1
     out(failed=failed)
 
