@@ -361,8 +361,13 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
     let (host_key, _) =
         hostkey::ensure_host_key(&config.server.keys_dir).map_err(|e| fail(e, 1))?;
     let fingerprint = hostkey::fingerprint(&host_key);
+    // Commands and console updates run on the blocking pool: at most 64
+    // threads (not tokio's 512, each with its stack and allocator heap
+    // under a flood), given back after 2 s idle.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
+        .thread_keep_alive(std::time::Duration::from_secs(2))
         .build()
         .map_err(|e| fail(format!("cannot start the runtime: {e}"), 1))?;
     runtime.block_on(async {
