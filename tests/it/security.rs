@@ -352,3 +352,37 @@ fn floods_of_huge_usernames_and_huge_refused_commands_cannot_fill_the_audit_trai
     // of 80 × 200 KB used to cost with their copies.
     assert!(grown < 16 << 20, "the database grew {grown} bytes");
 }
+
+#[test]
+fn a_console_is_never_larger_than_500_by_200_whatever_pty_the_client_asks_for() {
+    let inst = Instance::initialised();
+    let live = Live::start(inst);
+    let seen = hostile(
+        &[
+            "ptysize",
+            &live.port(),
+            "alice",
+            &live.key("alice"),
+            "1000",
+            "1000",
+        ],
+        STEP,
+    );
+    assert!(seen["bytes"].as_u64().unwrap() > 1000, "{seen}");
+    assert!(seen["max_row"].as_u64().unwrap() <= 200, "{seen}");
+    assert!(seen["max_col"].as_u64().unwrap() <= 500, "{seen}");
+    // A sane size is drawn as asked.
+    let seen = hostile(
+        &[
+            "ptysize",
+            &live.port(),
+            "alice",
+            &live.key("alice"),
+            "120",
+            "40",
+        ],
+        STEP,
+    );
+    assert!(seen["max_row"].as_u64().unwrap() <= 40, "{seen}");
+    assert!(seen["max_row"].as_u64().unwrap() >= 30, "{seen}");
+}

@@ -11,6 +11,7 @@ loopback, bounded in count and time, and prints one JSON line of what it saw.
     hostile.py hold PORT N BIND SECONDS           # N raw TCP connections from BIND that send nothing
     hostile.py bigexec PORT USER KEY LENGTH N     # N times `user show x<LENGTH a's>`, 8 at a time
     hostile.py consolecap PORT USER KEY N         # N consoles on one connection: which are refused, why
+    hostile.py ptysize PORT USER KEY COLS ROWS    # one console: the furthest row and column it draws to
 """
 
 import asyncio
@@ -173,6 +174,33 @@ async def consolecap(port, user, key, n):
         out(opened=len(procs) - len(refused), refused=refused)
 
 
+async def ptysize(port, user, key, cols, rows):
+    async with asyncssh.connect(
+        "127.0.0.1", int(port), username=user, client_keys=[key], **OPTS
+    ) as conn:
+        proc = await conn.create_process(
+            term_type="xterm-256color", term_size=(int(cols), int(rows)), encoding=None
+        )
+        seen = b""
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                seen += await asyncio.wait_for(proc.stdout.read(1 << 16), 0.5)
+            except asyncio.TimeoutError:
+                if seen:
+                    break
+        import re
+
+        spots = [(int(r), int(c)) for r, c in re.findall(rb"\x1b\[(\d+);(\d+)H", seen)]
+        out(
+            bytes=len(seen),
+            max_row=max((r for r, _ in spots), default=0),
+            max_col=max((c for _, c in spots), default=0),
+        )
+        proc.stdin.write(b"q")
+        await asyncio.sleep(0.3)
+
+
 def hold(port, n, bind, seconds):
     socks = []
     for _ in range(int(n)):
@@ -202,6 +230,7 @@ def main():
         "userflood": userflood,
         "bigexec": bigexec,
         "consolecap": consolecap,
+        "ptysize": ptysize,
     }[cmd]
     asyncio.run(fn(*args))
 
