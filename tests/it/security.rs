@@ -250,6 +250,21 @@ fn channels_per_connection_and_sessions_per_account_are_capped_with_a_reason_and
         "{seen}"
     );
 
+    // Bob's earlier connections are gone before his sessions are counted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while live
+        .json("session list --json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["account"] == "bob")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "bob's earlier connections never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let seen = hostile(
         &["sessions", &live.port(), "bob", &live.key("bob"), "5"],
         STEP,
@@ -268,6 +283,20 @@ fn channels_per_connection_and_sessions_per_account_are_capped_with_a_reason_and
     assert!(live.ok("alice", "whoami").starts_with("alice "));
 
     // Consoles cost frame buffers: at most four per account.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while live
+        .json("session list --json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["account"] == "bob")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "bob's earlier connections never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let seen = hostile(
         &["consolecap", &live.port(), "bob", &live.key("bob"), "6"],
         STEP,
