@@ -201,7 +201,11 @@ def main():
         # tenure
         shutil.copy(os.path.join(ROOT, "config.example.toml"), work)
         cfg = os.path.join(work, "config.example.toml")
-        text = open(cfg).read().replace("idle_timeout_minutes = 30", "idle_timeout_minutes = 0")
+        # The load comes from one address: let it hold every unauthenticated slot.
+        text = (open(cfg).read().replace("idle_timeout_minutes = 30", "idle_timeout_minutes = 0")
+                .replace("max_unauthenticated = 64", "max_unauthenticated = 256")
+                .replace("max_unauthenticated_per_address = 16", "max_unauthenticated_per_address = 256")
+                .replace("max_sessions_per_account = 10", "max_sessions_per_account = 512"))
         open(cfg, "w").write(text)
         subprocess.run([TENURE, "--config", cfg, "init", "--admin", "alice", "--key", key_path + ".pub"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run([TENURE, "--config", cfg, "user", "create", "bob", "--email", "bob@x.io", "--display-name", "Bob", "--kind", "employee", "--role", "admin"], check=True, stdout=subprocess.DEVNULL)

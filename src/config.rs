@@ -365,7 +365,7 @@ fn default_max_consoles_per_account() -> usize {
 }
 
 fn default_max_unauth_per_address() -> usize {
-    8
+    16
 }
 fn default_early_drop_rate() -> u32 {
     30
@@ -721,11 +721,13 @@ impl Config {
                     .server
                     .max_unauthenticated_per_address
                     .clamp(1, raw.server.max_unauthenticated.max(1)),
-                // Past half the slots, start dropping at random (sshd: 10:30:100).
+                // Past three quarters of the slots, start dropping at random
+                // (sshd: 10:30:100): above what one address may hold, so a
+                // single flooding address does not make others' logins a lottery.
                 early_drop_start: raw
                     .server
                     .early_drop_start
-                    .unwrap_or((raw.server.max_unauthenticated / 2).max(8))
+                    .unwrap_or((raw.server.max_unauthenticated * 3 / 4).max(8))
                     .min(raw.server.max_unauthenticated.max(1)),
                 early_drop_rate: raw.server.early_drop_rate.min(100),
                 max_channels_per_connection: raw.server.max_channels_per_connection.max(1),

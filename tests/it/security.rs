@@ -167,12 +167,8 @@ fn throttle_exempt_addresses_lock_nothing() {
 
 #[test]
 fn one_address_holding_its_unauthenticated_slots_does_not_shut_out_another() {
+    // The shipped limits: 64 unauthenticated, 16 per address, random drops past 48.
     let inst = Instance::initialised();
-    inst.edit_config("max_unauthenticated = 64", "max_unauthenticated = 16");
-    inst.edit_config(
-        "max_unauthenticated_per_address = 8",
-        "max_unauthenticated_per_address = 4",
-    );
     let live = Live::start(inst);
     // 127.0.0.1 opens 60 connections and says nothing (they live 30 s).
     let port = live.port();
