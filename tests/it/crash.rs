@@ -180,7 +180,10 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_half_applies_nothing
         let (code, _, _) = client.join().unwrap();
         // The first open after the crash finishes (or drops) the import and says so on stderr.
         let (opened, out, err) = inst.run(&["check"]);
-        assert_eq!(opened, 0, "import {round}: check after a crash:\n{out}{err}");
+        assert_eq!(
+            opened, 0,
+            "import {round}: check after a crash:\n{out}{err}"
+        );
         let present = inst
             .json(&["user", "list", "--json"])
             .as_array()
