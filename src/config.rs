@@ -929,6 +929,60 @@ mod tests {
     }
 
     #[test]
+    fn connectors_parse_with_defaults_and_bad_ones_name_the_file_and_key() {
+        let ok = parse(
+            "[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"bin/push\", \"-q\"]\n",
+        )
+        .unwrap();
+        let c = &ok.connectors[0];
+        assert_eq!(
+            c.kind,
+            ConnectorType::Command {
+                argv: vec!["/srv/tenure/bin/push".into(), "-q".into()]
+            }
+        );
+        assert_eq!(c.timeout_seconds, 30);
+        assert!(!c.kinds.contains(&crate::domain::Kind::Employee));
+        assert!(c.kinds.contains(&crate::domain::Kind::Contractor));
+        assert!(parse(EXAMPLE).unwrap().connectors.is_empty());
+
+        let cases = [
+            (
+                "type = \"ldap\"\n",
+                "connectors[0].type: \"ldap\" connectors are not supported yet",
+            ),
+            (
+                "type = \"scim\"\n",
+                "connectors[0].type: \"scim\" connectors are not supported yet",
+            ),
+            ("type = \"command\"\n", "connectors[0].command"),
+            (
+                "type = \"command\"\ncommand = [\"/x\"]\nscope = { kinds = [\"robot\"] }\n",
+                "connectors[0].scope.kinds: unknown kind 'robot'",
+            ),
+            (
+                "type = \"command\"\ncommand = [\"/x\"]\ntimeout_seconds = 0\n",
+                "connectors[0].timeout_seconds",
+            ),
+        ];
+        for (rest, want) in cases {
+            let err = parse(&format!("[[connectors]]\nname = \"hr\"\n{rest}"))
+                .unwrap_err()
+                .0;
+            assert!(
+                err.starts_with("config test.toml: line 1: ") && err.contains(want),
+                "{err}"
+            );
+        }
+        let twice = "[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/x\"]\n";
+        let err = parse(&format!("{twice}{twice}")).unwrap_err().0;
+        assert!(
+            err.contains("line 5") && err.contains("connectors[1].name"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_line_and_the_key() {
         let err = parse("[server]\nlisten = [\"127.0.0.1:2222\"]\nbogus = 1\n")
             .unwrap_err()
