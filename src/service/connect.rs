@@ -654,4 +654,45 @@ mod tests {
         );
         assert!(jobs(&s, &admin).is_empty());
     }
+
+    #[test]
+    fn an_import_queues_a_create_job_per_account_in_scope_with_increasing_ids() {
+        use crate::service::import::{ImportOptions, ImportRow};
+        let (s, _clock, admin) = setup();
+        s.create(&admin, "bob", input("bob@x.io", Kind::Contractor))
+            .unwrap();
+        let rows = vec![
+            ImportRow {
+                line: 2,
+                username: "cat".into(),
+                input: input("cat@x.io", Kind::Vendor),
+            },
+            ImportRow {
+                line: 3,
+                username: "dan".into(),
+                input: input("dan@x.io", Kind::Employee),
+            },
+        ];
+        let report = s
+            .import(&admin, ImportOptions::default(), || {
+                Ok(Box::new(rows.into_iter().map(Ok)))
+            })
+            .unwrap();
+        assert_eq!(report.imported, 2);
+        let queued = jobs(&s, &admin);
+        let seen: Vec<(u64, &str, JobAction)> = queued
+            .iter()
+            .map(|j| (j.id, j.account.as_str(), j.action))
+            .collect();
+        assert_eq!(
+            seen,
+            [(1, "bob", JobAction::Create), (2, "cat", JobAction::Create)],
+            "the employee is out of scope"
+        );
+        // The next change after the import continues the numbering.
+        s.disable(&admin, "cat", DisableReason::Manual, Some("x".into()))
+            .unwrap();
+        let last = jobs(&s, &admin).pop().unwrap();
+        assert_eq!((last.id, last.action), (3, JobAction::Disable));
+    }
 }
