@@ -49,8 +49,11 @@ fn run_command(
     let Some((program, args)) = argv.split_first() else {
         return Err("no program configured".into());
     };
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(program)
         .args(args)
+        // Its own process group: a timeout ends whatever it started, too.
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -66,7 +69,10 @@ fn run_command(
             let _ = stdin.write_all(&line);
         }
     });
+    // Each pipe is read on its own thread into a channel, so a program
+    // that leaves a process holding its output cannot hold the worker.
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(mut p) = pipe {
@@ -81,8 +87,9 @@ fn run_command(
                     }
                 }
             }
-            buf
-        })
+            let _ = tx.send(buf);
+        });
+        rx
     };
     let out = reader(
         child
@@ -101,6 +108,11 @@ fn run_command(
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -109,9 +121,12 @@ fn run_command(
             Err(e) => return Err(format!("waiting for {program}: {e}")),
         }
     };
-    let _ = writer.join();
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    let grace = Duration::from_secs(2);
+    let stdout = out.recv_timeout(grace).unwrap_or_default();
+    let stderr = err.recv_timeout(grace).unwrap_or_default();
+    if status.is_some() {
+        let _ = writer.join();
+    }
     match status {
         None => Err(format!(
             "{program} did not finish within {} s",
@@ -133,5 +148,70 @@ fn run_command(
                 why
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, timeout: u64) -> ConnectorConfig {
+        ConnectorConfig {
+            name: "t".into(),
+            kind: ConnectorType::Command {
+                argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            },
+            kinds: Default::default(),
+            timeout_seconds: timeout,
+        }
+    }
+
+    #[test]
+    fn the_program_gets_the_document_and_its_exit_decides() {
+        let doc = serde_json::json!({"action": "create", "account": {"username": "bob"}});
+        // The document arrives as one line on stdin; stdout's first line is the id.
+        let ok = Runner.apply(
+            &sh(r#"read -r line; case "$line" in *'"username":"bob"'*) echo "id-1"; echo more;; *) exit 9;; esac"#, 5),
+            &doc,
+        );
+        assert_eq!(ok, Ok(Some("id-1".into())));
+        assert_eq!(Runner.apply(&sh("cat >/dev/null", 5), &doc), Ok(None));
+        // A failure is stderr's first 512 bytes, on one line.
+        let long = Runner
+            .apply(
+                &sh("cat >/dev/null; printf 'no such\\nuser ' >&2; head -c 2000 /dev/zero | tr '\\0' x >&2; exit 3", 5),
+                &doc,
+            )
+            .unwrap_err();
+        assert!(
+            long.starts_with("no such user xxx") && long.len() == 512,
+            "{}",
+            long.len()
+        );
+        let silent = Runner.apply(&sh("exit 4", 5), &doc).unwrap_err();
+        assert!(
+            silent.contains("exited") && silent.contains('4'),
+            "{silent}"
+        );
+        // The timeout kills it.
+        let started = Instant::now();
+        let slow = Runner.apply(&sh("sleep 20", 1), &doc).unwrap_err();
+        assert!(slow.contains("did not finish within 1 s"), "{slow}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let missing = Runner
+            .apply(
+                &ConnectorConfig {
+                    kind: ConnectorType::Command {
+                        argv: vec!["/nonexistent/push".into()],
+                    },
+                    ..sh("", 5)
+                },
+                &doc,
+            )
+            .unwrap_err();
+        assert!(
+            missing.starts_with("cannot run /nonexistent/push"),
+            "{missing}"
+        );
     }
 }
