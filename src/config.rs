@@ -291,6 +291,60 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub scheduler: SchedulerConfig,
     pub console: ConsoleConfig,
+    /// Provisioning targets (`[[connectors]]`); none by default.
+    pub connectors: Vec<ConnectorConfig>,
+}
+
+/// How a connector reaches its target. Only `command` exists so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorType {
+    /// A program run with the job as one JSON document on stdin (argv, no shell).
+    Command { argv: Vec<String> },
+}
+
+impl ConnectorType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConnectorType::Command { .. } => "command",
+        }
+    }
+}
+
+/// One `[[connectors]]` entry.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub name: String,
+    pub kind: ConnectorType,
+    /// The kinds of account this target receives.
+    pub kinds: BTreeSet<crate::domain::Kind>,
+    pub timeout_seconds: u64,
+}
+
+impl ConnectorConfig {
+    pub fn covers(&self, account: &crate::domain::Account) -> bool {
+        self.kinds.contains(&account.kind)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnector {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    scope: Option<RawScope>,
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScope {
+    #[serde(default)]
+    kinds: Option<Vec<String>>,
 }
 
 /// The console's defaults.
@@ -439,6 +493,8 @@ struct RawConfig {
     scheduler: SchedulerConfig,
     #[serde(default)]
     console: RawConsole,
+    #[serde(default)]
+    connectors: Vec<Spanned<RawConnector>>,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -706,6 +762,101 @@ impl Config {
                 base_dir.join(path)
             }
         };
+        let mut connectors: Vec<ConnectorConfig> = Vec::new();
+        for (i, spanned) in raw.connectors.iter().enumerate() {
+            let span = spanned.span();
+            let c = spanned.get_ref();
+            let at = format!("connectors[{i}]");
+            let valid_name = !c.name.is_empty()
+                && c.name.len() <= 64
+                && c.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !valid_name {
+                return Err(fail(
+                    span,
+                    format!("{at}.name: '{}' must be 1-64 of a-z, 0-9, - and _", c.name),
+                ));
+            }
+            if connectors.iter().any(|o| o.name == c.name) {
+                return Err(fail(
+                    span,
+                    format!(
+                        "{at}.name: a connector named '{}' is already configured",
+                        c.name
+                    ),
+                ));
+            }
+            let kind = match c.kind.as_str() {
+                "command" => {
+                    let argv = c.command.clone().unwrap_or_default();
+                    let Some(program) = argv.first().filter(|p| !p.trim().is_empty()) else {
+                        return Err(fail(
+                            span,
+                            format!("{at}.command: give the program and its arguments, e.g. [\"/usr/local/bin/push\", \"--quiet\"]"),
+                        ));
+                    };
+                    let mut argv = argv.clone();
+                    if program.contains('/') {
+                        argv[0] = resolve(program).display().to_string();
+                    }
+                    ConnectorType::Command { argv }
+                }
+                "ldap" | "scim" => {
+                    return Err(fail(
+                        span,
+                        format!(
+                            "{at}.type: \"{}\" connectors are not supported yet (only \"command\")",
+                            c.kind
+                        ),
+                    ))
+                }
+                other => {
+                    return Err(fail(
+                        span,
+                        format!(
+                            "{at}.type: unknown connector type '{other}' (expected \"command\")"
+                        ),
+                    ))
+                }
+            };
+            let kinds = match c.scope.as_ref().and_then(|s| s.kinds.as_ref()) {
+                Some(list) => {
+                    let mut kinds = BTreeSet::new();
+                    for k in list {
+                        let kind: crate::domain::Kind = k.parse().map_err(|e: String| {
+                            fail(span.clone(), format!("{at}.scope.kinds: {e}"))
+                        })?;
+                        kinds.insert(kind);
+                    }
+                    if kinds.is_empty() {
+                        return Err(fail(
+                            span,
+                            format!("{at}.scope.kinds: name at least one kind"),
+                        ));
+                    }
+                    kinds
+                }
+                None => crate::domain::Kind::ALL
+                    .iter()
+                    .copied()
+                    .filter(|k| *k != crate::domain::Kind::Employee)
+                    .collect(),
+            };
+            let timeout_seconds = c.timeout_seconds.unwrap_or(30);
+            if timeout_seconds == 0 || timeout_seconds > 3600 {
+                return Err(fail(
+                    span,
+                    format!("{at}.timeout_seconds: {timeout_seconds} must be 1 to 3600"),
+                ));
+            }
+            connectors.push(ConnectorConfig {
+                name: c.name.clone(),
+                kind,
+                kinds,
+                timeout_seconds,
+            });
+        }
         Ok(Config {
             source: source.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -745,6 +896,7 @@ impl Config {
             console: ConsoleConfig {
                 theme: raw.console.theme.map(Spanned::into_inner),
             },
+            connectors,
         })
     }
 }
@@ -775,6 +927,60 @@ mod tests {
         assert!(
             !config.custom_fields.iter().any(|f| f.required),
             "example fields stay optional"
+        );
+    }
+
+    #[test]
+    fn connectors_parse_with_defaults_and_bad_ones_name_the_file_and_key() {
+        let ok = parse(
+            "[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"bin/push\", \"-q\"]\n",
+        )
+        .unwrap();
+        let c = &ok.connectors[0];
+        assert_eq!(
+            c.kind,
+            ConnectorType::Command {
+                argv: vec!["/srv/tenure/bin/push".into(), "-q".into()]
+            }
+        );
+        assert_eq!(c.timeout_seconds, 30);
+        assert!(!c.kinds.contains(&crate::domain::Kind::Employee));
+        assert!(c.kinds.contains(&crate::domain::Kind::Contractor));
+        assert!(parse(EXAMPLE).unwrap().connectors.is_empty());
+
+        let cases = [
+            (
+                "type = \"ldap\"\n",
+                "connectors[0].type: \"ldap\" connectors are not supported yet",
+            ),
+            (
+                "type = \"scim\"\n",
+                "connectors[0].type: \"scim\" connectors are not supported yet",
+            ),
+            ("type = \"command\"\n", "connectors[0].command"),
+            (
+                "type = \"command\"\ncommand = [\"/x\"]\nscope = { kinds = [\"robot\"] }\n",
+                "connectors[0].scope.kinds: unknown kind 'robot'",
+            ),
+            (
+                "type = \"command\"\ncommand = [\"/x\"]\ntimeout_seconds = 0\n",
+                "connectors[0].timeout_seconds",
+            ),
+        ];
+        for (rest, want) in cases {
+            let err = parse(&format!("[[connectors]]\nname = \"hr\"\n{rest}"))
+                .unwrap_err()
+                .0;
+            assert!(
+                err.starts_with("config test.toml: line 1: ") && err.contains(want),
+                "{err}"
+            );
+        }
+        let twice = "[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/x\"]\n";
+        let err = parse(&format!("{twice}{twice}")).unwrap_err().0;
+        assert!(
+            err.contains("line 5") && err.contains("connectors[1].name"),
+            "{err}"
         );
     }
 

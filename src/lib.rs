@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bounded;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod domain;
 pub mod hostkey;
 pub mod notify;

@@ -422,6 +422,31 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                 }
             }
         });
+        // The connector worker: applies provisioning jobs every second, or
+        // as soon as a write queued some.
+        let provisioner = services.clone();
+        let connectors = tokio::spawn(async move {
+            if provisioner.config().connectors.is_empty() {
+                return;
+            }
+            let wake = provisioner.connector_waker();
+            let runner = std::sync::Arc::new(tenure::connect::Runner);
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = wake.notified() => {}
+                }
+                let (s, r) = (provisioner.clone(), runner.clone());
+                match tokio::task::spawn_blocking(move || s.connector_round(r.as_ref())).await {
+                    Ok(Ok((applied, failed))) if applied + failed > 0 => {
+                        tracing::info!(applied, failed, "connector jobs")
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "connector round failed"),
+                    _ => {}
+                }
+            }
+        });
         for addr in &server.addrs {
             println!("tenure listening on {addr} ({count} accounts, host key {fingerprint})");
         }
@@ -429,6 +454,7 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
         println!("shutting down: closing sessions");
         scheduler.abort();
         delivery.abort();
+        connectors.abort();
         server.shutdown("server shutting down").await;
         Ok::<(), ExitCode>(())
     })?;

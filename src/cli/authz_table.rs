@@ -133,6 +133,9 @@ fn rows() -> Vec<Row> {
         row("request deny", "request deny {request} --reason no", "", TomRequested,             [A, D, D, D, D, D]),
         row("report orphans", "report orphans", "", Nothing,                                    [A, A, D, D, D, D]),
         row("notify queue", "notify queue", "", Nothing,                                        [A, A, D, D, D, D]),
+        row("connector list", "connector list", "", Nothing,                                    [A, A, D, D, D, D]),
+        row("connector status", "connector status hr", "", Nothing,                             [A, A, D, D, D, D]),
+        row("connector retry", "connector retry hr", "", Nothing,                               [A, A, D, D, D, D]),
         row("import", "import", "username,email,display_name,kind\nneo,neo@x.io,Neo,employee\n", Nothing,
                                                                                                 [A, D, D, D, D, D]),
         row("export", "export", "", Nothing,                                                    [A, A, D, D, D, D]),
@@ -171,7 +174,12 @@ fn person(s: &Services, local: &Actor, name: &str, roles: &[Role], sponsor: Opti
 }
 
 fn cell(before: Before) -> Cell {
-    let (s, _clock, local) = testkit::services();
+    // One connector, so `connector status hr` and `connector retry hr` have a target.
+    let config = format!(
+        "{}\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/bin/true\"]\n",
+        crate::config::EXAMPLE
+    );
+    let (s, _clock, local) = testkit::services_with(&config, None);
     person(&s, &local, "ada", &[Role::Admin], None);
     s.key_add(&local, "ada", &key_line(7, "ada@x"), None)
         .unwrap();

@@ -71,6 +71,9 @@ pub enum Command {
     /// Notifications waiting to go out (the outbox)
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Provisioning targets: their links, queued jobs, retries
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
     /// Create accounts from CSV on stdin (the header names the columns, as `export` writes them)
     Import {
         /// Check every row, write nothing
@@ -286,6 +289,27 @@ pub enum NotifyCommand {
     Queue {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Every connector: type, scope, links in sync / pending / failed, jobs queued, last error
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One connector: each linked account and the queued jobs
+    Status {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the waiting jobs (of one account with --user) due now
+    Retry {
+        name: String,
+        #[arg(long)]
+        user: Option<String>,
     },
 }
 
@@ -794,7 +818,8 @@ pub fn run(
             }
             UserCommand::Show { name, json } => {
                 let account = services.show(actor, &name)?;
-                print_account(out, &account, today, json)
+                let links = services.account_links(&account.username)?;
+                print_account_with_links(out, &account, &links, today, json)
             }
             UserCommand::Create { name, fields, json } => {
                 let account = services.create(actor, &name, fields.to_input(services)?)?;
@@ -1093,6 +1118,18 @@ pub fn run(
             services.report_orphans_each(actor, &mut |o| rows.row(&o))?;
             rows.finish()
         }
+        Command::Connector(cmd) => match cmd {
+            ConnectorCommand::List { json } => {
+                print_connectors(out, &services.connector_list(actor)?, json)
+            }
+            ConnectorCommand::Status { name, json } => {
+                print_connector_status(out, &services.connector_status(actor, &name)?, json)
+            }
+            ConnectorCommand::Retry { name, user } => {
+                let n = services.connector_retry(actor, &name, user.as_deref())?;
+                say(out, &format!("{name}: {n} jobs due now"))
+            }
+        },
         Command::Notify(NotifyCommand::Queue { json }) => {
             let entries = services.notify_queue(actor)?;
             print_outbox(out, &entries, json)

@@ -900,6 +900,148 @@ pub fn unformula(cell: &str) -> &str {
     }
 }
 
+/// `user show`: the account, and what each connector holds for it.
+pub fn print_account_with_links(
+    out: &mut dyn Write,
+    a: &Account,
+    links: &[crate::service::connect::Link],
+    today: NaiveDate,
+    json: bool,
+) -> Result<()> {
+    if json {
+        let mut view = account_view(a, today);
+        view["links"] =
+            serde_json::to_value(links).map_err(|e| Error::Failed(format!("encode links: {e}")))?;
+        return print_json(out, &view);
+    }
+    print_account(out, a, today, false)?;
+    let text = if links.is_empty() {
+        "-".to_string()
+    } else {
+        links
+            .iter()
+            .map(|l| {
+                let mut s = format!(
+                    "{} {} id {}",
+                    l.connector,
+                    l.status.as_str(),
+                    l.target_id.as_deref().unwrap_or("-")
+                );
+                if let Some(e) = &l.last_error {
+                    s = format!("{s} ({e})");
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    say(out, &format!("{:<13} {text}", "links"))
+}
+
+pub fn print_connectors(
+    out: &mut dyn Write,
+    list: &[crate::service::connect::ConnectorSummary],
+    json: bool,
+) -> Result<()> {
+    if json {
+        return print_json(out, list);
+    }
+    if list.is_empty() {
+        return writeln!(out, "no connectors configured").map_err(io);
+    }
+    let mut t = table(&[
+        "NAME",
+        "TYPE",
+        "SCOPE",
+        "IN SYNC",
+        "PENDING",
+        "FAILED",
+        "JOBS",
+        "LAST ERROR",
+    ]);
+    for c in list {
+        add_row(
+            &mut t,
+            vec![
+                c.name.clone(),
+                c.kind.clone(),
+                c.scope.join(","),
+                c.in_sync.to_string(),
+                c.pending.to_string(),
+                c.failed.to_string(),
+                c.jobs_queued.to_string(),
+                c.last_error.clone().unwrap_or_else(|| "-".into()),
+            ],
+        );
+    }
+    write_table(out, &t)
+}
+
+pub fn print_connector_status(
+    out: &mut dyn Write,
+    status: &crate::service::connect::ConnectorStatus,
+    json: bool,
+) -> Result<()> {
+    if json {
+        return print_json(out, status);
+    }
+    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+    };
+    if status.links.is_empty() {
+        say(out, &format!("{}: no accounts linked yet", status.name))?;
+    } else {
+        let mut t = table(&[
+            "ACCOUNT",
+            "STATUS",
+            "TARGET ID",
+            "TRIES",
+            "LAST ERROR",
+            "LAST SUCCESS",
+        ]);
+        for l in &status.links {
+            add_row(
+                &mut t,
+                vec![
+                    l.account.clone(),
+                    l.status.as_str().to_string(),
+                    l.target_id.clone().unwrap_or_else(|| "-".into()),
+                    l.attempts.to_string(),
+                    l.last_error.clone().unwrap_or_else(|| "-".into()),
+                    fmt(l.last_success),
+                ],
+            );
+        }
+        write_table(out, &t)?;
+    }
+    if status.jobs.is_empty() {
+        return say(out, "no jobs queued");
+    }
+    say(out, &format!("{} jobs queued:", status.jobs.len()))?;
+    let mut t = table(&[
+        "JOB",
+        "ACCOUNT",
+        "ACTION",
+        "TRIES",
+        "NEXT TRY",
+        "LAST ERROR",
+    ]);
+    for j in &status.jobs {
+        add_row(
+            &mut t,
+            vec![
+                format!("#{}", j.id),
+                j.account.clone(),
+                j.action.as_str().to_string(),
+                j.attempts.to_string(),
+                fmt(Some(j.next_attempt)),
+                j.last_error.clone().unwrap_or_else(|| "-".into()),
+            ],
+        );
+    }
+    write_table(out, &t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,10 @@ pub enum Permission {
     ReadLockouts,
     Unlock,
     Backup,
+    /// See connectors, their links and queued jobs.
+    ReadConnectors,
+    /// Make a connector's waiting jobs due now.
+    RetryConnector,
 }
 
 impl Permission {
@@ -72,6 +76,8 @@ impl Permission {
             Permission::ReadLockouts => "read the login lockouts",
             Permission::Unlock => "lift login lockouts",
             Permission::Backup => "take a backup",
+            Permission::ReadConnectors => "read the connectors",
+            Permission::RetryConnector => "retry connector jobs",
         }
     }
 }
@@ -122,8 +128,9 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
             | Export
             | PreviewLifecycle
             | ReadLockouts
+            | ReadConnectors
     );
-    if operator && reads {
+    if operator && (reads || permission == RetryConnector) {
         return true;
     }
     let below_operator = target.is_none_or(|t| highest_rank(t) < rank(Role::Operator));

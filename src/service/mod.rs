@@ -8,6 +8,7 @@ pub mod admins;
 pub mod authz;
 pub mod backup;
 pub mod clock;
+pub mod connect;
 pub mod credentials;
 pub mod groups;
 pub mod import;
@@ -176,6 +177,8 @@ struct Inner {
     failures: Mutex<login::FailureLog>,
     /// The at-rest key (keys/at_rest.key), loaded on first use.
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
+    /// Wakes the connector worker after a write queued jobs.
+    connect_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
@@ -226,6 +229,7 @@ impl Services {
                 generation: std::sync::atomic::AtomicU64::new(seq),
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
+                connect_wake: Arc::new(tokio::sync::Notify::new()),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
@@ -370,6 +374,15 @@ impl Services {
         Ok(guard.as_ref().map_or(0, |i| i.count()))
     }
 
+    /// What the connector worker waits on besides its tick.
+    pub fn connector_waker(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.connect_wake.clone()
+    }
+
+    pub(crate) fn wake_connectors(&self) {
+        self.inner.connect_wake.notify_one();
+    }
+
     fn lock_writer(&self) -> Result<MutexGuard<'_, AuditHead>> {
         self.inner
             .writer
@@ -409,6 +422,8 @@ impl Services {
         if dry_run {
             return Ok(value);
         }
+        // Provisioning jobs go in the same transaction as the change.
+        let jobs_queued = tx.queue_connector_jobs()?;
         let Tx {
             accounts,
             groups,
@@ -461,6 +476,9 @@ impl Services {
         drop(head);
         for (old, new) in accounts.values() {
             self.enforce_sessions(old.as_ref(), new.as_ref());
+        }
+        if jobs_queued > 0 {
+            self.wake_connectors();
         }
         Ok(value)
     }
@@ -528,6 +546,8 @@ pub(crate) struct Tx<'a> {
     records: Vec<(crate::store::Collection, String, Option<Vec<u8>>)>,
     /// The next outbox id within this transaction.
     outbox_next: Option<u64>,
+    /// The next provisioning job id within this transaction.
+    jobs_next: Option<u64>,
     email_delta: HashMap<String, Option<String>>,
     fingerprint_delta: HashMap<String, Option<String>>,
     /// What earlier chunks of a bulk import staged (not yet in the store).
@@ -553,6 +573,7 @@ impl<'a> Tx<'a> {
             meta: Vec::new(),
             records: Vec::new(),
             outbox_next: None,
+            jobs_next: None,
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
             overlay: None,

@@ -47,14 +47,25 @@ pub struct WriteBatch {
 pub enum Collection {
     Requests,
     Outbox,
+    /// Provisioning jobs waiting for a connector (see `service::connect`).
+    Jobs,
+    /// (connector, account) → what the target holds (see `service::connect`).
+    Links,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 2] = [Collection::Requests, Collection::Outbox];
+    pub const ALL: [Collection; 4] = [
+        Collection::Requests,
+        Collection::Outbox,
+        Collection::Jobs,
+        Collection::Links,
+    ];
     pub fn tree_name(self) -> &'static str {
         match self {
             Collection::Requests => "requests",
             Collection::Outbox => "outbox",
+            Collection::Jobs => "jobs",
+            Collection::Links => "links",
         }
     }
 }

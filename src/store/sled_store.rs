@@ -19,6 +19,8 @@ pub struct SledStore {
     meta: Tree,
     requests: Tree,
     outbox: Tree,
+    jobs: Tree,
+    links: Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -53,6 +55,8 @@ impl SledStore {
             meta: db.open_tree("meta").map_err(io)?,
             requests: db.open_tree(Collection::Requests.tree_name()).map_err(io)?,
             outbox: db.open_tree(Collection::Outbox.tree_name()).map_err(io)?,
+            jobs: db.open_tree(Collection::Jobs.tree_name()).map_err(io)?,
+            links: db.open_tree(Collection::Links.tree_name()).map_err(io)?,
             db,
         })
     }
@@ -101,6 +105,8 @@ impl SledStore {
         match collection {
             Collection::Requests => &self.requests,
             Collection::Outbox => &self.outbox,
+            Collection::Jobs => &self.jobs,
+            Collection::Links => &self.links,
         }
     }
 }
@@ -238,13 +244,17 @@ impl Store for SledStore {
             &self.meta,
             &self.requests,
             &self.outbox,
+            &self.jobs,
+            &self.links,
         )
             .transaction(
-                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t)| {
+                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t, jobs_t, links_t)| {
                     for (collection, key, value) in &batch.records {
                         let tree = match collection {
                             Collection::Requests => requests_t,
                             Collection::Outbox => outbox_t,
+                            Collection::Jobs => jobs_t,
+                            Collection::Links => links_t,
                         };
                         match value {
                             Some(bytes) => tree.insert(key.as_str(), bytes.as_slice())?,

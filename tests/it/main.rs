@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod cli;
 mod common;
+mod connect;
 mod console;
 mod crash;
 mod exec;

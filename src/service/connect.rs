@@ -1,0 +1,698 @@
+//! Provisioning out, first slice (issue 11): connectors, links and jobs.
+//!
+//! A job is queued in the same transaction as the account change that causes
+//! it (the outbox pattern of notices): a change that fails queues nothing, a
+//! committed change is never lost. A worker (`crate::connect`) applies the
+//! jobs of each (connector, account) in order; a failed job blocks the later
+//! ones of its account until it succeeds, retrying with backoff. Results are
+//! recorded here, in one transaction each: the job leaves, the link is
+//! updated, the trail gets `connector.apply` or `connector.fail`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::authz::Permission;
+use super::{Actor, Error, Result, Services, Tx};
+use crate::config::ConnectorConfig;
+use crate::domain::{Account, Status};
+use crate::store::Collection;
+
+/// First retry after this many seconds, doubling per attempt…
+pub const BACKOFF_BASE_SECONDS: i64 = 5;
+/// …up to this.
+pub const BACKOFF_CAP_SECONDS: i64 = 3600;
+/// The most of a target's stderr kept as the error.
+pub const ERROR_BYTES: usize = 512;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobAction {
+    Create,
+    Update,
+    Disable,
+    Enable,
+    Delete,
+    Purge,
+}
+
+impl JobAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobAction::Create => "create",
+            JobAction::Update => "update",
+            JobAction::Disable => "disable",
+            JobAction::Enable => "enable",
+            JobAction::Delete => "delete",
+            JobAction::Purge => "purge",
+        }
+    }
+
+    /// What a change from `old` to `new` means to a target.
+    fn of(old: Option<&Account>, new: Option<&Account>) -> Option<JobAction> {
+        Some(match (old, new) {
+            (None, None) => return None,
+            (None, Some(_)) => JobAction::Create,
+            (Some(_), None) => JobAction::Purge,
+            (Some(o), Some(n)) => match (o.status, n.status) {
+                (a, Status::Deleted) if a != Status::Deleted => JobAction::Delete,
+                (a, Status::Disabled) if a != Status::Disabled => JobAction::Disable,
+                (Status::Disabled | Status::Deleted, Status::Active | Status::Staged) => {
+                    JobAction::Enable
+                }
+                _ => JobAction::Update,
+            },
+        })
+    }
+}
+
+/// One change waiting for one connector. `state` and `previous` are the
+/// account as a target sees it after and before the change, so the jobs of
+/// an account replay its changes in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Job {
+    pub id: u64,
+    pub connector: String,
+    pub account: String,
+    pub action: JobAction,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub next_attempt: DateTime<Utc>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub state: Option<Value>,
+    #[serde(default)]
+    pub previous: Option<Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkStatus {
+    Pending,
+    InSync,
+    Failed,
+}
+
+impl LinkStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkStatus::Pending => "pending",
+            LinkStatus::InSync => "in_sync",
+            LinkStatus::Failed => "failed",
+        }
+    }
+}
+
+/// (connector, account) → what the target holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Link {
+    pub connector: String,
+    pub account: String,
+    #[serde(default)]
+    pub target_id: Option<String>,
+    /// sha256 of the JSON state last applied.
+    #[serde(default)]
+    pub applied_hash: Option<String>,
+    pub status: LinkStatus,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub last_success: Option<DateTime<Utc>>,
+}
+
+/// `connector list`: one row per configured connector.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectorSummary {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub scope: Vec<String>,
+    pub in_sync: usize,
+    pub pending: usize,
+    pub failed: usize,
+    pub jobs_queued: usize,
+    pub last_error: Option<String>,
+}
+
+/// `connector status NAME`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectorStatus {
+    pub name: String,
+    pub links: Vec<Link>,
+    pub jobs: Vec<Job>,
+}
+
+/// Applies one job document to a target. `Ok(Some(id))` names the target's
+/// id for the account; `Err` is the one-line reason it failed.
+pub trait Applier: Send + Sync {
+    fn apply(
+        &self,
+        connector: &ConnectorConfig,
+        document: &Value,
+    ) -> std::result::Result<Option<String>, String>;
+}
+
+fn job_key(id: u64) -> String {
+    format!("{id:012}")
+}
+
+fn link_key(connector: &str, account: &str) -> String {
+    format!("{connector}/{account}")
+}
+
+/// The account as a target sees it (no credentials, no bookkeeping).
+pub fn target_state(a: &Account) -> Value {
+    json!({
+        "username": a.username, "display_name": a.display_name, "email": a.email,
+        "kind": a.kind, "company": a.company, "sponsor": a.sponsor, "project": a.project,
+        "start_date": a.start_date, "end_date": a.end_date, "status": a.status,
+        "groups": a.groups, "fields": a.fields,
+    })
+}
+
+fn hash_of(state: &Option<Value>) -> String {
+    let bytes = serde_json::to_vec(state).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+fn backoff(attempts: u32) -> Duration {
+    let secs = BACKOFF_BASE_SECONDS
+        .saturating_mul(1i64 << attempts.saturating_sub(1).min(20))
+        .min(BACKOFF_CAP_SECONDS);
+    Duration::seconds(secs)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Failed(format!("{what} {key}: {e}")))
+}
+
+impl Tx<'_> {
+    fn next_job_id(&mut self) -> Result<u64> {
+        let next = match self.jobs_next {
+            Some(n) => n,
+            None => self
+                .services
+                .store()
+                .meta("next_job_id")?
+                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+                .unwrap_or(1),
+        };
+        self.jobs_next = Some(next + 1);
+        self.set_meta("next_job_id", &(next + 1).to_string());
+        Ok(next)
+    }
+
+    /// Queues a job for every connector that cares about an account this
+    /// transaction changes, and marks its link pending. Called once per
+    /// transaction, just before it commits; returns how many were queued.
+    pub(crate) fn queue_connector_jobs(&mut self) -> Result<usize> {
+        let connectors = &self.services.config().connectors;
+        if connectors.is_empty() {
+            return Ok(0);
+        }
+        let mut planned = Vec::new();
+        for (name, (old, new)) in &self.accounts {
+            let (before, after) = (
+                old.as_ref().map(target_state),
+                new.as_ref().map(target_state),
+            );
+            if before == after {
+                continue;
+            }
+            let Some(action) = JobAction::of(old.as_ref(), new.as_ref()) else {
+                continue;
+            };
+            for c in connectors {
+                let covered = old.as_ref().is_some_and(|a| c.covers(a))
+                    || new.as_ref().is_some_and(|a| c.covers(a));
+                if covered {
+                    planned.push((
+                        c.name.clone(),
+                        name.clone(),
+                        action,
+                        after.clone(),
+                        before.clone(),
+                    ));
+                }
+            }
+        }
+        let queued = planned.len();
+        for (connector, account, action, state, previous) in planned {
+            let id = self.next_job_id()?;
+            let job = Job {
+                id,
+                connector: connector.clone(),
+                account: account.clone(),
+                action,
+                created_at: self.now,
+                attempts: 0,
+                next_attempt: self.now,
+                last_error: None,
+                state,
+                previous,
+            };
+            self.put_record(Collection::Jobs, &job_key(id), Some(&job))?;
+            let key = link_key(&connector, &account);
+            let mut link = match self.services.store().record(Collection::Links, &key)? {
+                Some(bytes) => decode::<Link>("link", &key, &bytes)?,
+                None => Link {
+                    connector,
+                    account,
+                    target_id: None,
+                    applied_hash: None,
+                    status: LinkStatus::Pending,
+                    attempts: 0,
+                    last_error: None,
+                    last_success: None,
+                },
+            };
+            // A failed link stays failed (with its error) until its jobs go through.
+            if link.status == LinkStatus::InSync {
+                link.status = LinkStatus::Pending;
+            }
+            self.put_record(Collection::Links, &key, Some(&link))?;
+        }
+        Ok(queued)
+    }
+}
+
+impl Services {
+    fn jobs_all(&self) -> Result<Vec<Job>> {
+        self.store()
+            .records(Collection::Jobs)?
+            .into_iter()
+            .map(|(k, v)| decode("job", &k, &v))
+            .collect()
+    }
+
+    fn links_all(&self) -> Result<Vec<Link>> {
+        self.store()
+            .records(Collection::Links)?
+            .into_iter()
+            .map(|(k, v)| decode("link", &k, &v))
+            .collect()
+    }
+
+    fn connector_named(&self, name: &str) -> Result<&ConnectorConfig> {
+        self.config()
+            .connectors
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| Error::NotFound(format!("no connector named '{name}'")))
+    }
+
+    /// `connector list`.
+    pub fn connector_list(&self, actor: &Actor) -> Result<Vec<ConnectorSummary>> {
+        self.authorize(actor, Permission::ReadConnectors, None)?;
+        let (links, jobs) = (self.links_all()?, self.jobs_all()?);
+        Ok(self
+            .config()
+            .connectors
+            .iter()
+            .map(|c| {
+                let mine: Vec<&Link> = links.iter().filter(|l| l.connector == c.name).collect();
+                let count = |s: LinkStatus| mine.iter().filter(|l| l.status == s).count();
+                ConnectorSummary {
+                    name: c.name.clone(),
+                    kind: c.kind.as_str().to_string(),
+                    scope: c.kinds.iter().map(|k| k.to_string()).collect(),
+                    in_sync: count(LinkStatus::InSync),
+                    pending: count(LinkStatus::Pending),
+                    failed: count(LinkStatus::Failed),
+                    jobs_queued: jobs.iter().filter(|j| j.connector == c.name).count(),
+                    last_error: jobs
+                        .iter()
+                        .filter(|j| j.connector == c.name)
+                        .find_map(|j| j.last_error.clone()),
+                }
+            })
+            .collect())
+    }
+
+    /// `connector status NAME`: every link of the connector and its queued jobs.
+    pub fn connector_status(&self, actor: &Actor, name: &str) -> Result<ConnectorStatus> {
+        self.authorize(actor, Permission::ReadConnectors, None)?;
+        self.connector_named(name)?;
+        Ok(ConnectorStatus {
+            name: name.to_string(),
+            links: self
+                .links_all()?
+                .into_iter()
+                .filter(|l| l.connector == name)
+                .collect(),
+            jobs: self
+                .jobs_all()?
+                .into_iter()
+                .filter(|j| j.connector == name)
+                .collect(),
+        })
+    }
+
+    /// The links of one account (`user show`), for whoever may read it.
+    pub fn account_links(&self, name: &str) -> Result<Vec<Link>> {
+        Ok(self
+            .links_all()?
+            .into_iter()
+            .filter(|l| l.account == name)
+            .collect())
+    }
+
+    /// `connector retry NAME [--user U]`: the waiting jobs are due now.
+    pub fn connector_retry(&self, actor: &Actor, name: &str, user: Option<&str>) -> Result<usize> {
+        self.authorize(actor, Permission::RetryConnector, None)?;
+        self.connector_named(name)?;
+        if let Some(u) = user {
+            if !self.account_links(u)?.iter().any(|l| l.connector == name) {
+                return Err(Error::NotFound(format!(
+                    "connector '{name}' has nothing for '{u}'"
+                )));
+            }
+        }
+        let n = self.write(actor, |tx| {
+            let now = tx.now;
+            let mut n = 0;
+            for mut job in tx.services.jobs_all()? {
+                if job.connector != name || user.is_some_and(|u| u != job.account) {
+                    continue;
+                }
+                if job.next_attempt > now {
+                    job.next_attempt = now;
+                    tx.put_record(Collection::Jobs, &job_key(job.id), Some(&job))?;
+                }
+                n += 1;
+            }
+            let detail = match user {
+                Some(u) => format!("{name}: {n} jobs of {u} due now"),
+                None => format!("{name}: {n} jobs due now"),
+            };
+            tx.event("connector.retry", user, vec![], Some(detail));
+            Ok(n)
+        })?;
+        self.wake_connectors();
+        Ok(n)
+    }
+
+    /// One worker round: for each (connector, account), its jobs in id order
+    /// while they are due and succeed; a failure stops that account's queue
+    /// until its backoff passes. Returns (applied, failed).
+    pub fn connector_round(&self, applier: &dyn Applier) -> Result<(usize, usize)> {
+        let mut queues: BTreeMap<(String, String), Vec<Job>> = BTreeMap::new();
+        for job in self.jobs_all()? {
+            queues
+                .entry((job.connector.clone(), job.account.clone()))
+                .or_default()
+                .push(job);
+        }
+        let (mut applied, mut failed) = (0, 0);
+        for ((connector, account), jobs) in queues {
+            let Some(config) = self
+                .config()
+                .connectors
+                .iter()
+                .find(|c| c.name == connector)
+            else {
+                // A connector taken out of the config: its jobs wait for it.
+                continue;
+            };
+            let mut link_id = self
+                .store()
+                .record(Collection::Links, &link_key(&connector, &account))?
+                .map(|b| decode::<Link>("link", &connector, &b))
+                .transpose()?
+                .and_then(|l| l.target_id);
+            for job in jobs {
+                if job.next_attempt > self.now() {
+                    break;
+                }
+                let document = json!({
+                    "action": job.action,
+                    "connector": job.connector,
+                    "account": job.state,
+                    "previous": job.previous,
+                    "link_id": link_id,
+                    "job": job.id,
+                });
+                let outcome = applier.apply(config, &document);
+                let ok = outcome.is_ok();
+                if let Ok(Some(id)) = &outcome {
+                    link_id = Some(id.clone());
+                }
+                self.connector_record(&job, outcome)?;
+                if ok {
+                    applied += 1;
+                } else {
+                    failed += 1;
+                    break;
+                }
+            }
+        }
+        Ok((applied, failed))
+    }
+
+    /// Records what applying `job` did, in one transaction: on success the
+    /// job leaves and the link is in sync (or pending, if more jobs wait);
+    /// on failure the job waits for its backoff and the link is failed.
+    fn connector_record(
+        &self,
+        job: &Job,
+        outcome: std::result::Result<Option<String>, String>,
+    ) -> Result<()> {
+        self.write(&Actor::system("connector"), |tx| {
+            let key = job_key(job.id);
+            let Some(bytes) = tx.services.store().record(Collection::Jobs, &key)? else {
+                return Ok(());
+            };
+            let mut stored: Job = decode("job", &key, &bytes)?;
+            let lkey = link_key(&job.connector, &job.account);
+            let mut link = match tx.services.store().record(Collection::Links, &lkey)? {
+                Some(b) => decode::<Link>("link", &lkey, &b)?,
+                None => Link {
+                    connector: job.connector.clone(),
+                    account: job.account.clone(),
+                    target_id: None,
+                    applied_hash: None,
+                    status: LinkStatus::Pending,
+                    attempts: 0,
+                    last_error: None,
+                    last_success: None,
+                },
+            };
+            match outcome {
+                Ok(target_id) => {
+                    tx.put_record::<Job>(Collection::Jobs, &key, None)?;
+                    let more = tx.services.jobs_all()?.iter().any(|j| {
+                        j.id != job.id && j.connector == job.connector && j.account == job.account
+                    });
+                    if target_id.is_some() {
+                        link.target_id = target_id;
+                    }
+                    link.applied_hash = Some(hash_of(&stored.state));
+                    link.status = if more {
+                        LinkStatus::Pending
+                    } else {
+                        LinkStatus::InSync
+                    };
+                    link.attempts = 0;
+                    link.last_error = None;
+                    link.last_success = Some(tx.now);
+                    if stored.action == JobAction::Purge && !more {
+                        tx.put_record::<Link>(Collection::Links, &lkey, None)?;
+                    } else {
+                        tx.put_record(Collection::Links, &lkey, Some(&link))?;
+                    }
+                    tx.event(
+                        "connector.apply",
+                        Some(&job.account),
+                        vec![],
+                        Some(format!(
+                            "{} {} #{}",
+                            job.connector,
+                            stored.action.as_str(),
+                            job.id
+                        )),
+                    );
+                }
+                Err(why) => {
+                    stored.attempts += 1;
+                    stored.last_error = Some(why.clone());
+                    stored.next_attempt = tx.now + backoff(stored.attempts);
+                    tx.put_record(Collection::Jobs, &key, Some(&stored))?;
+                    link.status = LinkStatus::Failed;
+                    link.attempts = stored.attempts;
+                    link.last_error = Some(why.clone());
+                    tx.put_record(Collection::Links, &lkey, Some(&link))?;
+                    tx.event(
+                        "connector.fail",
+                        Some(&job.account),
+                        vec![],
+                        Some(format!(
+                            "{} {} #{} attempt {}: {why}",
+                            job.connector,
+                            stored.action.as_str(),
+                            job.id,
+                            stored.attempts
+                        )),
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::EXAMPLE;
+    use crate::domain::{DisableReason, Kind};
+    use crate::service::accounts::AccountInput;
+
+    /// Fails while `down`; records the documents it applied.
+    #[derive(Default)]
+    struct Fake {
+        down: Mutex<bool>,
+        seen: Mutex<Vec<Value>>,
+    }
+
+    impl Applier for Fake {
+        fn apply(
+            &self,
+            _c: &ConnectorConfig,
+            d: &Value,
+        ) -> std::result::Result<Option<String>, String> {
+            if *self.down.lock().unwrap() {
+                return Err("target down".into());
+            }
+            self.seen.lock().unwrap().push(d.clone());
+            Ok(Some(format!(
+                "t-{}",
+                d["account"]["username"].as_str().unwrap_or("-")
+            )))
+        }
+    }
+
+    fn setup() -> (Services, std::sync::Arc<crate::service::FixedClock>, Actor) {
+        let text = format!(
+            "{EXAMPLE}\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/bin/true\"]\n"
+        );
+        crate::service::testkit::services_with(&text, Some("root@x.io"))
+    }
+
+    fn input(email: &str, kind: Kind) -> AccountInput {
+        AccountInput {
+            email: Some(email.into()),
+            display_name: Some("Someone".into()),
+            kind: Some(kind),
+            company: Some("Acme".into()),
+            sponsor: Some("root".into()),
+            end_date: Some(crate::service::testkit::t0().date_naive() + Duration::days(30)),
+            ..Default::default()
+        }
+    }
+
+    fn jobs(s: &Services, admin: &Actor) -> Vec<Job> {
+        s.connector_status(admin, "hr").unwrap().jobs
+    }
+
+    #[test]
+    fn a_job_is_queued_with_the_change_and_a_failed_change_queues_nothing() {
+        let (s, _clock, admin) = setup();
+        s.create(&admin, "bob", input("bob@x.io", Kind::Contractor))
+            .unwrap();
+        let queued = jobs(&s, &admin);
+        assert_eq!(queued.len(), 1);
+        assert_eq!(
+            (queued[0].account.as_str(), queued[0].action),
+            ("bob", JobAction::Create)
+        );
+        // Same email: the change fails, and no job or link appears for it.
+        let err = s
+            .create(&admin, "bea", input("bob@x.io", Kind::Contractor))
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 5, "{err}");
+        assert_eq!(jobs(&s, &admin).len(), 1);
+        assert!(s.account_links("bea").unwrap().is_empty());
+        // The root account (an employee) is out of the default scope.
+        assert!(s.account_links("root").unwrap().is_empty());
+    }
+
+    #[test]
+    fn jobs_apply_in_order_and_a_failure_blocks_its_account_until_retried() {
+        let (s, clock, admin) = setup();
+        s.create(&admin, "bob", input("bob@x.io", Kind::Contractor))
+            .unwrap();
+        let fake = Fake::default();
+        *fake.down.lock().unwrap() = true;
+        assert_eq!(s.connector_round(&fake).unwrap(), (0, 1));
+        s.disable(&admin, "bob", DisableReason::Manual, Some("x".into()))
+            .unwrap();
+        let status = s.connector_status(&admin, "hr").unwrap();
+        assert_eq!(status.links[0].status, LinkStatus::Failed);
+        assert_eq!(status.links[0].last_error.as_deref(), Some("target down"));
+        assert_eq!(status.jobs.len(), 2);
+        *fake.down.lock().unwrap() = false;
+        // Not before the backoff (5 s), then both in order.
+        assert_eq!(s.connector_round(&fake).unwrap(), (0, 0));
+        clock.advance(Duration::seconds(6));
+        assert_eq!(s.connector_round(&fake).unwrap(), (2, 0));
+        let seen = fake.seen.lock().unwrap();
+        let actions: Vec<&str> = seen.iter().map(|d| d["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["create", "disable"]);
+        assert_eq!(seen[1]["link_id"], "t-bob");
+        let link = &s.account_links("bob").unwrap()[0];
+        assert_eq!(
+            (link.status, link.target_id.as_deref()),
+            (LinkStatus::InSync, Some("t-bob"))
+        );
+        assert!(jobs(&s, &admin).is_empty());
+    }
+
+    #[test]
+    fn an_import_queues_a_create_job_per_account_in_scope_with_increasing_ids() {
+        use crate::service::import::{ImportOptions, ImportRow};
+        let (s, _clock, admin) = setup();
+        s.create(&admin, "bob", input("bob@x.io", Kind::Contractor))
+            .unwrap();
+        let rows = vec![
+            ImportRow {
+                line: 2,
+                username: "cat".into(),
+                input: input("cat@x.io", Kind::Vendor),
+            },
+            ImportRow {
+                line: 3,
+                username: "dan".into(),
+                input: input("dan@x.io", Kind::Employee),
+            },
+        ];
+        let report = s
+            .import(&admin, ImportOptions::default(), || {
+                Ok(Box::new(rows.into_iter().map(Ok)))
+            })
+            .unwrap();
+        assert_eq!(report.imported, 2);
+        let queued = jobs(&s, &admin);
+        let seen: Vec<(u64, &str, JobAction)> = queued
+            .iter()
+            .map(|j| (j.id, j.account.as_str(), j.action))
+            .collect();
+        assert_eq!(
+            seen,
+            [(1, "bob", JobAction::Create), (2, "cat", JobAction::Create)],
+            "the employee is out of scope"
+        );
+        // The next change after the import continues the numbering.
+        s.disable(&admin, "cat", DisableReason::Manual, Some("x".into()))
+            .unwrap();
+        let last = jobs(&s, &admin).pop().unwrap();
+        assert_eq!((last.id, last.action), (3, JobAction::Disable));
+    }
+}
