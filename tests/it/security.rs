@@ -25,7 +25,7 @@ fn python() -> PathBuf {
 }
 
 /// Runs one `hostile.py` subcommand and parses the JSON line it prints.
-fn hostile(args: &[&str], limit: Duration) -> Value {
+pub fn hostile(args: &[&str], limit: Duration) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/hostile.py");
     let mut cmd = Command::new(python());
     cmd.arg(script).args(args);
