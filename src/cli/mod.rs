@@ -1025,3 +1025,18 @@ pub fn run(
         }
     }
 }
+
+/// The exec grammar: the same `Command`, no binary name in front.
+#[derive(Debug, clap::Parser)]
+#[command(name = "tenure", no_binary_name = true, disable_version_flag = true)]
+struct ExecWords {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Parses the words of an exec line (after `shell_words::split`) as the SSH
+/// exec front door does. Public so the fuzz targets reach the real grammar.
+pub fn parse_exec_words(words: &[String]) -> std::result::Result<Command, clap::Error> {
+    use clap::Parser;
+    ExecWords::try_parse_from(words).map(|parsed| parsed.command)
+}
