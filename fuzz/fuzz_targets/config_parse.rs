@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(_) => {}
         Err(e) => {
             assert!(e.0.starts_with("config fuzz.toml"), "{:?}", e.0);
-            assert!(!e.0.trim_end().contains('\n'), "more than one line: {:?}", e.0);
+            assert!(
+                !e.0.trim_end().contains('\n'),
+                "more than one line: {:?}",
+                e.0
+            );
         }
     }
 });

@@ -9,7 +9,14 @@ use std::collections::BTreeMap;
 use libfuzzer_sys::fuzz_target;
 use tenure::domain::notice::{default_template, render, EVENTS};
 
-const NAMES: [&str; 6] = ["username", "display_name", "end_date", "reason", "actor", ""];
+const NAMES: [&str; 6] = [
+    "username",
+    "display_name",
+    "end_date",
+    "reason",
+    "actor",
+    "",
+];
 
 /// The obviously correct reading of the contract, quadratic and slow.
 fn reference(template: &str, vars: &BTreeMap<String, String>) -> String {

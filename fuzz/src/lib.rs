@@ -40,8 +40,8 @@ pub fn fresh_services() -> (Services, Actor) {
             .single()
             .expect("time"),
     ));
-    let services = Services::new(example_config(), Arc::new(MemoryStore::new()), clock)
-        .expect("services");
+    let services =
+        Services::new(example_config(), Arc::new(MemoryStore::new()), clock).expect("services");
     let admin = Actor::local_operator();
     services
         .initialize(&admin, "root", AccountInput::default())
