@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use crate::domain::validate::{validate_email, validate_group_name};
 use crate::domain::{CustomField, FieldType, Policy, Role, Template};
+use crate::text::escape_text;
 
 /// The example config, embedded: it is also the default when no file is given.
 pub const EXAMPLE: &str = include_str!("../config.example.toml");
@@ -473,7 +474,15 @@ impl Config {
         }
     }
 
+    /// The config in `text` (from `source`, relative paths against
+    /// `base_dir`). An error is one line: values quoted in it (a field name,
+    /// a pattern) have their control characters escaped.
     pub fn parse(text: &str, source: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        Self::parse_unescaped(text, source, base_dir)
+            .map_err(|ConfigError(message)| ConfigError(escape_text(&message).into_owned()))
+    }
+
+    fn parse_unescaped(text: &str, source: &str, base_dir: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
@@ -773,6 +782,21 @@ mod tests {
         assert!(
             !config.custom_fields.iter().any(|f| f.required),
             "example fields stay optional"
+        );
+    }
+
+    #[test]
+    fn an_error_quoting_a_value_with_a_newline_stays_one_line() {
+        // Found by the config_parse fuzz target: a custom field named
+        // "coc\nter" was quoted raw, so the error spanned two lines.
+        let err = parse("[[custom_fields]]\nname = \"coc\\nter\\u001b[2J\"\ntype = \"text\"\n")
+            .unwrap_err()
+            .0;
+        assert!(!err.contains('\n') && !err.contains('\x1b'), "{err:?}");
+        assert!(err.contains("'coc\\nter\\x1b[2J'"), "{err}");
+        assert!(
+            err.starts_with("config test.toml: line 1: custom_fields.name:"),
+            "{err}"
         );
     }
 
