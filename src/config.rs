@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use crate::domain::validate::{validate_email, validate_group_name};
 use crate::domain::{CustomField, FieldType, Policy, Role, Template};
+use crate::text::escape_text;
 
 /// The example config, embedded: it is also the default when no file is given.
 pub const EXAMPLE: &str = include_str!("../config.example.toml");
@@ -529,7 +530,15 @@ impl Config {
         }
     }
 
+    /// The config in `text` (from `source`, relative paths against
+    /// `base_dir`). An error is one line: values quoted in it (a field name,
+    /// a pattern) have their control characters escaped.
     pub fn parse(text: &str, source: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        Self::parse_unescaped(text, source, base_dir)
+            .map_err(|ConfigError(message)| ConfigError(escape_text(&message).into_owned()))
+    }
+
+    fn parse_unescaped(text: &str, source: &str, base_dir: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
@@ -980,6 +989,21 @@ mod tests {
         let err = parse(&format!("{twice}{twice}")).unwrap_err().0;
         assert!(
             err.contains("line 5") && err.contains("connectors[1].name"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_error_quoting_a_value_with_a_newline_stays_one_line() {
+        // Found by the config_parse fuzz target: a custom field named
+        // "coc\nter" was quoted raw, so the error spanned two lines.
+        let err = parse("[[custom_fields]]\nname = \"coc\\nter\\u001b[2J\"\ntype = \"text\"\n")
+            .unwrap_err()
+            .0;
+        assert!(!err.contains('\n') && !err.contains('\x1b'), "{err:?}");
+        assert!(err.contains("'coc\\nter\\x1b[2J'"), "{err}");
+        assert!(
+            err.starts_with("config test.toml: line 1: custom_fields.name:"),
             "{err}"
         );
     }

@@ -1260,3 +1260,41 @@ mod tests {
         );
     }
 }
+
+/// The exec grammar: the same `Command`, no binary name in front.
+#[derive(Debug, clap::Parser)]
+#[command(name = "tenure", no_binary_name = true, disable_version_flag = true)]
+struct ExecWords {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Parses the words of an exec line (after `shell_words::split`) as the SSH
+/// exec front door does. Public so the fuzz targets reach the real grammar.
+pub fn parse_exec_words(words: &[String]) -> std::result::Result<Command, clap::Error> {
+    use clap::Parser;
+    ExecWords::try_parse_from(words).map(|parsed| parsed.command)
+}
+
+#[cfg(test)]
+mod exec_words_tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        shell_words::split(line).expect("shell words")
+    }
+
+    #[test]
+    fn exec_words_parse_with_the_shared_grammar() {
+        assert!(matches!(
+            parse_exec_words(&words("user list --json")),
+            Ok(Command::User(UserCommand::List { json: true, .. }))
+        ));
+        assert!(matches!(
+            parse_exec_words(&words("import --dry-run")),
+            Ok(Command::Import { dry_run: true, .. })
+        ));
+        let e = parse_exec_words(&words("user frobnicate")).expect_err("unknown");
+        assert!(!usage_line(&e, "help").contains('\n'));
+    }
+}

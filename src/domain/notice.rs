@@ -63,18 +63,24 @@ pub fn variables(
 }
 
 /// Replaces `{name}` with its value; unknown names stay as they are.
+/// Values are not rendered again. Linear in the template: a name never holds
+/// a brace, so the search for its end stops at the next `{` or `}`.
 pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        match after.find('}') {
-            Some(close) if vars.contains_key(&after[..close]) => {
-                out.push_str(&vars[&after[..close]]);
+        let value = after
+            .find(['{', '}'])
+            .filter(|&end| after[end..].starts_with('}'))
+            .and_then(|close| Some((close, vars.get(&after[..close])?)));
+        match value {
+            Some((close, value)) => {
+                out.push_str(value);
                 rest = &after[close + 1..];
             }
-            _ => {
+            None => {
                 out.push('{');
                 rest = after;
             }
@@ -127,5 +133,19 @@ mod tests {
     fn placeholders_are_replaced_and_unknown_braces_kept() {
         let vars = BTreeMap::from([("username".to_string(), "bob".to_string())]);
         assert_eq!(render("hi {username}, {nope} {", &vars), "hi bob, {nope} {");
+        assert_eq!(render("{{username}}", &vars), "{bob}");
+        assert_eq!(render("{ {username}", &vars), "{ bob");
+    }
+
+    #[test]
+    fn many_open_braces_render_in_linear_time() {
+        // Found writing the notice_render fuzz target: each `{` searched the rest of
+        // the template for a `}`, so a template of braces took quadratic time.
+        let vars = BTreeMap::from([("username".to_string(), "bob".to_string())]);
+        let template = format!("{}{{username}}", "{x".repeat(200_000));
+        let started = std::time::Instant::now();
+        let out = render(&template, &vars);
+        assert!(out.ends_with("{xbob"), "{}", &out[out.len() - 10..]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }

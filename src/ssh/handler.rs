@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use clap::Parser;
 use russh::keys::HashAlg;
 use russh::server::{
     Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
@@ -22,14 +21,6 @@ use crate::service::{Actor, Error, Services, Source};
 /// refused with a message. (Lines over ~256 KiB never reach the handler:
 /// russh refuses SSH packets that large and drops the connection.)
 const EXEC_LINE_LIMIT: usize = 64 * 1024;
-
-/// The exec grammar: the same `Command` as the offline CLI.
-#[derive(Debug, Parser)]
-#[command(name = "tenure", no_binary_name = true, disable_version_flag = true)]
-struct ExecLine {
-    #[command(subcommand)]
-    command: Command,
-}
 
 struct Authed {
     account: String,
@@ -828,7 +819,8 @@ impl russh::server::Handler for Connection {
                 return Ok(());
             }
         };
-        let parsed = match ExecLine::try_parse_from(&words) {
+        // The exec grammar: the same `Command` as the offline CLI (and the fuzz target).
+        let command = match cli::parse_exec_words(&words) {
             Ok(p) => p,
             Err(e) => {
                 use clap::error::ErrorKind;
@@ -852,17 +844,17 @@ impl russh::server::Handler for Connection {
             }
         };
         // A refused import is refused (and audited) now, not after an upload.
-        let refused_import = matches!(parsed.command, Command::Import { .. })
+        let refused_import = matches!(command, Command::Import { .. })
             && self
                 .actor()
                 .is_ok_and(|actor| !self.services.may_import(&actor));
-        if parsed.command.reads_stdin() && !refused_import {
+        if command.reads_stdin() && !refused_import {
             if let Some(state) = self.channels.get_mut(&channel) {
-                state.pending = Some((parsed.command, line));
+                state.pending = Some((command, line));
             }
             return Ok(());
         }
-        self.run_exec(channel, parsed.command, Vec::new(), pty, session);
+        self.run_exec(channel, command, Vec::new(), pty, session);
         Ok(())
     }
 

@@ -79,9 +79,7 @@ impl Decoder {
                 const END: &[u8] = b"\x1b[201~";
                 match find(&self.pending, END) {
                     Some(at) => {
-                        if paste.len() < MAX_PASTE {
-                            paste.extend_from_slice(&self.pending[..at]);
-                        }
+                        keep_paste(paste, &self.pending[..at]);
                         self.pending.drain(..at + END.len());
                         let text = String::from_utf8_lossy(paste).into_owned();
                         self.paste = None;
@@ -92,9 +90,7 @@ impl Decoder {
                         // Keep a possible partial end marker.
                         let keep = END.len().min(self.pending.len());
                         let take = self.pending.len() - keep;
-                        if paste.len() < MAX_PASTE {
-                            paste.extend_from_slice(&self.pending[..take]);
-                        }
+                        keep_paste(paste, &self.pending[..take]);
                         self.pending.drain(..take);
                         return keys;
                     }
@@ -126,6 +122,13 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Adds to a paste up to the cap: the bytes past `MAX_PASTE` are dropped, so
+/// the paste keeps the same prefix however the packets were cut.
+fn keep_paste(paste: &mut Vec<u8>, bytes: &[u8]) {
+    let room = MAX_PASTE.saturating_sub(paste.len());
+    paste.extend_from_slice(bytes.get(..room).unwrap_or(bytes));
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -341,6 +344,25 @@ mod tests {
         assert!(d.feed(b"\x1b").is_empty());
         assert_eq!(d.flush(), Some(Key::Esc));
         assert_eq!(d.flush(), None);
+    }
+
+    #[test]
+    fn a_paste_past_the_cap_is_cut_at_the_cap_however_it_arrives() {
+        // Found writing the term_input fuzz target: the cap was checked before a
+        // packet was added, so one large packet went in whole and the kept
+        // text depended on how the paste was cut into packets.
+        let body = vec![b'x'; MAX_PASTE + 5000];
+        let mut stream = b"\x1b[200~".to_vec();
+        stream.extend_from_slice(&body);
+        stream.extend_from_slice(b"\x1b[201~");
+        let whole = keys(&stream);
+        assert_eq!(whole, [Key::Paste("x".repeat(MAX_PASTE))]);
+        let mut d = Decoder::new();
+        let mut split = Vec::new();
+        for chunk in stream.chunks(1000) {
+            split.extend(d.feed(chunk));
+        }
+        assert_eq!(split, whole);
     }
 
     #[test]
