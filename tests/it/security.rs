@@ -69,6 +69,25 @@ impl Live {
             .unwrap()
             .clone()
     }
+    /// Waits until `user`'s earlier connections have ended (the server
+    /// counts them until their tasks finish).
+    fn until_no_sessions_of(&self, user: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self
+            .json("session list --json")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["account"] == user)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{user}'s earlier connections never ended"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn lockouts(&self) -> Vec<Value> {
         self.json("auth lockouts --json")
             .as_array()
@@ -247,20 +266,7 @@ fn channels_per_connection_and_sessions_per_account_are_capped_with_a_reason_and
     );
 
     // Bob's earlier connections are gone before his sessions are counted.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while live
-        .json("session list --json")
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|s| s["account"] == "bob")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "bob's earlier connections never ended"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    live.until_no_sessions_of("bob");
     let seen = hostile(
         &["sessions", &live.port(), "bob", &live.key("bob"), "5"],
         STEP,
@@ -279,20 +285,7 @@ fn channels_per_connection_and_sessions_per_account_are_capped_with_a_reason_and
     assert!(live.ok("alice", "whoami").starts_with("alice "));
 
     // Consoles cost frame buffers: at most four per account.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while live
-        .json("session list --json")
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|s| s["account"] == "bob")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "bob's earlier connections never ended"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    live.until_no_sessions_of("bob");
     let seen = hostile(
         &["consolecap", &live.port(), "bob", &live.key("bob"), "6"],
         STEP,
