@@ -155,6 +155,25 @@ struct Input {
     queued: Arc<AtomicUsize>,
 }
 
+/// Draws the next frame: a diff against the last one, or the whole screen
+/// when the frame buffers were given back (idle, or the client fell behind).
+fn next_frame(
+    terminal: &mut Option<Terminal<CrosstermBackend<Sink>>>,
+    sink: &Sink,
+    size: (u16, u16),
+    app: &App,
+) -> Vec<u8> {
+    if terminal.is_none() {
+        // A fresh terminal diffs against a blank screen: clear it first.
+        sink.push(b"\x1b[2J");
+        *terminal = new_terminal(sink, size);
+    }
+    if let Some(terminal) = terminal.as_mut() {
+        let _ = terminal.draw(|f| draw(app, f));
+    }
+    sink.take()
+}
+
 /// Frames go out through a writer task with room for one frame. The channel
 /// writer waits for the client's SSH window, so while the client does not
 /// read, the writer waits, the console stops drawing and holds no frame
@@ -269,13 +288,8 @@ async fn run(
             permit = frames.reserve(), if behind => match permit {
                 Ok(permit) => {
                     behind = false;
-                    sink.push(b"\x1b[2J");
-                    terminal = new_terminal(&sink, size);
-                    if let Some(terminal) = terminal.as_mut() {
-                        let _ = terminal.draw(|f| draw(&app, f));
-                    }
                     active = tokio::time::Instant::now();
-                    permit.send(sink.take());
+                    permit.send(next_frame(&mut terminal, &sink, size, &app));
                 }
                 Err(_) => break,
             },
@@ -330,17 +344,7 @@ async fn run(
         if redraw || behind {
             active = tokio::time::Instant::now();
             match frames.try_reserve() {
-                Ok(permit) => {
-                    if terminal.is_none() {
-                        // A fresh terminal diffs against a blank screen: clear it first.
-                        sink.push(b"\x1b[2J");
-                        terminal = new_terminal(&sink, size);
-                    }
-                    if let Some(terminal) = terminal.as_mut() {
-                        let _ = terminal.draw(|f| draw(&app, f));
-                    }
-                    permit.send(sink.take());
-                }
+                Ok(permit) => permit.send(next_frame(&mut terminal, &sink, size, &app)),
                 Err(mpsc::error::TrySendError::Full(())) => {
                     // The client is not reading: no frame is queued behind
                     // the one it has not taken, and the buffers go back.
