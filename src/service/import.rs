@@ -416,11 +416,7 @@ impl Services {
                 i + 1 == chunks.len(),
             )?;
             self.store().stage_remove(key)?;
-            let mut guard = self
-                .inner
-                .indexes
-                .write()
-                .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+            let mut guard = self.write_indexes()?;
             if let Some(indexes) = guard.as_mut() {
                 for account in &accounts {
                     indexes.insert(account);

@@ -27,7 +27,7 @@ pub mod sessions;
 pub(crate) mod testkit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -327,16 +327,19 @@ impl Services {
         }
         let built = self.rebuild_indexes()?;
         {
-            let mut guard = self
-                .inner
-                .indexes
-                .write()
-                .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+            let mut guard = self.write_indexes()?;
             if guard.is_none() {
                 *guard = Some(built);
             }
         }
         self.read_indexes()
+    }
+
+    pub(crate) fn write_indexes(&self) -> Result<RwLockWriteGuard<'_, Option<Indexes>>> {
+        self.inner
+            .indexes
+            .write()
+            .map_err(|_| Error::Failed("index lock poisoned".into()))
     }
 
     fn read_indexes(&self) -> Result<RwLockReadGuard<'_, Option<Indexes>>> {
@@ -348,22 +351,14 @@ impl Services {
 
     /// Hands the built indexes over (to `adopt_indexes` on a fresh handle).
     pub fn take_indexes(&self) -> Result<Option<Indexes>> {
-        let mut guard = self
-            .inner
-            .indexes
-            .write()
-            .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+        let mut guard = self.write_indexes()?;
         Ok(guard.take())
     }
 
     /// Uses indexes built by another handle on the same database (nothing
     /// was written in between: the server does this before it accepts).
     pub fn adopt_indexes(&self, indexes: Indexes) -> Result<()> {
-        let mut guard = self
-            .inner
-            .indexes
-            .write()
-            .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+        let mut guard = self.write_indexes()?;
         *guard = Some(indexes);
         Ok(())
     }
@@ -454,11 +449,7 @@ impl Services {
         head.seq = seq;
         head.hash = hash;
 
-        let mut guard = self
-            .inner
-            .indexes
-            .write()
-            .map_err(|_| Error::Failed("index lock poisoned".into()))?;
+        let mut guard = self.write_indexes()?;
         if let Some(indexes) = guard.as_mut() {
             for (old, new) in accounts.values() {
                 if let Some(old) = old {
