@@ -447,7 +447,7 @@ impl Services {
     pub fn login_failed(&self, name: &str, ip: IpAddr, detail: &str) {
         let now = self.now();
         let window = chrono::Duration::seconds(FAILURE_WINDOW_SECONDS);
-        let write_now = {
+        let (write_now, ended) = {
             let mut guard = match self.inner.failures.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
@@ -466,9 +466,15 @@ impl Services {
                     0
                 }
             };
+            // This address's last window is over: its summary is written
+            // below, not lost when the new window takes its place.
+            let ended = match log.windows.get(&key) {
+                Some(w) if now - w.started >= window => log.windows.remove(&key).map(|w| (key, w)),
+                _ => None,
+            };
             let w = match log.windows.get_mut(&key) {
-                Some(w) if now - w.started < window => w,
-                _ => {
+                Some(w) => w,
+                None => {
                     log.windows.insert(
                         key,
                         FailureWindow {
@@ -492,24 +498,28 @@ impl Services {
                 if let Some((_, n)) = log.all.as_mut() {
                     *n += 1;
                 }
-                true
+                (true, ended)
             } else {
                 w.more += 1;
                 if w.accounts.len() < FAILURE_SAMPLE {
                     w.accounts
                         .insert(crate::bounded::cut(name, 64).into_owned());
                 }
-                false
+                (false, ended)
             }
         };
-        self.flush_login_failures();
+        // Other addresses' ended windows are written by the server's flusher
+        // every few seconds, not here: a flood would walk them all per attempt.
+        if let Some((key, w)) = ended {
+            self.record_summary(key, w);
+        }
         if write_now {
             self.record_failure(name, &ip.to_string(), detail);
         }
     }
 
-    /// Writes the summaries of windows that have ended. Called on every
-    /// failure and by the server every few seconds.
+    /// Writes the summaries of windows that have ended. Called by the
+    /// server every few seconds and at shutdown.
     pub fn flush_login_failures(&self) {
         let now = self.now();
         let window = chrono::Duration::seconds(FAILURE_WINDOW_SECONDS);
@@ -528,16 +538,24 @@ impl Services {
                 .filter_map(|k| log.windows.remove(&k).map(|w| (k, w)))
                 .collect()
         };
-        for (ip, w) in ended.into_iter().filter(|(_, w)| w.more > 0) {
-            let from = ip.map_or_else(|| "other addresses".to_string(), |ip| ip.to_string());
-            let detail = format!(
-                "{} more failed login connection(s) from {from} within {FAILURE_WINDOW_SECONDS} s (accounts tried: {}{})",
-                w.more,
-                w.accounts.iter().cloned().collect::<Vec<_>>().join(", "),
-                if w.more as usize > w.accounts.len() { ", …" } else { "" }
-            );
-            self.record_failure("", &from, &detail);
+        for (ip, w) in ended {
+            self.record_summary(ip, w);
         }
+    }
+
+    /// One event for the failures of a window that were only counted.
+    fn record_summary(&self, ip: Option<IpAddr>, w: FailureWindow) {
+        if w.more == 0 {
+            return;
+        }
+        let from = ip.map_or_else(|| "other addresses".to_string(), |ip| ip.to_string());
+        let detail = format!(
+            "{} more failed login connection(s) from {from} within {FAILURE_WINDOW_SECONDS} s (accounts tried: {}{})",
+            w.more,
+            w.accounts.iter().cloned().collect::<Vec<_>>().join(", "),
+            if w.more as usize > w.accounts.len() { ", …" } else { "" }
+        );
+        self.record_failure("", &from, &detail);
     }
 
     fn record_failure(&self, name: &str, from: &str, detail: &str) {
@@ -674,5 +692,49 @@ impl Services {
         })
         .map_err(|e| refused(e.to_string()))?;
         Ok(account)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::integrity::AuditFilter;
+    use crate::service::testkit::services;
+
+    fn fails(s: &Services, admin: &Actor) -> Vec<String> {
+        let filter = AuditFilter {
+            limit: 1000,
+            action: Some("auth.fail".into()),
+            ..Default::default()
+        };
+        s.audit_tail(admin, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.detail.unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn a_flood_is_written_as_ten_events_and_one_summary_when_its_minute_ends() {
+        let (s, clock, admin) = services();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        for i in 0..25 {
+            s.login_failed(&format!("u{i}"), ip, "password: wrong password");
+        }
+        assert_eq!(fails(&s, &admin).len(), 10);
+        // The next failure after the minute opens a new window and writes
+        // the last one's summary, even before the server's flusher runs.
+        clock.advance(chrono::Duration::seconds(FAILURE_WINDOW_SECONDS + 1));
+        s.login_failed("late", ip, "password: wrong password");
+        let details = fails(&s, &admin);
+        assert_eq!(details.len(), 12, "{details:#?}");
+        assert!(
+            details
+                .iter()
+                .any(|d| d.starts_with("15 more failed login connection(s) from 192.0.2.9")),
+            "{details:#?}"
+        );
+        s.flush_login_failures();
+        assert_eq!(fails(&s, &admin).len(), 12, "nothing is written twice");
     }
 }
