@@ -430,7 +430,7 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                 return;
             }
             let wake = provisioner.connector_waker();
-            let runner = std::sync::Arc::new(tenure::connect::Runner);
+            let runner = std::sync::Arc::new(tenure::connect::Runner::default());
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tokio::select! {

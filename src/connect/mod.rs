@@ -13,9 +13,14 @@ use serde_json::Value;
 use crate::config::{ConnectorConfig, ConnectorType};
 use crate::service::connect::{Applier, ERROR_BYTES};
 
-/// Runs the configured programs.
+pub mod ldap;
+
+/// Applies jobs to every kind of target: runs the configured programs,
+/// talks to the directories (keeping a connection per LDAP connector).
 #[derive(Default)]
-pub struct Runner;
+pub struct Runner {
+    ldap: ldap::Pool,
+}
 
 impl Applier for Runner {
     fn apply(
@@ -29,6 +34,7 @@ impl Applier for Runner {
                 document,
                 Duration::from_secs(connector.timeout_seconds),
             ),
+            ConnectorType::Ldap(cfg) => self.ldap.apply(connector, cfg, document),
         }
     }
 }
@@ -163,6 +169,7 @@ mod tests {
             },
             kinds: Default::default(),
             timeout_seconds: timeout,
+            reconcile_hours: None,
         }
     }
 
@@ -170,14 +177,17 @@ mod tests {
     fn the_program_gets_the_document_and_its_exit_decides() {
         let doc = serde_json::json!({"action": "create", "account": {"username": "bob"}});
         // The document arrives as one line on stdin; stdout's first line is the id.
-        let ok = Runner.apply(
+        let ok = Runner::default().apply(
             &sh(r#"read -r line; case "$line" in *'"username":"bob"'*) echo "id-1"; echo more;; *) exit 9;; esac"#, 5),
             &doc,
         );
         assert_eq!(ok, Ok(Some("id-1".into())));
-        assert_eq!(Runner.apply(&sh("cat >/dev/null", 5), &doc), Ok(None));
+        assert_eq!(
+            Runner::default().apply(&sh("cat >/dev/null", 5), &doc),
+            Ok(None)
+        );
         // A failure is stderr's first 512 bytes, on one line.
-        let long = Runner
+        let long = Runner::default()
             .apply(
                 &sh("cat >/dev/null; printf 'no such\\nuser ' >&2; head -c 2000 /dev/zero | tr '\\0' x >&2; exit 3", 5),
                 &doc,
@@ -188,17 +198,19 @@ mod tests {
             "{}",
             long.len()
         );
-        let silent = Runner.apply(&sh("exit 4", 5), &doc).unwrap_err();
+        let silent = Runner::default().apply(&sh("exit 4", 5), &doc).unwrap_err();
         assert!(
             silent.contains("exited") && silent.contains('4'),
             "{silent}"
         );
         // The timeout kills it.
         let started = Instant::now();
-        let slow = Runner.apply(&sh("sleep 20", 1), &doc).unwrap_err();
+        let slow = Runner::default()
+            .apply(&sh("sleep 20", 1), &doc)
+            .unwrap_err();
         assert!(slow.contains("did not finish within 1 s"), "{slow}");
         assert!(started.elapsed() < Duration::from_secs(10));
-        let missing = Runner
+        let missing = Runner::default()
             .apply(
                 &ConnectorConfig {
                     kind: ConnectorType::Command {

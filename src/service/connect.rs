@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::authz::Permission;
 use super::{Actor, Error, Result, Services, Tx};
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, ConnectorType};
 use crate::domain::{Account, Status};
 use crate::store::Collection;
 
@@ -166,13 +166,28 @@ fn link_key(connector: &str, account: &str) -> String {
     format!("{connector}/{account}")
 }
 
-/// The account as a target sees it (no credentials, no bookkeeping).
+/// The account as a target sees it: no secrets (the LDAP connector gets the
+/// password hash when a job is applied, never in the stored job), no
+/// bookkeeping. `password_set_at` makes a password change a change here.
 pub fn target_state(a: &Account) -> Value {
+    let keys: Vec<String> = a
+        .credentials
+        .keys
+        .iter()
+        .map(|k| {
+            if k.comment.is_empty() {
+                k.public_key.clone()
+            } else {
+                format!("{} {}", k.public_key, k.comment)
+            }
+        })
+        .collect();
     json!({
         "username": a.username, "display_name": a.display_name, "email": a.email,
         "kind": a.kind, "company": a.company, "sponsor": a.sponsor, "project": a.project,
         "start_date": a.start_date, "end_date": a.end_date, "status": a.status,
-        "groups": a.groups, "fields": a.fields,
+        "groups": a.groups, "fields": a.fields, "uid_number": a.uid_number,
+        "ssh_keys": keys, "password_set_at": a.credentials.password_set_at,
     })
 }
 
@@ -208,14 +223,78 @@ impl Tx<'_> {
         Ok(next)
     }
 
+    /// Hands out the next uidNumber (at least every LDAP connector's
+    /// `uid_number_start`).
+    fn next_uid_number(&mut self) -> Result<u32> {
+        let floor = self
+            .services
+            .config()
+            .connectors
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ConnectorType::Ldap(l) => Some(l.uid_number_start),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(10000);
+        let next = match self.uid_next {
+            Some(n) => n,
+            None => self
+                .services
+                .store()
+                .meta("next_uid_number")?
+                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+                .unwrap_or(floor),
+        }
+        .max(floor);
+        let after = next
+            .checked_add(1)
+            .ok_or_else(|| Error::Failed("uidNumbers are exhausted".into()))?;
+        self.uid_next = Some(after);
+        self.set_meta("next_uid_number", &after.to_string());
+        Ok(next)
+    }
+
+    /// Gives every account this transaction writes that an LDAP connector
+    /// covers a uidNumber, once.
+    fn allocate_uid_numbers(&mut self) -> Result<()> {
+        let ldap: Vec<&ConnectorConfig> = self
+            .services
+            .config()
+            .connectors
+            .iter()
+            .filter(|c| matches!(c.kind, ConnectorType::Ldap(_)))
+            .collect();
+        if ldap.is_empty() {
+            return Ok(());
+        }
+        let needing: Vec<String> = self
+            .accounts
+            .iter()
+            .filter(|(_, (_, new))| {
+                new.as_ref()
+                    .is_some_and(|a| a.uid_number.is_none() && ldap.iter().any(|c| c.covers(a)))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in needing {
+            let n = self.next_uid_number()?;
+            if let Some((_, Some(a))) = self.accounts.get_mut(&name) {
+                a.uid_number = Some(n);
+            }
+        }
+        Ok(())
+    }
+
     /// Queues a job for every connector that cares about an account this
     /// transaction changes, and marks its link pending. Called once per
     /// transaction, just before it commits; returns how many were queued.
     pub(crate) fn queue_connector_jobs(&mut self) -> Result<usize> {
-        let connectors = &self.services.config().connectors;
-        if connectors.is_empty() {
+        if self.services.config().connectors.is_empty() {
             return Ok(0);
         }
+        self.allocate_uid_numbers()?;
+        let connectors = &self.services.config().connectors;
         let mut planned = Vec::new();
         for (name, (old, new)) in &self.accounts {
             let (before, after) = (
@@ -283,6 +362,15 @@ impl Tx<'_> {
 }
 
 impl Services {
+    /// The id of the last job ever queued (0 before any).
+    fn last_job_id(&self) -> Result<u64> {
+        Ok(self
+            .store()
+            .meta("next_job_id")?
+            .and_then(|b| String::from_utf8_lossy(&b).parse::<u64>().ok())
+            .map_or(0, |n| n.saturating_sub(1)))
+    }
+
     fn jobs_all(&self) -> Result<Vec<Job>> {
         self.store()
             .records(Collection::Jobs)?
@@ -403,6 +491,7 @@ impl Services {
     /// until its backoff passes. Returns (applied, failed).
     pub fn connector_round(&self, applier: &dyn Applier) -> Result<(usize, usize)> {
         let mut queues: BTreeMap<(String, String), Vec<Job>> = BTreeMap::new();
+        let last_id = self.last_job_id()?;
         for job in self.jobs_all()? {
             queues
                 .entry((job.connector.clone(), job.account.clone()))
@@ -426,11 +515,15 @@ impl Services {
                 .map(|b| decode::<Link>("link", &connector, &b))
                 .transpose()?
                 .and_then(|l| l.target_id);
-            for job in jobs {
-                if job.next_attempt > self.now() {
+            let count = jobs.len();
+            for (i, job) in jobs.into_iter().enumerate() {
+                // A job never tried is due whatever its time says (a clock
+                // set back must not hold it); a failed one waits its backoff.
+                if job.attempts > 0 && job.next_attempt > self.now() {
                     break;
                 }
-                let document = json!({
+                let more = i + 1 < count;
+                let mut document = json!({
                     "action": job.action,
                     "connector": job.connector,
                     "account": job.state,
@@ -438,12 +531,23 @@ impl Services {
                     "link_id": link_id,
                     "job": job.id,
                 });
+                if matches!(config.kind, ConnectorType::Ldap(_)) && job.state.is_some() {
+                    // The directory verifies tenure's own argon2 hash; it is
+                    // read now, not kept in the job.
+                    if let Some(hash) = self
+                        .store()
+                        .account(&account)?
+                        .and_then(|a| a.credentials.password_hash)
+                    {
+                        document["password_hash"] = Value::String(hash);
+                    }
+                }
                 let outcome = applier.apply(config, &document);
                 let ok = outcome.is_ok();
                 if let Ok(Some(id)) = &outcome {
                     link_id = Some(id.clone());
                 }
-                self.connector_record(&job, outcome)?;
+                self.connector_record(&job, outcome, more, last_id)?;
                 if ok {
                     applied += 1;
                 } else {
@@ -458,10 +562,15 @@ impl Services {
     /// Records what applying `job` did, in one transaction: on success the
     /// job leaves and the link is in sync (or pending, if more jobs wait);
     /// on failure the job waits for its backoff and the link is failed.
+    /// `more` says whether the round holds later jobs of this account;
+    /// `last_id` is the last job id when the round began (a job queued since
+    /// may be this account's too).
     fn connector_record(
         &self,
         job: &Job,
         outcome: std::result::Result<Option<String>, String>,
+        more: bool,
+        last_id: u64,
     ) -> Result<()> {
         self.write(&Actor::system("connector"), |tx| {
             let key = job_key(job.id);
@@ -486,9 +595,13 @@ impl Services {
             match outcome {
                 Ok(target_id) => {
                     tx.put_record::<Job>(Collection::Jobs, &key, None)?;
-                    let more = tx.services.jobs_all()?.iter().any(|j| {
-                        j.id != job.id && j.connector == job.connector && j.account == job.account
-                    });
+                    let more = more
+                        || (tx.services.last_job_id()? > last_id
+                            && tx.services.jobs_all()?.iter().any(|j| {
+                                j.id != job.id
+                                    && j.connector == job.connector
+                                    && j.account == job.account
+                            }));
                     if target_id.is_some() {
                         link.target_id = target_id;
                     }

@@ -539,6 +539,8 @@ pub(crate) struct Tx<'a> {
     outbox_next: Option<u64>,
     /// The next provisioning job id within this transaction.
     jobs_next: Option<u64>,
+    /// The next uidNumber within this transaction.
+    uid_next: Option<u32>,
     email_delta: HashMap<String, Option<String>>,
     fingerprint_delta: HashMap<String, Option<String>>,
     /// What earlier chunks of a bulk import staged (not yet in the store).
@@ -565,6 +567,7 @@ impl<'a> Tx<'a> {
             records: Vec::new(),
             outbox_next: None,
             jobs_next: None,
+            uid_next: None,
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
             overlay: None,

@@ -11,6 +11,7 @@ mod crash;
 mod exec;
 mod hardening;
 mod import;
+mod ldap;
 mod lifecycle;
 mod notify;
 mod scale;
