@@ -25,6 +25,7 @@ use ldap3::{
 use serde_json::Value;
 
 use crate::config::{ConnectorConfig, GroupStyle, LdapConfig, TargetAction};
+use crate::service::connect::{Drift, TargetObject, Verdict};
 
 /// The relax control (draft-zeilenga-ldap-relax): lets the bind DN write the
 /// ppolicy operational attributes.
@@ -48,14 +49,6 @@ pub struct DesiredEntry {
     pub attrs: BTreeMap<String, Vec<String>>,
     /// Group cns the account should be a member of.
     pub groups: BTreeSet<String>,
-}
-
-/// One difference between the directory and tenure.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Drift {
-    pub field: String,
-    pub tenure: String,
-    pub target: String,
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -234,38 +227,20 @@ pub fn desired(cfg: &LdapConfig, document: &Value) -> Result<Desired, String> {
     })
 }
 
-/// What the directory holds for one person.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub dn: String,
-    /// Lower-cased attribute name → values.
-    pub attrs: HashMap<String, Vec<String>>,
-    /// Group cns (lower-cased) it is a member of, among those tenure manages.
-    pub groups: BTreeSet<String>,
-}
-
-impl Found {
-    fn from_entry(entry: SearchEntry) -> Found {
-        let mut attrs: HashMap<String, Vec<String>> = HashMap::new();
-        for (k, v) in entry.attrs {
-            attrs.entry(k.to_ascii_lowercase()).or_default().extend(v);
-        }
-        Found {
-            dn: entry.dn,
-            attrs,
-            groups: BTreeSet::new(),
-        }
+/// A person entry as tenure compares it.
+fn object_of(entry: SearchEntry) -> TargetObject {
+    let mut attrs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in entry.attrs {
+        attrs.entry(k.to_ascii_lowercase()).or_default().extend(v);
     }
-
-    pub fn values(&self, attr: &str) -> Vec<String> {
-        self.attrs
-            .get(&attr.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub fn locked(&self) -> bool {
-        !self.values("pwdAccountLockedTime").is_empty()
+    let username = attrs.get("uid").and_then(|v| v.first().cloned());
+    let enabled = !attrs.contains_key("pwdaccountlockedtime");
+    TargetObject {
+        id: entry.dn,
+        username,
+        enabled,
+        attrs,
+        groups: BTreeSet::new(),
     }
 }
 
@@ -276,7 +251,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 /// Field-by-field differences between what tenure wants and what is there.
-pub fn drift(want: &DesiredEntry, have: &Found) -> Vec<Drift> {
+pub fn drift(want: &DesiredEntry, have: &TargetObject) -> Vec<Drift> {
     let mut out = Vec::new();
     let classes: HashSet<String> = have
         .values("objectClass")
@@ -413,14 +388,14 @@ impl Session {
         cfg: &LdapConfig,
         link: Option<&str>,
         username: &str,
-    ) -> Result<Option<Found>, String> {
+    ) -> Result<Option<TargetObject>, String> {
         let attrs = ["*", "+"];
         if let Some(dn) = link {
             let found = self
                 .search(dn, Scope::Base, "(objectClass=*)", &attrs)
                 .map_err(|e| describe(&format!("read {dn}"), e))?;
             if let Some(e) = found.into_iter().next() {
-                return self.with_groups(cfg, Found::from_entry(e)).map(Some);
+                return self.with_groups(cfg, object_of(e)).map(Some);
             }
         }
         let filter = format!("(uid={})", ldap_escape(username));
@@ -428,7 +403,7 @@ impl Session {
             .search(&cfg.people_dn, Scope::Subtree, &filter, &attrs)
             .map_err(|e| describe(&format!("search {} for {filter}", cfg.people_dn), e))?;
         match found.into_iter().next() {
-            Some(e) => self.with_groups(cfg, Found::from_entry(e)).map(Some),
+            Some(e) => self.with_groups(cfg, object_of(e)).map(Some),
             None => Ok(None),
         }
     }
@@ -440,9 +415,13 @@ impl Session {
         }
     }
 
-    fn with_groups(&mut self, cfg: &LdapConfig, mut found: Found) -> Result<Found, String> {
-        let username = found.values("uid").into_iter().next().unwrap_or_default();
-        let filter = Self::member_filter(cfg, &found.dn, &username);
+    fn with_groups(
+        &mut self,
+        cfg: &LdapConfig,
+        mut found: TargetObject,
+    ) -> Result<TargetObject, String> {
+        let username = found.username.clone().unwrap_or_default();
+        let filter = Self::member_filter(cfg, &found.id, &username);
         let groups = self
             .search(&cfg.groups_dn, Scope::Subtree, &filter, &["cn"])
             .map_err(|e| describe(&format!("search {} for {filter}", cfg.groups_dn), e))?;
@@ -544,15 +523,15 @@ impl Session {
         &mut self,
         cfg: &LdapConfig,
         want: &Desired,
-        found: Option<Found>,
+        found: Option<TargetObject>,
     ) -> Result<Option<String>, String> {
         let Some(entry) = &want.entry else {
             if let Some(found) = found {
                 for cn in found.groups.clone() {
-                    self.leave_group(cfg, &cn, &found.dn, &want.username)?;
+                    self.leave_group(cfg, &cn, &found.id, &want.username)?;
                 }
-                self.delete(&found.dn)
-                    .map_err(|e| describe(&format!("delete {}", found.dn), e))?;
+                self.delete(&found.id)
+                    .map_err(|e| describe(&format!("delete {}", found.id), e))?;
             }
             return Ok(None);
         };
@@ -603,8 +582,8 @@ impl Session {
                     }
                 }
                 if !mods.is_empty() {
-                    self.modify(&found.dn, mods)
-                        .map_err(|e| describe(&format!("update {}", found.dn), e))?;
+                    self.modify(&found.id, mods)
+                        .map_err(|e| describe(&format!("update {}", found.id), e))?;
                 }
                 let want_groups: BTreeMap<String, &String> = entry
                     .groups
@@ -613,22 +592,22 @@ impl Session {
                     .collect();
                 for cn in &found.groups {
                     if !want_groups.contains_key(cn) {
-                        self.leave_group(cfg, cn, &found.dn, &want.username)?;
+                        self.leave_group(cfg, cn, &found.id, &want.username)?;
                     }
                 }
                 for (lower, cn) in &want_groups {
                     if !found.groups.contains(lower) {
-                        self.join_group(cfg, cn, &found.dn, &want.username)?;
+                        self.join_group(cfg, cn, &found.id, &want.username)?;
                     }
                 }
-                found.dn
+                found.id
             }
         };
         Ok(Some(dn))
     }
 
     /// Every person entry under people_dn (paged), with its groups.
-    pub fn people(&mut self, cfg: &LdapConfig) -> Result<Vec<Found>, String> {
+    pub fn people(&mut self, cfg: &LdapConfig) -> Result<Vec<TargetObject>, String> {
         use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
             Box::new(EntriesOnly::new()),
@@ -647,7 +626,7 @@ impl Session {
         let mut out = Vec::new();
         loop {
             match stream.next() {
-                Ok(Some(entry)) => out.push(Found::from_entry(SearchEntry::construct(entry))),
+                Ok(Some(entry)) => out.push(object_of(SearchEntry::construct(entry))),
                 Ok(None) => break,
                 Err(e) => return Err(describe(&format!("search {}", cfg.people_dn), e)),
             }
@@ -686,13 +665,10 @@ impl Session {
         }
         for f in &mut out {
             let key = match cfg.group_style {
-                GroupStyle::GroupOfNames => f.dn.to_ascii_lowercase(),
-                GroupStyle::PosixGroup => f
-                    .values("uid")
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase(),
+                GroupStyle::GroupOfNames => f.id.to_ascii_lowercase(),
+                GroupStyle::PosixGroup => {
+                    f.username.clone().unwrap_or_default().to_ascii_lowercase()
+                }
             };
             f.groups = by_member.remove(&key).unwrap_or_default();
         }
@@ -710,6 +686,28 @@ impl Session {
         )
         .map_err(|e| describe(&format!("lock {dn}"), e))
     }
+}
+
+/// How the entry `found` differs from what `document` asks for.
+pub fn compare(
+    cfg: &LdapConfig,
+    document: &Value,
+    found: Option<&TargetObject>,
+) -> Result<Verdict, String> {
+    let want = desired(cfg, document)?;
+    Ok(match (&want.entry, found) {
+        (None, None) => Verdict::InSync,
+        (None, Some(_)) => Verdict::Unwanted,
+        (Some(_), None) => Verdict::Missing,
+        (Some(entry), Some(have)) => {
+            let d = drift(entry, have);
+            if d.is_empty() {
+                Verdict::InSync
+            } else {
+                Verdict::Drifted(d)
+            }
+        }
+    })
 }
 
 /// The connector's connections, one per configured LDAP connector, kept
@@ -740,6 +738,24 @@ impl Pool {
             sessions.insert(connector.name.clone(), session);
         }
         out
+    }
+
+    /// Every person entry under people_dn.
+    pub fn read_all(
+        &self,
+        connector: &ConnectorConfig,
+        cfg: &LdapConfig,
+    ) -> Result<Vec<TargetObject>, String> {
+        self.with(connector, cfg, |s| s.people(cfg))
+    }
+
+    pub fn disable(
+        &self,
+        connector: &ConnectorConfig,
+        cfg: &LdapConfig,
+        dn: &str,
+    ) -> Result<(), String> {
+        self.with(connector, cfg, |s| s.lock(dn))
     }
 
     pub fn apply(
@@ -848,13 +864,15 @@ mod tests {
     #[test]
     fn drift_names_the_field_and_never_prints_a_hash() {
         let want = desired(&cfg(), &doc("active")).unwrap().entry.unwrap();
-        let mut attrs: HashMap<String, Vec<String>> = HashMap::new();
+        let mut attrs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (k, v) in &want.attrs {
             attrs.insert(k.to_ascii_lowercase(), v.clone());
         }
         attrs.insert("objectclass".into(), want.object_classes.clone());
-        let mut have = Found {
-            dn: "uid=bob,ou=people,dc=x".into(),
+        let mut have = TargetObject {
+            id: "uid=bob,ou=people,dc=x".into(),
+            username: Some("bob".into()),
+            enabled: true,
             attrs,
             groups: BTreeSet::from(["dev".into(), "ops".into()]),
         };

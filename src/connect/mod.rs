@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::config::{ConnectorConfig, ConnectorType};
-use crate::service::connect::{Applier, ERROR_BYTES};
+use crate::service::connect::{Applier, TargetObject, Verdict, ERROR_BYTES};
 
 pub mod ldap;
 
@@ -35,6 +35,39 @@ impl Applier for Runner {
                 Duration::from_secs(connector.timeout_seconds),
             ),
             ConnectorType::Ldap(cfg) => self.ldap.apply(connector, cfg, document),
+        }
+    }
+
+    fn read_all(
+        &self,
+        connector: &ConnectorConfig,
+    ) -> std::result::Result<Option<Vec<TargetObject>>, String> {
+        match &connector.kind {
+            ConnectorType::Command { .. } => Ok(None),
+            ConnectorType::Ldap(cfg) => self.ldap.read_all(connector, cfg).map(Some),
+        }
+    }
+
+    fn compare(
+        &self,
+        connector: &ConnectorConfig,
+        document: &Value,
+        found: Option<&TargetObject>,
+    ) -> std::result::Result<Verdict, String> {
+        match &connector.kind {
+            ConnectorType::Command { .. } => Err("a command target cannot be read back".into()),
+            ConnectorType::Ldap(cfg) => ldap::compare(cfg, document, found),
+        }
+    }
+
+    fn disable_object(
+        &self,
+        connector: &ConnectorConfig,
+        id: &str,
+    ) -> std::result::Result<(), String> {
+        match &connector.kind {
+            ConnectorType::Command { .. } => Err("a command target cannot be read back".into()),
+            ConnectorType::Ldap(cfg) => self.ldap.disable(connector, cfg, id),
         }
     }
 }

@@ -156,7 +156,170 @@ pub trait Applier: Send + Sync {
         connector: &ConnectorConfig,
         document: &Value,
     ) -> std::result::Result<Option<String>, String>;
+
+    /// Every object in the connector's scope in the target, or `None` for a
+    /// target that cannot be read back (a command).
+    fn read_all(
+        &self,
+        _connector: &ConnectorConfig,
+    ) -> std::result::Result<Option<Vec<TargetObject>>, String> {
+        Ok(None)
+    }
+
+    /// How `found` (the object matched to the account, if any) differs from
+    /// what the job document says the target should hold.
+    fn compare(
+        &self,
+        _connector: &ConnectorConfig,
+        _document: &Value,
+        _found: Option<&TargetObject>,
+    ) -> std::result::Result<Verdict, String> {
+        Err("this target cannot be compared".into())
+    }
+
+    /// Disables an object tenure does not know (`--disable-unmatched`).
+    fn disable_object(
+        &self,
+        _connector: &ConnectorConfig,
+        _id: &str,
+    ) -> std::result::Result<(), String> {
+        Err("this target cannot disable objects".into())
+    }
 }
+
+/// One object read back from a target.
+#[derive(Clone, Debug, Default)]
+pub struct TargetObject {
+    /// The target's id (a DN, a SCIM id).
+    pub id: String,
+    /// The login name it carries (uid, userName).
+    pub username: Option<String>,
+    /// Whether it can be used (not locked, active).
+    pub enabled: bool,
+    /// Lower-cased attribute → values.
+    pub attrs: BTreeMap<String, Vec<String>>,
+    /// Lower-cased names of the groups (that tenure manages) it is in.
+    pub groups: std::collections::BTreeSet<String>,
+}
+
+impl TargetObject {
+    pub fn values(&self, attr: &str) -> Vec<String> {
+        self.attrs
+            .get(&attr.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// One difference between a target and tenure. Secrets are never shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub field: String,
+    pub tenure: String,
+    pub target: String,
+}
+
+/// What a target holds for one account, against what it should.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    InSync,
+    Drifted(Vec<Drift>),
+    /// Should be there, is not.
+    Missing,
+    /// Is there, should not be (deleted or disabled with "delete").
+    Unwanted,
+}
+
+/// `connector reconcile` options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReconcileOptions {
+    pub dry_run: bool,
+    pub disable_unmatched: bool,
+}
+
+/// One account that is not in sync in the target.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReconcileRow {
+    pub account: String,
+    /// drifted, missing, enabled_in_target (disabled/deleted in tenure but
+    /// usable there), unwanted (deleted in tenure, still there).
+    pub class: String,
+    #[serde(default)]
+    pub target_id: Option<String>,
+    #[serde(default)]
+    pub drift: Vec<Drift>,
+    /// A job was queued to fix it (false in a dry run, or when one waits already).
+    pub fixing: bool,
+}
+
+/// An object in the target that no account in tenure accounts for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TargetOrphan {
+    pub connector: String,
+    pub object: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    pub why: String,
+    pub enabled: bool,
+    /// Disabled by this run (`--disable-unmatched`).
+    pub disabled: bool,
+}
+
+/// What `connector reconcile` found (and did).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    pub connector: String,
+    pub at: DateTime<Utc>,
+    pub dry_run: bool,
+    /// False for a target that cannot be read back: every account was resent.
+    pub readable: bool,
+    pub objects: usize,
+    pub in_sync: usize,
+    pub rows: Vec<ReconcileRow>,
+    pub unmatched: Vec<TargetOrphan>,
+    /// Jobs queued by this run.
+    pub queued: usize,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl ReconcileReport {
+    pub fn count(&self, class: &str) -> usize {
+        self.rows.iter().filter(|r| r.class == class).count()
+    }
+
+    pub fn summary(&self) -> String {
+        if !self.readable {
+            return format!(
+                "{}: the target cannot be read back; {} accounts resent",
+                self.connector, self.queued
+            );
+        }
+        format!(
+            "{}: {} objects, {} in sync, {} drifted, {} missing, {} enabled in target, {} unwanted, {} unmatched{}",
+            self.connector,
+            self.objects,
+            self.in_sync,
+            self.count("drifted"),
+            self.count("missing"),
+            self.count("enabled_in_target"),
+            self.count("unwanted"),
+            self.unmatched.len(),
+            if self.dry_run {
+                " (dry run: nothing changed)".to_string()
+            } else {
+                format!(
+                    "; {} jobs queued, {} unmatched disabled",
+                    self.queued,
+                    self.unmatched.iter().filter(|u| u.disabled).count()
+                )
+            }
+        )
+    }
+}
+
+/// The most unmatched objects a stored reconcile keeps for `report orphans`.
+const ORPHANS_KEPT: usize = 10_000;
 
 fn job_key(id: u64) -> String {
     format!("{id:012}")
@@ -323,6 +486,21 @@ impl Tx<'_> {
         }
         let queued = planned.len();
         for (connector, account, action, state, previous) in planned {
+            self.enqueue_job(connector, account, action, state, previous)?;
+        }
+        Ok(queued)
+    }
+
+    /// Stores one job and marks its link pending.
+    pub(crate) fn enqueue_job(
+        &mut self,
+        connector: String,
+        account: String,
+        action: JobAction,
+        state: Option<Value>,
+        previous: Option<Value>,
+    ) -> Result<()> {
+        {
             let id = self.next_job_id()?;
             let job = Job {
                 id,
@@ -357,11 +535,324 @@ impl Tx<'_> {
             }
             self.put_record(Collection::Links, &key, Some(&link))?;
         }
-        Ok(queued)
+        Ok(())
     }
 }
 
 impl Services {
+    /// The job document a target gets for `state` (the LDAP connector also
+    /// gets the account's password hash, read now, never stored in a job).
+    fn job_document(
+        &self,
+        config: &ConnectorConfig,
+        action: JobAction,
+        state: &Option<Value>,
+        previous: &Option<Value>,
+        link_id: Option<&str>,
+        job: u64,
+        password_hash: Option<String>,
+    ) -> Value {
+        let mut document = json!({
+            "action": action,
+            "connector": config.name,
+            "account": state,
+            "previous": previous,
+            "link_id": link_id,
+            "job": job,
+        });
+        if matches!(config.kind, ConnectorType::Ldap(_)) && state.is_some() {
+            if let Some(hash) = password_hash {
+                document["password_hash"] = Value::String(hash);
+            }
+        }
+        document
+    }
+
+    /// `connector reconcile NAME`: reads every object in the target and
+    /// classifies each against tenure (in sync, drifted, missing, enabled in
+    /// the target though disabled here, unwanted, unmatched). Unless a dry
+    /// run, queues a job for each account not in sync (the worker fixes it,
+    /// in order with the account's other jobs), disables unmatched objects
+    /// with `disable_unmatched`, and records the result and an audit event.
+    /// A target that cannot be read back (a command) gets every account resent.
+    pub fn connector_reconcile(
+        &self,
+        actor: &Actor,
+        name: &str,
+        options: ReconcileOptions,
+        applier: &dyn Applier,
+    ) -> Result<ReconcileReport> {
+        self.authorize(actor, Permission::ReconcileConnector, None)?;
+        let config = self.connector_named(name)?.clone();
+        let objects = applier
+            .read_all(&config)
+            .map_err(|e| Error::Failed(format!("{name}: cannot read the target: {e}")))?;
+        let links: BTreeMap<String, Link> = self
+            .links_all()?
+            .into_iter()
+            .filter(|l| l.connector == name)
+            .map(|l| (l.account.clone(), l))
+            .collect();
+        let waiting: std::collections::HashSet<String> = self
+            .jobs_all()?
+            .into_iter()
+            .filter(|j| j.connector == name)
+            .map(|j| j.account)
+            .collect();
+        let mut accounts: Vec<Account> = Vec::new();
+        let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut scan_error = None;
+        self.store().scan_accounts(&mut |_, a| match a {
+            Ok(a) => {
+                known.insert(a.username.clone());
+                if config.covers(&a) {
+                    accounts.push(a);
+                }
+            }
+            Err(e) => scan_error = Some(e),
+        })?;
+        if let Some(e) = scan_error {
+            return Err(Error::Failed(e));
+        }
+        let mut report = ReconcileReport {
+            connector: name.to_string(),
+            at: self.now(),
+            dry_run: options.dry_run,
+            readable: objects.is_some(),
+            objects: objects.as_ref().map_or(0, Vec::len),
+            in_sync: 0,
+            rows: Vec::new(),
+            unmatched: Vec::new(),
+            queued: 0,
+            error: None,
+        };
+        // (account, whether its record must be rewritten to get a uidNumber)
+        let mut fix: Vec<(String, bool)> = Vec::new();
+        match &objects {
+            None => {
+                for a in &accounts {
+                    if !waiting.contains(&a.username) {
+                        fix.push((a.username.clone(), false));
+                    }
+                }
+            }
+            Some(objects) => {
+                let mut by_id: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::new();
+                let mut by_name: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::new();
+                for (i, o) in objects.iter().enumerate() {
+                    by_id.insert(o.id.to_ascii_lowercase(), i);
+                    if let Some(u) = &o.username {
+                        by_name.entry(u.clone()).or_insert(i);
+                    }
+                }
+                let mut matched = vec![false; objects.len()];
+                let ldap = matches!(config.kind, ConnectorType::Ldap(_));
+                for a in &accounts {
+                    let link = links.get(&a.username);
+                    let link_id = link.and_then(|l| l.target_id.as_deref());
+                    let at = link_id
+                        .and_then(|id| by_id.get(&id.to_ascii_lowercase()))
+                        .or_else(|| by_name.get(&a.username))
+                        .copied();
+                    if let Some(i) = at {
+                        matched[i] = true;
+                    }
+                    let found = at.and_then(|i| objects.get(i));
+                    let needs_uid = ldap && a.uid_number.is_none();
+                    let verdict = if needs_uid {
+                        if found.is_some() {
+                            Verdict::Drifted(vec![Drift {
+                                field: "uidNumber".into(),
+                                tenure: "(not yet given)".into(),
+                                target: found
+                                    .map(|f| f.values("uidNumber").join(", "))
+                                    .unwrap_or_default(),
+                            }])
+                        } else {
+                            Verdict::Missing
+                        }
+                    } else {
+                        let state = Some(target_state(a));
+                        let document = self.job_document(
+                            &config,
+                            JobAction::Update,
+                            &state,
+                            &None,
+                            link_id,
+                            0,
+                            a.credentials.password_hash.clone(),
+                        );
+                        applier
+                            .compare(&config, &document, found)
+                            .map_err(|e| Error::Failed(format!("{name}: {}: {e}", a.username)))?
+                    };
+                    let off_here = matches!(a.status, Status::Disabled | Status::Deleted);
+                    let class = match verdict {
+                        Verdict::InSync => {
+                            report.in_sync += 1;
+                            continue;
+                        }
+                        Verdict::Drifted(_) if off_here && found.is_some_and(|f| f.enabled) => {
+                            "enabled_in_target"
+                        }
+                        Verdict::Drifted(_) => "drifted",
+                        Verdict::Missing => "missing",
+                        Verdict::Unwanted if off_here && found.is_some_and(|f| f.enabled) => {
+                            "enabled_in_target"
+                        }
+                        Verdict::Unwanted => "unwanted",
+                    };
+                    let drift = match &verdict {
+                        Verdict::Drifted(d) => d.clone(),
+                        _ => vec![],
+                    };
+                    let fixing = !options.dry_run && !waiting.contains(&a.username);
+                    if fixing {
+                        fix.push((a.username.clone(), needs_uid));
+                    }
+                    report.rows.push(ReconcileRow {
+                        account: a.username.clone(),
+                        class: class.to_string(),
+                        target_id: found.map(|f| f.id.clone()),
+                        drift,
+                        fixing,
+                    });
+                }
+                for (i, o) in objects.iter().enumerate() {
+                    if matched[i] {
+                        continue;
+                    }
+                    let why = match &o.username {
+                        Some(u) if known.contains(u) => {
+                            format!("account '{u}' is not in this connector's scope")
+                        }
+                        Some(u) if links.contains_key(u) => {
+                            format!("account '{u}' was purged in tenure")
+                        }
+                        Some(u) => format!("no account '{u}' in tenure"),
+                        None => "no login name".to_string(),
+                    };
+                    let mut disabled = false;
+                    if options.disable_unmatched && !options.dry_run && o.enabled {
+                        applier
+                            .disable_object(&config, &o.id)
+                            .map_err(|e| Error::Failed(format!("{name}: disable {}: {e}", o.id)))?;
+                        disabled = true;
+                    }
+                    report.unmatched.push(TargetOrphan {
+                        connector: name.to_string(),
+                        object: o.id.clone(),
+                        username: o.username.clone(),
+                        why,
+                        enabled: o.enabled && !disabled,
+                        disabled,
+                    });
+                }
+            }
+        }
+        if options.dry_run {
+            if objects.is_none() {
+                report.queued = fix.len();
+            }
+            return Ok(report);
+        }
+        let by_name: std::collections::HashMap<&str, &Account> =
+            accounts.iter().map(|a| (a.username.as_str(), a)).collect();
+        let queued = self.write(actor, |tx| {
+            let mut queued = 0;
+            for (account, needs_uid) in &fix {
+                let Some(a) = by_name.get(account.as_str()) else {
+                    continue;
+                };
+                if *needs_uid {
+                    // Rewriting the record gives it its uidNumber, and the
+                    // change queues the job itself.
+                    tx.stage(Some(a), Some((*a).clone()));
+                } else {
+                    tx.enqueue_job(
+                        name.to_string(),
+                        account.clone(),
+                        JobAction::Update,
+                        Some(target_state(a)),
+                        None,
+                    )?;
+                }
+                queued += 1;
+            }
+            let mut kept = report.clone();
+            kept.queued = queued;
+            tx.event("connector.reconcile", None, vec![], Some(kept.summary()));
+            kept.rows.truncate(ORPHANS_KEPT);
+            kept.unmatched.truncate(ORPHANS_KEPT);
+            let stored =
+                serde_json::to_string(&kept).map_err(|e| Error::Failed(format!("encode: {e}")))?;
+            tx.set_meta(&format!("reconcile/{name}"), &stored);
+            Ok(queued)
+        })?;
+        report.queued = queued;
+        if queued > 0 {
+            self.wake_connectors();
+        }
+        Ok(report)
+    }
+
+    /// Runs the reconciles whose `reconcile_hours` have passed since the last
+    /// one (actor `system:reconcile`). Returns one line per reconcile run.
+    pub fn reconcile_due(&self, applier: &dyn Applier) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.config().connectors {
+            let Some(hours) = c.reconcile_hours else {
+                continue;
+            };
+            let last = self.last_reconcile(&c.name).ok().flatten().map(|r| r.at);
+            if last.is_some_and(|at| self.now() < at + Duration::hours(i64::from(hours))) {
+                continue;
+            }
+            let actor = Actor::system("reconcile");
+            match self.connector_reconcile(&actor, &c.name, ReconcileOptions::default(), applier) {
+                Ok(report) => out.push(report.summary()),
+                Err(e) => {
+                    // Recorded, so the next try waits its turn too.
+                    let failed = ReconcileReport {
+                        connector: c.name.clone(),
+                        at: self.now(),
+                        dry_run: false,
+                        readable: true,
+                        objects: 0,
+                        in_sync: 0,
+                        rows: vec![],
+                        unmatched: vec![],
+                        queued: 0,
+                        error: Some(e.to_string()),
+                    };
+                    let stored = serde_json::to_string(&failed).unwrap_or_default();
+                    let _ = self.write(&actor, |tx| {
+                        tx.set_meta(&format!("reconcile/{}", c.name), &stored);
+                        tx.event(
+                            "connector.reconcile",
+                            None,
+                            vec![],
+                            Some(format!("{}: failed: {e}", c.name)),
+                        );
+                        Ok(())
+                    });
+                    out.push(format!("{}: reconcile failed: {e}", c.name));
+                }
+            }
+        }
+        out
+    }
+
+    /// The last reconcile of each connector (`report orphans`, the console).
+    pub fn last_reconcile(&self, name: &str) -> Result<Option<ReconcileReport>> {
+        Ok(self
+            .store()
+            .meta(&format!("reconcile/{name}"))?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
     /// The id of the last job ever queued (0 before any).
     fn last_job_id(&self) -> Result<u64> {
         Ok(self
@@ -523,25 +1014,24 @@ impl Services {
                     break;
                 }
                 let more = i + 1 < count;
-                let mut document = json!({
-                    "action": job.action,
-                    "connector": job.connector,
-                    "account": job.state,
-                    "previous": job.previous,
-                    "link_id": link_id,
-                    "job": job.id,
-                });
-                if matches!(config.kind, ConnectorType::Ldap(_)) && job.state.is_some() {
-                    // The directory verifies tenure's own argon2 hash; it is
-                    // read now, not kept in the job.
-                    if let Some(hash) = self
-                        .store()
+                // The directory verifies tenure's own argon2 hash; it is
+                // read now, not kept in the job.
+                let hash = if matches!(config.kind, ConnectorType::Ldap(_)) && job.state.is_some() {
+                    self.store()
                         .account(&account)?
                         .and_then(|a| a.credentials.password_hash)
-                    {
-                        document["password_hash"] = Value::String(hash);
-                    }
-                }
+                } else {
+                    None
+                };
+                let document = self.job_document(
+                    config,
+                    job.action,
+                    &job.state,
+                    &job.previous,
+                    link_id.as_deref(),
+                    job.id,
+                    hash,
+                );
                 let outcome = applier.apply(config, &document);
                 let ok = outcome.is_ok();
                 if let Ok(Some(id)) = &outcome {

@@ -179,6 +179,8 @@ struct Inner {
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
     /// Wakes the connector worker after a write queued jobs.
     connect_wake: Arc<tokio::sync::Notify>,
+    /// What reaches the targets (set by the binary: `crate::connect::Runner`).
+    applier: std::sync::OnceLock<Arc<dyn connect::Applier>>,
 }
 
 impl Services {
@@ -230,6 +232,7 @@ impl Services {
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
+                applier: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
@@ -367,6 +370,20 @@ impl Services {
     pub fn warm_up(&self) -> Result<usize> {
         let guard = self.indexes()?;
         Ok(guard.as_ref().map_or(0, |i| i.count()))
+    }
+
+    /// Gives the service what reaches the targets (once; later calls are ignored).
+    pub fn set_applier(&self, applier: Arc<dyn connect::Applier>) {
+        let _ = self.inner.applier.set(applier);
+    }
+
+    /// What reaches the targets, for the worker and `connector reconcile`.
+    pub fn applier(&self) -> Result<Arc<dyn connect::Applier>> {
+        self.inner
+            .applier
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::Failed("no connector runner in this process".into()))
     }
 
     /// What the connector worker waits on besides its tick.

@@ -667,3 +667,156 @@ fn a_down_directory_loses_nothing_and_a_wrong_bind_password_is_a_clear_status() 
         t.in_sync("dora") && one(&slapd.person("dora").unwrap(), "title") == "p101"
     });
 }
+
+#[test]
+fn reconcile_reports_drift_and_orphans_fixes_what_tenure_owns_and_disables_orphans_only_when_asked()
+{
+    let slapd = Slapd::start();
+    let t = Tenure::start(&slapd.url(), "");
+    t.ok("group create devs");
+    for (name, extra) in [("carl", "--group devs"), ("gus", ""), ("hal", "")] {
+        t.ok(&format!(
+            "user create {name} --email {name}@x.io --display-name {name} --kind contractor --end +30d --sponsor alice {extra}"
+        ));
+    }
+    t.ok("user create dan --email dan@x.io --display-name Dan --kind employee");
+    t.ok("user disable gus --reason 'on leave'");
+    eventually("all three in sync", || {
+        ["carl", "gus", "hal"].iter().all(|u| t.in_sync(u))
+            && slapd
+                .person("gus")
+                .is_some_and(|e| !one(&e, "pwdAccountLockedTime").is_empty())
+    });
+
+    // Changes made by hand in the directory.
+    slapd.modify(&format!(
+        "dn: uid=carl,{PEOPLE}\nchangetype: modify\nreplace: mail\nmail: evil@x.io\n\ndn: cn=devs,{GROUPS}\nchangetype: modify\nadd: member\nmember: cn=admin,{BASE}\n-\ndelete: member\nmember: uid=carl,{PEOPLE}\n\ndn: uid=gus,{PEOPLE}\nchangetype: modify\ndelete: pwdAccountLockedTime\n"
+    ));
+    slapd.ldap("ldapdelete", &[&format!("uid=hal,{PEOPLE}")], "");
+    for name in ["mallory", "dan"] {
+        slapd.ldap(
+            "ldapadd",
+            &[],
+            &format!("dn: uid={name},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {name}\ncn: {name}\nsn: {name}\n"),
+        );
+    }
+
+    // The dry run reports and changes nothing.
+    let dry = t.json("connector reconcile directory --dry-run --json");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["objects"], 4, "{dry}");
+    let row = |report: &Value, who: &str| -> Value {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["account"] == who)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let carl = row(&dry, "carl");
+    assert_eq!(carl["class"], "drifted", "{dry}");
+    let fields: Vec<&str> = carl["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["mail", "groups"], "{carl}");
+    assert_eq!(carl["drift"][0]["tenure"], "carl@x.io");
+    assert_eq!(carl["drift"][0]["target"], "evil@x.io");
+    assert_eq!(row(&dry, "gus")["class"], "enabled_in_target");
+    assert_eq!(row(&dry, "hal")["class"], "missing");
+    assert!(dry["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["fixing"] == false));
+    let unmatched: Vec<(String, String)> = dry["unmatched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["object"].as_str().unwrap().to_string(),
+                u["why"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut unmatched = unmatched;
+    unmatched.sort();
+    assert_eq!(
+        unmatched,
+        [
+            (
+                format!("uid=dan,{PEOPLE}"),
+                "account 'dan' is not in this connector's scope".to_string()
+            ),
+            (
+                format!("uid=mallory,{PEOPLE}"),
+                "no account 'mallory' in tenure".to_string()
+            ),
+        ]
+    );
+    assert_eq!(one(&slapd.person("carl").unwrap(), "mail"), "evil@x.io");
+    assert!(slapd.person("hal").is_none());
+
+    // The real run fixes what tenure owns and only reports the orphans.
+    let text = t.ok("connector reconcile directory");
+    assert!(
+        text.contains("1 drifted, 1 missing, 1 enabled in target")
+            && text.contains("2 unmatched; 3 jobs queued"),
+        "{text}"
+    );
+    assert!(text.contains("no account 'mallory' in tenure"), "{text}");
+    eventually("the directory fixed", || {
+        ["carl", "gus", "hal"].iter().all(|u| t.in_sync(u))
+            && slapd
+                .person("carl")
+                .is_some_and(|e| one(&e, "mail") == "carl@x.io")
+            && slapd
+                .members("devs")
+                .contains(&format!("uid=carl,{PEOPLE}"))
+            && slapd
+                .person("gus")
+                .is_some_and(|e| one(&e, "pwdAccountLockedTime") == "000001010000Z")
+            && slapd.person("hal").is_some()
+    });
+    assert!(one(&slapd.person("mallory").unwrap(), "pwdAccountLockedTime").is_empty());
+    let orphans = t.json("report orphans --json");
+    let mallory = orphans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["problem"] == "target_orphan" && o["username"] == "mallory")
+        .unwrap_or_else(|| panic!("{orphans}"));
+    assert_eq!(mallory["connector"], "directory");
+    assert!(mallory["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("uid=mallory,{PEOPLE}")));
+
+    // Nothing left to fix; with --disable-unmatched the orphans are locked.
+    let again = t.json("connector reconcile directory --disable-unmatched --json");
+    assert_eq!(again["in_sync"], 3, "{again}");
+    assert!(again["rows"].as_array().unwrap().is_empty());
+    assert!(again["unmatched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["disabled"] == true));
+    assert_eq!(
+        one(&slapd.person("mallory").unwrap(), "pwdAccountLockedTime"),
+        "000001010000Z"
+    );
+    let trail = t.ok("audit tail -n 50 --action connector.reconcile");
+    assert!(trail.contains("2 unmatched disabled"), "{trail}");
+
+    let (code, _, err) = t
+        .server()
+        .exec("alice", &t.key, "connector reconcile nosuch", None);
+    assert_eq!(
+        (code, err.trim()),
+        (3, "error: no connector named 'nosuch'")
+    );
+}
