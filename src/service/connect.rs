@@ -545,22 +545,19 @@ impl Services {
     fn job_document(
         &self,
         config: &ConnectorConfig,
-        action: JobAction,
-        state: &Option<Value>,
-        previous: &Option<Value>,
+        job: &Job,
         link_id: Option<&str>,
-        job: u64,
         password_hash: Option<String>,
     ) -> Value {
         let mut document = json!({
-            "action": action,
+            "action": job.action,
             "connector": config.name,
-            "account": state,
-            "previous": previous,
+            "account": job.state,
+            "previous": job.previous,
             "link_id": link_id,
-            "job": job,
+            "job": job.id,
         });
-        if matches!(config.kind, ConnectorType::Ldap(_)) && state.is_some() {
+        if matches!(config.kind, ConnectorType::Ldap(_)) && job.state.is_some() {
             if let Some(hash) = password_hash {
                 document["password_hash"] = Value::String(hash);
             }
@@ -674,14 +671,22 @@ impl Services {
                             Verdict::Missing
                         }
                     } else {
-                        let state = Some(target_state(a));
+                        let job = Job {
+                            id: 0,
+                            connector: name.to_string(),
+                            account: a.username.clone(),
+                            action: JobAction::Update,
+                            created_at: self.now(),
+                            attempts: 0,
+                            next_attempt: self.now(),
+                            last_error: None,
+                            state: Some(target_state(a)),
+                            previous: None,
+                        };
                         let document = self.job_document(
                             &config,
-                            JobAction::Update,
-                            &state,
-                            &None,
+                            &job,
                             link_id,
-                            0,
                             a.credentials.password_hash.clone(),
                         );
                         applier
@@ -1023,15 +1028,7 @@ impl Services {
                 } else {
                     None
                 };
-                let document = self.job_document(
-                    config,
-                    job.action,
-                    &job.state,
-                    &job.previous,
-                    link_id.as_deref(),
-                    job.id,
-                    hash,
-                );
+                let document = self.job_document(config, &job, link_id.as_deref(), hash);
                 let outcome = applier.apply(config, &document);
                 let ok = outcome.is_ok();
                 if let Ok(Some(id)) = &outcome {
