@@ -26,9 +26,9 @@ fi
 
 # ssh-audit (PyPI) checks the server's algorithms as an auditor would.
 # asyncssh plays the hostile client in tests/it/security.rs.
-if [ ! -x .venv-test/bin/ssh-audit ] || ! .venv-test/bin/python -c "import aiosmtpd, asyncssh" 2>/dev/null; then
+if [ ! -x .venv-test/bin/ssh-audit ] || ! .venv-test/bin/python -c "import aiosmtpd, asyncssh, scim2_server" 2>/dev/null; then
   python3 -m venv .venv-test
-  .venv-test/bin/pip install -q ssh-audit aiosmtpd asyncssh
+  .venv-test/bin/pip install -q ssh-audit aiosmtpd asyncssh scim2-server
 fi
 export SSH_AUDIT="$PWD/.venv-test/bin/ssh-audit"
 export TEST_PYTHON="$PWD/.venv-test/bin/python"

@@ -303,6 +303,25 @@ pub enum ConnectorType {
     Command { argv: Vec<String> },
     /// An LDAP directory (OpenLDAP with ppolicy in the tests).
     Ldap(Box<LdapConfig>),
+    /// A SCIM 2.0 service provider (RFC 7643/7644).
+    Scim(Box<ScimConfig>),
+}
+
+/// A `type = "scim"` connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimConfig {
+    /// The base URL, e.g. `https://app.example.com/scim/v2`.
+    pub url: String,
+    pub bearer_token_file: PathBuf,
+    /// `disable`: active=false; `remove_groups`: that and out of every group; `delete`: DELETE.
+    pub on_disable: TargetAction,
+    /// `delete`: DELETE; `disable`/`remove_groups`: kept with active=false.
+    pub on_delete: TargetAction,
+    /// tenure group → target group displayName; empty = every group, same name.
+    pub group_map: BTreeMap<String, String>,
+    /// Change group membership with PATCH (falling back to PUT when the
+    /// target refuses it); false: always PUT the whole group.
+    pub patch: bool,
 }
 
 impl ConnectorType {
@@ -310,6 +329,7 @@ impl ConnectorType {
         match self {
             ConnectorType::Command { .. } => "command",
             ConnectorType::Ldap(_) => "ldap",
+            ConnectorType::Scim(_) => "scim",
         }
     }
 }
@@ -447,6 +467,10 @@ struct RawConnector {
     login_shell: Option<String>,
     #[serde(default)]
     ssh_public_keys: Option<bool>,
+    #[serde(default)]
+    bearer_token_file: Option<String>,
+    #[serde(default)]
+    patch: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -975,19 +999,45 @@ impl Config {
                     }))
                 }
                 "scim" => {
-                    return Err(fail(
-                        span,
-                        format!(
-                            "{at}.type: \"{}\" connectors are not supported yet (only \"command\" and \"ldap\")",
-                            c.kind
-                        ),
-                    ))
+                    let need = |value: &Option<String>, key: &str, example: &str| {
+                        value
+                            .clone()
+                            .filter(|v| !v.trim().is_empty())
+                            .ok_or_else(|| {
+                                fail(span.clone(), format!("{at}.{key}: required for a scim connector, e.g. {example}"))
+                            })
+                    };
+                    let url = need(&c.url, "url", "\"https://app.example.com/scim/v2\"")?;
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(fail(
+                            span,
+                            format!("{at}.url: '{}' must start with http:// or https://", escape_text(&url)),
+                        ));
+                    }
+                    let action = |value: &Option<String>, key: &str, default: TargetAction| match value {
+                        None => Ok(default),
+                        Some(v) => TargetAction::parse(v).ok_or_else(|| {
+                            fail(span.clone(), format!("{at}.{key}: '{}' must be \"disable\", \"remove_groups\" or \"delete\"", escape_text(v)))
+                        }),
+                    };
+                    ConnectorType::Scim(Box::new(ScimConfig {
+                        url: url.trim_end_matches('/').to_string(),
+                        bearer_token_file: resolve(&need(
+                            &c.bearer_token_file,
+                            "bearer_token_file",
+                            "\"keys/scim_token\"",
+                        )?),
+                        on_disable: action(&c.on_disable, "on_disable", TargetAction::Disable)?,
+                        on_delete: action(&c.on_delete, "on_delete", TargetAction::Delete)?,
+                        group_map: c.groups.clone().unwrap_or_default(),
+                        patch: c.patch.unwrap_or(true),
+                    }))
                 }
                 other => {
                     return Err(fail(
                         span,
                         format!(
-                            "{at}.type: unknown connector type '{}' (expected \"command\" or \"ldap\")",
+                            "{at}.type: unknown connector type '{}' (expected \"command\", \"ldap\" or \"scim\")",
                             crate::text::escape_text(other)
                         ),
                     ))
@@ -1138,9 +1188,10 @@ mod tests {
                 "type = \"ldap\"\nurl = \"ldap://x\"\nbind_dn = \"cn=a\"\nbind_password_file = \"p\"\npeople_dn = \"ou=p\"\ngroups_dn = \"ou=g\"\non_disable = \"wipe\"\n",
                 "connectors[0].on_disable: 'wipe' must be",
             ),
+            ("type = \"scim\"\n", "connectors[0].url: required for a scim connector"),
             (
-                "type = \"scim\"\n",
-                "connectors[0].type: \"scim\" connectors are not supported yet",
+                "type = \"scim\"\nurl = \"https://x/scim/v2\"\n",
+                "connectors[0].bearer_token_file: required",
             ),
             ("type = \"command\"\n", "connectors[0].command"),
             (

@@ -14,6 +14,7 @@ use crate::config::{ConnectorConfig, ConnectorType};
 use crate::service::connect::{Applier, TargetObject, Verdict, ERROR_BYTES};
 
 pub mod ldap;
+pub mod scim;
 
 /// Applies jobs to every kind of target: runs the configured programs,
 /// talks to the directories (keeping a connection per LDAP connector).
@@ -35,6 +36,7 @@ impl Applier for Runner {
                 Duration::from_secs(connector.timeout_seconds),
             ),
             ConnectorType::Ldap(cfg) => self.ldap.apply(connector, cfg, document),
+            ConnectorType::Scim(cfg) => scim::Client::new(connector, cfg)?.apply(document),
         }
     }
 
@@ -45,6 +47,7 @@ impl Applier for Runner {
         match &connector.kind {
             ConnectorType::Command { .. } => Ok(None),
             ConnectorType::Ldap(cfg) => self.ldap.read_all(connector, cfg).map(Some),
+            ConnectorType::Scim(cfg) => scim::Client::new(connector, cfg)?.read_all().map(Some),
         }
     }
 
@@ -57,6 +60,7 @@ impl Applier for Runner {
         match &connector.kind {
             ConnectorType::Command { .. } => Err("a command target cannot be read back".into()),
             ConnectorType::Ldap(cfg) => ldap::compare(cfg, document, found),
+            ConnectorType::Scim(cfg) => scim::compare(cfg, document, found),
         }
     }
 
@@ -68,6 +72,7 @@ impl Applier for Runner {
         match &connector.kind {
             ConnectorType::Command { .. } => Err("a command target cannot be read back".into()),
             ConnectorType::Ldap(cfg) => self.ldap.disable(connector, cfg, id),
+            ConnectorType::Scim(cfg) => scim::Client::new(connector, cfg)?.disable(id),
         }
     }
 }

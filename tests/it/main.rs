@@ -15,5 +15,6 @@ mod ldap;
 mod lifecycle;
 mod notify;
 mod scale;
+mod scim;
 mod security;
 mod ssh;
