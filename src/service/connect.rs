@@ -138,6 +138,18 @@ pub struct ConnectorSummary {
     pub failed: usize,
     pub jobs_queued: usize,
     pub last_error: Option<String>,
+    pub last_reconcile: Option<ReconcileBrief>,
+}
+
+/// The last reconcile of a connector, in a line.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReconcileBrief {
+    pub at: DateTime<Utc>,
+    pub in_sync: usize,
+    /// Drifted, missing, enabled in target, unwanted.
+    pub not_in_sync: usize,
+    pub unmatched: usize,
+    pub error: Option<String>,
 }
 
 /// `connector status NAME`.
@@ -914,6 +926,15 @@ impl Services {
                         .iter()
                         .filter(|j| j.connector == c.name)
                         .find_map(|j| j.last_error.clone()),
+                    last_reconcile: self.last_reconcile(&c.name).ok().flatten().map(|r| {
+                        ReconcileBrief {
+                            at: r.at,
+                            in_sync: r.in_sync,
+                            not_in_sync: r.rows.len(),
+                            unmatched: r.unmatched.len(),
+                            error: r.error,
+                        }
+                    }),
                 }
             })
             .collect())
