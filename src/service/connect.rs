@@ -25,6 +25,16 @@ use crate::store::Collection;
 pub const BACKOFF_BASE_SECONDS: i64 = 5;
 /// …up to this.
 pub const BACKOFF_CAP_SECONDS: i64 = 3600;
+/// How many job outcomes one transaction records at most…
+const RECORD_BATCH: usize = 200;
+/// …and how long applied jobs wait to be recorded at most (so a crash
+/// re-applies at most this much work, and a slow target records each job).
+const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A job, what applying it gave, and whether the round holds later jobs of
+/// its account.
+type Outcome = (Job, std::result::Result<Option<String>, String>, bool);
+
 /// The most of a target's stderr kept as the error.
 pub const ERROR_BYTES: usize = 512;
 
@@ -1016,6 +1026,12 @@ impl Services {
                 .push(job);
         }
         let (mut applied, mut failed) = (0, 0);
+        // Outcomes are recorded a batch at a time, in one transaction each:
+        // one flush per batch, not per job. A crash before a batch is
+        // recorded applies its jobs again (at least once; applying is
+        // idempotent).
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut recorded = std::time::Instant::now();
         for ((connector, account), jobs) in queues {
             let Some(config) = self
                 .config()
@@ -1055,7 +1071,11 @@ impl Services {
                 if let Ok(Some(id)) = &outcome {
                     link_id = Some(id.clone());
                 }
-                self.connector_record(&job, outcome, more, last_id)?;
+                outcomes.push((job, outcome, more));
+                if !ok || outcomes.len() >= RECORD_BATCH || recorded.elapsed() >= RECORD_EVERY {
+                    self.connector_record(&std::mem::take(&mut outcomes), last_id)?;
+                    recorded = std::time::Instant::now();
+                }
                 if ok {
                     applied += 1;
                 } else {
@@ -1064,102 +1084,115 @@ impl Services {
                 }
             }
         }
+        if !outcomes.is_empty() {
+            self.connector_record(&outcomes, last_id)?;
+        }
         Ok((applied, failed))
     }
 
-    /// Records what applying `job` did, in one transaction: on success the
-    /// job leaves and the link is in sync (or pending, if more jobs wait);
-    /// on failure the job waits for its backoff and the link is failed.
-    /// `more` says whether the round holds later jobs of this account;
-    /// `last_id` is the last job id when the round began (a job queued since
-    /// may be this account's too).
-    fn connector_record(
-        &self,
-        job: &Job,
-        outcome: std::result::Result<Option<String>, String>,
-        more: bool,
-        last_id: u64,
-    ) -> Result<()> {
+    /// Records what applying each job did, in one transaction: on success
+    /// the job leaves and the link is in sync (or pending, if more jobs
+    /// wait); on failure the job waits for its backoff and the link is
+    /// failed. `more` says whether the round holds later jobs of that
+    /// account; `last_id` is the last job id when the round began (a job
+    /// queued since may be the account's too).
+    fn connector_record(&self, outcomes: &[Outcome], last_id: u64) -> Result<()> {
+        let in_batch: std::collections::HashSet<u64> =
+            outcomes.iter().map(|(j, _, _)| j.id).collect();
         self.write(&Actor::system("connector"), |tx| {
-            let key = job_key(job.id);
-            let Some(bytes) = tx.services.store().record(Collection::Jobs, &key)? else {
-                return Ok(());
+            let newer = tx.services.last_job_id()? > last_id;
+            let waiting = if newer {
+                tx.services
+                    .jobs_all()?
+                    .into_iter()
+                    .filter(|j| !in_batch.contains(&j.id))
+                    .map(|j| (j.connector, j.account))
+                    .collect()
+            } else {
+                std::collections::HashSet::new()
             };
-            let mut stored: Job = decode("job", &key, &bytes)?;
-            let lkey = link_key(&job.connector, &job.account);
-            let mut link = match tx.services.store().record(Collection::Links, &lkey)? {
-                Some(b) => decode::<Link>("link", &lkey, &b)?,
-                None => Link {
-                    connector: job.connector.clone(),
-                    account: job.account.clone(),
-                    target_id: None,
-                    applied_hash: None,
-                    status: LinkStatus::Pending,
-                    attempts: 0,
-                    last_error: None,
-                    last_success: None,
-                },
-            };
-            match outcome {
-                Ok(target_id) => {
-                    tx.put_record::<Job>(Collection::Jobs, &key, None)?;
-                    let more = more
-                        || (tx.services.last_job_id()? > last_id
-                            && tx.services.jobs_all()?.iter().any(|j| {
-                                j.id != job.id
-                                    && j.connector == job.connector
-                                    && j.account == job.account
-                            }));
-                    if target_id.is_some() {
-                        link.target_id = target_id;
+            let mut links: BTreeMap<String, Link> = BTreeMap::new();
+            for (job, outcome, more) in outcomes {
+                let key = job_key(job.id);
+                let Some(bytes) = tx.services.store().record(Collection::Jobs, &key)? else {
+                    continue;
+                };
+                let mut stored: Job = decode("job", &key, &bytes)?;
+                let lkey = link_key(&job.connector, &job.account);
+                let mut link = match links.remove(&lkey) {
+                    Some(l) => l,
+                    None => match tx.services.store().record(Collection::Links, &lkey)? {
+                        Some(b) => decode::<Link>("link", &lkey, &b)?,
+                        None => Link {
+                            connector: job.connector.clone(),
+                            account: job.account.clone(),
+                            target_id: None,
+                            applied_hash: None,
+                            status: LinkStatus::Pending,
+                            attempts: 0,
+                            last_error: None,
+                            last_success: None,
+                        },
+                    },
+                };
+                match outcome {
+                    Ok(target_id) => {
+                        tx.put_record::<Job>(Collection::Jobs, &key, None)?;
+                        let more = *more
+                            || waiting.contains(&(job.connector.clone(), job.account.clone()));
+                        if target_id.is_some() {
+                            link.target_id = target_id.clone();
+                        }
+                        link.applied_hash = Some(hash_of(&stored.state));
+                        link.status = if more {
+                            LinkStatus::Pending
+                        } else {
+                            LinkStatus::InSync
+                        };
+                        link.attempts = 0;
+                        link.last_error = None;
+                        link.last_success = Some(tx.now);
+                        if stored.action == JobAction::Purge && !more {
+                            tx.put_record::<Link>(Collection::Links, &lkey, None)?;
+                        } else {
+                            tx.put_record(Collection::Links, &lkey, Some(&link))?;
+                            links.insert(lkey, link);
+                        }
+                        tx.event(
+                            "connector.apply",
+                            Some(&job.account),
+                            vec![],
+                            Some(format!(
+                                "{} {} #{}",
+                                job.connector,
+                                stored.action.as_str(),
+                                job.id
+                            )),
+                        );
                     }
-                    link.applied_hash = Some(hash_of(&stored.state));
-                    link.status = if more {
-                        LinkStatus::Pending
-                    } else {
-                        LinkStatus::InSync
-                    };
-                    link.attempts = 0;
-                    link.last_error = None;
-                    link.last_success = Some(tx.now);
-                    if stored.action == JobAction::Purge && !more {
-                        tx.put_record::<Link>(Collection::Links, &lkey, None)?;
-                    } else {
+                    Err(why) => {
+                        stored.attempts += 1;
+                        stored.last_error = Some(why.clone());
+                        stored.next_attempt = tx.now + backoff(stored.attempts);
+                        tx.put_record(Collection::Jobs, &key, Some(&stored))?;
+                        link.status = LinkStatus::Failed;
+                        link.attempts = stored.attempts;
+                        link.last_error = Some(why.clone());
                         tx.put_record(Collection::Links, &lkey, Some(&link))?;
+                        tx.event(
+                            "connector.fail",
+                            Some(&job.account),
+                            vec![],
+                            Some(format!(
+                                "{} {} #{} attempt {}: {why}",
+                                job.connector,
+                                stored.action.as_str(),
+                                job.id,
+                                stored.attempts
+                            )),
+                        );
+                        links.insert(lkey, link);
                     }
-                    tx.event(
-                        "connector.apply",
-                        Some(&job.account),
-                        vec![],
-                        Some(format!(
-                            "{} {} #{}",
-                            job.connector,
-                            stored.action.as_str(),
-                            job.id
-                        )),
-                    );
-                }
-                Err(why) => {
-                    stored.attempts += 1;
-                    stored.last_error = Some(why.clone());
-                    stored.next_attempt = tx.now + backoff(stored.attempts);
-                    tx.put_record(Collection::Jobs, &key, Some(&stored))?;
-                    link.status = LinkStatus::Failed;
-                    link.attempts = stored.attempts;
-                    link.last_error = Some(why.clone());
-                    tx.put_record(Collection::Links, &lkey, Some(&link))?;
-                    tx.event(
-                        "connector.fail",
-                        Some(&job.account),
-                        vec![],
-                        Some(format!(
-                            "{} {} #{} attempt {}: {why}",
-                            job.connector,
-                            stored.action.as_str(),
-                            job.id,
-                            stored.attempts
-                        )),
-                    );
                 }
             }
             Ok(())
