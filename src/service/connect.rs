@@ -1349,4 +1349,44 @@ mod tests {
         let last = jobs(&s, &admin).pop().unwrap();
         assert_eq!((last.id, last.action), (3, JobAction::Disable));
     }
+
+    #[test]
+    fn a_scheduled_reconcile_runs_when_its_hours_have_passed_and_resends_to_a_command_target() {
+        let text = format!(
+            "{EXAMPLE}\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/bin/true\"]\nreconcile_hours = 1\n"
+        );
+        let (s, clock, admin) = crate::service::testkit::services_with(&text, Some("root@x.io"));
+        s.create(&admin, "bob", input("bob@x.io", Kind::Contractor))
+            .unwrap();
+        let fake = Fake::default();
+        assert_eq!(s.connector_round(&fake).unwrap(), (1, 0));
+        // Never reconciled: due now. A command target cannot be read back,
+        // so every account in scope is sent again.
+        let ran = s.reconcile_due(&fake);
+        assert_eq!(
+            ran,
+            ["hr: the target cannot be read back; 1 accounts resent"]
+        );
+        assert_eq!(s.connector_round(&fake).unwrap(), (1, 0));
+        let last = s.last_reconcile("hr").unwrap().unwrap();
+        assert_eq!((last.readable, last.queued), (false, 1));
+        // Not again within the hour; again after it.
+        assert!(s.reconcile_due(&fake).is_empty());
+        clock.advance(Duration::minutes(61));
+        assert_eq!(s.reconcile_due(&fake).len(), 1);
+        let trail = s
+            .audit_tail(
+                &admin,
+                &crate::service::integrity::AuditFilter {
+                    limit: 50,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let runs = trail
+            .iter()
+            .filter(|e| e.action == "connector.reconcile" && e.actor == "system:reconcile")
+            .count();
+        assert_eq!(runs, 2);
+    }
 }
