@@ -21,6 +21,7 @@ pub struct SledStore {
     outbox: Tree,
     jobs: Tree,
     links: Tree,
+    index: Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -57,6 +58,7 @@ impl SledStore {
             outbox: db.open_tree(Collection::Outbox.tree_name()).map_err(io)?,
             jobs: db.open_tree(Collection::Jobs.tree_name()).map_err(io)?,
             links: db.open_tree(Collection::Links.tree_name()).map_err(io)?,
+            index: db.open_tree(Collection::Index.tree_name()).map_err(io)?,
             db,
         })
     }
@@ -107,6 +109,7 @@ impl SledStore {
             Collection::Outbox => &self.outbox,
             Collection::Jobs => &self.jobs,
             Collection::Links => &self.links,
+            Collection::Index => &self.index,
         }
     }
 }
@@ -128,6 +131,10 @@ impl Store for SledStore {
             Some(bytes) => Ok(Some(decode(username, &bytes)?)),
             None => Ok(None),
         }
+    }
+
+    fn account_exists(&self, username: &str) -> Result<bool> {
+        self.accounts.contains_key(username).map_err(io)
     }
 
     fn scan_accounts(
@@ -246,15 +253,27 @@ impl Store for SledStore {
             &self.outbox,
             &self.jobs,
             &self.links,
+            &self.index,
         )
             .transaction(
-                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t, jobs_t, links_t)| {
+                |(
+                    accounts_t,
+                    groups_t,
+                    audit_t,
+                    meta_t,
+                    requests_t,
+                    outbox_t,
+                    jobs_t,
+                    links_t,
+                    index_t,
+                )| {
                     for (collection, key, value) in &batch.records {
                         let tree = match collection {
                             Collection::Requests => requests_t,
                             Collection::Outbox => outbox_t,
                             Collection::Jobs => jobs_t,
                             Collection::Links => links_t,
+                            Collection::Index => index_t,
                         };
                         match value {
                             Some(bytes) => tree.insert(key.as_str(), bytes.as_slice())?,
@@ -310,6 +329,21 @@ impl Store for SledStore {
                 Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
             })
             .collect()
+    }
+
+    fn scan_records(
+        &self,
+        collection: Collection,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> bool,
+    ) -> Result<()> {
+        for item in self.tree(collection).scan_prefix(prefix) {
+            let (k, v) = item.map_err(io)?;
+            if !visit(&String::from_utf8_lossy(&k), &v) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn stage_put(&self, key: &str, bytes: &[u8]) -> Result<()> {
