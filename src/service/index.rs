@@ -290,7 +290,9 @@ fn map_diff<'a>(
 /// - `e\0EMAIL` → username (email lower-cased)
 /// - `f\0SHA256:…` → username
 /// - `a\0USERNAME` → empty (accounts with the admin role)
-/// - `s\0SPONSOR\0USERNAME` → empty
+///
+/// Sponsorship is not kept here: only a purge needs it, and one key less per
+/// account keeps bulk creation fast; offline, a purge reads every record.
 pub mod persisted {
     use std::collections::{BTreeMap, BTreeSet};
 
@@ -299,7 +301,7 @@ pub mod persisted {
 
     /// The layout of the `index` collection; a database without this
     /// version in its meta gets the collection rebuilt when opened.
-    pub const VERSION: &str = "1";
+    pub const VERSION: &str = "2";
     pub const VERSION_KEY: &str = "index.version";
 
     pub fn email(email_lowercase: &str) -> String {
@@ -312,10 +314,6 @@ pub mod persisted {
 
     pub const ADMINS: &str = "a\0";
 
-    pub fn sponsored_prefix(sponsor: &str) -> String {
-        format!("s\0{sponsor}\0")
-    }
-
     /// Every entry an account puts in the collection.
     pub fn entries(account: &Account) -> BTreeSet<(String, String)> {
         let name = &account.username;
@@ -326,12 +324,6 @@ pub mod persisted {
         }
         if account.roles.contains(&Role::Admin) {
             out.insert((format!("{ADMINS}{name}"), String::new()));
-        }
-        if let Some(sponsor) = &account.sponsor {
-            out.insert((
-                format!("{}{name}", sponsored_prefix(sponsor)),
-                String::new(),
-            ));
         }
         out
     }

@@ -405,6 +405,30 @@ impl Services {
             .map_err(|_| Error::Failed("index change log poisoned".into()))
     }
 
+    /// A second handle on the same store and clock, without indexes (as
+    /// the server has just after it starts).
+    #[cfg(test)]
+    pub(crate) fn reopen(&self) -> Services {
+        Services::new(
+            self.inner.config.clone(),
+            self.inner.store.clone(),
+            self.inner.clock.clone(),
+        )
+        .unwrap()
+    }
+
+    /// Holds the index build lock, as a build under way does.
+    #[cfg(test)]
+    pub(crate) fn hold_index_build(&self) -> MutexGuard<'_, ()> {
+        self.inner.building.lock().unwrap()
+    }
+
+    /// Whether a build of the in-memory indexes is under way (the server
+    /// starts one as it starts listening).
+    pub fn indexes_building(&self) -> bool {
+        !self.indexes_ready() && self.inner.building.try_lock().is_err()
+    }
+
     /// Whether the in-memory indexes are built (the console says
     /// "indexing…" until they are).
     pub fn indexes_ready(&self) -> bool {
@@ -751,11 +775,19 @@ impl Tx<'_> {
     }
 
     /// Accounts whose stored sponsor is `sponsor` (before this transaction).
+    /// Without the in-memory indexes this reads every record (only a purge
+    /// asks).
     pub fn sponsored_by(&self, sponsor: &str) -> Result<Vec<String>> {
-        match self.indexes {
-            Some(indexes) => Ok(indexes.sponsored_by(sponsor).into_iter().collect()),
-            None => self.persisted_names(&index::persisted::sponsored_prefix(sponsor)),
+        if let Some(indexes) = self.indexes {
+            return Ok(indexes.sponsored_by(sponsor).into_iter().collect());
         }
+        let mut out = Vec::new();
+        self.services.store().scan_accounts(&mut |name, account| {
+            if account.is_ok_and(|a| a.sponsor.as_deref() == Some(sponsor)) {
+                out.push(name);
+            }
+        })?;
+        Ok(out)
     }
 
     /// Accounts with the admin role (before this transaction).
