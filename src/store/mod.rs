@@ -66,6 +66,14 @@ impl Collection {
         Collection::Links,
         Collection::Index,
     ];
+    /// Where this collection is in `ALL`.
+    pub fn position(self) -> usize {
+        Collection::ALL
+            .iter()
+            .position(|c| *c == self)
+            .expect("every collection is in ALL")
+    }
+
     pub fn tree_name(self) -> &'static str {
         match self {
             Collection::Requests => "requests",
