@@ -136,6 +136,7 @@ fn rows() -> Vec<Row> {
         row("connector list", "connector list", "", Nothing,                                    [A, A, D, D, D, D]),
         row("connector status", "connector status hr", "", Nothing,                             [A, A, D, D, D, D]),
         row("connector retry", "connector retry hr", "", Nothing,                               [A, A, D, D, D, D]),
+        row("connector reconcile", "connector reconcile hr --dry-run", "", Nothing,             [A, D, D, D, D, D]),
         row("import", "import", "username,email,display_name,kind\nneo,neo@x.io,Neo,employee\n", Nothing,
                                                                                                 [A, D, D, D, D, D]),
         row("export", "export", "", Nothing,                                                    [A, A, D, D, D, D]),
@@ -180,6 +181,7 @@ fn cell(before: Before) -> Cell {
         crate::config::EXAMPLE
     );
     let (s, _clock, local) = testkit::services_with(&config, None);
+    s.set_applier(std::sync::Arc::new(crate::connect::Runner::default()));
     person(&s, &local, "ada", &[Role::Admin], None);
     s.key_add(&local, "ada", &key_line(7, "ada@x"), None)
         .unwrap();

@@ -311,6 +311,19 @@ pub enum ConnectorCommand {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Read the target back: in sync, drifted (fixed), missing (created),
+    /// enabled there though disabled here (fixed), unmatched (orphans: reported)
+    Reconcile {
+        name: String,
+        /// Report only; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Also disable the unmatched objects (orphans) in the target
+        #[arg(long)]
+        disable_unmatched: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1128,6 +1141,21 @@ pub fn run(
             ConnectorCommand::Retry { name, user } => {
                 let n = services.connector_retry(actor, &name, user.as_deref())?;
                 say(out, &format!("{name}: {n} jobs due now"))
+            }
+            ConnectorCommand::Reconcile {
+                name,
+                dry_run,
+                disable_unmatched,
+                json,
+            } => {
+                let options = crate::service::connect::ReconcileOptions {
+                    dry_run,
+                    disable_unmatched,
+                };
+                let applier = services.applier()?;
+                let report =
+                    services.connector_reconcile(actor, &name, options, applier.as_ref())?;
+                print_reconcile(out, &report, json)
             }
         },
         Command::Notify(NotifyCommand::Queue { json }) => {

@@ -811,6 +811,7 @@ fn create_in_with(
         updated_by: tx.actor.name.clone(),
         last_login: None,
         warnings_sent: Default::default(),
+        uid_number: None,
     };
     // Explicit groups add to the template's.
     let explicit_groups = input.groups.clone();

@@ -41,6 +41,8 @@ pub enum Permission {
     ReadConnectors,
     /// Make a connector's waiting jobs due now.
     RetryConnector,
+    /// Read a target back and fix what differs (admins only).
+    ReconcileConnector,
 }
 
 impl Permission {
@@ -78,6 +80,7 @@ impl Permission {
             Permission::Backup => "take a backup",
             Permission::ReadConnectors => "read the connectors",
             Permission::RetryConnector => "retry connector jobs",
+            Permission::ReconcileConnector => "reconcile a connector",
         }
     }
 }

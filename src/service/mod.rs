@@ -207,6 +207,8 @@ struct Inner {
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
     /// Wakes the connector worker after a write queued jobs.
     connect_wake: Arc<tokio::sync::Notify>,
+    /// What reaches the targets (set by the binary: `crate::connect::Runner`).
+    applier: std::sync::OnceLock<Arc<dyn connect::Applier>>,
 }
 
 impl Services {
@@ -265,6 +267,7 @@ impl Services {
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
+                applier: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
@@ -453,6 +456,20 @@ impl Services {
     pub fn warm_up(&self) -> Result<usize> {
         let guard = self.indexes()?;
         Ok(guard.as_ref().map_or(0, |i| i.count()))
+    }
+
+    /// Gives the service what reaches the targets (once; later calls are ignored).
+    pub fn set_applier(&self, applier: Arc<dyn connect::Applier>) {
+        let _ = self.inner.applier.set(applier);
+    }
+
+    /// What reaches the targets, for the worker and `connector reconcile`.
+    pub fn applier(&self) -> Result<Arc<dyn connect::Applier>> {
+        self.inner
+            .applier
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::Failed("no connector runner in this process".into()))
     }
 
     /// What the connector worker waits on besides its tick.
@@ -655,6 +672,8 @@ pub(crate) struct Tx<'a> {
     outbox_next: Option<u64>,
     /// The next provisioning job id within this transaction.
     jobs_next: Option<u64>,
+    /// The next uidNumber within this transaction.
+    uid_next: Option<u32>,
     email_delta: HashMap<String, Option<String>>,
     fingerprint_delta: HashMap<String, Option<String>>,
     /// What earlier chunks of a bulk import staged (not yet in the store).
@@ -682,6 +701,7 @@ impl<'a> Tx<'a> {
             records: Vec::new(),
             outbox_next: None,
             jobs_next: None,
+            uid_next: None,
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
             overlay: None,

@@ -38,6 +38,7 @@ pub enum Screen {
     Outbox,
     Sessions,
     Lockouts,
+    Connectors,
     Audit,
     Help,
 }
@@ -51,6 +52,7 @@ impl Screen {
             Screen::Keys => &[Scope::Keys],
             Screen::Sessions => &[Scope::Sessions],
             Screen::Lockouts => &[Scope::Lockouts],
+            Screen::Connectors => &[Scope::Connectors],
             Screen::Requests => &[Scope::Requests],
             Screen::Audit => &[Scope::Audit],
             _ => &[],
@@ -154,6 +156,10 @@ pub enum Change {
     Unlock {
         what: String,
     },
+    /// A connector's reconcile, after its dry run was shown.
+    Reconcile {
+        name: String,
+    },
     Decide {
         id: u64,
         approve: bool,
@@ -174,6 +180,8 @@ pub struct Detail {
     pub account: Account,
     pub events: Vec<AuditEvent>,
     pub sessions: Vec<SessionInfo>,
+    /// What each connector holds for the account.
+    pub links: Vec<crate::service::connect::Link>,
 }
 
 /// The command line's grammar: the exec grammar, word for word.
@@ -241,6 +249,7 @@ pub struct App {
     pub outbox: Vec<crate::service::notify::OutboxEntry>,
     pub sessions: Vec<SessionInfo>,
     pub lockouts: super::lockouts::Lockouts,
+    pub connectors: super::connectors::Connectors,
     pub audit: Vec<AuditEvent>,
     pub audit_filter: String,
     /// The audit chain check shown on the audit screen.
@@ -309,6 +318,7 @@ impl App {
             outbox: Vec::new(),
             sessions: Vec::new(),
             lockouts: Default::default(),
+            connectors: Default::default(),
             audit: Vec::new(),
             audit_filter: String::new(),
             chain: None,
@@ -522,10 +532,12 @@ impl App {
             .into_iter()
             .filter(|s| s.account == name)
             .collect();
+        let links = self.services.account_links(name).unwrap_or_default();
         Some(Detail {
             account,
             events,
             sessions,
+            links,
         })
     }
 
@@ -669,6 +681,7 @@ impl App {
             Screen::Accounts => self.hits.names.len(),
             Screen::Sessions => self.sessions.len(),
             Screen::Lockouts => self.lockouts.list.len(),
+            Screen::Connectors => self.connectors.rows(),
             Screen::Keys => self
                 .detail
                 .as_ref()
@@ -751,6 +764,18 @@ impl App {
             Action::PageDown => *self.cursor() = (*self.cursor() + page).min(last),
             Action::Top => *self.cursor() = 0,
             Action::Bottom => *self.cursor() = last,
+            Action::Open if self.screen == Screen::Connectors => {
+                match self
+                    .connectors
+                    .enter(&self.services, &self.actor, self.selected)
+                {
+                    Ok(()) => self.selected = 0,
+                    Err(e) => self.fail(e),
+                }
+            }
+            Action::Back if self.screen == Screen::Connectors && self.connectors.back() => {
+                self.selected = 0;
+            }
             Action::Open => {
                 if let Some(name) = self.selected_account().map(|a| a.username.clone()) {
                     self.open(&name);
@@ -1015,6 +1040,16 @@ impl App {
             Action::Unlock => {
                 if let Some((what, question)) = self.lockouts.unlock_question(self.selected) {
                     self.confirm(question, vec![], Change::Unlock { what });
+                }
+            }
+            Action::Connectors | Action::RetryConnector | Action::ReconcileConnector => {
+                use super::connectors::Outcome;
+                let (s, a) = (&self.services, &self.actor);
+                match self.connectors.act(action, s, a, self.selected) {
+                    Outcome::Shown => (self.screen, self.selected) = (Screen::Connectors, 0),
+                    Outcome::Said(line) => self.message = Some((false, line)),
+                    Outcome::Ask(name, q) => self.confirm(q, vec![], Change::Reconcile { name }),
+                    Outcome::Failed(e) => self.fail(e),
                 }
             }
             Action::Audit => self.load_audit(),
@@ -1533,6 +1568,7 @@ impl App {
                 .session_kill(a, *id)
                 .map(|x| format!("killed session {id} of {}", x.account))
                 .map_err(|e| e.to_string()),
+            Change::Reconcile { name } => super::connectors::reconcile(s, a, name),
             Change::Unlock { what } => s
                 .auth_unlock(a, what)
                 .map(|was| {
@@ -1582,6 +1618,9 @@ impl App {
         }
         if let Change::Unlock { .. } = change {
             let _ = self.lockouts.load(&self.services, &self.actor);
+        }
+        if let Change::Reconcile { .. } = change {
+            let _ = self.connectors.load(&self.services, &self.actor);
         }
         if let Change::Decide { .. } = change {
             self.requests = self.services.request_list(&self.actor).unwrap_or_default();

@@ -4,6 +4,7 @@
 //! service layer; no screen touches the store.
 
 pub mod app;
+pub mod connectors;
 pub mod form;
 pub mod keymap;
 pub mod lockouts;
