@@ -11,6 +11,7 @@ pub mod clock;
 pub mod connect;
 pub mod credentials;
 pub mod groups;
+pub mod hosts;
 pub mod import;
 pub mod index;
 pub mod integrity;
@@ -179,6 +180,8 @@ struct Inner {
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
     /// Wakes the connector worker after a write queued jobs.
     connect_wake: Arc<tokio::sync::Notify>,
+    /// Host logins since each host's last `host.login` event (see `hosts`).
+    host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
 }
 
 impl Services {
@@ -230,6 +233,7 @@ impl Services {
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
+                host_seen: Mutex::new(HashMap::new()),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),

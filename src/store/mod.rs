@@ -51,14 +51,17 @@ pub enum Collection {
     Jobs,
     /// (connector, account) → what the target holds (see `service::connect`).
     Links,
+    /// Certificates issued by the user CA and still valid (see `service::certs`).
+    Certs,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 4] = [
+    pub const ALL: [Collection; 5] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
         Collection::Links,
+        Collection::Certs,
     ];
     pub fn tree_name(self) -> &'static str {
         match self {
@@ -66,6 +69,7 @@ impl Collection {
             Collection::Outbox => "outbox",
             Collection::Jobs => "jobs",
             Collection::Links => "links",
+            Collection::Certs => "certs",
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct SledStore {
     outbox: Tree,
     jobs: Tree,
     links: Tree,
+    certs: Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -57,6 +58,7 @@ impl SledStore {
             outbox: db.open_tree(Collection::Outbox.tree_name()).map_err(io)?,
             jobs: db.open_tree(Collection::Jobs.tree_name()).map_err(io)?,
             links: db.open_tree(Collection::Links.tree_name()).map_err(io)?,
+            certs: db.open_tree(Collection::Certs.tree_name()).map_err(io)?,
             db,
         })
     }
@@ -107,6 +109,7 @@ impl SledStore {
             Collection::Outbox => &self.outbox,
             Collection::Jobs => &self.jobs,
             Collection::Links => &self.links,
+            Collection::Certs => &self.certs,
         }
     }
 }
@@ -246,15 +249,27 @@ impl Store for SledStore {
             &self.outbox,
             &self.jobs,
             &self.links,
+            &self.certs,
         )
             .transaction(
-                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t, jobs_t, links_t)| {
+                |(
+                    accounts_t,
+                    groups_t,
+                    audit_t,
+                    meta_t,
+                    requests_t,
+                    outbox_t,
+                    jobs_t,
+                    links_t,
+                    certs_t,
+                )| {
                     for (collection, key, value) in &batch.records {
                         let tree = match collection {
                             Collection::Requests => requests_t,
                             Collection::Outbox => outbox_t,
                             Collection::Jobs => jobs_t,
                             Collection::Links => links_t,
+                            Collection::Certs => certs_t,
                         };
                         match value {
                             Some(bytes) => tree.insert(key.as_str(), bytes.as_slice())?,
