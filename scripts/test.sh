@@ -9,6 +9,8 @@ command -v ssh >/dev/null || need_apt+=(openssh-client)
 command -v tmux >/dev/null || need_apt+=(tmux)
 command -v faketime >/dev/null || need_apt+=(faketime)
 command -v oathtool >/dev/null || need_apt+=(oathtool)
+# A real sshd is the target host of tests/it/hosts.rs (AuthorizedKeysCommand, certificates).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
