@@ -465,7 +465,9 @@ const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
 ];
 
 /// Console actions about no account in particular.
-const CONSOLE_GLOBAL: [(Action, &str); 9] = [
+const CONSOLE_GLOBAL: [(Action, &str); 11] = [
+    (Action::Hosts, "host list"),
+    (Action::RemoveHost, "host remove"),
     (Action::Create, "user create"),
     (Action::Approve, "request approve"),
     (Action::Deny, "request deny"),

@@ -38,6 +38,7 @@ pub enum Screen {
     Outbox,
     Sessions,
     Lockouts,
+    Hosts,
     Audit,
     Help,
 }
@@ -51,6 +52,7 @@ impl Screen {
             Screen::Keys => &[Scope::Keys],
             Screen::Sessions => &[Scope::Sessions],
             Screen::Lockouts => &[Scope::Lockouts],
+            Screen::Hosts => &[Scope::Hosts],
             Screen::Requests => &[Scope::Requests],
             Screen::Audit => &[Scope::Audit],
             _ => &[],
@@ -154,6 +156,9 @@ pub enum Change {
     Unlock {
         what: String,
     },
+    RemoveHost {
+        name: String,
+    },
     Decide {
         id: u64,
         approve: bool,
@@ -174,6 +179,8 @@ pub struct Detail {
     pub account: Account,
     pub events: Vec<AuditEvent>,
     pub sessions: Vec<SessionInfo>,
+    /// The hosts this account may log in on now.
+    pub hosts: Vec<String>,
 }
 
 /// The command line's grammar: the exec grammar, word for word.
@@ -241,6 +248,7 @@ pub struct App {
     pub outbox: Vec<crate::service::notify::OutboxEntry>,
     pub sessions: Vec<SessionInfo>,
     pub lockouts: super::lockouts::Lockouts,
+    pub hosts: super::hosts::Hosts,
     pub audit: Vec<AuditEvent>,
     pub audit_filter: String,
     /// The audit chain check shown on the audit screen.
@@ -309,6 +317,7 @@ impl App {
             outbox: Vec::new(),
             sessions: Vec::new(),
             lockouts: Default::default(),
+            hosts: Default::default(),
             audit: Vec::new(),
             audit_filter: String::new(),
             chain: None,
@@ -517,10 +526,12 @@ impl App {
             .into_iter()
             .filter(|s| s.account == name)
             .collect();
+        let hosts = self.services.login_hosts(&account).unwrap_or_default();
         Some(Detail {
             account,
             events,
             sessions,
+            hosts,
         })
     }
 
@@ -664,6 +675,7 @@ impl App {
             Screen::Accounts => self.hits.names.len(),
             Screen::Sessions => self.sessions.len(),
             Screen::Lockouts => self.lockouts.list.len(),
+            Screen::Hosts => self.hosts.list.len(),
             Screen::Keys => self
                 .detail
                 .as_ref()
@@ -1010,6 +1022,18 @@ impl App {
             Action::Unlock => {
                 if let Some((what, question)) = self.lockouts.unlock_question(self.selected) {
                     self.confirm(question, vec![], Change::Unlock { what });
+                }
+            }
+            Action::Hosts => match self.hosts.load(&self.services, &self.actor) {
+                Ok(()) => {
+                    self.screen = Screen::Hosts;
+                    self.selected = 0;
+                }
+                Err(e) => self.fail(e),
+            },
+            Action::RemoveHost => {
+                if let Some((name, question)) = self.hosts.remove_question(self.selected) {
+                    self.confirm(question, vec![], Change::RemoveHost { name });
                 }
             }
             Action::Audit => self.load_audit(),
@@ -1528,6 +1552,10 @@ impl App {
                 .session_kill(a, *id)
                 .map(|x| format!("killed session {id} of {}", x.account))
                 .map_err(|e| e.to_string()),
+            Change::RemoveHost { name } => s
+                .host_remove(a, name)
+                .map(|()| format!("removed host {name}"))
+                .map_err(|e| e.to_string()),
             Change::Unlock { what } => s
                 .auth_unlock(a, what)
                 .map(|was| {
@@ -1577,6 +1605,10 @@ impl App {
         }
         if let Change::Unlock { .. } = change {
             let _ = self.lockouts.load(&self.services, &self.actor);
+        }
+        if let Change::RemoveHost { .. } = change {
+            let _ = self.hosts.load(&self.services, &self.actor);
+            self.selected = self.selected.min(self.hosts.list.len().saturating_sub(1));
         }
         if let Change::Decide { .. } = change {
             self.requests = self.services.request_list(&self.actor).unwrap_or_default();

@@ -46,6 +46,8 @@ pub enum Action {
     Kill,
     Lockouts,
     Unlock,
+    Hosts,
+    RemoveHost,
     Audit,
     Command,
     Theme,
@@ -78,6 +80,8 @@ impl Action {
             Action::Lifecycle => Permission::PreviewLifecycle,
             Action::Lockouts => Permission::ReadLockouts,
             Action::Unlock => Permission::Unlock,
+            Action::Hosts => Permission::ReadHosts,
+            Action::RemoveHost => Permission::ManageHosts,
             Action::Orphans => Permission::Export,
             _ => return None,
         })
@@ -97,6 +101,7 @@ pub enum Scope {
     Requests,
     Audit,
     Lockouts,
+    Hosts,
 }
 
 impl Scope {
@@ -110,6 +115,7 @@ impl Scope {
             Scope::Requests => "requests",
             Scope::Audit => "audit",
             Scope::Lockouts => "login lockouts",
+            Scope::Hosts => "hosts",
         }
     }
 }
@@ -224,6 +230,20 @@ pub const KEYMAP: &[Binding] = &[
         "u",
         Action::Unlock,
         "lift a lockout",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('H')],
+        "H",
+        Action::Hosts,
+        "hosts and who may log in on them",
+    ),
+    b(
+        Hosts,
+        &[Key::Char('d')],
+        "d",
+        Action::RemoveHost,
+        "remove a host",
     ),
     b(
         Everywhere,

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod form;
+pub mod hosts;
 pub mod keymap;
 pub mod lockouts;
 pub mod session;

@@ -60,6 +60,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Screen::Outbox => outbox(app, frame, body),
         Screen::Sessions => sessions(app, frame, body),
         Screen::Lockouts => app.lockouts.draw(&app.theme, app.selected, frame, body),
+        Screen::Hosts => app.hosts.draw(&app.theme, app.selected, frame, body),
         Screen::Audit => audit(app, frame, body),
         Screen::Help => help(app, frame, body),
     }
@@ -147,6 +148,11 @@ fn footer_line(app: &App) -> Line<'static> {
         ],
         Screen::Lockouts => &[
             ("u", "lift", Some(A::Unlock)),
+            ("Esc", "back", None),
+            ("?", "help", None),
+        ],
+        Screen::Hosts => &[
+            ("d", "remove", Some(A::RemoveHost)),
             ("Esc", "back", None),
             ("?", "help", None),
         ],
@@ -342,6 +348,7 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             "allowlist",
             list(a.allowlist.iter().map(|n| n.to_string()).collect()),
         ),
+        row("logs in on", list(d.hosts.clone())),
         row(
             "last login",
             a.last_login.map_or_else(
@@ -921,6 +928,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         Scope::Keys,
         Scope::Sessions,
         Scope::Lockouts,
+        Scope::Hosts,
         Scope::Requests,
         Scope::Audit,
     ] {
