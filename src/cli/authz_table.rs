@@ -143,6 +143,9 @@ fn rows() -> Vec<Row> {
         row("host show", "host show web1", "", HostWeb,                                         [A, A, D, D, D, D]),
         row("host remove", "host remove web1", "", HostWeb,                                     [A, D, D, D, D, D]),
         row("authorized-keys", "authorized-keys tom", "", HostWeb,                              [D, D, D, D, D, D]),
+        row("revoked-keys", "revoked-keys", "", HostWeb,                                        [D, D, D, D, D, D]),
+        row("host ca", "host ca", "", Nothing,                                                  [A, A, A, A, A, A]),
+        row("cert", "cert tom", KEY_TOM, Nothing,                                               [A, D, D, D, A, D]),
         row("import", "import", "username,email,display_name,kind\nneo,neo@x.io,Neo,employee\n", Nothing,
                                                                                                 [A, D, D, D, D, D]),
         row("export", "export", "", Nothing,                                                    [A, A, D, D, D, D]),
@@ -384,11 +387,8 @@ fn a_host_may_run_no_command_but_its_queries() {
         );
         let before = state(&c);
         let denied_before = events(&c, true).len();
-        let want = if row.command == "authorized-keys" {
-            0
-        } else {
-            4
-        };
+        let queries = ["authorized-keys", "revoked-keys", "host ca"];
+        let want = if queries.contains(&row.command) { 0 } else { 4 };
         let got = run_line(&c, &host, &row);
         let verdict = match (&got, want) {
             (Ok(_), 0) => Ok(()),

@@ -81,6 +81,18 @@ pub enum Command {
     /// For a host: the authorized_keys lines of USER on it (sshd's AuthorizedKeysCommand)
     #[command(name = "authorized-keys")]
     AuthorizedKeys { user: String },
+    /// For a host: the revocation list (KRL) for sshd's RevokedKeys, binary on stdout
+    #[command(name = "revoked-keys")]
+    RevokedKeys,
+    /// An OpenSSH certificate for your login key (or NAME's key given on stdin), from tenure's user CA
+    Cert {
+        name: Option<String>,
+        /// Validity, e.g. 8h, 30m, 2d (never past the end of the account's last day)
+        #[arg(long)]
+        valid: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Create accounts from CSV on stdin (the header names the columns, as `export` writes them)
     Import {
         /// Check every row, write nothing
@@ -344,6 +356,8 @@ pub enum HostCommand {
     },
     /// Remove a host for good (its key stops working at once)
     Remove { name: String },
+    /// The user CA's public key line, for sshd's TrustedUserCAKeys
+    Ca,
 }
 
 #[derive(Debug, Subcommand)]
@@ -494,12 +508,16 @@ impl Command {
                 | Command::Password(_)
                 | Command::Import { .. }
                 | Command::Host(HostCommand::Add { .. })
+                | Command::Cert { name: Some(_), .. }
         )
     }
 
     /// What a host may ask (every other command is refused to a host).
     pub fn host_query(&self) -> bool {
-        matches!(self, Command::AuthorizedKeys { .. })
+        matches!(
+            self,
+            Command::AuthorizedKeys { .. } | Command::RevokedKeys | Command::Host(HostCommand::Ca)
+        )
     }
 
     /// The most stdin this command accepts over SSH, in bytes.
@@ -1180,6 +1198,27 @@ pub fn run(
             }
             Ok(())
         }
+        Command::RevokedKeys => {
+            let krl = services.revoked_keys(actor)?;
+            out.write_all(&krl).map_err(io)
+        }
+        Command::Cert { name, valid, json } => {
+            let valid = valid
+                .as_deref()
+                .map(crate::domain::host::parse_duration)
+                .transpose()
+                .map_err(Error::Invalid)?;
+            let key_line = if name.is_some() {
+                Some(read_stdin(input)?)
+            } else {
+                None
+            };
+            let issued = services.cert_issue(actor, name.as_deref(), key_line.as_deref(), valid)?;
+            if json {
+                return print_json(out, &issued);
+            }
+            writeln!(out, "{}", issued.certificate.trim()).map_err(io)
+        }
         Command::Notify(NotifyCommand::Queue { json }) => {
             let entries = services.notify_queue(actor)?;
             print_outbox(out, &entries, json)
@@ -1291,6 +1330,10 @@ fn run_host(
         HostCommand::Remove { name } => {
             services.host_remove(actor, &name)?;
             say(out, &format!("removed host {name}"))
+        }
+        HostCommand::Ca => {
+            let line = services.host_ca(actor)?;
+            writeln!(out, "{}", line.trim()).map_err(io)
         }
     }
 }

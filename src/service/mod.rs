@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admins;
 pub mod authz;
 pub mod backup;
+pub mod certs;
 pub mod clock;
 pub mod connect;
 pub mod credentials;
@@ -180,6 +181,8 @@ struct Inner {
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
     /// Wakes the connector worker after a write queued jobs.
     connect_wake: Arc<tokio::sync::Notify>,
+    /// The user CA (keys/user_ca), loaded or made on first use (see `certs`).
+    user_ca: std::sync::OnceLock<std::result::Result<russh::keys::PrivateKey, String>>,
     /// Host logins since each host's last `host.login` event (see `hosts`).
     host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
 }
@@ -234,6 +237,7 @@ impl Services {
                 sealer: std::sync::OnceLock::new(),
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
                 host_seen: Mutex::new(HashMap::new()),
+                user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
@@ -421,6 +425,8 @@ impl Services {
         if dry_run {
             return Ok(value);
         }
+        // Certificates of accounts cut off here are revoked with the change.
+        tx.revoke_certs()?;
         // Provisioning jobs go in the same transaction as the change.
         let jobs_queued = tx.queue_connector_jobs()?;
         let Tx {
