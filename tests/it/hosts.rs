@@ -441,3 +441,145 @@ fn a_wrong_host_key_a_wrong_server_key_and_hostile_usernames_get_nothing() {
     let (code, _, err) = ssh_exec(server.port, "web2", &key, "whoami", None);
     assert_eq!(code, 4, "{err}");
 }
+
+/// `ssh-keygen -Q -f KRL CERT`: OpenSSH's own reading of our KRL.
+fn krl_says_revoked(krl: &Path, cert: &Path) -> bool {
+    let out = Command::new("ssh-keygen")
+        .arg("-Q")
+        .arg("-f")
+        .arg(krl)
+        .arg(cert)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("REVOKED") || text.contains(": ok"),
+        "ssh-keygen -Q: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.contains("REVOKED")
+}
+
+#[test]
+fn certificates_log_in_until_they_expire_or_the_krl_revokes_them() {
+    let inst = Instance::initialised();
+    let tag = std::process::id() % 100_000;
+    let eve = format!("he{tag}");
+    inst.ok(&["group", "create", "web"]);
+    let eve_key = contractor(&inst, &eve, "--group web");
+    inst.create("fin", "--kind contractor --sponsor alice --end today");
+    let fin_pub = inst.keygen("fin", "ed25519", None);
+
+    let server = inst.serve();
+    let mut target = TargetDir::new();
+    target.os_user(&eve);
+    let host_toml = target.host_init(server.port, "web3");
+    host_add(&inst, &server, &host_toml, "web3", "web");
+    let (code, ca, err) = server.exec("alice", &inst.path("alice"), "host ca", None);
+    assert_eq!(code, 0, "{err}");
+    assert!(ca.starts_with("ssh-ed25519 "), "{ca}");
+    std::fs::write(target.dir.join("ca.pub"), &ca).unwrap();
+    let krl = target.dir.join("revoked.krl");
+    let fetch_krl = || {
+        let (code, out, err) = run_bounded(
+            Command::new(target.tenure()).args([
+                "revoked-keys",
+                "--config",
+                host_toml.to_str().unwrap(),
+                "--out",
+                krl.to_str().unwrap(),
+            ]),
+            None,
+            STEP,
+        );
+        assert_eq!(code, 0, "revoked-keys: {out} {err}");
+    };
+    fetch_krl();
+    let sshd = Sshd::start(
+        &target,
+        &format!(
+            "AuthorizedKeysFile none\nTrustedUserCAKeys {}\nRevokedKeys {}\n",
+            target.dir.join("ca.pub").display(),
+            krl.display()
+        ),
+    );
+
+    // Without a certificate the key alone gets nowhere.
+    assert!(!sshd.login(&eve, &eve_key), "a bare key is refused");
+
+    // eve asks for a certificate for the key she logs in with.
+    let (code, cert, err) = server.exec(&eve, &eve_key, "cert", None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        cert.starts_with("ssh-ed25519-cert-v01@openssh.com "),
+        "{cert}"
+    );
+    let cert_file = eve_key.with_file_name(format!("{eve}-cert.pub"));
+    std::fs::write(&cert_file, &cert).unwrap();
+    assert!(
+        sshd.login(&eve, &eve_key),
+        "certificate login: {}",
+        sshd.proc.stderr.text()
+    );
+    assert!(!krl_says_revoked(&krl, &cert_file));
+
+    // A certificate past its validity is refused.
+    let (code, short, err) = server.exec(&eve, &eve_key, "cert --valid 2s", None);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(&cert_file, &short).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !sshd.login(&eve, &eve_key),
+        "an expired certificate is refused"
+    );
+
+    // Disabled → revoked: the KRL the host fetches refuses the certificate.
+    std::fs::write(&cert_file, &cert).unwrap();
+    let (code, _, err) = server.exec(
+        "alice",
+        &inst.path("alice"),
+        &format!("user disable {eve} --reason contract ended"),
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    fetch_krl();
+    assert!(
+        krl_says_revoked(&krl, &cert_file),
+        "ssh-keygen -Q agrees: revoked"
+    );
+    assert!(
+        !sshd.login(&eve, &eve_key),
+        "a revoked certificate is refused"
+    );
+    let (_, trail, _) = server.exec(
+        "alice",
+        &inst.path("alice"),
+        "audit tail -n 50 --action cert. --json",
+        None,
+    );
+    assert!(
+        trail.contains("cert.issue") && trail.contains("cert.revoke"),
+        "{trail}"
+    );
+
+    // An account whose last day is today: even 48 h asked ends at midnight.
+    let (code, _, err) = server.exec(
+        "alice",
+        &inst.path("alice"),
+        "key add fin",
+        Some(&std::fs::read_to_string(&fin_pub).unwrap()),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = server.exec(
+        "alice",
+        &inst.path("alice"),
+        "cert fin --valid 48h --json",
+        Some(&std::fs::read_to_string(&fin_pub).unwrap()),
+    );
+    assert_eq!(code, 0, "{err}");
+    let issued: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT00:00:00Z")
+        .to_string();
+    assert_eq!(issued["valid_before"], serde_json::json!(tomorrow), "{out}");
+}
