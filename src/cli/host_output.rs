@@ -62,6 +62,16 @@ pub fn print_host(out: &mut dyn Write, h: &HostView, json: bool) -> Result<()> {
             ),
         ),
     )?;
+    say(
+        out,
+        &row(
+            "last seen",
+            h.last_seen
+                .map_or("never (logs in when sshd first asks)".to_string(), |t| {
+                    t.format("%Y-%m-%d %H:%M UTC (updated hourly)").to_string()
+                }),
+        ),
+    )?;
     let logins = h.logins.as_deref().unwrap_or_default();
     if logins.is_empty() {
         return say(out, &row("logins", "nobody may log in here now".into()));

@@ -27,6 +27,8 @@ pub struct HostView {
     pub allowlist: Vec<String>,
     pub added_at: DateTime<Utc>,
     pub added_by: String,
+    /// The last `host.login` (hourly at most: see `host_login`).
+    pub last_seen: Option<DateTime<Utc>>,
     /// Accounts that may log in there now (`host show` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logins: Option<Vec<HostLogin>>,
@@ -56,6 +58,7 @@ fn view(host: &Account, logins: Option<Vec<HostLogin>>) -> HostView {
         allowlist: host.allowlist.iter().map(|n| n.to_string()).collect(),
         added_at: host.created_at,
         added_by: host.created_by.clone(),
+        last_seen: host.last_login,
         logins,
     }
 }
@@ -310,6 +313,13 @@ impl Services {
         };
         if let Some(count) = due {
             self.write(actor, |tx| {
+                let old = tx.load(name)?;
+                let mut seen = old.clone();
+                seen.last_login = Some(tx.now);
+                for k in &mut seen.credentials.keys {
+                    k.last_used = Some(tx.now);
+                }
+                tx.stage(Some(&old), Some(seen));
                 tx.event(
                     "host.login",
                     Some(name),
