@@ -348,3 +348,92 @@ impl Services {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::accounts::AccountInput;
+    use crate::service::{testkit, Source};
+
+    const HOST_KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFGmHNh6c75bc4L+ue9g5Zt4uD3YNFJL9buZSf8U4KI1 web1";
+    const BOB_KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@x";
+
+    #[test]
+    fn a_shared_group_decides_and_the_host_role_comes_only_with_host_add() {
+        let (s, _clock, local) = testkit::services_with(crate::config::EXAMPLE, None);
+        s.create(
+            &local,
+            "bob",
+            AccountInput {
+                email: Some("bob@x.io".into()),
+                display_name: Some("Bob".into()),
+                kind: Some(Kind::Employee),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        s.key_add(&local, "bob", BOB_KEY, None).unwrap();
+        s.host_add(&local, "web1", HOST_KEY, &["web".to_string()])
+            .unwrap();
+        // Same name or same key again: conflict.
+        assert!(matches!(
+            s.host_add(&local, "web1", BOB_KEY, &[]),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            s.host_add(&local, "web2", HOST_KEY, &[]),
+            Err(Error::Conflict(_))
+        ));
+        let host = Actor::account(
+            &s.load("web1").unwrap(),
+            Source::Ssh("192.0.2.5".into()),
+            None,
+        );
+        assert!(s.authorized_keys(&host, "bob").unwrap().is_empty());
+        let bob = s.load("bob").unwrap();
+        assert!(s.login_hosts(&bob).unwrap().is_empty());
+        let web = AccountInput {
+            groups: Some(vec!["web".into()]),
+            ..Default::default()
+        };
+        s.update(&local, "bob", web).unwrap();
+        let bob = s.load("bob").unwrap();
+        assert_eq!(s.login_hosts(&bob).unwrap(), ["web1"]);
+        assert_eq!(s.authorized_keys(&host, "bob").unwrap().len(), 1);
+        assert!(s.authorized_keys(&host, "bo,b").unwrap().is_empty());
+        // Only a host asks; an admin is refused.
+        assert!(matches!(
+            s.authorized_keys(&local, "bob"),
+            Err(Error::Denied(_))
+        ));
+        // The role is not handed out by user create/update.
+        let role = AccountInput {
+            roles: Some(vec![Role::Host]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.update(&local, "bob", role),
+            Err(Error::Invalid(_))
+        ));
+        let role = AccountInput {
+            roles: Some(vec![Role::Admin]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.update(&local, "web1", role),
+            Err(Error::Invalid(_))
+        ));
+        assert_eq!(
+            s.host_show(&local, "web1").unwrap().logins.unwrap().len(),
+            1
+        );
+        s.host_remove(&local, "web1").unwrap();
+        assert!(s.login_hosts(&bob).unwrap().is_empty());
+        assert!(matches!(
+            s.host_remove(&local, "bob"),
+            Err(Error::NotFound(_))
+        ));
+    }
+}
