@@ -237,6 +237,8 @@ impl client::Handler for Pinned {
 fn client_config(timeout: Duration) -> Arc<client::Config> {
     Arc::new(client::Config {
         inactivity_timeout: Some(timeout.max(Duration::from_secs(5))),
+        // Small packets in a row (kex, auth, exec): Nagle would hold them back.
+        nodelay: true,
         ..Default::default()
     })
 }
