@@ -737,3 +737,35 @@ fn connectors_screen_shows_counts_lists_failures_retries_and_reconciles_after_a_
     let links = shown.lines().find(|l| l.contains("links")).unwrap();
     assert!(links.contains("hr failed"), "{links}");
 }
+
+#[test]
+fn hosts_screen_shows_who_may_log_in_and_removes_a_host_after_confirming() {
+    let mut app = app();
+    let s = app.services.clone();
+    let web = AccountInput {
+        groups: Some(vec!["web".into()]),
+        ..Default::default()
+    };
+    s.host_add(&app.actor, "web1", OTHER_KEY, &["web".to_string()])
+        .unwrap();
+    s.update(&app.actor, "bob", web).unwrap();
+    // bob's detail says where he may log in.
+    open(&mut app, "bob");
+    assert!(screen(&app, 120, 40).contains("web1"));
+    app.handle(Key::Esc);
+    app.handle(Key::Char('H'));
+    assert_eq!(app.screen, Screen::Hosts);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert!(shown.contains("Hosts: 1"), "{shown}");
+        assert!(shown.contains("Who may log in on web1 (1)"), "{shown}");
+        assert!(shown.contains("bob") && !shown.contains("carla"), "{shown}");
+    }
+    app.handle(Key::Char('d'));
+    assert!(screen(&app, 120, 40).contains("Remove host web1?"));
+    app.handle(Key::Char('y'));
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("removed host web1"), "{shown}");
+    assert!(shown.contains("Hosts: none"), "{shown}");
+    assert!(!s.is_host_name("web1"));
+}
