@@ -15,6 +15,8 @@ command -v oathtool >/dev/null || need_apt+=(oathtool)
 command -v ldapadd >/dev/null || need_apt+=(ldap-utils)
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
 [ -e /usr/lib/dovecot/modules/auth/libauthdb_ldap.so ] || need_apt+=(dovecot-ldap)
+# A real sshd is the target host of tests/it/hosts.rs (AuthorizedKeysCommand, certificates).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -294,6 +294,40 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Provisioning targets (`[[connectors]]`); none by default.
     pub connectors: Vec<ConnectorConfig>,
+    /// Target hosts and the user CA (`[hosts]`).
+    pub hosts: HostsConfig,
+}
+
+/// `[hosts]`: certificates tenure issues as an OpenSSH user CA.
+#[derive(Debug, Clone)]
+pub struct HostsConfig {
+    /// Validity of a certificate when `cert --valid` is not given.
+    pub cert_validity: chrono::Duration,
+    /// The longest validity anyone may ask for.
+    pub cert_max_validity: chrono::Duration,
+    /// Add each of the account's groups as a principal (besides the username).
+    pub group_principals: bool,
+}
+
+impl Default for HostsConfig {
+    fn default() -> Self {
+        HostsConfig {
+            cert_validity: chrono::Duration::hours(8),
+            cert_max_validity: chrono::Duration::days(7),
+            group_principals: false,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHosts {
+    #[serde(default)]
+    cert_validity: Option<Spanned<String>>,
+    #[serde(default)]
+    cert_max_validity: Option<Spanned<String>>,
+    #[serde(default)]
+    group_principals: bool,
 }
 
 /// How a connector reaches its target.
@@ -628,6 +662,8 @@ struct RawConfig {
     console: RawConsole,
     #[serde(default)]
     connectors: Vec<Spanned<RawConnector>>,
+    #[serde(default)]
+    hosts: RawHosts,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -1087,6 +1123,32 @@ impl Config {
                 reconcile_hours: c.reconcile_hours,
             });
         }
+        let mut hosts = HostsConfig {
+            group_principals: raw.hosts.group_principals,
+            ..HostsConfig::default()
+        };
+        for (value, slot, key) in [
+            (
+                &raw.hosts.cert_validity,
+                &mut hosts.cert_validity,
+                "cert_validity",
+            ),
+            (
+                &raw.hosts.cert_max_validity,
+                &mut hosts.cert_max_validity,
+                "cert_max_validity",
+            ),
+        ] {
+            if let Some(text) = value {
+                *slot = crate::domain::host::parse_duration(text.get_ref())
+                    .map_err(|e| fail(text.span(), format!("hosts.{key}: {e}")))?;
+            }
+        }
+        if hosts.cert_validity > hosts.cert_max_validity {
+            return Err(ConfigError(format!(
+                "config {source}: hosts.cert_validity is longer than hosts.cert_max_validity"
+            )));
+        }
         Ok(Config {
             source: source.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -1127,6 +1189,7 @@ impl Config {
                 theme: raw.console.theme.map(Spanned::into_inner),
             },
             connectors,
+            hosts,
         })
     }
 }

@@ -473,6 +473,15 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // On a target host (sshd's AuthorizedKeysCommand, a cron job, set-up):
+    // its own small grammar, no database, no server config.
+    // (Lossy: a name that is not UTF-8 must not panic; it fails the username rule.)
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if tenure::hostagent::is_host_command(&args) {
+        return tenure::hostagent::main(args);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -905,6 +905,7 @@ pub fn print_account_with_links(
     out: &mut dyn Write,
     a: &Account,
     links: &[crate::service::connect::Link],
+    hosts: &[String],
     today: NaiveDate,
     json: bool,
 ) -> Result<()> {
@@ -912,9 +913,16 @@ pub fn print_account_with_links(
         let mut view = account_view(a, today);
         view["links"] =
             serde_json::to_value(links).map_err(|e| Error::Failed(format!("encode links: {e}")))?;
+        view["hosts"] = serde_json::json!(hosts);
         return print_json(out, &view);
     }
     print_account(out, a, today, false)?;
+    let where_ = if hosts.is_empty() {
+        "-".to_string()
+    } else {
+        hosts.join(", ")
+    };
+    say(out, &format!("{:<13} {where_}", "logs in on"))?;
     let text = if links.is_empty() {
         "-".to_string()
     } else {

@@ -58,11 +58,14 @@ word_enum!(
 
 word_enum!(
     /// What an account may do in tenure itself (checked in the service layer).
+    /// `host` is a target server (`host add`): it may only ask for the keys
+    /// and the revocation list of accounts allowed on it, nothing else.
     Role {
         Admin => "admin",
         Operator => "operator",
         Sponsor => "sponsor",
         User => "user",
+        Host => "host",
     }
 );
 

@@ -679,6 +679,12 @@ fn validate_in(
     old: Option<&Account>,
     extra_required: &[String],
 ) -> Result<()> {
+    let was_host = old.is_some_and(|o| o.roles.contains(&Role::Host));
+    if account.roles.contains(&Role::Host) != was_host {
+        return Err(Error::Invalid(
+            "the role host comes with `host add NAME` and goes with `host remove NAME`".into(),
+        ));
+    }
     let config = tx.config();
     validate_account(
         account,

@@ -43,6 +43,16 @@ pub enum Permission {
     RetryConnector,
     /// Read a target back and fix what differs (admins only).
     ReconcileConnector,
+    /// See the registered hosts and who may log in on them.
+    ReadHosts,
+    /// Register and remove hosts.
+    ManageHosts,
+    /// What a host asks (authorized keys, the revocation list): hosts only.
+    HostQuery,
+    /// Have a certificate issued for an account's key.
+    IssueCert,
+    /// Run commands or open the console (every account but a host).
+    Commands,
 }
 
 impl Permission {
@@ -81,6 +91,11 @@ impl Permission {
             Permission::ReadConnectors => "read the connectors",
             Permission::RetryConnector => "retry connector jobs",
             Permission::ReconcileConnector => "reconcile a connector",
+            Permission::ReadHosts => "read the hosts",
+            Permission::ManageHosts => "manage hosts",
+            Permission::HostQuery => "ask what a host asks",
+            Permission::IssueCert => "have a certificate issued for",
+            Permission::Commands => "run commands or open the console (a host only asks for keys)",
         }
     }
 }
@@ -91,7 +106,7 @@ pub fn rank(role: Role) -> u8 {
         Role::Admin => 3,
         Role::Operator => 2,
         Role::Sponsor => 1,
-        Role::User => 0,
+        Role::User | Role::Host => 0,
     }
 }
 
@@ -113,6 +128,17 @@ fn cuts_access(permission: Permission) -> bool {
 /// Without a target the answer is whether the actor may do it to some account.
 pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) -> bool {
     use Permission::*;
+    // A host asks for keys and the revocation list, and nothing else,
+    // whatever other role it may have been given.
+    if actor.has(Role::Host) {
+        return permission == HostQuery;
+    }
+    if permission == HostQuery {
+        return false;
+    }
+    if permission == Commands {
+        return true;
+    }
     if actor.has(Role::Admin) {
         return true;
     }
@@ -132,6 +158,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
             | PreviewLifecycle
             | ReadLockouts
             | ReadConnectors
+            | ReadHosts
     );
     if operator && (reads || permission == RetryConnector) {
         return true;
@@ -166,6 +193,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
                 | ReadAllowlist
                 | ManageTotp
                 | KillSession
+                | IssueCert
         )
 }
 

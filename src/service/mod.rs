@@ -7,10 +7,12 @@ pub mod accounts;
 pub mod admins;
 pub mod authz;
 pub mod backup;
+pub mod certs;
 pub mod clock;
 pub mod connect;
 pub mod credentials;
 pub mod groups;
+pub mod hosts;
 pub mod import;
 pub mod index;
 pub mod integrity;
@@ -209,6 +211,10 @@ struct Inner {
     connect_wake: Arc<tokio::sync::Notify>,
     /// What reaches the targets (set by the binary: `crate::connect::Runner`).
     applier: std::sync::OnceLock<Arc<dyn connect::Applier>>,
+    /// The user CA (keys/user_ca), loaded or made on first use (see `certs`).
+    user_ca: std::sync::OnceLock<std::result::Result<russh::keys::PrivateKey, String>>,
+    /// Host logins since each host's last `host.login` event (see `hosts`).
+    host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
 }
 
 impl Services {
@@ -268,6 +274,8 @@ impl Services {
                 sealer: std::sync::OnceLock::new(),
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
                 applier: std::sync::OnceLock::new(),
+                host_seen: Mutex::new(HashMap::new()),
+                user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
@@ -518,6 +526,8 @@ impl Services {
         if dry_run {
             return Ok(value);
         }
+        // Certificates of accounts cut off here are revoked with the change.
+        tx.revoke_certs()?;
         // Provisioning jobs go in the same transaction as the change.
         let jobs_queued = tx.queue_connector_jobs()?;
         let Tx {

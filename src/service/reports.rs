@@ -72,6 +72,10 @@ impl Services {
             if !matches!(state, Effective::Active | Effective::Staged) {
                 return;
             }
+            // A host is a server, not a person nobody answers for (`host list`).
+            if crate::domain::host::is_host(&a) {
+                return;
+            }
             if a.kind != Kind::Employee {
                 match a.sponsor.as_deref() {
                     None => add("no_sponsor", format!("{} with no sponsor", a.kind)),

@@ -56,15 +56,18 @@ pub enum Collection {
     /// sponsor → sponsored), so a single-account command needs no scan
     /// (see `service::index::persisted`).
     Index,
+    /// Certificates issued by the user CA and still valid (see `service::certs`).
+    Certs,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 5] = [
+    pub const ALL: [Collection; 6] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
         Collection::Links,
         Collection::Index,
+        Collection::Certs,
     ];
     /// Where this collection is in `ALL`.
     pub fn position(self) -> usize {
@@ -81,6 +84,7 @@ impl Collection {
             Collection::Jobs => "jobs",
             Collection::Links => "links",
             Collection::Index => "index",
+            Collection::Certs => "certs",
         }
     }
 }

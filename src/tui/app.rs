@@ -39,6 +39,7 @@ pub enum Screen {
     Sessions,
     Lockouts,
     Connectors,
+    Hosts,
     Audit,
     Help,
 }
@@ -53,6 +54,7 @@ impl Screen {
             Screen::Sessions => &[Scope::Sessions],
             Screen::Lockouts => &[Scope::Lockouts],
             Screen::Connectors => &[Scope::Connectors],
+            Screen::Hosts => &[Scope::Hosts],
             Screen::Requests => &[Scope::Requests],
             Screen::Audit => &[Scope::Audit],
             _ => &[],
@@ -160,6 +162,9 @@ pub enum Change {
     Reconcile {
         name: String,
     },
+    RemoveHost {
+        name: String,
+    },
     Decide {
         id: u64,
         approve: bool,
@@ -182,6 +187,8 @@ pub struct Detail {
     pub sessions: Vec<SessionInfo>,
     /// What each connector holds for the account.
     pub links: Vec<crate::service::connect::Link>,
+    /// The hosts this account may log in on now.
+    pub hosts: Vec<String>,
 }
 
 /// The command line's grammar: the exec grammar, word for word.
@@ -250,6 +257,7 @@ pub struct App {
     pub sessions: Vec<SessionInfo>,
     pub lockouts: super::lockouts::Lockouts,
     pub connectors: super::connectors::Connectors,
+    pub hosts: super::hosts::Hosts,
     pub audit: Vec<AuditEvent>,
     pub audit_filter: String,
     /// The audit chain check shown on the audit screen.
@@ -319,6 +327,7 @@ impl App {
             sessions: Vec::new(),
             lockouts: Default::default(),
             connectors: Default::default(),
+            hosts: Default::default(),
             audit: Vec::new(),
             audit_filter: String::new(),
             chain: None,
@@ -533,11 +542,13 @@ impl App {
             .filter(|s| s.account == name)
             .collect();
         let links = self.services.account_links(name).unwrap_or_default();
+        let hosts = self.services.login_hosts(&account).unwrap_or_default();
         Some(Detail {
             account,
             events,
             sessions,
             links,
+            hosts,
         })
     }
 
@@ -682,6 +693,7 @@ impl App {
             Screen::Sessions => self.sessions.len(),
             Screen::Lockouts => self.lockouts.list.len(),
             Screen::Connectors => self.connectors.rows(),
+            Screen::Hosts => self.hosts.list.len(),
             Screen::Keys => self
                 .detail
                 .as_ref()
@@ -1050,6 +1062,18 @@ impl App {
                     Outcome::Said(line) => self.message = Some((false, line)),
                     Outcome::Ask(name, q) => self.confirm(q, vec![], Change::Reconcile { name }),
                     Outcome::Failed(e) => self.fail(e),
+                }
+            }
+            Action::Hosts => match self.hosts.load(&self.services, &self.actor) {
+                Ok(()) => {
+                    self.screen = Screen::Hosts;
+                    self.selected = 0;
+                }
+                Err(e) => self.fail(e),
+            },
+            Action::RemoveHost => {
+                if let Some((name, question)) = self.hosts.remove_question(self.selected) {
+                    self.confirm(question, vec![], Change::RemoveHost { name });
                 }
             }
             Action::Audit => self.load_audit(),
@@ -1569,6 +1593,10 @@ impl App {
                 .map(|x| format!("killed session {id} of {}", x.account))
                 .map_err(|e| e.to_string()),
             Change::Reconcile { name } => super::connectors::reconcile(s, a, name),
+            Change::RemoveHost { name } => s
+                .host_remove(a, name)
+                .map(|()| format!("removed host {name}"))
+                .map_err(|e| e.to_string()),
             Change::Unlock { what } => s
                 .auth_unlock(a, what)
                 .map(|was| {
@@ -1621,6 +1649,10 @@ impl App {
         }
         if let Change::Reconcile { .. } = change {
             let _ = self.connectors.load(&self.services, &self.actor);
+        }
+        if let Change::RemoveHost { .. } = change {
+            let _ = self.hosts.load(&self.services, &self.actor);
+            self.selected = self.selected.min(self.hosts.list.len().saturating_sub(1));
         }
         if let Change::Decide { .. } = change {
             self.requests = self.services.request_list(&self.actor).unwrap_or_default();

@@ -49,6 +49,8 @@ pub enum Action {
     Connectors,
     RetryConnector,
     ReconcileConnector,
+    Hosts,
+    RemoveHost,
     Audit,
     Command,
     Theme,
@@ -81,6 +83,8 @@ impl Action {
             Action::Lifecycle => Permission::PreviewLifecycle,
             Action::Lockouts => Permission::ReadLockouts,
             Action::Unlock => Permission::Unlock,
+            Action::Hosts => Permission::ReadHosts,
+            Action::RemoveHost => Permission::ManageHosts,
             Action::Orphans => Permission::Export,
             Action::Connectors => Permission::ReadConnectors,
             Action::RetryConnector => Permission::RetryConnector,
@@ -104,6 +108,7 @@ pub enum Scope {
     Audit,
     Lockouts,
     Connectors,
+    Hosts,
 }
 
 impl Scope {
@@ -118,6 +123,7 @@ impl Scope {
             Scope::Audit => "audit",
             Scope::Lockouts => "login lockouts",
             Scope::Connectors => "connectors",
+            Scope::Hosts => "hosts",
         }
     }
 }
@@ -260,6 +266,20 @@ pub const KEYMAP: &[Binding] = &[
         "R",
         Action::ReconcileConnector,
         "reconcile: dry run, then fix if confirmed",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('H')],
+        "H",
+        Action::Hosts,
+        "hosts and who may log in on them",
+    ),
+    b(
+        Hosts,
+        &[Key::Char('d')],
+        "d",
+        Action::RemoveHost,
+        "remove a host",
     ),
     b(
         Everywhere,

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod connectors;
 pub mod form;
+pub mod hosts;
 pub mod keymap;
 pub mod lockouts;
 pub mod session;

@@ -651,6 +651,26 @@ fn a_chosen_theme_is_kept_on_the_account_and_a_bad_one_refused() {
 }
 
 #[test]
+fn a_console_opened_while_the_server_builds_its_index_says_indexing_then_shows_the_accounts() {
+    let warm = app();
+    let cold = warm.services.reopen();
+    let mut console = {
+        let _building = cold.hold_index_build();
+        let mut console = App::new(cold.clone(), warm.actor.clone());
+        console.refresh();
+        let top = screen(&console, 80, 24);
+        assert!(top.lines().next().unwrap().contains("indexing…"), "{top}");
+        assert!(!top.contains("bob"), "{top}");
+        console
+    };
+    assert!(console.stale(), "an indexing console asks again");
+    console.refresh();
+    let top = screen(&console, 80, 24);
+    assert!(top.lines().next().unwrap().contains("4 accounts"), "{top}");
+    assert!(top.contains("bob") && top.contains("carla"), "{top}");
+}
+
+#[test]
 fn connectors_screen_shows_counts_lists_failures_retries_and_reconciles_after_a_dry_run() {
     let config = format!(
         "{}\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/bin/false\"]\n",
@@ -719,21 +739,33 @@ fn connectors_screen_shows_counts_lists_failures_retries_and_reconciles_after_a_
 }
 
 #[test]
-fn a_console_opened_while_the_server_builds_its_index_says_indexing_then_shows_the_accounts() {
-    let warm = app();
-    let cold = warm.services.reopen();
-    let mut console = {
-        let _building = cold.hold_index_build();
-        let mut console = App::new(cold.clone(), warm.actor.clone());
-        console.refresh();
-        let top = screen(&console, 80, 24);
-        assert!(top.lines().next().unwrap().contains("indexing…"), "{top}");
-        assert!(!top.contains("bob"), "{top}");
-        console
+fn hosts_screen_shows_who_may_log_in_and_removes_a_host_after_confirming() {
+    let mut app = app();
+    let s = app.services.clone();
+    let web = AccountInput {
+        groups: Some(vec!["web".into()]),
+        ..Default::default()
     };
-    assert!(console.stale(), "an indexing console asks again");
-    console.refresh();
-    let top = screen(&console, 80, 24);
-    assert!(top.lines().next().unwrap().contains("4 accounts"), "{top}");
-    assert!(top.contains("bob") && top.contains("carla"), "{top}");
+    s.host_add(&app.actor, "web1", OTHER_KEY, &["web".to_string()])
+        .unwrap();
+    s.update(&app.actor, "bob", web).unwrap();
+    // bob's detail says where he may log in.
+    open(&mut app, "bob");
+    assert!(screen(&app, 120, 40).contains("web1"));
+    app.handle(Key::Esc);
+    app.handle(Key::Char('H'));
+    assert_eq!(app.screen, Screen::Hosts);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert!(shown.contains("Hosts: 1"), "{shown}");
+        assert!(shown.contains("Who may log in on web1 (1)"), "{shown}");
+        assert!(shown.contains("bob") && !shown.contains("carla"), "{shown}");
+    }
+    app.handle(Key::Char('d'));
+    assert!(screen(&app, 120, 40).contains("Remove host web1?"));
+    app.handle(Key::Char('y'));
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("removed host web1"), "{shown}");
+    assert!(shown.contains("Hosts: none"), "{shown}");
+    assert!(!s.is_host_name("web1"));
 }

@@ -65,6 +65,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Screen::Sessions => sessions(app, frame, body),
         Screen::Lockouts => app.lockouts.draw(&app.theme, app.selected, frame, body),
         Screen::Connectors => app.connectors.draw(&app.theme, app.selected, frame, body),
+        Screen::Hosts => app.hosts.draw(&app.theme, app.selected, frame, body),
         Screen::Audit => audit(app, frame, body),
         Screen::Help => help(app, frame, body),
     }
@@ -160,6 +161,11 @@ fn footer_line(app: &App) -> Line<'static> {
             ("r", "retry", Some(A::RetryConnector)),
             ("R", "reconcile", Some(A::ReconcileConnector)),
             ("Esc", "back", None),
+        ],
+        Screen::Hosts => &[
+            ("d", "remove", Some(A::RemoveHost)),
+            ("Esc", "back", None),
+            ("?", "help", None),
         ],
         Screen::Requests => &[
             ("a", "approve", Some(A::Approve)),
@@ -353,6 +359,7 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             "allowlist",
             list(a.allowlist.iter().map(|n| n.to_string()).collect()),
         ),
+        row("logs in on", list(d.hosts.clone())),
         row(
             "last login",
             a.last_login.map_or_else(
@@ -953,6 +960,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         Scope::Sessions,
         Scope::Lockouts,
         Scope::Connectors,
+        Scope::Hosts,
         Scope::Requests,
         Scope::Audit,
     ] {

@@ -10,6 +10,7 @@ mod console;
 mod crash;
 mod exec;
 mod hardening;
+mod hosts;
 mod import;
 mod ldap;
 mod lifecycle;
