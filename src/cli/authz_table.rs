@@ -69,6 +69,7 @@ enum Before {
     TomInGroup,
     TomEnrolledTotp,
     TomRequested,
+    TomToken,
 }
 
 struct Row {
@@ -136,6 +137,9 @@ fn rows() -> Vec<Row> {
         row("connector list", "connector list", "", Nothing,                                    [A, A, D, D, D, D]),
         row("connector status", "connector status hr", "", Nothing,                             [A, A, D, D, D, D]),
         row("connector retry", "connector retry hr", "", Nothing,                               [A, A, D, D, D, D]),
+        row("token create", "token create t2 --scope read --for tom", "", Nothing,              [A, D, D, D, A, D]),
+        row("token list", "token list", "", TomToken,                                          [A, A, A, A, A, A]),
+        row("token revoke", "token revoke tt", "", TomToken,                                    [A, D, D, D, A, D]),
         row("import", "import", "username,email,display_name,kind\nneo,neo@x.io,Neo,employee\n", Nothing,
                                                                                                 [A, D, D, D, D, D]),
         row("export", "export", "", Nothing,                                                    [A, A, D, D, D, D]),
@@ -230,6 +234,16 @@ fn cell(before: Before) -> Cell {
             let end = s.today() + chrono::Duration::days(90);
             let tom = Actor::account(&s.load("tom").unwrap(), Source::Cli, None);
             request = Some(s.request_extend(&tom, "tom", end, "more").unwrap().id);
+        }
+        Before::TomToken => {
+            s.token_create(
+                &local,
+                "tt",
+                crate::service::tokens::TokenScope::Scim,
+                None,
+                Some("tom"),
+            )
+            .unwrap();
         }
     }
     Cell {

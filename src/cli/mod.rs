@@ -5,6 +5,7 @@
 #[cfg(test)]
 mod authz_table;
 mod output;
+pub mod tokens;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -74,6 +75,9 @@ pub enum Command {
     /// Provisioning targets: their links, queued jobs, retries
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// API tokens for the HTTP front door (REST and SCIM)
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
     /// Create accounts from CSV on stdin (the header names the columns, as `export` writes them)
     Import {
         /// Check every row, write nothing
@@ -1130,6 +1134,7 @@ pub fn run(
                 say(out, &format!("{name}: {n} jobs due now"))
             }
         },
+        Command::Token(cmd) => tokens::run(services, actor, cmd, out),
         Command::Notify(NotifyCommand::Queue { json }) => {
             let entries = services.notify_queue(actor)?;
             print_outbox(out, &entries, json)

@@ -41,6 +41,8 @@ pub enum Permission {
     ReadConnectors,
     /// Make a connector's waiting jobs due now.
     RetryConnector,
+    /// Create, list and revoke API tokens (one's own, or anyone's for an admin).
+    ManageTokens,
 }
 
 impl Permission {
@@ -78,6 +80,7 @@ impl Permission {
             Permission::Backup => "take a backup",
             Permission::ReadConnectors => "read the connectors",
             Permission::RetryConnector => "retry connector jobs",
+            Permission::ManageTokens => "manage the API tokens of",
         }
     }
 }
@@ -110,6 +113,15 @@ fn cuts_access(permission: Permission) -> bool {
 /// Without a target the answer is whether the actor may do it to some account.
 pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) -> bool {
     use Permission::*;
+    // An API token narrows its owner's rights to its scope.
+    if let super::Source::Http {
+        scope: Some(scope), ..
+    } = &actor.source
+    {
+        if !scope.permits(permission) {
+            return false;
+        }
+    }
     if actor.has(Role::Admin) {
         return true;
     }
@@ -163,6 +175,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
                 | ReadAllowlist
                 | ManageTotp
                 | KillSession
+                | ManageTokens
         )
 }
 

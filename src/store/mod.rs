@@ -51,14 +51,21 @@ pub enum Collection {
     Jobs,
     /// (connector, account) → what the target holds (see `service::connect`).
     Links,
+    /// API tokens by name, their secrets hashed (see `service::tokens`).
+    Tokens,
+    /// What SCIM clients set that has no place on the account (userName,
+    /// externalId, name parts, extra emails; see `service::scim`).
+    Scim,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 4] = [
+    pub const ALL: [Collection; 6] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
         Collection::Links,
+        Collection::Tokens,
+        Collection::Scim,
     ];
     pub fn tree_name(self) -> &'static str {
         match self {
@@ -66,6 +73,8 @@ impl Collection {
             Collection::Outbox => "outbox",
             Collection::Jobs => "jobs",
             Collection::Links => "links",
+            Collection::Tokens => "tokens",
+            Collection::Scim => "scim",
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct SledStore {
     outbox: Tree,
     jobs: Tree,
     links: Tree,
+    tokens: Tree,
+    scim: Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -57,6 +59,8 @@ impl SledStore {
             outbox: db.open_tree(Collection::Outbox.tree_name()).map_err(io)?,
             jobs: db.open_tree(Collection::Jobs.tree_name()).map_err(io)?,
             links: db.open_tree(Collection::Links.tree_name()).map_err(io)?,
+            tokens: db.open_tree(Collection::Tokens.tree_name()).map_err(io)?,
+            scim: db.open_tree(Collection::Scim.tree_name()).map_err(io)?,
             db,
         })
     }
@@ -107,6 +111,8 @@ impl SledStore {
             Collection::Outbox => &self.outbox,
             Collection::Jobs => &self.jobs,
             Collection::Links => &self.links,
+            Collection::Tokens => &self.tokens,
+            Collection::Scim => &self.scim,
         }
     }
 }
@@ -246,15 +252,30 @@ impl Store for SledStore {
             &self.outbox,
             &self.jobs,
             &self.links,
+            &self.tokens,
+            &self.scim,
         )
             .transaction(
-                |(accounts_t, groups_t, audit_t, meta_t, requests_t, outbox_t, jobs_t, links_t)| {
+                |(
+                    accounts_t,
+                    groups_t,
+                    audit_t,
+                    meta_t,
+                    requests_t,
+                    outbox_t,
+                    jobs_t,
+                    links_t,
+                    tokens_t,
+                    scim_t,
+                )| {
                     for (collection, key, value) in &batch.records {
                         let tree = match collection {
                             Collection::Requests => requests_t,
                             Collection::Outbox => outbox_t,
                             Collection::Jobs => jobs_t,
                             Collection::Links => links_t,
+                            Collection::Tokens => tokens_t,
+                            Collection::Scim => scim_t,
                         };
                         match value {
                             Some(bytes) => tree.insert(key.as_str(), bytes.as_slice())?,
