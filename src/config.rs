@@ -294,6 +294,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Provisioning targets (`[[connectors]]`); none by default.
     pub connectors: Vec<ConnectorConfig>,
+    /// The HTTP front door (`[http]`); off unless `listen` is set.
+    pub http: Option<crate::http::config::HttpConfig>,
 }
 
 /// How a connector reaches its target. Only `command` exists so far.
@@ -496,6 +498,8 @@ struct RawConfig {
     console: RawConsole,
     #[serde(default)]
     connectors: Vec<Spanned<RawConnector>>,
+    #[serde(default)]
+    http: crate::http::config::RawHttp,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -866,6 +870,10 @@ impl Config {
                 timeout_seconds,
             });
         }
+        let http = raw
+            .http
+            .resolve(&|p: &str| resolve(p), &templates)
+            .map_err(|e| ConfigError(format!("config {source}: {e}")))?;
         Ok(Config {
             source: source.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -906,6 +914,7 @@ impl Config {
                 theme: raw.console.theme.map(Spanned::into_inner),
             },
             connectors,
+            http,
         })
     }
 }
