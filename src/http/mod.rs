@@ -45,6 +45,7 @@ pub struct AppState {
     slots: Arc<Semaphore>,
     timeout: Duration,
     pub(crate) tls: bool,
+    pub(crate) max_body: usize,
 }
 
 /// A refusal or failure, rendered by each API in its own error format.
@@ -304,6 +305,7 @@ pub async fn start(
         slots: Arc::new(Semaphore::new(config.max_concurrent_requests)),
         timeout,
         tls: acceptor.is_some(),
+        max_body: config.max_body_bytes,
     };
     let app = router(state, config.max_body_bytes);
     let connections = Arc::new(Semaphore::new(config.max_connections));
