@@ -20,9 +20,9 @@ fi
 
 # ssh-audit (PyPI) checks the server's algorithms as an auditor would.
 # asyncssh plays the hostile client in tests/it/security.rs.
-if [ ! -x .venv-test/bin/ssh-audit ] || ! .venv-test/bin/python -c "import aiosmtpd, asyncssh" 2>/dev/null; then
+if [ ! -x .venv-test/bin/ssh-audit ] || [ ! -x .venv-test/bin/scim2 ] || ! .venv-test/bin/python -c "import aiosmtpd, asyncssh, scim2_cli, scim2_tester" 2>/dev/null; then
   python3 -m venv .venv-test
-  .venv-test/bin/pip install -q ssh-audit aiosmtpd asyncssh
+  .venv-test/bin/pip install -q ssh-audit aiosmtpd asyncssh scim2-cli scim2-tester
 fi
 export SSH_AUDIT="$PWD/.venv-test/bin/ssh-audit"
 export TEST_PYTHON="$PWD/.venv-test/bin/python"

@@ -10,6 +10,7 @@ mod console;
 mod crash;
 mod exec;
 mod hardening;
+mod http;
 mod import;
 mod lifecycle;
 mod notify;

@@ -324,6 +324,11 @@ impl Projection {
             if always.iter().any(|a| p.attr.eq_ignore_ascii_case(a)) && p.urn.is_none() {
                 continue;
             }
+            let whole = p.to_string();
+            if let Some(k) = obj.keys().find(|k| k.eq_ignore_ascii_case(&whole)).cloned() {
+                obj.remove(&k);
+                continue;
+            }
             let target = match &p.urn {
                 Some(urn) if !urn.eq_ignore_ascii_case(core) => {
                     match obj.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(urn)) {
@@ -368,6 +373,14 @@ fn select(
     p: &filter::AttrPath,
     core: &str,
 ) {
+    // `attributes=urn:…:enterprise:2.0:User`: the whole extension.
+    if p.sub.is_none() {
+        let whole = p.to_string();
+        if let Some((k, v)) = from.iter().find(|(k, _)| k.eq_ignore_ascii_case(&whole)) {
+            into.insert(k.clone(), v.clone());
+            return;
+        }
+    }
     let (src, dst): (&Map<String, Value>, &mut Map<String, Value>) = match &p.urn {
         Some(urn) if !urn.eq_ignore_ascii_case(core) => {
             let Some((k, Value::Object(ext))) =
@@ -425,12 +438,6 @@ fn select(
                 }
             }
             _ => {}
-        }
-    } else if p.sub.is_none() {
-        // `attributes=urn:…:enterprise:2.0:User` (the parser read `User` as the attribute).
-        let whole = format!("{}:{}", p.urn.as_deref().unwrap_or(""), p.attr);
-        if let Some((k, v)) = from.iter().find(|(k, _)| k.eq_ignore_ascii_case(&whole)) {
-            into.insert(k.clone(), v.clone());
         }
     }
 }

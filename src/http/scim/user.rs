@@ -132,6 +132,15 @@ pub fn parse(doc: &Value, config: &Config) -> Result<UserState, Bad> {
                 // The client states `active`: it is shown from then on.
                 extra.insert("active".into(), Value::Bool(true));
             }
+        } else if is("roles") {
+            // Entra sends an empty roles list with every user.
+            let empty = value.is_null() || value.as_array().is_some_and(Vec::is_empty);
+            if !empty {
+                return Err(bad(
+                    "invalidValue",
+                    "roles are not taken from SCIM (tenure's roles are set by an admin)",
+                ));
+            }
         } else if is("preferredLanguage") {
             state.language = text(value, "preferredLanguage")?;
         } else if let Some(canonical) = KEPT.iter().find(|n| is(n)) {
