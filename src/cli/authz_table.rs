@@ -398,7 +398,7 @@ fn every_command_has_a_row() {
 }
 
 /// Console actions on the open account, and the command each one is.
-const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
+const CONSOLE_ON_ACCOUNT: [(Action, &str); 14] = [
     (Action::Disable, "user disable"),
     (Action::Enable, "user enable"),
     (Action::Delete, "user delete"),
@@ -411,6 +411,8 @@ const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
     (Action::Password, "password set"),
     (Action::Totp, "totp enroll"),
     (Action::Kill, "session kill --user"),
+    (Action::Tokens, "token create"),
+    (Action::RevokeToken, "token revoke"),
 ];
 
 /// Console actions about no account in particular.
