@@ -19,7 +19,7 @@ use crate::service::import::{ImportOptions, ImportRow, ImportRows};
 use crate::service::integrity::AuditFilter;
 use crate::service::{Actor, Error, Result, Services};
 
-pub use output::{account_view, formula_guard, say, unformula, ACCOUNT_COLUMNS};
+pub use output::{account_view, formula_guard, key_view, say, unformula, ACCOUNT_COLUMNS};
 
 /// Longest stdin input a key line or a password may be (offline and over SSH)…
 pub const STDIN_LIMIT: usize = 64 * 1024;

@@ -812,3 +812,421 @@ fn scopes_and_roles_narrow_what_a_token_may_do() {
         .count();
     assert!(denied >= 3, "refusals are audited");
 }
+
+// ----- REST
+
+fn rest(front: &Front, method: &str, path: &str, token: &str, body: Option<Value>) -> Reply {
+    call(
+        front,
+        method,
+        &format!("/api/v1{path}"),
+        token,
+        body.as_ref(),
+    )
+}
+
+fn ok(r: Reply, status: u16, what: &str) -> Value {
+    assert_eq!(r.status, status, "{what}: {}", r.text);
+    r.json()
+}
+
+#[test]
+fn rest_api_does_what_the_exec_grammar_does() {
+    let front = Front::start("");
+    let write = front.token("ops", "write", "alice");
+    let w = |m: &str, p: &str, b: Option<Value>| rest(&front, m, p, &write, b);
+    // accounts: create, show, update, list with filters and paging, clone
+    let bob = ok(
+        w(
+            "POST",
+            "/accounts",
+            Some(
+                json!({"username": "bob", "email": "bob@x.io", "display_name": "Bob",
+        "kind": "contractor", "end_date": "+30d", "project": "apollo"}),
+            ),
+        ),
+        201,
+        "create",
+    );
+    assert_eq!(bob["username"], "bob");
+    ok(w("GET", "/accounts/bob", None), 200, "show");
+    let upd = ok(
+        w("PATCH", "/accounts/bob", Some(json!({"company": "Acme"}))),
+        200,
+        "update",
+    );
+    assert_eq!(upd["company"], "Acme");
+    ok(
+        w(
+            "POST",
+            "/accounts/bob/clone",
+            Some(json!({"username": "bo2", "email": "bo2@x.io", "display_name": "Bo"})),
+        ),
+        201,
+        "clone",
+    );
+    let listed = ok(
+        w("GET", "/accounts?kind=contractor&project=apollo", None),
+        200,
+        "list",
+    );
+    assert_eq!(names(&listed, "username"), vec!["bo2", "bob"]);
+    let page = ok(w("GET", "/accounts?after=alice&limit=1", None), 200, "page");
+    assert_eq!(names(&page, "username"), vec!["bo2"]);
+    // lifecycle: disable, enable, extend, delete, restore
+    let d = ok(
+        w(
+            "POST",
+            "/accounts/bob/disable",
+            Some(json!({"reason": "contract paused"})),
+        ),
+        200,
+        "disable",
+    );
+    assert_eq!(
+        (d["status"].clone(), d["disable_note"].clone()),
+        (json!("disabled"), json!("contract paused"))
+    );
+    ok(w("POST", "/accounts/bob/enable", None), 200, "enable");
+    let e = ok(
+        w(
+            "POST",
+            "/accounts/bob/extend",
+            Some(json!({"end_date": "+60d"})),
+        ),
+        200,
+        "extend",
+    );
+    assert_eq!(e["days_left"], 60);
+    ok(w("DELETE", "/accounts/bo2", None), 200, "delete");
+    // Restored as it was before the delete: kept out until enabled.
+    assert_eq!(
+        ok(w("POST", "/accounts/bo2/restore", None), 200, "restore")["status"],
+        "disabled"
+    );
+    // keys
+    let key = front.inst.keygen("bobkey", "ed25519", None);
+    let line = std::fs::read_to_string(&key).unwrap();
+    let added = ok(
+        w(
+            "POST",
+            "/accounts/bob/keys",
+            Some(json!({"public_key": line.trim(), "expires_on": "+90d"})),
+        ),
+        201,
+        "key add",
+    );
+    let fp = added["fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(
+        ok(w("GET", "/accounts/bob/keys", None), 200, "keys")
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    ok(
+        w(
+            "DELETE",
+            &format!(
+                "/accounts/bob/keys/{}",
+                fp.replace('+', "%2B").replace('/', "%2F")
+            ),
+            None,
+        ),
+        200,
+        "key remove",
+    );
+    // groups
+    ok(
+        w("POST", "/groups", Some(json!({"name": "crew"}))),
+        201,
+        "group create",
+    );
+    ok(w("PUT", "/groups/crew/members/bob", None), 200, "group add");
+    let groups = ok(w("GET", "/groups", None), 200, "groups");
+    assert!(groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["name"] == "crew" && g["members"] == json!(["bob"])));
+    ok(
+        w("DELETE", "/groups/crew/members/bob", None),
+        200,
+        "group remove",
+    );
+    // sessions: list, kill by user (none live), kill a missing id
+    assert!(ok(w("GET", "/sessions", None), 200, "sessions").is_array());
+    assert_eq!(
+        ok(
+            w("DELETE", "/accounts/bob/sessions", None),
+            200,
+            "kill user"
+        )["killed"],
+        0
+    );
+    assert_eq!(w("DELETE", "/sessions/999", None).status, 404);
+    // requests: ask, list, approve, deny
+    let req = ok(
+        w(
+            "POST",
+            "/requests",
+            Some(json!({"account": "bob", "end_date": "+90d", "reason": "more work"})),
+        ),
+        201,
+        "request",
+    );
+    let id = req["id"].as_u64().unwrap();
+    assert_eq!(
+        ok(w("GET", "/requests", None), 200, "requests")
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    ok(
+        w("POST", &format!("/requests/{id}/approve"), None),
+        200,
+        "approve",
+    );
+    let req2 = ok(
+        w(
+            "POST",
+            "/requests",
+            Some(json!({"account": "bob", "end_date": "+100d", "reason": "again"})),
+        ),
+        201,
+        "request 2",
+    );
+    ok(
+        w(
+            "POST",
+            &format!("/requests/{}/deny", req2["id"]),
+            Some(json!({"reason": "no"})),
+        ),
+        200,
+        "deny",
+    );
+    // audit, lifecycle preview, orphans
+    let audit = ok(w("GET", "/audit?n=5&target=bob", None), 200, "audit");
+    assert!(!audit.as_array().unwrap().is_empty());
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["target"] == "bob"));
+    let tail = ok(
+        w("GET", "/audit?n=1000&action=user.create", None),
+        200,
+        "audit by action",
+    );
+    let created: Vec<&Value> = tail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target"] == "bob")
+        .collect();
+    assert_eq!(
+        created[0]["source"], "http:127.0.0.1 token:ops",
+        "the token is the credential in the trail"
+    );
+    assert!(ok(
+        w("GET", "/lifecycle/preview?until=%2B400d", None),
+        200,
+        "preview"
+    )
+    .is_array());
+    assert!(ok(w("GET", "/reports/orphans", None), 200, "orphans").is_array());
+    ok(w("GET", "/whoami", None), 200, "whoami");
+}
+
+#[test]
+fn rest_refuses_by_scope_and_role_and_bad_input_writes_nothing() {
+    let front = Front::start("");
+    front.ssh("user create uma --email uma@x.io --display-name Uma --kind employee");
+    front.ssh(
+        "user create olga --email olga@x.io --display-name Olga --kind employee --role operator",
+    );
+    let read = front.token("reader", "read", "alice");
+    let umas = front.token("umas", "write", "uma");
+    let olgas = front.token("olgas", "write", "olga");
+    let before = front.state();
+    let create =
+        json!({"username": "neo", "email": "neo@x.io", "display_name": "Neo", "kind": "employee"});
+    for (who, token, method, path, body, status, code) in [
+        (
+            "read token",
+            &read,
+            "POST",
+            "/accounts",
+            Some(create.clone()),
+            403,
+            4,
+        ),
+        (
+            "read token",
+            &read,
+            "POST",
+            "/accounts/uma/disable",
+            Some(json!({"reason": "x"})),
+            403,
+            4,
+        ),
+        (
+            "read token",
+            &read,
+            "POST",
+            "/requests/1/approve",
+            None,
+            403,
+            4,
+        ),
+        ("a user", &umas, "GET", "/accounts", None, 403, 4),
+        (
+            "a user",
+            &umas,
+            "POST",
+            "/accounts",
+            Some(create.clone()),
+            403,
+            4,
+        ),
+        (
+            "an operator",
+            &olgas,
+            "POST",
+            "/accounts",
+            Some(create.clone()),
+            403,
+            4,
+        ),
+        (
+            "an operator",
+            &olgas,
+            "DELETE",
+            "/accounts/uma",
+            None,
+            403,
+            4,
+        ),
+        ("anyone", &read, "GET", "/accounts/nobody", None, 404, 3),
+        (
+            "admin",
+            &read,
+            "GET",
+            "/accounts?status=sleepy",
+            None,
+            400,
+            2,
+        ),
+        ("admin", &read, "GET", "/accounts?bogus=1", None, 400, 2),
+    ] {
+        let r = rest(&front, method, path, token, body);
+        assert_eq!(r.status, status, "{who} {method} {path}: {}", r.text);
+        assert_eq!(r.json()["code"], code, "{who} {method} {path}");
+        assert!(!r.json()["error"].as_str().unwrap().is_empty());
+    }
+    let write = front.token("ops", "write", "alice");
+    let url = front.url("/api/v1/accounts");
+    let r = request(
+        "POST",
+        &url,
+        Some(&write),
+        Some(b"{\"username\": \"neo\","),
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (400, json!(2)),
+        "malformed JSON: {}",
+        r.text
+    );
+    let r = rest(
+        &front,
+        "POST",
+        "/accounts",
+        &write,
+        Some(
+            json!({"username": "neo", "email": "neo@x.io", "display_name": "Neo", "kind": "employee", "shoe_size": 44}),
+        ),
+    );
+    assert_eq!(r.status, 400, "unknown field: {}", r.text);
+    assert!(r.text.contains("shoe_size"));
+    let r = rest(
+        &front,
+        "POST",
+        "/accounts",
+        &write,
+        Some(
+            json!({"username": "Neo!", "email": "neo@x.io", "display_name": "Neo", "kind": "employee"}),
+        ),
+    );
+    assert_eq!(r.status, 400, "bad username: {}", r.text);
+    let r = rest(
+        &front,
+        "POST",
+        "/accounts",
+        &write,
+        Some(
+            json!({"username": "uma", "email": "u2@x.io", "display_name": "U", "kind": "employee"}),
+        ),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (409, json!(5)),
+        "taken: {}",
+        r.text
+    );
+    assert_eq!(
+        raw_big_post(front.http, "/api/v1/accounts", &write, 10 * 1024 * 1024),
+        413
+    );
+    assert_eq!(front.state(), before, "nothing written");
+    // The scope narrows an admin; the role still decides for a write token.
+    let r = rest(
+        &front,
+        "POST",
+        "/accounts/uma/disable",
+        &olgas,
+        Some(json!({"reason": "on-call"})),
+    );
+    assert_eq!(r.status, 200, "an operator may disable a user: {}", r.text);
+}
+
+#[test]
+fn openapi_document_matches_the_routes() {
+    let front = Front::start("");
+    let token = front.token("ops", "read", "alice");
+    let doc = request("GET", &front.url("/api/v1/openapi.json"), None, None, &[]);
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "{paths:?}");
+    let mut checked = 0;
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            let concrete = path
+                .replace("{name}", "nobody")
+                .replace("{group}", "nogroup")
+                .replace("{fingerprint}", "SHA256:none")
+                .replace("{id}", "999");
+            let body = op.get("requestBody").map(|_| json!({}));
+            let r = rest(&front, &method.to_uppercase(), &concrete, &token, body);
+            // Routed: never the router's "no such route" nor 405.
+            assert_ne!(
+                r.status, 405,
+                "{method} {path} is documented but not routed"
+            );
+            assert!(
+                !r.text.contains("no such route"),
+                "{method} {path}: {}",
+                r.text
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 29, "{checked}");
+    // And an undocumented route is not served.
+    let r = rest(&front, "GET", "/nothing-here", &token, None);
+    assert_eq!((r.status, r.json()["code"].clone()), (404, json!(3)));
+}

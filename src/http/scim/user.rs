@@ -340,7 +340,12 @@ pub fn render(
             out.insert(key.into(), v);
         }
     }
-    if doc.remove("active").is_some() || account.status == Status::Disabled {
+    // `active` once the client states it; otherwise only when tenure itself
+    // disabled the account (expired, inactive…), so a client that removed
+    // its statement is not contradicted by its own earlier one.
+    let disabled_here = account.status == Status::Disabled
+        && account.disable_reason != Some(crate::domain::DisableReason::SourceRemoved);
+    if doc.remove("active").is_some() || disabled_here {
         out.insert("active".into(), json!(account.status != Status::Disabled));
     }
     if let Some(lang) = &account.language {
