@@ -374,6 +374,46 @@ impl Services {
         self.delete(actor, id)
     }
 
+    /// An unfiltered page of users for an admin or operator: how many
+    /// accounts are not deleted, and the page (`skip` of them first) —
+    /// counted from the index, only the page read from the store. `None`
+    /// for anyone else (who lists through `list_each`, narrowed).
+    pub fn scim_user_page(
+        &self,
+        actor: &Actor,
+        skip: usize,
+        take: usize,
+    ) -> Result<Option<(usize, Vec<Account>)>> {
+        self.authorize(actor, Permission::ListAccounts, None)?;
+        let wide =
+            actor.has(crate::domain::Role::Admin) || actor.has(crate::domain::Role::Operator);
+        if !wide {
+            return Ok(None);
+        }
+        let (total, names) = {
+            let guard = self.indexes()?;
+            let indexes = guard
+                .as_ref()
+                .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+            let total = indexes.search.live_names().count();
+            let names: Vec<String> = indexes
+                .search
+                .live_names()
+                .skip(skip)
+                .take(take)
+                .map(|n| n.to_string())
+                .collect();
+            (total, names)
+        };
+        let mut page = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(a) = self.store().account(&name)? {
+                page.push(a);
+            }
+        }
+        Ok(Some((total, page)))
+    }
+
     // ----- groups
 
     fn scim_group_meta(&self, group: &Group) -> Result<GroupMeta> {

@@ -665,6 +665,11 @@ fn scim_etags_filters_sorting_and_paging() {
         (page["totalResults"].clone(), ids(&page)),
         (json!(3), vec!["carol".to_string()])
     );
+    let unfiltered = list("startIndex=2&count=2");
+    assert_eq!(
+        (unfiltered["totalResults"].clone(), ids(&unfiltered)),
+        (json!(4), vec!["bob".to_string(), "carol".to_string()])
+    );
     let none = list("filter=title pr&count=0");
     assert_eq!(
         (none["totalResults"].clone(), none["Resources"].clone()),
