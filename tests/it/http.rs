@@ -1235,3 +1235,90 @@ fn openapi_document_matches_the_routes() {
     let r = rest(&front, "GET", "/nothing-here", &token, None);
     assert_eq!((r.status, r.json()["code"].clone()), (404, json!(3)));
 }
+
+#[test]
+fn https_with_a_pem_certificate_and_plain_http_refused_off_loopback() {
+    let inst = Instance::initialised();
+    let (cert, key, ca) = (
+        inst.path("http.crt"),
+        inst.path("http.key"),
+        inst.path("ca.crt"),
+    );
+    // A small CA and a server certificate for 127.0.0.1 signed by it.
+    let script = "set -e\n\
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+          -subj /CN=test-ca -keyout ca.key -out ca.crt\n\
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+          -subj /CN=127.0.0.1 -keyout http.key -out http.csr\n\
+        printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=critical,CA:FALSE\\n' > ext.cnf\n\
+        openssl x509 -req -in http.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+          -extfile ext.cnf -out http.crt\n";
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(inst.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (scripts/test.sh installs it)");
+    assert!(cert.exists() && key.exists());
+    assert!(status.success());
+    let base = std::fs::read_to_string(&inst.config).unwrap();
+    // Plain HTTP on a public address is refused at start, with the reason.
+    std::fs::write(
+        &inst.config,
+        format!("{base}\n[http]\nlisten = \"0.0.0.0:0\"\n"),
+    )
+    .unwrap();
+    let (code, _, err) = inst.run(&["user", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not a loopback address") && err.contains("tls_cert"),
+        "{err}"
+    );
+    std::fs::write(
+        &inst.config,
+        format!("{base}\n[http]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"http.crt\"\ntls_key = \"http.key\"\n"),
+    )
+    .unwrap();
+    let server = inst.serve();
+    let out = server.proc.stdout.wait_for("the https line", STEP, |t| {
+        t.contains("tenure http on https://127.0.0.1:")
+    });
+    let port: u16 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tenure http on https://127.0.0.1:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let pem = std::fs::read(&ca).unwrap();
+    let root = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+            root,
+        ])))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build()
+        .into();
+    let r = agent
+        .get(format!(
+            "https://127.0.0.1:{port}/scim/v2/ServiceProviderConfig"
+        ))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "served over TLS, token required");
+    // And nothing plain on that port.
+    let plain = std::panic::catch_unwind(|| {
+        request(
+            "GET",
+            &format!("http://127.0.0.1:{port}/api/v1/whoami"),
+            None,
+            None,
+            &[],
+        )
+    });
+    assert!(plain.is_err() || plain.unwrap().status != 401);
+}
