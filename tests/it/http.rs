@@ -1261,7 +1261,7 @@ fn https_with_a_pem_certificate_and_plain_http_refused_off_loopback() {
         .stderr(std::process::Stdio::null())
         .status()
         .expect("openssl (scripts/test.sh installs it)");
-    assert!(cert.exists() && key.exists());
+    assert!(status.success() && cert.exists() && key.exists());
     assert!(status.success());
     let base = std::fs::read_to_string(&inst.config).unwrap();
     // Plain HTTP on a public address is refused at start, with the reason.
