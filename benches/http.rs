@@ -189,13 +189,23 @@ fn main() {
     }
     std::thread::spawn(move || for _ in lines {});
     let pid = server.id();
+    let base = format!("http://127.0.0.1:{port}");
+    println!("listening after {:.1} s", started.elapsed().as_secs_f64());
+    // The first list waits for the in-memory indexes the server builds at start.
+    let (status, body) = get(
+        &agent(),
+        &format!("{base}/scim/v2/Users?count=0"),
+        &scim_token,
+    );
+    assert_eq!(status, 200, "{body}");
+    let total = serde_json::from_str::<serde_json::Value>(&body).unwrap()["totalResults"]
+        .as_u64()
+        .unwrap() as usize;
     println!(
-        "server up in {:.1} s with {accounts} accounts; RSS {} MB",
+        "indexes ready after {:.1} s: {total} accounts; RSS {} MB",
         started.elapsed().as_secs_f64(),
         rss_kb(pid) / 1024
     );
-    let base = format!("http://127.0.0.1:{port}");
-    let total: usize = accounts.parse().unwrap_or(10_000);
     let existing = total.saturating_sub(1).max(1);
 
     // 1. SCIM create, one client, then 8 at once.

@@ -213,7 +213,7 @@ impl Services {
                     )));
                 }
             }
-            let name = derive_name(&state.meta.user_name, &|n| tx.exists(n));
+            let name = derive_name(&state.meta.user_name, &|n| tx.exists(n).unwrap_or(true));
             let input = AccountInput {
                 display_name: Some(state.display_name.clone()),
                 email: Some(state.email.clone()),
