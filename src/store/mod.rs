@@ -58,16 +58,23 @@ pub enum Collection {
     Index,
     /// Certificates issued by the user CA and still valid (see `service::certs`).
     Certs,
+    /// API tokens by name, their secrets hashed (see `service::tokens`).
+    Tokens,
+    /// What SCIM clients set that has no place on the account (userName,
+    /// externalId, name parts, extra emails; see `service::scim`).
+    Scim,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 6] = [
+    pub const ALL: [Collection; 8] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
         Collection::Links,
         Collection::Index,
         Collection::Certs,
+        Collection::Tokens,
+        Collection::Scim,
     ];
     /// Where this collection is in `ALL`.
     pub fn position(self) -> usize {
@@ -85,6 +92,8 @@ impl Collection {
             Collection::Links => "links",
             Collection::Index => "index",
             Collection::Certs => "certs",
+            Collection::Tokens => "tokens",
+            Collection::Scim => "scim",
         }
     }
 }
