@@ -93,23 +93,6 @@ fn open(config: &Config, must_exist: bool) -> Result<Services, ExitCode> {
     Ok(services)
 }
 
-/// Opens the database for `serve` with its indexes built. They are built
-/// through a first handle that is then closed: sled keeps what a full scan
-/// touched until its handle is dropped (~150 MB at a million accounts),
-/// and a fresh handle starts small.
-fn open_warm(config: &Config) -> Result<Services, ExitCode> {
-    let indexes = {
-        let first = open(config, false)?;
-        first.warm_up().map_err(|e| fail(e, 1))?;
-        first.take_indexes().map_err(|e| fail(e, 1))?
-    };
-    let services = open(config, false)?;
-    if let Some(indexes) = indexes {
-        services.adopt_indexes(indexes).map_err(|e| fail(e, 1))?;
-    }
-    Ok(services)
-}
-
 /// `tenure restore`: the backup goes into a directory beside the data
 /// directory and only replaces it once every record is in and the checksum
 /// matched; a bad backup leaves everything as it was.
@@ -357,7 +340,7 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
         None => config.server.listen.clone(),
     };
     purge_freed_memory_at_once();
-    let services = open_warm(config)?;
+    let services = open(config, false)?;
     let (host_key, _) =
         hostkey::ensure_host_key(&config.server.keys_dir).map_err(|e| fail(e, 1))?;
     let fingerprint = hostkey::fingerprint(&host_key);
@@ -379,11 +362,20 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
         tokio::task::spawn_blocking(move || first_run(&init, port))
             .await
             .map_err(|e| fail(e, 1))??;
+        // Logins, exec commands and changes work from the indexes kept on
+        // disk at once; the in-memory ones (search, dates, lists) are built
+        // meanwhile, and whatever needs them first waits for that build.
         let warm = services.clone();
-        let count = tokio::task::spawn_blocking(move || warm.warm_up())
-            .await
-            .map_err(|e| fail(e, 1))?
-            .map_err(|e| fail(e, 1))?;
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match warm.warm_up() {
+                Ok(count) => println!(
+                    "indexed {count} accounts in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(e) => tracing::error!(error = %e, "building the indexes failed"),
+            }
+        });
         // The scheduler: a lifecycle pass at start, then every interval.
         let sweeper = services.clone();
         let interval = std::time::Duration::from_secs(config.scheduler.interval_seconds.max(1));
@@ -448,7 +440,7 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
             }
         });
         for addr in &server.addrs {
-            println!("tenure listening on {addr} ({count} accounts, host key {fingerprint})");
+            println!("tenure listening on {addr} (host key {fingerprint})");
         }
         shutdown_signal().await;
         println!("shutting down: closing sessions");

@@ -625,7 +625,7 @@ pub(crate) fn purge_in(
     detail: Option<String>,
 ) -> Result<()> {
     let name = old.username.clone();
-    for other in tx.indexes().sponsored_by(&name) {
+    for other in tx.sponsored_by(&name)? {
         let Some(sponsored) = tx.get(&other)? else {
             continue;
         };
@@ -695,7 +695,7 @@ fn validate_in(
     )
     .map_err(Error::Invalid)?;
     if old.is_none_or(|o| o.email_key() != account.email_key()) {
-        if let Some(owner) = tx.email_owner(&account.email) {
+        if let Some(owner) = tx.email_owner(&account.email)? {
             if owner != name {
                 return Err(Error::Conflict(format!(
                     "email {} is already used by {owner}",
@@ -745,7 +745,7 @@ fn create_in_with(
     detail: Option<String>,
 ) -> Result<Account> {
     validate_username(name).map_err(Error::Invalid)?;
-    if tx.exists(name) {
+    if tx.exists(name)? {
         return Err(Error::Conflict(format!(
             "an account named '{name}' already exists"
         )));

@@ -65,10 +65,9 @@ pub(crate) fn keep_an_admin(
         return Ok(());
     }
     let others: Vec<String> = tx
-        .indexes()
-        .admins()
+        .admins()?
+        .into_iter()
         .filter(|n| *n != old.username)
-        .map(str::to_string)
         .collect();
     for name in others {
         if tx

@@ -31,6 +31,9 @@ impl Services {
         let failed = |what: &str, e: &dyn std::fmt::Display| {
             Error::Failed(format!("backup: {what} {}: {e}", spool.display()))
         };
+        // The header counts the accounts from the indexes (built first:
+        // building them takes the writer lock this holds).
+        drop(self.indexes()?);
         let taken = (|| -> Result<(u64, u64)> {
             // No writer may commit while the snapshot is read: it is one
             // point in the audit chain, every record as of that point.

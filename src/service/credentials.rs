@@ -97,7 +97,7 @@ impl Services {
         self.write(actor, |tx| {
             let old = tx.load(name)?;
             not_deleted(&old)?;
-            if let Some(owner) = tx.fingerprint_owner(&parsed.fingerprint) {
+            if let Some(owner) = tx.fingerprint_owner(&parsed.fingerprint)? {
                 return Err(Error::Conflict(if owner == name {
                     format!("key {} is already registered to {name}", parsed.fingerprint)
                 } else {

@@ -80,19 +80,19 @@ impl Services {
         }
         let parsed = parse_public_key(key_line).map_err(Error::Invalid)?;
         self.write(actor, |tx| {
-            if tx.exists(name) {
+            if tx.exists(name)? {
                 return Err(Error::Conflict(format!(
                     "an account named '{name}' already exists"
                 )));
             }
-            if let Some(owner) = tx.fingerprint_owner(&parsed.fingerprint) {
+            if let Some(owner) = tx.fingerprint_owner(&parsed.fingerprint)? {
                 return Err(Error::Conflict(format!(
                     "key {} is already registered to {owner}",
                     parsed.fingerprint
                 )));
             }
             let email = host_email(name);
-            if let Some(owner) = tx.email_owner(&email) {
+            if let Some(owner) = tx.email_owner(&email)? {
                 return Err(Error::Conflict(format!(
                     "email {email} is already used by {owner}"
                 )));

@@ -301,7 +301,6 @@ impl Services {
     ) -> Result<ImportReport> {
         self.authorize(actor, Permission::CreateAccount, None)?;
         let mut rows = open()?;
-        drop(self.indexes()?);
         let mut head = self.lock_writer()?;
         let now = self.now();
         let import_id = format!("{:020}", now.timestamp_nanos_opt().unwrap_or_default());
@@ -416,12 +415,7 @@ impl Services {
                 i + 1 == chunks.len(),
             )?;
             self.store().stage_remove(key)?;
-            let mut guard = self.write_indexes()?;
-            if let Some(indexes) = guard.as_mut() {
-                for account in &accounts {
-                    indexes.insert(account);
-                }
-            }
+            self.indexes_follow(accounts.into_iter().map(|a| (None, Some(a))));
         }
         self.inner
             .generation
@@ -449,9 +443,7 @@ impl Services {
         report: &mut ImportReport,
     ) -> Result<Stage> {
         let index_guard = self.read_indexes()?;
-        let indexes = index_guard
-            .as_ref()
-            .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+        let indexes = index_guard.as_ref();
         let mut tx = Tx::new(self, indexes, actor, now);
         tx.outbox_next = *outbox_next;
         tx.overlay = Some(overlay);
@@ -459,7 +451,10 @@ impl Services {
             // Only accounts that existed before this import are skipped: a
             // name twice in the file is still an error.
             if options.skip_existing
-                && indexes.exists(&row.username)
+                && match indexes {
+                    Some(indexes) => indexes.exists(&row.username),
+                    None => self.store().account_exists(&row.username)?,
+                }
                 && overlay.chunk_of(&row.username).is_none()
                 && !tx.accounts.contains_key(&row.username)
             {
@@ -486,7 +481,11 @@ impl Services {
                 }
             }
         }
-        let records = std::mem::take(&mut tx.records)
+        let mut records = std::mem::take(&mut tx.records);
+        records.extend(super::index::persisted::ops(
+            accounts.iter().map(|a| (None, Some(a))),
+        ));
+        let records = records
             .into_iter()
             .map(|(c, k, v)| Ok((c.tree_name().to_string(), k, v.map(text).transpose()?)))
             .collect::<Result<_>>()?;
@@ -540,6 +539,17 @@ mod tests {
     impl Store for DiesAt {
         fn meta(&self, key: &str) -> R<Option<Vec<u8>>> {
             self.inner.meta(key)
+        }
+        fn account_exists(&self, username: &str) -> R<bool> {
+            self.inner.account_exists(username)
+        }
+        fn scan_records(
+            &self,
+            collection: Collection,
+            prefix: &str,
+            visit: &mut dyn FnMut(&str, &[u8]) -> bool,
+        ) -> R<()> {
+            self.inner.scan_records(collection, prefix, visit)
         }
         fn account(&self, username: &str) -> R<Option<Account>> {
             self.inner.account(username)

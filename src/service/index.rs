@@ -132,6 +132,29 @@ impl Indexes {
         }
     }
 
+    /// Removes every entry of these accounts without their records (what
+    /// the index holds of them may be any version): one pass over each map.
+    pub fn remove_names(&mut self, names: &std::collections::HashSet<String>) {
+        let ids: std::collections::HashSet<Id> =
+            names.iter().filter_map(|n| self.search.id(n)).collect();
+        self.by_end.retain(|(_, id)| !ids.contains(id));
+        self.by_due.retain(|(_, id)| !ids.contains(id));
+        let gone = |n: &Name| names.contains(&**n);
+        self.by_fingerprint.retain(|_, owner| !gone(owner));
+        self.admins.retain(|n| !gone(n));
+        for set in self.by_sponsor.values_mut() {
+            set.retain(|n| !gone(n));
+        }
+        self.by_sponsor.retain(|_, set| !set.is_empty());
+        for set in self.group_members.values_mut() {
+            set.retain(|n| !gone(n));
+        }
+        self.group_members.retain(|_, set| !set.is_empty());
+        for name in names {
+            self.search.remove(name);
+        }
+    }
+
     pub fn exists(&self, name: &str) -> bool {
         self.search.name(name).is_some()
     }
@@ -269,4 +292,171 @@ fn map_diff<'a>(
         .take(5)
         .collect();
     format!("{what}: wrong or extra {wrong:?}, missing {missing:?}")
+}
+
+/// The indexes kept on disk in the `index` collection, written in the same
+/// transaction as the accounts they describe: what a single-account command
+/// needs to check uniqueness and the last-admin rule without deriving every
+/// index from a million records first. Keys (a NUL cannot occur in a
+/// username, an email or a fingerprint: validation refuses control
+/// characters):
+///
+/// - `e\0EMAIL` → username (email lower-cased)
+/// - `f\0SHA256:…` → username
+/// - `a\0USERNAME` → empty (accounts with the admin role)
+///
+/// Sponsorship is not kept here: only a purge needs it, and one key less per
+/// account keeps bulk creation fast; offline, a purge reads every record.
+pub mod persisted {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use crate::domain::{Account, Role};
+    use crate::store::{Collection, Store, WriteBatch};
+
+    /// The layout of the `index` collection; a database without this
+    /// version in its meta gets the collection rebuilt when opened.
+    pub const VERSION: &str = "2";
+    pub const VERSION_KEY: &str = "index.version";
+
+    pub fn email(email_lowercase: &str) -> String {
+        format!("e\0{email_lowercase}")
+    }
+
+    pub fn fingerprint(fingerprint: &str) -> String {
+        format!("f\0{fingerprint}")
+    }
+
+    pub const ADMINS: &str = "a\0";
+
+    /// Every entry an account puts in the collection.
+    pub fn entries(account: &Account) -> BTreeSet<(String, String)> {
+        let name = &account.username;
+        let mut out = BTreeSet::new();
+        out.insert((email(&account.email_key()), name.clone()));
+        for key in &account.credentials.keys {
+            out.insert((fingerprint(&key.fingerprint), name.clone()));
+        }
+        if account.roles.contains(&Role::Admin) {
+            out.insert((format!("{ADMINS}{name}"), String::new()));
+        }
+        out
+    }
+
+    /// Writes the collection afresh from the records when the database does
+    /// not have it at this version (a database from before it existed, or a
+    /// rebuild cut short): everything old removed, then every account's
+    /// entries, in batches, then the version. Returns the accounts indexed.
+    pub fn ensure(store: &dyn Store) -> crate::store::Result<Option<usize>> {
+        if store.meta(VERSION_KEY)?.as_deref() == Some(VERSION.as_bytes()) {
+            return Ok(None);
+        }
+        const BATCH: usize = 10_000;
+        let mut old = Vec::new();
+        store.scan_records(Collection::Index, "", &mut |key, _| {
+            old.push((Collection::Index, key.to_string(), None));
+            true
+        })?;
+        for chunk in old.chunks(BATCH) {
+            store.commit(&WriteBatch {
+                records: chunk.to_vec(),
+                ..Default::default()
+            })?;
+        }
+        let mut indexed = 0;
+        let mut batch: Vec<Account> = Vec::with_capacity(BATCH);
+        let mut failed = None;
+        let flush = |batch: &mut Vec<Account>| {
+            let records = ops(batch.iter().map(|a| (None, Some(a))));
+            batch.clear();
+            store.commit(&WriteBatch {
+                records,
+                ..Default::default()
+            })
+        };
+        store.scan_accounts(&mut |key, account| {
+            if failed.is_some() {
+                return;
+            }
+            match account {
+                Ok(account) => {
+                    batch.push(account);
+                    indexed += 1;
+                    if batch.len() == BATCH {
+                        if let Err(e) = flush(&mut batch) {
+                            failed = Some(e);
+                        }
+                    }
+                }
+                Err(why) => failed = Some(crate::store::StoreError::Corrupt { key, why }),
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        flush(&mut batch)?;
+        store.commit(&WriteBatch {
+            meta: vec![(VERSION_KEY.to_string(), Some(VERSION.as_bytes().to_vec()))],
+            ..Default::default()
+        })?;
+        Ok(Some(indexed))
+    }
+
+    /// Every entry the records call for, for `check` to compare with what
+    /// is stored.
+    pub fn differences(
+        store: &dyn Store,
+        records: &[Account],
+    ) -> crate::store::Result<Vec<String>> {
+        let expected: BTreeMap<String, String> = records.iter().flat_map(entries).collect();
+        let mut stored = BTreeMap::new();
+        store.scan_records(Collection::Index, "", &mut |key, value| {
+            stored.insert(key.to_string(), String::from_utf8_lossy(value).into_owned());
+            true
+        })?;
+        let show = |k: &String| k.replace('\0', "/");
+        let wrong: Vec<String> = stored
+            .iter()
+            .filter(|(k, v)| expected.get(*k) != Some(*v))
+            .map(|(k, _)| show(k))
+            .take(5)
+            .collect();
+        let missing: Vec<String> = expected
+            .keys()
+            .filter(|k| !stored.contains_key(*k))
+            .map(show)
+            .take(5)
+            .collect();
+        Ok(if wrong.is_empty() && missing.is_empty() {
+            vec![]
+        } else {
+            vec![format!(
+                "stored uniqueness index: wrong or extra {wrong:?}, missing {missing:?}"
+            )]
+        })
+    }
+
+    /// The writes that take the collection from the accounts' old versions
+    /// to their new ones: every entry that went away is removed first, then
+    /// every new one written, so two accounts that swap an email in one
+    /// transaction end up with each other's.
+    pub fn ops<'a>(
+        changes: impl IntoIterator<Item = (Option<&'a Account>, Option<&'a Account>)>,
+    ) -> Vec<(Collection, String, Option<Vec<u8>>)> {
+        let mut net: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut puts = Vec::new();
+        for (old, new) in changes {
+            let before = old.map(entries).unwrap_or_default();
+            let after = new.map(entries).unwrap_or_default();
+            for (key, _) in before.difference(&after) {
+                net.entry(key.clone()).or_insert(None);
+            }
+            puts.extend(after.difference(&before).cloned());
+        }
+        for (key, value) in puts {
+            net.insert(key, Some(value));
+        }
+        net.into_iter()
+            .map(|(k, v)| (Collection::Index, k, v.map(String::into_bytes)))
+            .collect()
+    }
 }

@@ -273,6 +273,10 @@ impl Services {
                 problems.extend(live.differences(&rebuilt));
             }
         }
+        problems.extend(super::index::persisted::differences(
+            self.store(),
+            &accounts,
+        )?);
 
         let chain = self.verify_chain()?;
         if let Some(b) = &chain.broken {

@@ -151,6 +151,30 @@ impl Actor {
     }
 }
 
+thread_local! {
+    static INSIDE_WRITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current thread as building a transaction under the writer
+/// lock, for as long as it lives.
+struct InsideWrite(bool);
+
+impl InsideWrite {
+    fn enter() -> InsideWrite {
+        InsideWrite(INSIDE_WRITE.with(|c| c.replace(true)))
+    }
+
+    fn active() -> bool {
+        INSIDE_WRITE.with(|c| c.get())
+    }
+}
+
+impl Drop for InsideWrite {
+    fn drop(&mut self) {
+        INSIDE_WRITE.with(|c| c.set(self.0));
+    }
+}
+
 struct AuditHead {
     seq: u64,
     hash: String,
@@ -170,6 +194,10 @@ struct Inner {
     writer: Mutex<AuditHead>,
     /// Derived indexes, built on first use (offline commands that need none stay fast).
     indexes: RwLock<Option<Indexes>>,
+    /// Held by whoever builds the indexes; others wait for that build.
+    building: Mutex<()>,
+    /// During a build: the accounts changed since its scan began.
+    changed_while_building: Mutex<Option<std::collections::HashSet<String>>>,
     /// The sequence of the newest audit event, published after the indexes
     /// caught up with it: open consoles poll it every second.
     generation: std::sync::atomic::AtomicU64,
@@ -197,6 +225,11 @@ impl Services {
         // anything reads the records or the audit head.
         if let Some(done) = import::recover(store.as_ref())? {
             tracing::warn!("{done}");
+        }
+        if let Some(n) = index::persisted::ensure(store.as_ref())? {
+            if n > 0 {
+                tracing::info!(accounts = n, "wrote the stored uniqueness indexes");
+            }
         }
         let head = match store.audit_last()? {
             Some(last) => AuditHead {
@@ -232,6 +265,8 @@ impl Services {
                 clock,
                 writer: Mutex::new(head),
                 indexes: RwLock::new(None),
+                building: Mutex::new(()),
+                changed_while_building: Mutex::new(None),
                 generation: std::sync::atomic::AtomicU64::new(seq),
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
@@ -325,7 +360,8 @@ impl Services {
         })
     }
 
-    /// Read access to the indexes, building them on first use.
+    /// Read access to the indexes, building them on first use (callers
+    /// that arrive while another builds wait for that build).
     pub(crate) fn indexes(&self) -> Result<RwLockReadGuard<'_, Option<Indexes>>> {
         {
             let guard = self.read_indexes()?;
@@ -333,14 +369,78 @@ impl Services {
                 return Ok(guard);
             }
         }
-        let built = self.rebuild_indexes()?;
-        {
-            let mut guard = self.write_indexes()?;
-            if guard.is_none() {
-                *guard = Some(built);
+        let _building = self
+            .inner
+            .building
+            .lock()
+            .map_err(|_| Error::Failed("index build lock poisoned".into()))?;
+        if self.read_indexes()?.is_some() {
+            return self.read_indexes();
+        }
+        if InsideWrite::active() {
+            // Building takes the writer lock this thread holds.
+            return Err(Error::Failed(
+                "internal error: the indexes were needed inside a write before they were built"
+                    .into(),
+            ));
+        }
+        // Writes go on while the records are read: each notes the names it
+        // changed, and those are read again once the scan is done.
+        *self.changed_while_building()? = Some(Default::default());
+        let built = self.rebuild_indexes();
+        let head = self.lock_writer()?;
+        let changed = self.changed_while_building()?.take().unwrap_or_default();
+        let mut built = built?;
+        if !changed.is_empty() {
+            built.remove_names(&changed);
+            for name in &changed {
+                if let Some(account) = self.store().account(name)? {
+                    built.insert(&account);
+                }
             }
         }
+        *self.write_indexes()? = Some(built);
+        drop(head);
         self.read_indexes()
+    }
+
+    fn changed_while_building(
+        &self,
+    ) -> Result<MutexGuard<'_, Option<std::collections::HashSet<String>>>> {
+        self.inner
+            .changed_while_building
+            .lock()
+            .map_err(|_| Error::Failed("index change log poisoned".into()))
+    }
+
+    /// A second handle on the same store and clock, without indexes (as
+    /// the server has just after it starts).
+    #[cfg(test)]
+    pub(crate) fn reopen(&self) -> Services {
+        Services::new(
+            self.inner.config.clone(),
+            self.inner.store.clone(),
+            self.inner.clock.clone(),
+        )
+        .unwrap()
+    }
+
+    /// Holds the index build lock, as a build under way does.
+    #[cfg(test)]
+    pub(crate) fn hold_index_build(&self) -> MutexGuard<'_, ()> {
+        self.inner.building.lock().unwrap()
+    }
+
+    /// Whether a build of the in-memory indexes is under way (the server
+    /// starts one as it starts listening).
+    pub fn indexes_building(&self) -> bool {
+        !self.indexes_ready() && self.inner.building.try_lock().is_err()
+    }
+
+    /// Whether the in-memory indexes are built (the console says
+    /// "indexing…" until they are).
+    pub fn indexes_ready(&self) -> bool {
+        self.read_indexes().is_ok_and(|g| g.is_some())
     }
 
     pub(crate) fn write_indexes(&self) -> Result<RwLockWriteGuard<'_, Option<Indexes>>> {
@@ -357,21 +457,7 @@ impl Services {
             .map_err(|_| Error::Failed("index lock poisoned".into()))
     }
 
-    /// Hands the built indexes over (to `adopt_indexes` on a fresh handle).
-    pub fn take_indexes(&self) -> Result<Option<Indexes>> {
-        let mut guard = self.write_indexes()?;
-        Ok(guard.take())
-    }
-
-    /// Uses indexes built by another handle on the same database (nothing
-    /// was written in between: the server does this before it accepts).
-    pub fn adopt_indexes(&self, indexes: Indexes) -> Result<()> {
-        let mut guard = self.write_indexes()?;
-        *guard = Some(indexes);
-        Ok(())
-    }
-
-    /// Loads indexes now (the server does this at start, before accepting).
+    /// Builds the in-memory indexes now (the server starts this as it starts listening).
     pub fn warm_up(&self) -> Result<usize> {
         let guard = self.indexes()?;
         Ok(guard.as_ref().map_or(0, |i| i.count()))
@@ -412,16 +498,14 @@ impl Services {
         dry_run: bool,
         build: impl FnOnce(&mut Tx<'_>) -> Result<T>,
     ) -> Result<T> {
-        // Indexes must exist before we take the writer lock (building takes the index lock).
-        drop(self.indexes()?);
         let mut head = self.lock_writer()?;
         let now = self.now();
         let index_guard = self.read_indexes()?;
-        let indexes = index_guard
-            .as_ref()
-            .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-        let mut tx = Tx::new(self, indexes, actor, now);
-        let value = build(&mut tx)?;
+        let mut tx = Tx::new(self, index_guard.as_ref(), actor, now);
+        let value = {
+            let _inside = InsideWrite::enter();
+            build(&mut tx)?
+        };
         if dry_run {
             return Ok(value);
         }
@@ -434,10 +518,16 @@ impl Services {
             groups,
             mut events,
             meta,
-            records,
+            mut records,
             ..
         } = tx;
         drop(index_guard);
+        // The indexes kept on disk change with the records, atomically.
+        records.extend(index::persisted::ops(
+            accounts
+                .values()
+                .map(|(old, new)| (old.as_ref(), new.as_ref())),
+        ));
 
         let (mut seq, mut hash) = (head.seq, head.hash.clone());
         for event in &mut events {
@@ -458,19 +548,7 @@ impl Services {
         self.store().commit(&batch)?;
         head.seq = seq;
         head.hash = hash;
-
-        let mut guard = self.write_indexes()?;
-        if let Some(indexes) = guard.as_mut() {
-            for (old, new) in accounts.values() {
-                if let Some(old) = old {
-                    indexes.remove(old);
-                }
-                if let Some(new) = new {
-                    indexes.insert(new);
-                }
-            }
-        }
-        drop(guard);
+        self.indexes_follow(accounts.values().cloned());
         self.inner
             .generation
             .store(seq, std::sync::atomic::Ordering::Release);
@@ -482,6 +560,42 @@ impl Services {
             self.wake_connectors();
         }
         Ok(value)
+    }
+
+    /// Brings the in-memory indexes up to date with a committed change (the
+    /// caller holds the writer lock). While they are being built, the names
+    /// changed are noted instead, for the builder to read again.
+    fn indexes_follow(
+        &self,
+        changes: impl IntoIterator<Item = (Option<Account>, Option<Account>)>,
+    ) {
+        let Ok(mut guard) = self.write_indexes() else {
+            return;
+        };
+        match guard.as_mut() {
+            Some(indexes) => {
+                for (old, new) in changes {
+                    if let Some(old) = &old {
+                        indexes.remove(old);
+                    }
+                    if let Some(new) = &new {
+                        indexes.insert(new);
+                    }
+                }
+            }
+            None => {
+                drop(guard);
+                if let Ok(mut changed) = self.inner.changed_while_building.lock() {
+                    if let Some(names) = changed.as_mut() {
+                        for (old, new) in changes {
+                            if let Some(a) = new.or(old) {
+                                names.insert(a.username);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Records a refused action in the trail, then returns the refusal.
@@ -536,7 +650,9 @@ impl Services {
 /// indexes plus what this transaction already changed.
 pub(crate) struct Tx<'a> {
     services: &'a Services,
-    indexes: &'a Indexes,
+    /// The in-memory indexes when they are built; otherwise lookups go to
+    /// the indexes kept on disk (an offline command, a server still indexing).
+    indexes: Option<&'a Indexes>,
     pub actor: &'a Actor,
     pub now: DateTime<Utc>,
     /// username → (as it was in the store, as it will be).
@@ -556,10 +672,11 @@ pub(crate) struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    /// An empty transaction of `actor` at `now`, checked against `indexes`.
+    /// An empty transaction of `actor` at `now`, checked against `indexes`
+    /// (or, without them, against the indexes kept on disk).
     pub(crate) fn new(
         services: &'a Services,
-        indexes: &'a Indexes,
+        indexes: Option<&'a Indexes>,
         actor: &'a Actor,
         now: DateTime<Utc>,
     ) -> Tx<'a> {
@@ -602,15 +719,18 @@ impl Tx<'_> {
         }
     }
 
-    /// Whether an account of that name exists, from the index (no store read).
-    pub fn exists(&self, name: &str) -> bool {
-        match self.accounts.get(name) {
+    /// Whether an account of that name exists (no record decoded).
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        Ok(match self.accounts.get(name) {
             Some((_, staged)) => staged.is_some(),
             None => {
                 self.overlay.is_some_and(|o| o.chunk_of(name).is_some())
-                    || self.indexes.exists(name)
+                    || match self.indexes {
+                        Some(indexes) => indexes.exists(name),
+                        None => self.services.store().account_exists(name)?,
+                    }
             }
-        }
+        })
     }
 
     pub fn load(&self, name: &str) -> Result<Account> {
@@ -618,26 +738,74 @@ impl Tx<'_> {
             .ok_or_else(|| Error::NotFound(format!("no account named '{name}'")))
     }
 
-    pub fn email_owner(&self, email: &str) -> Option<String> {
+    pub fn email_owner(&self, email: &str) -> Result<Option<String>> {
         let key = email.to_lowercase();
-        match self.email_delta.get(&key) {
-            Some(owner) => owner.clone(),
-            None => self
-                .overlay
-                .and_then(|o| o.email_owner(&key))
-                .or_else(|| self.indexes.email_owner(&key)),
+        if let Some(owner) = self.email_delta.get(&key) {
+            return Ok(owner.clone());
+        }
+        if let Some(owner) = self.overlay.and_then(|o| o.email_owner(&key)) {
+            return Ok(Some(owner));
+        }
+        match self.indexes {
+            Some(indexes) => Ok(indexes.email_owner(&key)),
+            None => self.persisted_owner(&index::persisted::email(&key)),
         }
     }
 
-    pub fn fingerprint_owner(&self, fingerprint: &str) -> Option<String> {
+    pub fn fingerprint_owner(&self, fingerprint: &str) -> Result<Option<String>> {
         match self.fingerprint_delta.get(fingerprint) {
-            Some(owner) => owner.clone(),
-            None => self.indexes.fingerprint_owner(fingerprint),
+            Some(owner) => Ok(owner.clone()),
+            None => match self.indexes {
+                Some(indexes) => Ok(indexes.fingerprint_owner(fingerprint)),
+                None => self.persisted_owner(&index::persisted::fingerprint(fingerprint)),
+            },
         }
     }
 
-    pub fn indexes(&self) -> &Indexes {
-        self.indexes
+    fn persisted_owner(&self, key: &str) -> Result<Option<String>> {
+        let value = self
+            .services
+            .store()
+            .record(crate::store::Collection::Index, key)?;
+        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The names after `prefix` of the persisted index entries under it.
+    fn persisted_names(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.services.store().scan_records(
+            crate::store::Collection::Index,
+            prefix,
+            &mut |key, _| {
+                out.push(key[prefix.len()..].to_string());
+                true
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Accounts whose stored sponsor is `sponsor` (before this transaction).
+    /// Without the in-memory indexes this reads every record (only a purge
+    /// asks).
+    pub fn sponsored_by(&self, sponsor: &str) -> Result<Vec<String>> {
+        if let Some(indexes) = self.indexes {
+            return Ok(indexes.sponsored_by(sponsor).into_iter().collect());
+        }
+        let mut out = Vec::new();
+        self.services.store().scan_accounts(&mut |name, account| {
+            if account.is_ok_and(|a| a.sponsor.as_deref() == Some(sponsor)) {
+                out.push(name);
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Accounts with the admin role (before this transaction).
+    pub fn admins(&self) -> Result<Vec<String>> {
+        match self.indexes {
+            Some(indexes) => Ok(indexes.admins().map(str::to_string).collect()),
+            None => self.persisted_names(index::persisted::ADMINS),
+        }
     }
 
     pub fn group_exists(&self, name: &str) -> Result<bool> {

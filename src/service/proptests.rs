@@ -176,12 +176,31 @@ fn apply(s: &Services, clock: &FixedClock, actor: &Actor, op: &Op) -> bool {
     }
 }
 
-fn run_sequence(store: Arc<dyn Store>, ops: &[Op]) -> Result<(), TestCaseError> {
+/// Applies `ops`, checking after each. `cold`: each op runs on a fresh
+/// handle that never built the in-memory indexes (as an offline command
+/// does), so uniqueness is checked against the indexes kept on disk.
+fn run_sequence(store: Arc<dyn Store>, ops: &[Op], cold: bool) -> Result<(), TestCaseError> {
     let (s, clock) = services(store);
     let actor = Actor::local_operator();
     for op in ops {
         let before = snapshot(&s, &actor);
-        let ok = apply(&s, &clock, &actor, op);
+        let ok = if cold {
+            let fresh = Services::new(
+                Arc::new(s.config().clone()),
+                s.inner.store.clone(),
+                clock.clone(),
+            )
+            .unwrap();
+            let ok = apply(&fresh, &clock, &actor, op);
+            prop_assert!(!fresh.indexes_ready(), "{:?} built the indexes", op);
+            ok
+        } else {
+            apply(&s, &clock, &actor, op)
+        };
+        if cold {
+            // The warm handle's indexes do not see the cold handle's writes.
+            *s.write_indexes().unwrap() = None;
+        }
         if !ok {
             prop_assert_eq!(
                 &before,
@@ -208,7 +227,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
     #[test]
     fn indexes_stay_consistent_in_memory(ops in proptest::collection::vec(op(), 1..40)) {
-        run_sequence(Arc::new(MemoryStore::new()), &ops)?;
+        run_sequence(Arc::new(MemoryStore::new()), &ops, false)?;
+    }
+
+    #[test]
+    fn stored_indexes_decide_uniqueness_without_the_memory_ones(ops in proptest::collection::vec(op(), 1..40)) {
+        run_sequence(Arc::new(MemoryStore::new()), &ops, true)?;
     }
 }
 
@@ -217,6 +241,58 @@ proptest! {
     #[test]
     fn indexes_stay_consistent_on_sled(ops in proptest::collection::vec(op(), 1..30)) {
         let dir = tempfile::tempdir().unwrap();
-        run_sequence(Arc::new(SledStore::open(dir.path()).unwrap()), &ops)?;
+        run_sequence(Arc::new(SledStore::open(dir.path()).unwrap()), &ops, false)?;
     }
+}
+
+/// The server builds its in-memory indexes while it already takes changes:
+/// whatever is written during the build must be in them afterwards.
+#[test]
+fn changes_made_while_the_indexes_are_built_are_in_them() {
+    let (s, clock) = services(Arc::new(MemoryStore::new()));
+    let actor = Actor::local_operator();
+    let today = s.today();
+    let input = |i: usize| AccountInput {
+        email: Some(format!("person{i}@example.org")),
+        display_name: Some("Some One".into()),
+        kind: Some(Kind::Contractor),
+        end_date: Some(today + Duration::days(30 + (i % 200) as i64)),
+        ..Default::default()
+    };
+    let rows: Vec<(String, AccountInput)> =
+        (0..4000).map(|i| (format!("p{i:05}"), input(i))).collect();
+    s.create_batch(&actor, &rows).unwrap();
+    let cold = Services::new(Arc::new(s.config().clone()), s.inner.store.clone(), clock).unwrap();
+    assert!(!cold.indexes_ready());
+    std::thread::scope(|scope| {
+        let builder = scope.spawn(|| cold.warm_up().unwrap());
+        for i in 0..60 {
+            let name = format!("p{:05}", i * 61);
+            match i % 3 {
+                0 => cold
+                    .update(
+                        &actor,
+                        &name,
+                        AccountInput {
+                            email: Some(format!("moved{i}@example.org")),
+                            ..Default::default()
+                        },
+                    )
+                    .map(|_| ())
+                    .unwrap(),
+                1 => cold
+                    .disable(&actor, &name, DisableReason::Manual, Some("test".into()))
+                    .map(|_| ())
+                    .unwrap(),
+                _ => cold
+                    .create(&actor, &format!("new{i:03}"), input(10_000 + i))
+                    .map(|_| ())
+                    .unwrap(),
+            }
+        }
+        assert!(builder.join().unwrap() >= 4001);
+    });
+    let report = cold.check(&actor).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(cold.find_by_email("moved0@example.org").unwrap().is_some());
 }

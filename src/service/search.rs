@@ -732,6 +732,9 @@ pub struct Hits {
     pub exact: bool,
     /// Nothing matched as typed; these match the terms as subsequences.
     pub fuzzy: bool,
+    /// The server is still building its search index (just started):
+    /// nothing to show yet, ask again shortly.
+    pub indexing: bool,
 }
 
 /// One query term: lower-cased for the text, as typed for fingerprints.
@@ -995,6 +998,12 @@ impl Services {
         let wide = actor.has(Role::Admin) || actor.has(Role::Operator);
         let scope = (!wide).then_some(actor.name.as_str());
         let today = self.today();
+        if self.indexes_building() {
+            return Ok(Hits {
+                indexing: true,
+                ..Hits::default()
+            });
+        }
         let guard = self.indexes()?;
         let indexes = guard
             .as_ref()

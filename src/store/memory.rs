@@ -58,6 +58,10 @@ impl Store for MemoryStore {
             .transpose()
     }
 
+    fn account_exists(&self, username: &str) -> Result<bool> {
+        Ok(self.lock()?.accounts.contains_key(username))
+    }
+
     fn scan_accounts(
         &self,
         visit: &mut dyn FnMut(String, std::result::Result<Account, String>),
@@ -196,6 +200,27 @@ impl Store for MemoryStore {
             .filter(|((c, _), _)| *c == collection)
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn scan_records(
+        &self,
+        collection: Collection,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> bool,
+    ) -> Result<()> {
+        let matching: Vec<(String, Vec<u8>)> = self
+            .lock()?
+            .records
+            .range((collection, prefix.to_string())..)
+            .take_while(|((c, k), _)| *c == collection && k.starts_with(prefix))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in &matching {
+            if !visit(k, v) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn stage_put(&self, key: &str, bytes: &[u8]) -> Result<()> {

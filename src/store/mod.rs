@@ -1,10 +1,11 @@
 //! Persistence behind a small trait. The service computes a `WriteBatch`;
 //! a store applies it atomically and durably, or not at all.
 //!
-//! Only primary records are persisted (accounts, groups, audit blocks, meta).
-//! Secondary indexes are derived in memory at start (see `service::index`):
-//! one key written per account keeps bulk creation fast, and a single writer
-//! guards uniqueness.
+//! Primary records are persisted (accounts, groups, audit blocks, meta), and
+//! beside them the few secondary indexes a single-account command needs for
+//! uniqueness (the `index` collection, written in the same transaction).
+//! The rest (search, dates, groups) is derived in memory when first needed
+//! (see `service::index`); a single writer guards uniqueness.
 
 pub mod backup;
 mod memory;
@@ -51,24 +52,38 @@ pub enum Collection {
     Jobs,
     /// (connector, account) → what the target holds (see `service::connect`).
     Links,
+    /// The uniqueness indexes kept on disk (email, key fingerprint, admins,
+    /// sponsor → sponsored), so a single-account command needs no scan
+    /// (see `service::index::persisted`).
+    Index,
     /// Certificates issued by the user CA and still valid (see `service::certs`).
     Certs,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 5] = [
+    pub const ALL: [Collection; 6] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
         Collection::Links,
+        Collection::Index,
         Collection::Certs,
     ];
+    /// Where this collection is in `ALL`.
+    pub fn position(self) -> usize {
+        Collection::ALL
+            .iter()
+            .position(|c| *c == self)
+            .expect("every collection is in ALL")
+    }
+
     pub fn tree_name(self) -> &'static str {
         match self {
             Collection::Requests => "requests",
             Collection::Outbox => "outbox",
             Collection::Jobs => "jobs",
             Collection::Links => "links",
+            Collection::Index => "index",
             Collection::Certs => "certs",
         }
     }
@@ -87,6 +102,8 @@ impl WriteBatch {
 pub trait Store: Send + Sync {
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn account(&self, username: &str) -> Result<Option<Account>>;
+    /// Whether an account of that name is stored (nothing decoded).
+    fn account_exists(&self, username: &str) -> Result<bool>;
     /// Every stored account, in username order; a record that does not decode
     /// is passed as `Err` with its key so `check` can name it.
     fn scan_accounts(
@@ -120,6 +137,14 @@ pub trait Store: Send + Sync {
     fn record(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>>;
     /// Every record of a collection, in key order.
     fn records(&self, collection: Collection) -> Result<Vec<(String, Vec<u8>)>>;
+    /// The records of a collection whose keys start with `prefix`, in key
+    /// order, until the visitor returns false.
+    fn scan_records(
+        &self,
+        collection: Collection,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> bool,
+    ) -> Result<()>;
     /// Every record of every tree, tree by tree in name order, for a backup.
     /// The caller keeps writers out while it runs.
     fn export(

@@ -1,5 +1,5 @@
-//! The sled implementation: trees `accounts`, `groups`, `audit`, `meta`;
-//! staged import chunks are files in `import_stage/` beside sled's own.
+//! The sled implementation: trees `accounts`, `groups`, `audit`, `meta` and one
+//! per `Collection`; staged import chunks are files in `import_stage/` beside sled's own.
 
 use std::path::Path;
 
@@ -17,11 +17,8 @@ pub struct SledStore {
     groups: Tree,
     audit: Tree,
     meta: Tree,
-    requests: Tree,
-    outbox: Tree,
-    jobs: Tree,
-    links: Tree,
-    certs: Tree,
+    /// One tree per `Collection`, in the order of `Collection::ALL`.
+    collections: Vec<Tree>,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -54,11 +51,10 @@ impl SledStore {
             groups: db.open_tree("groups").map_err(io)?,
             audit: db.open_tree("audit").map_err(io)?,
             meta: db.open_tree("meta").map_err(io)?,
-            requests: db.open_tree(Collection::Requests.tree_name()).map_err(io)?,
-            outbox: db.open_tree(Collection::Outbox.tree_name()).map_err(io)?,
-            jobs: db.open_tree(Collection::Jobs.tree_name()).map_err(io)?,
-            links: db.open_tree(Collection::Links.tree_name()).map_err(io)?,
-            certs: db.open_tree(Collection::Certs.tree_name()).map_err(io)?,
+            collections: Collection::ALL
+                .iter()
+                .map(|c| db.open_tree(c.tree_name()).map_err(io))
+                .collect::<Result<_>>()?,
             db,
         })
     }
@@ -104,13 +100,7 @@ impl SledStore {
     }
 
     fn tree(&self, collection: Collection) -> &Tree {
-        match collection {
-            Collection::Requests => &self.requests,
-            Collection::Outbox => &self.outbox,
-            Collection::Jobs => &self.jobs,
-            Collection::Links => &self.links,
-            Collection::Certs => &self.certs,
-        }
+        &self.collections[collection.position()]
     }
 }
 
@@ -131,6 +121,10 @@ impl Store for SledStore {
             Some(bytes) => Ok(Some(decode(username, &bytes)?)),
             None => Ok(None),
         }
+    }
+
+    fn account_exists(&self, username: &str) -> Result<bool> {
+        self.accounts.contains_key(username).map_err(io)
     }
 
     fn scan_accounts(
@@ -240,66 +234,43 @@ impl Store for SledStore {
             .map(|(k, v)| Ok((k.as_str(), v.as_ref().map(encode).transpose()?)))
             .collect::<Result<_>>()?;
         let audit = audit_blocks(&batch.audit)?;
-        let result = (
-            &self.accounts,
-            &self.groups,
-            &self.audit,
-            &self.meta,
-            &self.requests,
-            &self.outbox,
-            &self.jobs,
-            &self.links,
-            &self.certs,
-        )
-            .transaction(
-                |(
-                    accounts_t,
-                    groups_t,
-                    audit_t,
-                    meta_t,
-                    requests_t,
-                    outbox_t,
-                    jobs_t,
-                    links_t,
-                    certs_t,
-                )| {
-                    for (collection, key, value) in &batch.records {
-                        let tree = match collection {
-                            Collection::Requests => requests_t,
-                            Collection::Outbox => outbox_t,
-                            Collection::Jobs => jobs_t,
-                            Collection::Links => links_t,
-                            Collection::Certs => certs_t,
-                        };
-                        match value {
-                            Some(bytes) => tree.insert(key.as_str(), bytes.as_slice())?,
-                            None => tree.remove(key.as_str())?,
-                        };
-                    }
-                    for (key, value) in &accounts {
-                        match value {
-                            Some(bytes) => accounts_t.insert(*key, bytes.as_slice())?,
-                            None => accounts_t.remove(*key)?,
-                        };
-                    }
-                    for (key, value) in &groups {
-                        match value {
-                            Some(bytes) => groups_t.insert(*key, bytes.as_slice())?,
-                            None => groups_t.remove(*key)?,
-                        };
-                    }
-                    for (key, bytes) in &audit {
-                        audit_t.insert(key, bytes.as_slice())?;
-                    }
-                    for (key, value) in &batch.meta {
-                        match value {
-                            Some(bytes) => meta_t.insert(key.as_str(), bytes.as_slice())?,
-                            None => meta_t.remove(key.as_str())?,
-                        };
-                    }
-                    Ok::<(), ConflictableTransactionError<StoreError>>(())
-                },
-            );
+        // The four primary trees, then one per collection (`Collection::ALL` order).
+        let mut trees: Vec<&Tree> = vec![&self.accounts, &self.groups, &self.audit, &self.meta];
+        trees.extend(self.collections.iter());
+        let result = trees.as_slice().transaction(|views| {
+            let [accounts_t, groups_t, audit_t, meta_t, collections @ ..] = views.as_slice() else {
+                unreachable!("four primary trees and the collections")
+            };
+            for (collection, key, value) in &batch.records {
+                let tree = &collections[collection.position()];
+                match value {
+                    Some(bytes) => tree.insert(key.as_str(), bytes.as_slice())?,
+                    None => tree.remove(key.as_str())?,
+                };
+            }
+            for (key, value) in &accounts {
+                match value {
+                    Some(bytes) => accounts_t.insert(*key, bytes.as_slice())?,
+                    None => accounts_t.remove(*key)?,
+                };
+            }
+            for (key, value) in &groups {
+                match value {
+                    Some(bytes) => groups_t.insert(*key, bytes.as_slice())?,
+                    None => groups_t.remove(*key)?,
+                };
+            }
+            for (key, bytes) in &audit {
+                audit_t.insert(key, bytes.as_slice())?;
+            }
+            for (key, value) in &batch.meta {
+                match value {
+                    Some(bytes) => meta_t.insert(key.as_str(), bytes.as_slice())?,
+                    None => meta_t.remove(key.as_str())?,
+                };
+            }
+            Ok::<(), ConflictableTransactionError<StoreError>>(())
+        });
         match result {
             Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -325,6 +296,21 @@ impl Store for SledStore {
                 Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
             })
             .collect()
+    }
+
+    fn scan_records(
+        &self,
+        collection: Collection,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> bool,
+    ) -> Result<()> {
+        for item in self.tree(collection).scan_prefix(prefix) {
+            let (k, v) = item.map_err(io)?;
+            if !visit(&String::from_utf8_lossy(&k), &v) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn stage_put(&self, key: &str, bytes: &[u8]) -> Result<()> {

@@ -346,6 +346,7 @@ impl App {
     /// console can ask every second without borrowing a thread.
     pub fn stale(&self) -> bool {
         matches!(self.screen, Screen::Sessions | Screen::Detail)
+            || self.hits.indexing
             || self.services.generation().ok() != self.generation
             || self.services.today() != self.today
     }
@@ -355,7 +356,10 @@ impl App {
     pub fn refresh(&mut self) -> bool {
         let today = self.services.today();
         let generation = self.services.generation().ok();
-        let stale = generation.is_none() || generation != self.generation || today != self.today;
+        let stale = generation.is_none()
+            || generation != self.generation
+            || today != self.today
+            || self.hits.indexing;
         self.today = today;
         let mut changed = false;
         if stale {
@@ -429,6 +433,7 @@ impl App {
                     total: 1,
                     exact: true,
                     fuzzy: false,
+                    indexing: false,
                 },
                 1,
             ))

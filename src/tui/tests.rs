@@ -681,3 +681,23 @@ fn hosts_screen_shows_who_may_log_in_and_removes_a_host_after_confirming() {
     assert!(shown.contains("Hosts: none"), "{shown}");
     assert!(!s.is_host_name("web1"));
 }
+
+#[test]
+fn a_console_opened_while_the_server_builds_its_index_says_indexing_then_shows_the_accounts() {
+    let warm = app();
+    let cold = warm.services.reopen();
+    let mut console = {
+        let _building = cold.hold_index_build();
+        let mut console = App::new(cold.clone(), warm.actor.clone());
+        console.refresh();
+        let top = screen(&console, 80, 24);
+        assert!(top.lines().next().unwrap().contains("indexing…"), "{top}");
+        assert!(!top.contains("bob"), "{top}");
+        console
+    };
+    assert!(console.stale(), "an indexing console asks again");
+    console.refresh();
+    let top = screen(&console, 80, 24);
+    assert!(top.lines().next().unwrap().contains("4 accounts"), "{top}");
+    assert!(top.contains("bob") && top.contains("carla"), "{top}");
+}

@@ -38,11 +38,15 @@ pub fn draw(app: &App, frame: &mut Frame) {
     ])
     .areas(area);
     let roles: Vec<String> = app.actor.roles.iter().map(|r| r.to_string()).collect();
+    let count = if app.hits.indexing {
+        "indexing…".to_string()
+    } else {
+        format!("{} accounts", app.account_count)
+    };
     let title = format!(
-        " tenure — {} ({})  {} accounts",
+        " tenure — {} ({})  {count}",
         app.actor.name,
         roles.join(", "),
-        app.account_count
     );
     frame.render_widget(Paragraph::new(title).style(t.title), header);
     match app.screen {
