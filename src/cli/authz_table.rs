@@ -449,7 +449,8 @@ fn every_command_has_a_row() {
 }
 
 /// Console actions on the open account, and the command each one is.
-const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
+const CONSOLE_ON_ACCOUNT: [(Action, &str); 13] = [
+    (Action::Cert, "cert"),
     (Action::Disable, "user disable"),
     (Action::Enable, "user enable"),
     (Action::Delete, "user delete"),

@@ -48,6 +48,7 @@ pub enum Action {
     Unlock,
     Hosts,
     RemoveHost,
+    Cert,
     Audit,
     Command,
     Theme,
@@ -82,6 +83,7 @@ impl Action {
             Action::Unlock => Permission::Unlock,
             Action::Hosts => Permission::ReadHosts,
             Action::RemoveHost => Permission::ManageHosts,
+            Action::Cert => Permission::IssueCert,
             Action::Orphans => Permission::Export,
             _ => return None,
         })
@@ -433,6 +435,13 @@ pub const KEYMAP: &[Binding] = &[
         "t",
         Action::Totp,
         "enrol TOTP (shows the QR code)",
+    ),
+    b(
+        Account,
+        &[Key::Char('C')],
+        "C",
+        Action::Cert,
+        "SSH certificate from tenure's CA",
     ),
     b(
         Keys,

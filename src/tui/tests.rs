@@ -701,3 +701,24 @@ fn a_console_opened_while_the_server_builds_its_index_says_indexing_then_shows_t
     assert!(top.lines().next().unwrap().contains("4 accounts"), "{top}");
     assert!(top.contains("bob") && top.contains("carla"), "{top}");
 }
+
+#[test]
+fn a_certificate_is_issued_from_the_account_after_confirming() {
+    let mut app = app();
+    open(&mut app, "bob");
+    app.handle(Key::Char('C'));
+    assert!(screen(&app, 120, 40).contains("Issue an SSH certificate for bob"));
+    app.handle(Key::Char('y'));
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("ssh-ed25519-cert-v01@openssh.com"),
+        "{shown}"
+    );
+    assert!(shown.contains("serial 1"), "{shown}");
+    assert!(app
+        .services
+        .audit_tail(&app.actor, &Default::default())
+        .unwrap()
+        .iter()
+        .any(|e| e.action == "cert.issue"));
+}
