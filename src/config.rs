@@ -296,6 +296,8 @@ pub struct Config {
     pub connectors: Vec<ConnectorConfig>,
     /// Target hosts and the user CA (`[hosts]`).
     pub hosts: HostsConfig,
+    /// The HTTP front door (`[http]`); off unless `listen` is set.
+    pub http: Option<crate::http::config::HttpConfig>,
 }
 
 /// `[hosts]`: certificates tenure issues as an OpenSSH user CA.
@@ -664,6 +666,8 @@ struct RawConfig {
     connectors: Vec<Spanned<RawConnector>>,
     #[serde(default)]
     hosts: RawHosts,
+    #[serde(default)]
+    http: crate::http::config::RawHttp,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -1149,6 +1153,10 @@ impl Config {
                 "config {source}: hosts.cert_validity is longer than hosts.cert_max_validity"
             )));
         }
+        let http = raw
+            .http
+            .resolve(&|p: &str| resolve(p), &templates)
+            .map_err(|e| ConfigError(format!("config {source}: {e}")))?;
         Ok(Config {
             source: source.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -1190,6 +1198,7 @@ impl Config {
             },
             connectors,
             hosts,
+            http,
         })
     }
 }

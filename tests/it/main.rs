@@ -11,6 +11,7 @@ mod crash;
 mod exec;
 mod hardening;
 mod hosts;
+mod http;
 mod import;
 mod ldap;
 mod lifecycle;
