@@ -179,17 +179,8 @@ fn main() {
         .unwrap();
     let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
     let mut port = 0u16;
-    let mut accounts = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("tenure listening on ") {
-            accounts = rest
-                .split('(')
-                .nth(1)
-                .and_then(|s| s.split(' ').next())
-                .unwrap_or("?")
-                .to_string();
-        }
         if let Some(rest) = line.strip_prefix("tenure http on http://127.0.0.1:") {
             port = rest.split_whitespace().next().unwrap().parse().unwrap();
             break;
