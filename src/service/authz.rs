@@ -41,6 +41,18 @@ pub enum Permission {
     ReadConnectors,
     /// Make a connector's waiting jobs due now.
     RetryConnector,
+    /// Read a target back and fix what differs (admins only).
+    ReconcileConnector,
+    /// See the registered hosts and who may log in on them.
+    ReadHosts,
+    /// Register and remove hosts.
+    ManageHosts,
+    /// What a host asks (authorized keys, the revocation list): hosts only.
+    HostQuery,
+    /// Have a certificate issued for an account's key.
+    IssueCert,
+    /// Run commands or open the console (every account but a host).
+    Commands,
     /// Create, list and revoke API tokens (one's own, or anyone's for an admin).
     ManageTokens,
 }
@@ -80,6 +92,12 @@ impl Permission {
             Permission::Backup => "take a backup",
             Permission::ReadConnectors => "read the connectors",
             Permission::RetryConnector => "retry connector jobs",
+            Permission::ReconcileConnector => "reconcile a connector",
+            Permission::ReadHosts => "read the hosts",
+            Permission::ManageHosts => "manage hosts",
+            Permission::HostQuery => "ask what a host asks",
+            Permission::IssueCert => "have a certificate issued for",
+            Permission::Commands => "run commands or open the console (a host only asks for keys)",
             Permission::ManageTokens => "manage the API tokens of",
         }
     }
@@ -91,7 +109,7 @@ pub fn rank(role: Role) -> u8 {
         Role::Admin => 3,
         Role::Operator => 2,
         Role::Sponsor => 1,
-        Role::User => 0,
+        Role::User | Role::Host => 0,
     }
 }
 
@@ -122,6 +140,17 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
             return false;
         }
     }
+    // A host asks for keys and the revocation list, and nothing else,
+    // whatever other role it may have been given.
+    if actor.has(Role::Host) {
+        return permission == HostQuery;
+    }
+    if permission == HostQuery {
+        return false;
+    }
+    if permission == Commands {
+        return true;
+    }
     if actor.has(Role::Admin) {
         return true;
     }
@@ -141,6 +170,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
             | PreviewLifecycle
             | ReadLockouts
             | ReadConnectors
+            | ReadHosts
     );
     if operator && (reads || permission == RetryConnector) {
         return true;
@@ -175,6 +205,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
                 | ReadAllowlist
                 | ManageTotp
                 | KillSession
+                | IssueCert
                 | ManageTokens
         )
 }

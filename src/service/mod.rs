@@ -7,10 +7,12 @@ pub mod accounts;
 pub mod admins;
 pub mod authz;
 pub mod backup;
+pub mod certs;
 pub mod clock;
 pub mod connect;
 pub mod credentials;
 pub mod groups;
+pub mod hosts;
 pub mod import;
 pub mod index;
 pub mod integrity;
@@ -222,6 +224,12 @@ struct Inner {
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
     /// Wakes the connector worker after a write queued jobs.
     connect_wake: Arc<tokio::sync::Notify>,
+    /// What reaches the targets (set by the binary: `crate::connect::Runner`).
+    applier: std::sync::OnceLock<Arc<dyn connect::Applier>>,
+    /// The user CA (keys/user_ca), loaded or made on first use (see `certs`).
+    user_ca: std::sync::OnceLock<std::result::Result<russh::keys::PrivateKey, String>>,
+    /// Host logins since each host's last `host.login` event (see `hosts`).
+    host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
 }
 
 impl Services {
@@ -280,6 +288,9 @@ impl Services {
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
+                applier: std::sync::OnceLock::new(),
+                host_seen: Mutex::new(HashMap::new()),
+                user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
@@ -470,6 +481,20 @@ impl Services {
         Ok(guard.as_ref().map_or(0, |i| i.count()))
     }
 
+    /// Gives the service what reaches the targets (once; later calls are ignored).
+    pub fn set_applier(&self, applier: Arc<dyn connect::Applier>) {
+        let _ = self.inner.applier.set(applier);
+    }
+
+    /// What reaches the targets, for the worker and `connector reconcile`.
+    pub fn applier(&self) -> Result<Arc<dyn connect::Applier>> {
+        self.inner
+            .applier
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::Failed("no connector runner in this process".into()))
+    }
+
     /// What the connector worker waits on besides its tick.
     pub fn connector_waker(&self) -> Arc<tokio::sync::Notify> {
         self.inner.connect_wake.clone()
@@ -516,6 +541,8 @@ impl Services {
         if dry_run {
             return Ok(value);
         }
+        // Certificates of accounts cut off here are revoked with the change.
+        tx.revoke_certs()?;
         // Provisioning jobs go in the same transaction as the change.
         let jobs_queued = tx.queue_connector_jobs()?;
         let Tx {
@@ -670,6 +697,8 @@ pub(crate) struct Tx<'a> {
     outbox_next: Option<u64>,
     /// The next provisioning job id within this transaction.
     jobs_next: Option<u64>,
+    /// The next uidNumber within this transaction.
+    uid_next: Option<u32>,
     email_delta: HashMap<String, Option<String>>,
     fingerprint_delta: HashMap<String, Option<String>>,
     /// What earlier chunks of a bulk import staged (not yet in the store).
@@ -697,6 +726,7 @@ impl<'a> Tx<'a> {
             records: Vec::new(),
             outbox_next: None,
             jobs_next: None,
+            uid_next: None,
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
             overlay: None,

@@ -56,6 +56,8 @@ pub enum Collection {
     /// sponsor → sponsored), so a single-account command needs no scan
     /// (see `service::index::persisted`).
     Index,
+    /// Certificates issued by the user CA and still valid (see `service::certs`).
+    Certs,
     /// API tokens by name, their secrets hashed (see `service::tokens`).
     Tokens,
     /// What SCIM clients set that has no place on the account (userName,
@@ -64,12 +66,13 @@ pub enum Collection {
 }
 
 impl Collection {
-    pub const ALL: [Collection; 7] = [
+    pub const ALL: [Collection; 8] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
         Collection::Links,
         Collection::Index,
+        Collection::Certs,
         Collection::Tokens,
         Collection::Scim,
     ];
@@ -88,6 +91,7 @@ impl Collection {
             Collection::Jobs => "jobs",
             Collection::Links => "links",
             Collection::Index => "index",
+            Collection::Certs => "certs",
             Collection::Tokens => "tokens",
             Collection::Scim => "scim",
         }
