@@ -666,6 +666,7 @@ struct RawConfig {
     connectors: Vec<Spanned<RawConnector>>,
     #[serde(default)]
     hosts: RawHosts,
+    #[serde(default)]
     http: crate::http::config::RawHttp,
 }
 
