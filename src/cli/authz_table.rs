@@ -465,7 +465,8 @@ fn every_command_has_a_row() {
 }
 
 /// Console actions on the open account, and the command each one is.
-const CONSOLE_ON_ACCOUNT: [(Action, &str); 14] = [
+const CONSOLE_ON_ACCOUNT: [(Action, &str); 15] = [
+    (Action::Cert, "cert"),
     (Action::Disable, "user disable"),
     (Action::Enable, "user enable"),
     (Action::Delete, "user delete"),

@@ -131,15 +131,6 @@ fn cuts_access(permission: Permission) -> bool {
 /// Without a target the answer is whether the actor may do it to some account.
 pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) -> bool {
     use Permission::*;
-    // An API token narrows its owner's rights to its scope.
-    if let super::Source::Http {
-        scope: Some(scope), ..
-    } = &actor.source
-    {
-        if !scope.permits(permission) {
-            return false;
-        }
-    }
     // A host asks for keys and the revocation list, and nothing else,
     // whatever other role it may have been given.
     if actor.has(Role::Host) {
@@ -150,6 +141,15 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
     }
     if permission == Commands {
         return true;
+    }
+    // An API token narrows its owner's rights to its scope.
+    if let super::Source::Http {
+        scope: Some(scope), ..
+    } = &actor.source
+    {
+        if !scope.permits(permission) {
+            return false;
+        }
     }
     if actor.has(Role::Admin) {
         return true;

@@ -167,6 +167,9 @@ pub enum Change {
     RemoveHost {
         name: String,
     },
+    Cert {
+        target: String,
+    },
     Decide {
         id: u64,
         approve: bool,
@@ -984,6 +987,15 @@ impl App {
                     self.input_popup(Prompt::Password, title, vec![name], String::new());
                 }
             }
+            Action::Cert => {
+                if let Some(target) = self.targets().first().cloned() {
+                    let question = format!(
+                        "Issue an SSH certificate for {target} (valid {} h at most, never past the end date)?",
+                        self.services.config().hosts.cert_validity.num_hours()
+                    );
+                    self.confirm(question, vec![], Change::Cert { target });
+                }
+            }
             Action::Totp => {
                 if let Some(target) = self.targets().first().cloned() {
                     let question =
@@ -1652,6 +1664,30 @@ impl App {
                 .key_remove(a, target, fingerprint)
                 .map(|k| format!("removed {} from {target}", k.fingerprint))
                 .map_err(|e| e.to_string()),
+            Change::Cert { target } => match s.console_cert(a, target) {
+                Ok(issued) => {
+                    self.popup = Some(Popup::Text {
+                        title: format!(
+                            "Certificate for {target}, serial {}: save as KEY-cert.pub",
+                            issued.record.serial
+                        ),
+                        text: format!(
+                            "{}\n\nvalid {} to {} (UTC), principals {}",
+                            issued.certificate.trim(),
+                            issued.record.valid_after.format("%Y-%m-%d %H:%M"),
+                            issued.record.valid_before.format("%Y-%m-%d %H:%M"),
+                            issued.principals.join(",")
+                        ),
+                        error: false,
+                        scroll: 0,
+                    });
+                    Ok(format!(
+                        "issued certificate serial {} for {target}",
+                        issued.record.serial
+                    ))
+                }
+                Err(e) => Err(e.to_string()),
+            },
             Change::Totp { target } => match s.totp_enroll(a, target) {
                 Ok(enrolment) => {
                     let qr = crate::auth::totp::qr_text(&enrolment.uri).unwrap_or_default();

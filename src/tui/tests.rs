@@ -805,3 +805,24 @@ fn hosts_screen_shows_who_may_log_in_and_removes_a_host_after_confirming() {
     assert!(shown.contains("Hosts: none"), "{shown}");
     assert!(!s.is_host_name("web1"));
 }
+
+#[test]
+fn a_certificate_is_issued_from_the_account_after_confirming() {
+    let mut app = app();
+    open(&mut app, "bob");
+    app.handle(Key::Char('I'));
+    assert!(screen(&app, 120, 40).contains("Issue an SSH certificate for bob"));
+    app.handle(Key::Char('y'));
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("ssh-ed25519-cert-v01@openssh.com"),
+        "{shown}"
+    );
+    assert!(shown.contains("serial 1"), "{shown}");
+    assert!(app
+        .services
+        .audit_tail(&app.actor, &Default::default())
+        .unwrap()
+        .iter()
+        .any(|e| e.action == "cert.issue"));
+}
