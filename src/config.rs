@@ -294,6 +294,31 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Provisioning targets (`[[connectors]]`); none by default.
     pub connectors: Vec<ConnectorConfig>,
+    /// `[passwords]`: length, common passwords, maximum age.
+    pub passwords: crate::domain::password_policy::PasswordPolicy,
+    /// `[requests]`: how long an account request waits.
+    pub requests: RequestsConfig,
+}
+
+/// `[requests]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsConfig {
+    /// A pending request is closed (and its requester told) after this many days.
+    #[serde(default = "default_request_expiry")]
+    pub expire_days: u32,
+}
+
+fn default_request_expiry() -> u32 {
+    14
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        RequestsConfig {
+            expire_days: default_request_expiry(),
+        }
+    }
 }
 
 /// How a connector reaches its target. Only `command` exists so far.
@@ -496,6 +521,10 @@ struct RawConfig {
     console: RawConsole,
     #[serde(default)]
     connectors: Vec<Spanned<RawConnector>>,
+    #[serde(default)]
+    passwords: crate::domain::password_policy::PasswordPolicy,
+    #[serde(default)]
+    requests: RequestsConfig,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -762,6 +791,16 @@ impl Config {
                 "config {source}: policy.password_min_length must be at least 8"
             )));
         }
+        if raw.passwords.min_length.is_some_and(|n| n < 8) {
+            return Err(ConfigError(format!(
+                "config {source}: passwords.min_length must be at least 8"
+            )));
+        }
+        if raw.requests.expire_days == 0 {
+            return Err(ConfigError(format!(
+                "config {source}: requests.expire_days must be at least 1"
+            )));
+        }
 
         let resolve = |p: &str| {
             let path = PathBuf::from(p);
@@ -906,6 +945,8 @@ impl Config {
                 theme: raw.console.theme.map(Spanned::into_inner),
             },
             connectors,
+            passwords: raw.passwords,
+            requests: raw.requests,
         })
     }
 }

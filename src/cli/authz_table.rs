@@ -109,6 +109,7 @@ fn rows() -> Vec<Row> {
         row("key list", "key list tom", "", Nothing,                                            [A, A, A, D, A, D]),
         row("key remove", "key remove tom {fp}", "", Nothing,                                   [A, A, D, D, A, D]),
         row("password set", "password set tom", "a long enough secret\n", Nothing,              [A, D, D, D, A, D]),
+        row("password reset", "password reset tom", "", Nothing,                                [A, D, A, D, D, D]),
         row("allow list", "allow list tom", "", Nothing,                                        [A, A, A, D, A, D]),
         row("allow add", "allow add tom 10.0.0.0/8", "", Nothing,                               [A, D, D, D, D, D]),
         row("allow remove", "allow remove tom 10.0.0.0/8", "", TomAllowlisted,                  [A, D, D, D, D, D]),
@@ -175,8 +176,10 @@ fn person(s: &Services, local: &Actor, name: &str, roles: &[Role], sponsor: Opti
 
 fn cell(before: Before) -> Cell {
     // One connector, so `connector status hr` and `connector retry hr` have a target.
+    // Mail configured, so `password reset` has a way to deliver its code.
     let config = format!(
-        "{}\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/bin/true\"]\n",
+        "{}\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/bin/true\"]\n\
+         [notify.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nfrom = \"t@example.org\"\nsecurity = \"plain\"\n",
         crate::config::EXAMPLE
     );
     let (s, _clock, local) = testkit::services_with(&config, None);

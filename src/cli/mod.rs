@@ -257,7 +257,18 @@ pub enum KeyCommand {
 #[derive(Debug, Subcommand)]
 pub enum PasswordCommand {
     /// Set a password: the new password on stdin (first line)
-    Set { name: String },
+    Set {
+        name: String,
+        /// The holder must choose a new one at the next login
+        #[arg(long)]
+        temporary: bool,
+    },
+    /// Mail the holder a one-time enrolment code (15 minutes) to set a password or add a key
+    Reset {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -457,7 +468,9 @@ impl Command {
     pub fn reads_stdin(&self) -> bool {
         matches!(
             self,
-            Command::Key(KeyCommand::Add { .. }) | Command::Password(_) | Command::Import { .. }
+            Command::Key(KeyCommand::Add { .. })
+                | Command::Password(PasswordCommand::Set { .. })
+                | Command::Import { .. }
         )
     }
 
@@ -819,7 +832,14 @@ pub fn run(
             UserCommand::Show { name, json } => {
                 let account = services.show(actor, &name)?;
                 let links = services.account_links(&account.username)?;
-                print_account_with_links(out, &account, &links, today, json)
+                print_account_with_links(
+                    out,
+                    &account,
+                    &links,
+                    today,
+                    json,
+                    (&services.config().passwords, services.now()),
+                )
             }
             UserCommand::Create { name, fields, json } => {
                 let account = services.create(actor, &name, fields.to_input(services)?)?;
@@ -909,11 +929,33 @@ pub fn run(
                 say(out, &format!("removed {} from {name}", key.fingerprint))
             }
         },
-        Command::Password(PasswordCommand::Set { name }) => {
+        Command::Password(PasswordCommand::Set { name, temporary }) => {
             let text = read_stdin(input)?;
             let password = text.lines().next().unwrap_or_default();
-            services.password_set(actor, &name, password)?;
-            say(out, &format!("password set for {name}"))
+            services.password_set(actor, &name, password, temporary)?;
+            if temporary {
+                say(
+                    out,
+                    &format!("temporary password set for {name}: to be changed at the next login"),
+                )
+            } else {
+                say(out, &format!("password set for {name}"))
+            }
+        }
+        Command::Password(PasswordCommand::Reset { name, json }) => {
+            let issued = services.password_reset(actor, &name)?;
+            if json {
+                print_json(out, &issued)
+            } else {
+                say(
+                    out,
+                    &format!(
+                        "one-time code for {name} mailed to {} (valid until {})",
+                        crate::text::escape_text(&issued.email),
+                        issued.valid_until.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                )
+            }
         }
         Command::Allow(cmd) => match cmd {
             AllowCommand::List { name, json } => {

@@ -7,6 +7,7 @@ pub mod dates;
 pub mod key;
 pub mod lifecycle;
 pub mod notice;
+pub mod password_policy;
 pub mod plan;
 pub mod policy;
 pub mod validate;

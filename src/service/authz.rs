@@ -20,6 +20,8 @@ pub enum Permission {
     AddKey,
     RemoveKey,
     SetPassword,
+    /// Issue a one-time enrolment code by mail (`password reset`).
+    ResetPassword,
     ReadAllowlist,
     ChangeAllowlist,
     ReadGroups,
@@ -60,6 +62,7 @@ impl Permission {
             Permission::AddKey => "add a key to",
             Permission::RemoveKey => "remove a key from",
             Permission::SetPassword => "set the password of",
+            Permission::ResetPassword => "reset the password of",
             Permission::ReadAllowlist => "read the allowlist of",
             Permission::ChangeAllowlist => "change the allowlist of",
             Permission::ReadGroups => "read groups",
@@ -141,6 +144,10 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
         && sponsors
         && matches!(permission, ReadAccount | ReadKeys | ReadAllowlist)
     {
+        return true;
+    }
+    // A reset code for a sponsored account: its sponsor (and admins).
+    if actor.has(Role::Sponsor) && sponsors && permission == ResetPassword {
         return true;
     }
     // Asking for more time: the account itself or its sponsor (an admin decides).

@@ -430,6 +430,7 @@ impl Services {
             done.extend(items);
         }
         done.extend(self.send_expiry_warnings(actor)?);
+        done.extend(self.send_password_warnings(actor)?);
         Ok(done)
     }
 }

@@ -17,6 +17,7 @@ pub mod integrity;
 pub mod lifecycle;
 pub mod login;
 pub mod notify;
+pub mod passwords;
 #[cfg(test)]
 mod proptests;
 pub mod reports;

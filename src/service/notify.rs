@@ -120,6 +120,8 @@ impl Tx<'_> {
                 _ => None,
             };
             match event {
+                // About the holder's own credentials: to the holder alone.
+                "password_reset" | "password_expiry" => to.push(account.email.clone()),
                 "expiry_warning" => {
                     to.extend(sponsor_email.clone());
                     if notify.notify_account {
@@ -152,7 +154,9 @@ impl Tx<'_> {
                 self.enqueue(event, &account.username, delivery)?;
             }
         }
-        for hook in &notify.webhooks {
+        // A reset code goes to the holder's mailbox and nowhere else.
+        let secret = event == "password_reset";
+        for hook in notify.webhooks.iter().filter(|_| !secret) {
             if !hook.events.is_empty() && !hook.events.iter().any(|e| e == event) {
                 continue;
             }
@@ -185,10 +189,22 @@ impl Services {
         if !allowed(actor, Permission::ReadAudit, None) {
             return Err(self.deny(actor, Permission::ReadAudit, None));
         }
-        Ok(self.outbox_all()?.into_iter().collect())
+        // A reset code is for the holder's mailbox, not for whoever reads the queue.
+        Ok(self
+            .outbox_all()?
+            .into_iter()
+            .map(|mut e| {
+                if e.event == "password_reset" {
+                    if let Delivery::Email { body, .. } = &mut e.delivery {
+                        *body = "(holds a one-time code: not shown)".into();
+                    }
+                }
+                e
+            })
+            .collect())
     }
 
-    fn outbox_all(&self) -> Result<Vec<OutboxEntry>> {
+    pub(crate) fn outbox_all(&self) -> Result<Vec<OutboxEntry>> {
         self.store()
             .records(Collection::Outbox)?
             .into_iter()

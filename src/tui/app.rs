@@ -1454,7 +1454,7 @@ impl App {
             }
             Prompt::Password => {
                 let Some(name) = targets.first() else { return };
-                match self.services.password_set(&self.actor, name, &text) {
+                match self.services.password_set(&self.actor, name, &text, false) {
                     Ok(()) => self.message = Some((false, format!("password of {name} set"))),
                     Err(e) => self.popup = Some(again(e.to_string(), String::new())),
                 }

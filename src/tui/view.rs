@@ -384,6 +384,13 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
         "updated",
         format!("{} by {}", a.updated_at.format("%Y-%m-%d"), a.updated_by),
     ));
+    lines.push(row(
+        "password",
+        app.services
+            .config()
+            .passwords
+            .describe(&a.credentials, app.services.now()),
+    ));
     let policy = &app.policy;
     let mut planned: Vec<String> = crate::domain::plan::warnings(a, policy, app.today)
         .into_iter()

@@ -13,6 +13,7 @@ mod hardening;
 mod import;
 mod lifecycle;
 mod notify;
+mod passwords;
 mod scale;
 mod security;
 mod ssh;
