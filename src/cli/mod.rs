@@ -24,6 +24,9 @@ pub use output::{account_view, formula_guard, say, unformula, ACCOUNT_COLUMNS};
 pub const STDIN_LIMIT: usize = 64 * 1024;
 /// …and a CSV import sent over SSH (offline, the file is read as a stream).
 pub const IMPORT_LIMIT: usize = 256 * 1024 * 1024;
+/// The most stdin `request import` reads over SSH (a request holds at most
+/// 5,000 accounts).
+pub const REQUEST_IMPORT_LIMIT: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -281,11 +284,30 @@ pub enum RequestCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Ask for a new account (checked like `user create`; an admin approves)
+    Create {
+        name: String,
+        #[command(flatten)]
+        fields: AccountArgs,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask for the accounts of a CSV on stdin (the `import` columns) as one request
+    Import {
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every request: extensions and accounts, who asked, when, why
     List {
         #[arg(long)]
         json: bool,
     },
-    /// Approve: the end date moves (the kind's maximum is checked again)
+    /// Approve: the end date moves (the kind's maximum is checked again), or
+    /// the accounts are created (checked again)
     Approve { id: u64 },
     Deny {
         id: u64,
@@ -470,6 +492,7 @@ impl Command {
             self,
             Command::Key(KeyCommand::Add { .. })
                 | Command::Password(PasswordCommand::Set { .. })
+                | Command::Request(RequestCommand::Import { .. })
                 | Command::Import { .. }
         )
     }
@@ -478,6 +501,7 @@ impl Command {
     pub fn stdin_limit(&self) -> usize {
         match self {
             Command::Import { .. } => IMPORT_LIMIT,
+            Command::Request(RequestCommand::Import { .. }) => REQUEST_IMPORT_LIMIT,
             _ => STDIN_LIMIT,
         }
     }
@@ -1143,12 +1167,60 @@ pub fn run(
             RequestCommand::List { json } => {
                 print_requests(out, &services.request_list(actor)?, json)
             }
+            RequestCommand::Create {
+                name,
+                fields,
+                reason,
+                json,
+            } => {
+                let r =
+                    services.request_create(actor, &name, fields.to_input(services)?, &reason)?;
+                if json {
+                    print_json(out, &r)
+                } else {
+                    say(
+                        out,
+                        &format!(
+                            "request #{} for the account {name} is pending an admin's decision",
+                            r.id
+                        ),
+                    )
+                }
+            }
+            RequestCommand::Import { reason, json } => {
+                let r = services.request_import(actor, import_rows(today, input)?, &reason)?;
+                if json {
+                    print_json(out, &r)
+                } else {
+                    say(
+                        out,
+                        &format!(
+                            "request #{} for {} account(s) is pending an admin's decision",
+                            r.id,
+                            r.accounts.len()
+                        ),
+                    )
+                }
+            }
             RequestCommand::Approve { id } => {
                 let r = services.request_decide(actor, id, true, None)?;
-                say(
-                    out,
-                    &format!("approved #{id}: {} now ends {}", r.account, r.end_date),
-                )
+                match (r.kind.as_str(), r.end_date) {
+                    ("extend", Some(end)) => say(
+                        out,
+                        &format!("approved #{id}: {} now ends {end}", r.account),
+                    ),
+                    _ => say(
+                        out,
+                        &format!(
+                            "approved #{id}: created {}",
+                            r.accounts
+                                .iter()
+                                .map(|a| a.username.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                }
             }
             RequestCommand::Deny { id, reason } => {
                 let r = services.request_decide(actor, id, false, Some(reason))?;

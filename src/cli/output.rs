@@ -583,7 +583,7 @@ pub fn print_requests(
                 format!("#{}", r.id),
                 r.account.clone(),
                 r.kind.clone(),
-                r.end_date.to_string(),
+                r.end_date.map_or_else(|| "-".into(), |d| d.to_string()),
                 format!("{:?}", r.status).to_lowercase(),
                 r.requested_by.clone(),
                 r.requested_at.format("%Y-%m-%d %H:%M").to_string(),
@@ -1257,7 +1257,7 @@ mod tests {
             id: 1,
             kind: "extend".into(),
             account: "bob".into(),
-            end_date: at().date_naive(),
+            end_date: Some(at().date_naive()),
             reason: HOSTILE.into(),
             requested_by: "bob".into(),
             requested_at: at(),
@@ -1265,6 +1265,7 @@ mod tests {
             decided_by: None,
             decided_at: None,
             decision_reason: None,
+            accounts: Vec::new(),
         };
         inert(|o| print_requests(o, &[request], false), 2);
     }

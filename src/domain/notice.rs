@@ -7,13 +7,16 @@ use chrono::NaiveDate;
 
 use super::account::Account;
 
-pub const EVENTS: [&str; 6] = [
+pub const EVENTS: [&str; 9] = [
     "created",
     "expiry_warning",
     "disabled",
     "deleted",
     "password_expiry",
     "password_reset",
+    "request_approved",
+    "request_denied",
+    "request_expired",
 ];
 
 /// The values a template may use.
@@ -144,6 +147,21 @@ pub fn default_template(event: &str) -> (&'static str, &'static str) {
              \x20   ssh -p 2222 -o PreferredAuthentications=keyboard-interactive {username}@HOST password set {username}\n\
              \x20   ssh -p 2222 -o PreferredAuthentications=keyboard-interactive {username}@HOST key add {username} < ~/.ssh/id_ed25519.pub\n\n\
              If you did not expect this, tell your sponsor.\n",
+        ),
+        "request_approved" => (
+            "[tenure] request #{request_id} approved: {request_for}",
+            "Your request #{request_id} ({request_kind} {request_for}) was approved by {actor}.\n\
+             The accounts are created; their sponsors are told separately.\n",
+        ),
+        "request_denied" => (
+            "[tenure] request #{request_id} denied: {request_for}",
+            "Your request #{request_id} ({request_kind} {request_for}) was denied by {actor}.\n\
+             Reason: {decision_reason}\n",
+        ),
+        "request_expired" => (
+            "[tenure] request #{request_id} expired: {request_for}",
+            "Your request #{request_id} ({request_kind} {request_for}) was {decision_reason} and is closed.\n\
+             Ask again if it is still needed.\n",
         ),
         _ => ("[tenure] {username}", "{username}\n"),
     }

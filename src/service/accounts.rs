@@ -15,7 +15,9 @@ use crate::store::SCHEMA_VERSION;
 
 /// What a caller may set on an account. `None` leaves a value as it is (or
 /// takes the template's / the default on create); `Some("")` clears optional text.
-#[derive(Clone, Debug, Default)]
+/// Kept as it is in an account request until the request is decided.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AccountInput {
     pub display_name: Option<String>,
     pub email: Option<String>,

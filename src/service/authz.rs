@@ -35,6 +35,8 @@ pub enum Permission {
     /// See every account's planned lifecycle actions (names included).
     PreviewLifecycle,
     RequestExtension,
+    /// Ask for new accounts (`request create`, `request import`).
+    RequestAccount,
     DecideRequest,
     ReadLockouts,
     Unlock,
@@ -75,6 +77,7 @@ impl Permission {
             Permission::RunLifecycle => "run the lifecycle sweep",
             Permission::PreviewLifecycle => "preview the lifecycle plan",
             Permission::RequestExtension => "request an extension for",
+            Permission::RequestAccount => "request accounts",
             Permission::DecideRequest => "decide requests",
             Permission::ReadLockouts => "read the login lockouts",
             Permission::Unlock => "lift login lockouts",
@@ -144,6 +147,10 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
         && sponsors
         && matches!(permission, ReadAccount | ReadKeys | ReadAllowlist)
     {
+        return true;
+    }
+    // Asking for accounts: those who may not create them but vouch for people.
+    if permission == RequestAccount && (actor.has(Role::Sponsor) || operator) {
         return true;
     }
     // A reset code for a sponsored account: its sponsor (and admins).

@@ -3,6 +3,7 @@
 //! `Actor`; each method checks authorisation, validates, and commits its
 //! records and audit events in one durable transaction.
 
+pub mod account_requests;
 pub mod accounts;
 pub mod admins;
 pub mod authz;

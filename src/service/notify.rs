@@ -122,6 +122,10 @@ impl Tx<'_> {
             match event {
                 // About the holder's own credentials: to the holder alone.
                 "password_reset" | "password_expiry" => to.push(account.email.clone()),
+                // About a request: to the one who asked.
+                "request_approved" | "request_denied" | "request_expired" => {
+                    to.push(account.email.clone())
+                }
                 "expiry_warning" => {
                     to.extend(sponsor_email.clone());
                     if notify.notify_account {

@@ -962,8 +962,15 @@ impl App {
                     .cloned();
                 match (pending, action) {
                     (Some(r), Action::Approve) => {
-                        let question =
-                            format!("Approve #{}: extend {} to {}?", r.id, r.account, r.end_date);
+                        let question = match (r.kind.as_str(), r.end_date) {
+                            ("extend", Some(end)) => {
+                                format!("Approve #{}: extend {} to {end}?", r.id, r.account)
+                            }
+                            (_, _) => format!(
+                                "Approve #{}: create {} (asked by {})?",
+                                r.id, r.account, r.requested_by
+                            ),
+                        };
                         let change = Change::Decide {
                             id: r.id,
                             approve: true,

@@ -759,7 +759,7 @@ fn requests(app: &App, frame: &mut Frame, area: Rect) {
             vec![
                 format!("#{}", r.id),
                 r.account.clone(),
-                r.end_date.to_string(),
+                r.end_date.map_or_else(|| "-".into(), |d| d.to_string()),
                 r.requested_by.clone(),
                 r.reason.clone(),
             ]
