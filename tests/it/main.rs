@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `tenure` binary against a temp directory.
 //! One integration-test binary: add modules here, not files in tests/.
 
+mod account_requests;
 mod audit;
 mod backup;
 mod cli;
