@@ -407,8 +407,7 @@ const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
 ];
 
 /// Console actions about no account in particular.
-const CONSOLE_GLOBAL: [(Action, &str); 9] = [
-    (Action::Create, "user create"),
+const CONSOLE_GLOBAL: [(Action, &str); 8] = [
     (Action::Approve, "request approve"),
     (Action::Deny, "request deny"),
     (Action::Audit, "audit tail"),
@@ -458,6 +457,12 @@ fn the_console_offers_exactly_what_the_table_allows() {
         let may = table_allows("user extend", who) || table_allows("request extend", who);
         if extend != may {
             wrong.push(format!("{label} ({name}) on tom: Extend offered {extend}"));
+        }
+        // Creating: offered as such or as the form submitted as a request.
+        let create = app.offers(Action::Create);
+        let may = table_allows("user create", who) || table_allows("request create", who);
+        if create != may {
+            wrong.push(format!("{label} ({name}): Create offered {create}"));
         }
         for (action, line) in CONSOLE_GLOBAL {
             let offered = app.offers(action);

@@ -84,6 +84,16 @@ impl Services {
         allowed(actor, Permission::RequestAccount, None)
     }
 
+    /// Whether `name` is taken, for the create form of one who may create or
+    /// request accounts (a request would say so too); others learn no more
+    /// than `user show` tells them.
+    pub fn username_taken(&self, actor: &Actor, name: &str) -> bool {
+        if allowed(actor, Permission::CreateAccount, None) || self.may_request_accounts(actor) {
+            return self.store().account_exists(name).unwrap_or(true);
+        }
+        !matches!(self.show(actor, name), Err(Error::NotFound(_)))
+    }
+
     /// `request create NAME [create flags] --reason TEXT`.
     pub fn request_create(
         &self,

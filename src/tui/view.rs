@@ -135,6 +135,10 @@ fn footer_line(app: &App) -> Line<'static> {
             ("Esc", "back", None),
         ],
         Screen::Form => match app.form.as_ref().map(|f| &f.stage) {
+            Some(Stage::Review) if app.form_as_request => &[
+                ("Enter", "submit as a request", None),
+                ("Esc", "back to the form", None),
+            ],
             Some(Stage::Review) => &[("Enter", "create", None), ("Esc", "back to the form", None)],
             Some(Stage::Done(_)) => &[("Enter", "open it", None), ("Esc", "back", None)],
             _ => &[
@@ -758,25 +762,29 @@ fn requests(app: &App, frame: &mut Frame, area: Rect) {
         .map(|r| {
             vec![
                 format!("#{}", r.id),
+                r.kind.clone(),
                 r.account.clone(),
                 r.end_date.map_or_else(|| "-".into(), |d| d.to_string()),
                 r.requested_by.clone(),
+                r.requested_at.format("%Y-%m-%d").to_string(),
                 r.reason.clone(),
             ]
         })
         .collect();
     let widths = [
         Constraint::Length(6),
+        Constraint::Length(7),
         Constraint::Length(14),
         Constraint::Length(11),
-        Constraint::Length(14),
+        Constraint::Length(10),
+        Constraint::Length(10),
         Constraint::Fill(1),
     ];
     let title = format!(" Requests: {} pending (a approve · x deny) ", pending.len());
     let table = simple_table(
         &app.theme,
         title,
-        &["ID", "ACCOUNT", "END", "ASKED BY", "REASON"],
+        &["ID", "KIND", "ACCOUNT", "END", "ASKED BY", "ON", "REASON"],
         rows,
         &widths,
     );
