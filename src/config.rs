@@ -221,6 +221,13 @@ pub struct NotifyConfig {
     /// Seconds before the first retry of a failed delivery; doubles each time, capped at an hour.
     #[serde(default = "default_retry")]
     pub retry_seconds: u64,
+    /// A digest is sent once its oldest notice is this many hours old (`prefs set NAME --digest on`).
+    #[serde(default = "default_digest_hours")]
+    pub digest_hours: u32,
+}
+
+fn default_digest_hours() -> u32 {
+    24
 }
 
 fn default_retry() -> u64 {

@@ -110,6 +110,8 @@ fn rows() -> Vec<Row> {
         row("key remove", "key remove tom {fp}", "", Nothing,                                   [A, A, D, D, A, D]),
         row("password set", "password set tom", "a long enough secret\n", Nothing,              [A, D, D, D, A, D]),
         row("password reset", "password reset tom", "", Nothing,                                [A, D, A, D, D, D]),
+        row("prefs show", "prefs show tom", "", Nothing,                                          [A, A, A, D, A, D]),
+        row("prefs set", "prefs set tom --digest on", "", Nothing,                                [A, D, D, D, A, D]),
         row("allow list", "allow list tom", "", Nothing,                                        [A, A, A, D, A, D]),
         row("allow add", "allow add tom 10.0.0.0/8", "", Nothing,                               [A, D, D, D, D, D]),
         row("allow remove", "allow remove tom 10.0.0.0/8", "", TomAllowlisted,                  [A, D, D, D, D, D]),

@@ -44,6 +44,9 @@ pub enum Command {
     /// Passwords (argon2id)
     #[command(subcommand)]
     Password(PasswordCommand),
+    /// Notification preferences of an account (muted events, digest)
+    #[command(subcommand)]
+    Prefs(PrefsCommand),
     /// Per-account IP allowlists
     #[command(subcommand)]
     Allow(AllowCommand),
@@ -272,6 +275,36 @@ pub enum PasswordCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrefsCommand {
+    /// Which notices the account gets, and whether as a digest
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change them (the holder, or an admin)
+    Set {
+        name: String,
+        /// One mail every `[notify] digest_hours` listing the notices, instead of one each
+        #[arg(long, value_parser = on_off)]
+        digest: Option<bool>,
+        /// Events not to be mailed about (created, expiry_warning, …)
+        #[arg(long, value_delimiter = ',')]
+        mute: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        unmute: Vec<String>,
+    },
+}
+
+fn on_off(text: &str) -> std::result::Result<bool, String> {
+    match text {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("'{text}': expected on or off")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -964,6 +997,39 @@ pub fn run(
                 )
             } else {
                 say(out, &format!("password set for {name}"))
+            }
+        }
+        Command::Prefs(cmd) => {
+            let (name, prefs, json) = match cmd {
+                PrefsCommand::Show { name, json } => {
+                    let p = services.prefs_show(actor, &name)?;
+                    (name, p, json)
+                }
+                PrefsCommand::Set {
+                    name,
+                    digest,
+                    mute,
+                    unmute,
+                } => {
+                    let p = services.prefs_set(actor, &name, digest, &mute, &unmute)?;
+                    (name, p, false)
+                }
+            };
+            if json {
+                print_json(out, &prefs)
+            } else {
+                say(
+                    out,
+                    &format!(
+                        "{name}: digest {}, muted: {}",
+                        if prefs.digest { "on" } else { "off" },
+                        if prefs.mute.is_empty() {
+                            "none".to_string()
+                        } else {
+                            prefs.mute.join(", ")
+                        }
+                    ),
+                )
             }
         }
         Command::Password(PasswordCommand::Reset { name, json }) => {

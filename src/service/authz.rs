@@ -37,6 +37,8 @@ pub enum Permission {
     RequestExtension,
     /// Ask for new accounts (`request create`, `request import`).
     RequestAccount,
+    /// Change an account's notification preferences (`prefs set`).
+    ManagePreferences,
     DecideRequest,
     ReadLockouts,
     Unlock,
@@ -78,6 +80,7 @@ impl Permission {
             Permission::PreviewLifecycle => "preview the lifecycle plan",
             Permission::RequestExtension => "request an extension for",
             Permission::RequestAccount => "request accounts",
+            Permission::ManagePreferences => "change the notification preferences of",
             Permission::DecideRequest => "decide requests",
             Permission::ReadLockouts => "read the login lockouts",
             Permission::Unlock => "lift login lockouts",
@@ -176,6 +179,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
                 | SetPassword
                 | ReadAllowlist
                 | ManageTotp
+                | ManagePreferences
                 | KillSession
         )
 }

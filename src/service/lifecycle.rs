@@ -432,6 +432,7 @@ impl Services {
         done.extend(self.send_expiry_warnings(actor)?);
         done.extend(self.send_password_warnings(actor)?);
         done.extend(self.expire_requests(actor)?);
+        self.send_digests(actor)?;
         Ok(done)
     }
 }

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod clock;
 pub mod connect;
 pub mod credentials;
+pub mod digest;
 pub mod groups;
 pub mod import;
 pub mod index;

@@ -69,7 +69,7 @@ pub trait Deliverer: Send + Sync {
 }
 
 impl Tx<'_> {
-    fn next_outbox_id(&mut self) -> Result<u64> {
+    pub(super) fn next_outbox_id(&mut self) -> Result<u64> {
         let next = match self.outbox_next {
             Some(n) => n,
             None => self
@@ -84,7 +84,7 @@ impl Tx<'_> {
         Ok(next)
     }
 
-    fn enqueue(&mut self, event: &str, account: &str, delivery: Delivery) -> Result<()> {
+    pub(super) fn enqueue(&mut self, event: &str, account: &str, delivery: Delivery) -> Result<()> {
         let id = self.next_outbox_id()?;
         let entry = OutboxEntry {
             id,
@@ -142,17 +142,20 @@ impl Tx<'_> {
             }
             to.sort();
             to.dedup();
+            let (subject, body) = match notify.templates.get(event) {
+                Some(t) => (t.subject.clone(), t.body.clone().unwrap_or_default()),
+                None => {
+                    let (s, b) = default_template(event);
+                    (s.to_string(), b.to_string())
+                }
+            };
+            let subject = render(&subject, &vars);
+            // The sponsor's and the holder's preferences: muted, or gathered in a digest.
+            let to = self.apply_preferences(event, account, to, &subject)?;
             if !to.is_empty() {
-                let (subject, body) = match notify.templates.get(event) {
-                    Some(t) => (t.subject.clone(), t.body.clone().unwrap_or_default()),
-                    None => {
-                        let (s, b) = default_template(event);
-                        (s.to_string(), b.to_string())
-                    }
-                };
                 let delivery = Delivery::Email {
                     to,
-                    subject: render(&subject, &vars),
+                    subject,
                     body: render(&body, &vars),
                 };
                 self.enqueue(event, &account.username, delivery)?;

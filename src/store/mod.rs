@@ -56,15 +56,18 @@ pub enum Collection {
     /// sponsor → sponsored), so a single-account command needs no scan
     /// (see `service::index::persisted`).
     Index,
+    /// Notices waiting for a recipient's digest (see `service::digest`).
+    Digest,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 5] = [
+    pub const ALL: [Collection; 6] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
         Collection::Links,
         Collection::Index,
+        Collection::Digest,
     ];
     /// Where this collection is in `ALL`.
     pub fn position(self) -> usize {
@@ -81,6 +84,7 @@ impl Collection {
             Collection::Jobs => "jobs",
             Collection::Links => "links",
             Collection::Index => "index",
+            Collection::Digest => "digest",
         }
     }
 }

@@ -9,6 +9,7 @@ mod common;
 mod connect;
 mod console;
 mod crash;
+mod digest;
 mod exec;
 mod hardening;
 mod import;
