@@ -646,6 +646,8 @@ pub(crate) fn purge_in(
         );
     }
     tx.put(action, Some(old), None, detail);
+    // Its notification preferences go with it (a later account of the name starts afresh).
+    tx.meta_remove(&super::digest::prefs_key(&name));
     Ok(())
 }
 

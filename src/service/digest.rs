@@ -41,7 +41,7 @@ struct Item {
     at: DateTime<Utc>,
 }
 
-fn prefs_key(name: &str) -> String {
+pub(super) fn prefs_key(name: &str) -> String {
     format!("prefs:{name}")
 }
 
@@ -238,5 +238,66 @@ impl Tx<'_> {
             }
         }
         Ok(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Kind, Role};
+    use crate::service::accounts::AccountInput;
+    use crate::service::testkit::services_with;
+
+    fn person(s: &Services, admin: &Actor, name: &str, sponsor: Option<&str>) {
+        let input = AccountInput {
+            email: Some(format!("{name}@x.io")),
+            display_name: Some(name.into()),
+            kind: Some(Kind::Employee),
+            sponsor: sponsor.map(str::to_string),
+            roles: Some(vec![if sponsor.is_some() {
+                Role::User
+            } else {
+                Role::Sponsor
+            }]),
+            ..Default::default()
+        };
+        s.create(admin, name, input).unwrap();
+    }
+
+    fn mailed(s: &Services, address: &str) -> usize {
+        s.outbox_all()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(&e.delivery, Delivery::Email { to, .. } if to.iter().any(|t| t == address)))
+            .count()
+    }
+
+    #[test]
+    fn muted_events_are_not_mailed_and_a_digest_gathers_the_rest_into_one_mail() {
+        let text = format!(
+            "{}\n[notify.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nfrom = \"t@x.io\"\nsecurity = \"plain\"\n",
+            crate::config::EXAMPLE.replace("retry_seconds = 30", "retry_seconds = 30\ndigest_hours = 1")
+        );
+        let (s, clock, admin) = services_with(&text, None);
+        person(&s, &admin, "mia", None);
+        person(&s, &admin, "dan", None);
+        s.prefs_set(&admin, "mia", None, &["created".into()], &[])
+            .unwrap();
+        s.prefs_set(&admin, "dan", Some(true), &[], &[]).unwrap();
+        assert!(s
+            .prefs_set(&admin, "dan", None, &["password_reset".into()], &[])
+            .is_err());
+        for i in 0..3 {
+            person(&s, &admin, &format!("m{i}"), Some("mia"));
+            person(&s, &admin, &format!("d{i}"), Some("dan"));
+        }
+        assert_eq!(mailed(&s, "mia@x.io"), 0, "muted");
+        assert_eq!(mailed(&s, "dan@x.io"), 0, "kept for the digest");
+        assert_eq!(s.send_digests(&admin).unwrap(), 0, "not an hour old yet");
+        clock.advance(Duration::hours(1));
+        assert_eq!(s.send_digests(&admin).unwrap(), 1);
+        assert_eq!(mailed(&s, "dan@x.io"), 1);
+        assert_eq!(s.send_digests(&admin).unwrap(), 0, "sent once");
+        assert!(s.store().records(Collection::Digest).unwrap().is_empty());
     }
 }
