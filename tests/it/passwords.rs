@@ -369,3 +369,56 @@ fn a_reset_code_mailed_by_smtp_lets_the_holder_in_once_to_set_a_password() {
     }
     assert!(!e.iter().any(|e| e.to_string().contains(&code)));
 }
+
+#[test]
+fn the_server_mails_a_password_expiry_warning_once_and_closes_a_stale_request() {
+    let Some(python) = python() else {
+        eprintln!("skipped: no Python with aiosmtpd (run ./scripts/test.sh, which installs it)");
+        return;
+    };
+    let inst = Instance::initialised();
+    let port = free_port();
+    smtp_config(&inst, port);
+    inst.edit_config("# max_age_days = 180", "max_age_days = 30");
+    inst.edit_config("interval_seconds = 60", "interval_seconds = 1");
+    let maildir = inst.path("mail");
+    let _smtp = smtp_server(&python, port, &maildir);
+    inst.create("gus", "--kind employee --role user");
+    // Set 25 days ago: it expires in 5 days, within the 7-day warning.
+    inst.set_faketime(Some("-25d"));
+    inst.ok_stdin(&["password", "set", "gus"], "amber willow canyon\n");
+    inst.ok(&[
+        "request",
+        "create",
+        "old",
+        "--email",
+        "old@x.example",
+        "--display-name",
+        "Old",
+        "--kind",
+        "employee",
+        "--reason",
+        "forgotten",
+    ]);
+    inst.set_faketime(None);
+    let server = inst.serve();
+    let mail = wait_for("the expiry warning", Duration::from_secs(20), || {
+        mails(&inst.path("mail"))
+            .into_iter()
+            .find(|m| m.contains("your password for gus expires"))
+    });
+    assert!(mail.contains("To: gus@example.com"), "{mail}");
+    // Passes go on every second; the warning is not repeated.
+    std::thread::sleep(Duration::from_secs(3));
+    let warnings = mails(&maildir)
+        .iter()
+        .filter(|m| m.contains("your password for gus expires"))
+        .count();
+    assert_eq!(warnings, 1);
+    let (code, out, _) = alice(&server, &inst, "request list --json", None);
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["status"], "expired", "{list:#}");
+    let e = events(&server, &inst, "gus");
+    assert_eq!(details(&e, "password.warn").len(), 1, "{e:#?}");
+}
