@@ -314,6 +314,10 @@ pub struct RequestsConfig {
     /// A pending request is closed (and its requester told) after this many days.
     #[serde(default = "default_request_expiry")]
     pub expire_days: u32,
+    /// Who may approve account requests of a kind (e.g. `vendor = ["sec-admin"]`);
+    /// kinds not listed: any admin.
+    #[serde(default)]
+    pub approvers: BTreeMap<crate::domain::Kind, Vec<String>>,
 }
 
 fn default_request_expiry() -> u32 {
@@ -324,6 +328,7 @@ impl Default for RequestsConfig {
     fn default() -> Self {
         RequestsConfig {
             expire_days: default_request_expiry(),
+            approvers: BTreeMap::new(),
         }
     }
 }

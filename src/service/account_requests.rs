@@ -55,6 +55,34 @@ pub(super) fn create_requested(tx: &mut Tx<'_>, request: &Request) -> Result<()>
     tell_requester(tx, request, "request_approved", String::new())
 }
 
+/// Refuses an approval by an admin who is not among the `[requests]
+/// approvers` of a kind the request asks for.
+pub(super) fn check_approver(services: &Services, actor: &Actor, request: &Request) -> Result<()> {
+    let approvers = &services.config().requests.approvers;
+    for a in &request.accounts {
+        let Some(kind) = a.input.kind.or_else(|| {
+            let t = a.input.template.as_ref()?;
+            services.config().templates.get(t).and_then(|t| t.kind)
+        }) else {
+            continue;
+        };
+        if let Some(names) = approvers.get(&kind) {
+            if !names.iter().any(|n| *n == actor.name) {
+                return Err(services.deny_because(
+                    actor,
+                    Permission::DecideRequest,
+                    None,
+                    Some(format!(
+                        "{kind} accounts are approved by {} ([requests] approvers)",
+                        names.join(", ")
+                    )),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Queues `event` (approved, denied, expired) to the one who asked, if an account.
 pub(super) fn tell_requester(
     tx: &mut Tx<'_>,

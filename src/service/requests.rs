@@ -164,6 +164,9 @@ impl Services {
             return Err(self.deny(actor, Permission::DecideRequest, None));
         }
         let request = self.load_request(id)?;
+        if approve {
+            super::account_requests::check_approver(self, actor, &request)?;
+        }
         if request.status != RequestStatus::Pending {
             return Err(Error::Conflict(
                 format!("request #{id} is already {:?}", request.status).to_lowercase(),

@@ -445,6 +445,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Import { .. } => "import",
         Command::Key(_) => "key add",
         Command::Password(_) => "password set",
+        Command::Request(_) => "request import",
         _ => "command",
     }
 }
