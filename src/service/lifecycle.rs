@@ -430,7 +430,7 @@ impl Services {
             done.extend(items);
         }
         done.extend(self.send_expiry_warnings(actor)?);
-        done.extend(self.send_password_warnings(actor)?);
+        done.extend(self.password_warnings_hourly(actor)?);
         done.extend(self.expire_requests(actor)?);
         self.send_digests(actor)?;
         Ok(done)

@@ -210,6 +210,8 @@ struct Inner {
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
     /// Wakes the connector worker after a write queued jobs.
     connect_wake: Arc<tokio::sync::Notify>,
+    /// When the password-expiry scan last ran (it reads every account: hourly).
+    password_scan: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Services {
@@ -272,6 +274,7 @@ impl Services {
                     &config,
                 ))),
                 failures: Mutex::new(login::FailureLog::default()),
+                password_scan: Mutex::new(None),
                 config,
             }),
         })

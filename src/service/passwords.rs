@@ -193,6 +193,23 @@ impl Services {
         })
     }
 
+    /// The lifecycle pass's password warnings: at most once an hour, as the
+    /// scan reads every account (warnings are days ahead; an hour is early enough).
+    pub(crate) fn password_warnings_hourly(&self, actor: &Actor) -> Result<Vec<PreviewItem>> {
+        let now = self.now();
+        {
+            let mut last = match self.inner.password_scan.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if last.is_some_and(|t| now - t < Duration::hours(1) && now >= t) {
+                return Ok(vec![]);
+            }
+            *last = Some(now);
+        }
+        self.send_password_warnings(actor)
+    }
+
     /// Password expiry warnings: each password that expires within
     /// `[passwords] warn_days` is warned about once (the holder, by mail).
     pub(crate) fn send_password_warnings(&self, actor: &Actor) -> Result<Vec<PreviewItem>> {
