@@ -305,6 +305,8 @@ pub struct Config {
     pub passwords: crate::domain::password_policy::PasswordPolicy,
     /// `[requests]`: how long an account request waits.
     pub requests: RequestsConfig,
+    /// Target hosts and the user CA (`[hosts]`).
+    pub hosts: HostsConfig,
 }
 
 /// `[requests]`.
@@ -333,19 +335,143 @@ impl Default for RequestsConfig {
     }
 }
 
-/// How a connector reaches its target. Only `command` exists so far.
+/// `[hosts]`: certificates tenure issues as an OpenSSH user CA.
+#[derive(Debug, Clone)]
+pub struct HostsConfig {
+    /// Validity of a certificate when `cert --valid` is not given.
+    pub cert_validity: chrono::Duration,
+    /// The longest validity anyone may ask for.
+    pub cert_max_validity: chrono::Duration,
+    /// Add each of the account's groups as a principal (besides the username).
+    pub group_principals: bool,
+}
+
+impl Default for HostsConfig {
+    fn default() -> Self {
+        HostsConfig {
+            cert_validity: chrono::Duration::hours(8),
+            cert_max_validity: chrono::Duration::days(7),
+            group_principals: false,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHosts {
+    #[serde(default)]
+    cert_validity: Option<Spanned<String>>,
+    #[serde(default)]
+    cert_max_validity: Option<Spanned<String>>,
+    #[serde(default)]
+    group_principals: bool,
+}
+
+/// How a connector reaches its target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectorType {
     /// A program run with the job as one JSON document on stdin (argv, no shell).
     Command { argv: Vec<String> },
+    /// An LDAP directory (OpenLDAP with ppolicy in the tests).
+    Ldap(Box<LdapConfig>),
+    /// A SCIM 2.0 service provider (RFC 7643/7644).
+    Scim(Box<ScimConfig>),
+}
+
+/// A `type = "scim"` connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimConfig {
+    /// The base URL, e.g. `https://app.example.com/scim/v2`.
+    pub url: String,
+    pub bearer_token_file: PathBuf,
+    /// `disable`: active=false; `remove_groups`: that and out of every group; `delete`: DELETE.
+    pub on_disable: TargetAction,
+    /// `delete`: DELETE; `disable`/`remove_groups`: kept with active=false.
+    pub on_delete: TargetAction,
+    /// tenure group → target group displayName; empty = every group, same name.
+    pub group_map: BTreeMap<String, String>,
+    /// Change group membership with PATCH (falling back to PUT when the
+    /// target refuses it); false: always PUT the whole group.
+    pub patch: bool,
 }
 
 impl ConnectorType {
     pub fn as_str(&self) -> &'static str {
         match self {
             ConnectorType::Command { .. } => "command",
+            ConnectorType::Ldap(_) => "ldap",
+            ConnectorType::Scim(_) => "scim",
         }
     }
+}
+
+/// What disabling or deleting an account does in a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetAction {
+    /// Keep the object, locked (binds fail), groups kept.
+    Disable,
+    /// Locked, and taken out of every group tenure manages.
+    RemoveGroups,
+    /// The object is removed.
+    Delete,
+}
+
+impl TargetAction {
+    fn parse(text: &str) -> Option<TargetAction> {
+        match text {
+            "disable" => Some(TargetAction::Disable),
+            "remove_groups" => Some(TargetAction::RemoveGroups),
+            "delete" => Some(TargetAction::Delete),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetAction::Disable => "disable",
+            TargetAction::RemoveGroups => "remove_groups",
+            TargetAction::Delete => "delete",
+        }
+    }
+}
+
+/// How group membership is written in the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStyle {
+    /// `groupOfNames` with `member: <user DN>` (works with the memberof overlay).
+    GroupOfNames,
+    /// `posixGroup` with `memberUid: <username>`.
+    PosixGroup,
+}
+
+/// An `type = "ldap"` connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapConfig {
+    /// `ldap://` or `ldaps://` (rustls).
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    pub starttls: bool,
+    pub bind_dn: String,
+    pub bind_password_file: PathBuf,
+    pub people_dn: String,
+    pub groups_dn: String,
+    pub on_disable: TargetAction,
+    pub on_delete: TargetAction,
+    pub group_style: GroupStyle,
+    /// tenure group → directory group cn; empty = every group under its own name.
+    pub group_map: BTreeMap<String, String>,
+    /// Extra or overriding attributes: directory attribute → template
+    /// (`{username}`, `{display_name}`, `{email}`, `{company}`, `{project}`,
+    /// `{kind}`, `{sponsor}`, `{fields.NAME}`).
+    pub attributes: BTreeMap<String, String>,
+    /// The first uidNumber tenure hands out.
+    pub uid_number_start: u32,
+    /// Every account's gidNumber; unset = the account's own uidNumber.
+    pub gid_number: Option<u32>,
+    pub home_directory: String,
+    pub login_shell: String,
+    /// Write `ldapPublicKey`/`sshPublicKey` (needs the openssh-lpk schema).
+    pub ssh_public_keys: bool,
 }
 
 /// One `[[connectors]]` entry.
@@ -356,6 +482,8 @@ pub struct ConnectorConfig {
     /// The kinds of account this target receives.
     pub kinds: BTreeSet<crate::domain::Kind>,
     pub timeout_seconds: u64,
+    /// Reconcile on a schedule, every this many hours (unset: only by hand).
+    pub reconcile_hours: Option<u32>,
 }
 
 impl ConnectorConfig {
@@ -376,6 +504,44 @@ struct RawConnector {
     scope: Option<RawScope>,
     #[serde(default)]
     timeout_seconds: Option<u64>,
+    #[serde(default)]
+    reconcile_hours: Option<u32>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    starttls: Option<bool>,
+    #[serde(default)]
+    bind_dn: Option<String>,
+    #[serde(default)]
+    bind_password_file: Option<String>,
+    #[serde(default)]
+    people_dn: Option<String>,
+    #[serde(default)]
+    groups_dn: Option<String>,
+    #[serde(default)]
+    on_disable: Option<String>,
+    #[serde(default)]
+    on_delete: Option<String>,
+    #[serde(default)]
+    group_style: Option<String>,
+    #[serde(default)]
+    groups: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    attributes: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    uid_number_start: Option<u32>,
+    #[serde(default)]
+    gid_number: Option<u32>,
+    #[serde(default)]
+    home_directory: Option<String>,
+    #[serde(default)]
+    login_shell: Option<String>,
+    #[serde(default)]
+    ssh_public_keys: Option<bool>,
+    #[serde(default)]
+    bearer_token_file: Option<String>,
+    #[serde(default)]
+    patch: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -537,6 +703,8 @@ struct RawConfig {
     passwords: crate::domain::password_policy::PasswordPolicy,
     #[serde(default)]
     requests: RequestsConfig,
+    #[serde(default)]
+    hosts: RawHosts,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -862,20 +1030,102 @@ impl Config {
                     }
                     ConnectorType::Command { argv }
                 }
-                "ldap" | "scim" => {
-                    return Err(fail(
-                        span,
-                        format!(
-                            "{at}.type: \"{}\" connectors are not supported yet (only \"command\")",
-                            c.kind
-                        ),
-                    ))
+                "ldap" => {
+                    let need = |value: &Option<String>, key: &str, example: &str| {
+                        value
+                            .clone()
+                            .filter(|v| !v.trim().is_empty())
+                            .ok_or_else(|| {
+                                fail(span.clone(), format!("{at}.{key}: required for an ldap connector, e.g. {example}"))
+                            })
+                    };
+                    let url = need(&c.url, "url", "\"ldap://127.0.0.1:389\"")?;
+                    if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+                        return Err(fail(
+                            span,
+                            format!("{at}.url: '{}' must start with ldap:// or ldaps://", crate::text::escape_text(&url)),
+                        ));
+                    }
+                    let action = |value: &Option<String>, key: &str, default: TargetAction| match value {
+                        None => Ok(default),
+                        Some(v) => TargetAction::parse(v).ok_or_else(|| {
+                            fail(span.clone(), format!("{at}.{key}: '{}' must be \"disable\", \"remove_groups\" or \"delete\"", crate::text::escape_text(v)))
+                        }),
+                    };
+                    let group_style = match c.group_style.as_deref() {
+                        None | Some("groupOfNames") => GroupStyle::GroupOfNames,
+                        Some("posixGroup") => GroupStyle::PosixGroup,
+                        Some(other) => {
+                            return Err(fail(
+                                span,
+                                format!("{at}.group_style: '{}' must be \"groupOfNames\" or \"posixGroup\"", crate::text::escape_text(other)),
+                            ))
+                        }
+                    };
+                    ConnectorType::Ldap(Box::new(LdapConfig {
+                        url,
+                        starttls: c.starttls.unwrap_or(false),
+                        bind_dn: need(&c.bind_dn, "bind_dn", "\"cn=admin,dc=example,dc=com\"")?,
+                        bind_password_file: resolve(&need(
+                            &c.bind_password_file,
+                            "bind_password_file",
+                            "\"keys/ldap_password\"",
+                        )?),
+                        people_dn: need(&c.people_dn, "people_dn", "\"ou=people,dc=example,dc=com\"")?,
+                        groups_dn: need(&c.groups_dn, "groups_dn", "\"ou=groups,dc=example,dc=com\"")?,
+                        on_disable: action(&c.on_disable, "on_disable", TargetAction::Disable)?,
+                        on_delete: action(&c.on_delete, "on_delete", TargetAction::Delete)?,
+                        group_style,
+                        group_map: c.groups.clone().unwrap_or_default(),
+                        attributes: c.attributes.clone().unwrap_or_default(),
+                        uid_number_start: c.uid_number_start.unwrap_or(10000),
+                        gid_number: c.gid_number,
+                        home_directory: c.home_directory.clone().unwrap_or_else(|| "/home/{username}".into()),
+                        login_shell: c.login_shell.clone().unwrap_or_else(|| "/bin/bash".into()),
+                        ssh_public_keys: c.ssh_public_keys.unwrap_or(true),
+                    }))
+                }
+                "scim" => {
+                    let need = |value: &Option<String>, key: &str, example: &str| {
+                        value
+                            .clone()
+                            .filter(|v| !v.trim().is_empty())
+                            .ok_or_else(|| {
+                                fail(span.clone(), format!("{at}.{key}: required for a scim connector, e.g. {example}"))
+                            })
+                    };
+                    let url = need(&c.url, "url", "\"https://app.example.com/scim/v2\"")?;
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(fail(
+                            span,
+                            format!("{at}.url: '{}' must start with http:// or https://", escape_text(&url)),
+                        ));
+                    }
+                    let action = |value: &Option<String>, key: &str, default: TargetAction| match value {
+                        None => Ok(default),
+                        Some(v) => TargetAction::parse(v).ok_or_else(|| {
+                            fail(span.clone(), format!("{at}.{key}: '{}' must be \"disable\", \"remove_groups\" or \"delete\"", escape_text(v)))
+                        }),
+                    };
+                    ConnectorType::Scim(Box::new(ScimConfig {
+                        url: url.trim_end_matches('/').to_string(),
+                        bearer_token_file: resolve(&need(
+                            &c.bearer_token_file,
+                            "bearer_token_file",
+                            "\"keys/scim_token\"",
+                        )?),
+                        on_disable: action(&c.on_disable, "on_disable", TargetAction::Disable)?,
+                        on_delete: action(&c.on_delete, "on_delete", TargetAction::Delete)?,
+                        group_map: c.groups.clone().unwrap_or_default(),
+                        patch: c.patch.unwrap_or(true),
+                    }))
                 }
                 other => {
                     return Err(fail(
                         span,
                         format!(
-                            "{at}.type: unknown connector type '{other}' (expected \"command\")"
+                            "{at}.type: unknown connector type '{}' (expected \"command\", \"ldap\" or \"scim\")",
+                            crate::text::escape_text(other)
                         ),
                     ))
                 }
@@ -910,12 +1160,45 @@ impl Config {
                     format!("{at}.timeout_seconds: {timeout_seconds} must be 1 to 3600"),
                 ));
             }
+            if c.reconcile_hours == Some(0) {
+                return Err(fail(
+                    span,
+                    format!("{at}.reconcile_hours: must be at least 1 (leave it out to reconcile only by hand)"),
+                ));
+            }
             connectors.push(ConnectorConfig {
                 name: c.name.clone(),
                 kind,
                 kinds,
                 timeout_seconds,
+                reconcile_hours: c.reconcile_hours,
             });
+        }
+        let mut hosts = HostsConfig {
+            group_principals: raw.hosts.group_principals,
+            ..HostsConfig::default()
+        };
+        for (value, slot, key) in [
+            (
+                &raw.hosts.cert_validity,
+                &mut hosts.cert_validity,
+                "cert_validity",
+            ),
+            (
+                &raw.hosts.cert_max_validity,
+                &mut hosts.cert_max_validity,
+                "cert_max_validity",
+            ),
+        ] {
+            if let Some(text) = value {
+                *slot = crate::domain::host::parse_duration(text.get_ref())
+                    .map_err(|e| fail(text.span(), format!("hosts.{key}: {e}")))?;
+            }
+        }
+        if hosts.cert_validity > hosts.cert_max_validity {
+            return Err(ConfigError(format!(
+                "config {source}: hosts.cert_validity is longer than hosts.cert_max_validity"
+            )));
         }
         Ok(Config {
             source: source.to_string(),
@@ -959,6 +1242,7 @@ impl Config {
             connectors,
             passwords: raw.passwords,
             requests: raw.requests,
+            hosts,
         })
     }
 }
@@ -1011,13 +1295,19 @@ mod tests {
         assert!(parse(EXAMPLE).unwrap().connectors.is_empty());
 
         let cases = [
+            ("type = \"ldap\"\n", "connectors[0].url: required"),
             (
-                "type = \"ldap\"\n",
-                "connectors[0].type: \"ldap\" connectors are not supported yet",
+                "type = \"ldap\"\nurl = \"http://x\"\n",
+                "connectors[0].url: 'http://x' must start with ldap://",
             ),
             (
-                "type = \"scim\"\n",
-                "connectors[0].type: \"scim\" connectors are not supported yet",
+                "type = \"ldap\"\nurl = \"ldap://x\"\nbind_dn = \"cn=a\"\nbind_password_file = \"p\"\npeople_dn = \"ou=p\"\ngroups_dn = \"ou=g\"\non_disable = \"wipe\"\n",
+                "connectors[0].on_disable: 'wipe' must be",
+            ),
+            ("type = \"scim\"\n", "connectors[0].url: required for a scim connector"),
+            (
+                "type = \"scim\"\nurl = \"https://x/scim/v2\"\n",
+                "connectors[0].bearer_token_file: required",
             ),
             ("type = \"command\"\n", "connectors[0].command"),
             (
@@ -1044,6 +1334,35 @@ mod tests {
             err.contains("line 5") && err.contains("connectors[1].name"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_ldap_connector_parses_with_its_defaults() {
+        let c = parse(
+            "[[connectors]]\nname = \"directory\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:3890\"\nbind_dn = \"cn=admin,dc=example,dc=com\"\nbind_password_file = \"keys/ldap_password\"\npeople_dn = \"ou=people,dc=example,dc=com\"\ngroups_dn = \"ou=groups,dc=example,dc=com\"\nscope = { kinds = [\"contractor\"] }\non_disable = \"remove_groups\"\ngroups = { dev = \"developers\" }\nreconcile_hours = 6\n",
+        )
+        .unwrap()
+        .connectors
+        .remove(0);
+        assert_eq!(c.reconcile_hours, Some(6));
+        let ConnectorType::Ldap(l) = c.kind else {
+            panic!("not ldap: {:?}", c.kind)
+        };
+        assert_eq!(
+            l.bind_password_file,
+            PathBuf::from("/srv/tenure/keys/ldap_password")
+        );
+        assert_eq!(
+            (l.on_disable, l.on_delete, l.group_style),
+            (
+                TargetAction::RemoveGroups,
+                TargetAction::Delete,
+                GroupStyle::GroupOfNames
+            )
+        );
+        assert_eq!(l.group_map["dev"], "developers");
+        assert_eq!((l.uid_number_start, l.gid_number), (10000, None));
+        assert!(l.ssh_public_keys && !l.starttls);
     }
 
     #[test]

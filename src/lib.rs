@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod domain;
+pub mod hostagent;
 pub mod hostkey;
 pub mod notify;
 pub mod service;

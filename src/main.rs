@@ -90,6 +90,7 @@ fn open(config: &Config, must_exist: bool) -> Result<Services, ExitCode> {
         Arc::new(SystemClock),
     )
     .map_err(|e| fail(e, 1))?;
+    services.set_applier(Arc::new(tenure::connect::Runner::default()));
     Ok(services)
 }
 
@@ -424,8 +425,12 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                 return;
             }
             let wake = provisioner.connector_waker();
-            let runner = std::sync::Arc::new(tenure::connect::Runner);
+            let Ok(runner) = provisioner.applier() else {
+                return;
+            };
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            // The first check comes a minute after the start.
+            let mut last_reconcile_check = std::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -438,6 +443,18 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                     }
                     Ok(Err(e)) => tracing::warn!(error = %e, "connector round failed"),
                     _ => {}
+                }
+                // Scheduled reconciles (`reconcile_hours`), checked once a minute.
+                if last_reconcile_check.elapsed() >= std::time::Duration::from_secs(60) {
+                    last_reconcile_check = std::time::Instant::now();
+                    let (s, r) = (provisioner.clone(), runner.clone());
+                    if let Ok(lines) =
+                        tokio::task::spawn_blocking(move || s.reconcile_due(r.as_ref())).await
+                    {
+                        for line in lines {
+                            tracing::info!("reconcile {}", tenure::text::escape_text(&line));
+                        }
+                    }
                 }
             }
         });
@@ -458,6 +475,15 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // On a target host (sshd's AuthorizedKeysCommand, a cron job, set-up):
+    // its own small grammar, no database, no server config.
+    // (Lossy: a name that is not UTF-8 must not panic; it fails the username rule.)
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if tenure::hostagent::is_host_command(&args) {
+        return tenure::hostagent::main(args);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -69,6 +69,8 @@ enum Before {
     TomInGroup,
     TomEnrolledTotp,
     TomRequested,
+    /// Host `web1` (group `interns`) registered.
+    HostWeb,
 }
 
 struct Row {
@@ -143,6 +145,15 @@ fn rows() -> Vec<Row> {
         row("connector list", "connector list", "", Nothing,                                    [A, A, D, D, D, D]),
         row("connector status", "connector status hr", "", Nothing,                             [A, A, D, D, D, D]),
         row("connector retry", "connector retry hr", "", Nothing,                               [A, A, D, D, D, D]),
+        row("connector reconcile", "connector reconcile hr --dry-run", "", Nothing,             [A, D, D, D, D, D]),
+        row("host add", "host add web9 --group web", "NEWKEY", Nothing,                         [A, D, D, D, D, D]),
+        row("host list", "host list", "", HostWeb,                                              [A, A, D, D, D, D]),
+        row("host show", "host show web1", "", HostWeb,                                         [A, A, D, D, D, D]),
+        row("host remove", "host remove web1", "", HostWeb,                                     [A, D, D, D, D, D]),
+        row("authorized-keys", "authorized-keys tom", "", HostWeb,                              [D, D, D, D, D, D]),
+        row("revoked-keys", "revoked-keys", "", HostWeb,                                        [D, D, D, D, D, D]),
+        row("host ca", "host ca", "", Nothing,                                                  [A, A, A, A, A, A]),
+        row("cert", "cert tom", KEY_TOM, Nothing,                                               [A, D, D, D, A, D]),
         row("import", "import", "username,email,display_name,kind\nneo,neo@x.io,Neo,employee\n", Nothing,
                                                                                                 [A, D, D, D, D, D]),
         row("export", "export", "", Nothing,                                                    [A, A, D, D, D, D]),
@@ -189,6 +200,7 @@ fn cell(before: Before) -> Cell {
         crate::config::EXAMPLE
     );
     let (s, _clock, local) = testkit::services_with(&config, None);
+    s.set_applier(std::sync::Arc::new(crate::connect::Runner::default()));
     person(&s, &local, "ada", &[Role::Admin], None);
     s.key_add(&local, "ada", &key_line(7, "ada@x"), None)
         .unwrap();
@@ -234,6 +246,15 @@ fn cell(before: Before) -> Cell {
         }
         Before::TomEnrolledTotp => {
             s.totp_enroll(&local, "tom").unwrap();
+        }
+        Before::HostWeb => {
+            s.host_add(
+                &local,
+                "web1",
+                &key_line(11, "web1"),
+                &["interns".to_string()],
+            )
+            .unwrap();
         }
         Before::TomRequested => {
             let end = s.today() + chrono::Duration::days(90);
@@ -353,6 +374,52 @@ fn every_command_and_every_kind_of_actor_get_exactly_what_the_table_says() {
     );
 }
 
+/// A host may ask its queries and nothing else: every other row of the
+/// table is refused to it (exit 4, audited, nothing changed).
+#[test]
+fn a_host_may_run_no_command_but_its_queries() {
+    let mut wrong = Vec::new();
+    for row in rows() {
+        let c = cell(row.before);
+        if !c.services.is_host_name("web1") {
+            c.services
+                .host_add(
+                    &c.local,
+                    "web1",
+                    &key_line(11, "web1"),
+                    &["interns".to_string()],
+                )
+                .unwrap();
+        }
+        let host = Actor::account(
+            &c.services.load("web1").unwrap(),
+            Source::Ssh("192.0.2.20".into()),
+            None,
+        );
+        let before = state(&c);
+        let denied_before = events(&c, true).len();
+        let queries = ["authorized-keys", "revoked-keys", "host ca"];
+        let want = if queries.contains(&row.command) { 0 } else { 4 };
+        let got = run_line(&c, &host, &row);
+        let verdict = match (&got, want) {
+            (Ok(_), 0) => Ok(()),
+            (Err((4, _)), 4) if state(&c) != before => {
+                Err("refused, but something changed".to_string())
+            }
+            (Err((4, _)), 4) if events(&c, true).len() <= denied_before => {
+                Err("refused without an auth.denied record".to_string())
+            }
+            (Err((4, _)), 4) => Ok(()),
+            (Ok(out), _) => Err(format!("allowed: {}", out.trim_end())),
+            (Err((code, e)), _) => Err(format!("exit {code} (want {want}): {e}")),
+        };
+        if let Err(e) = verdict {
+            wrong.push(format!("host web1: `{}`: {e}", row.line));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// Every leaf command of the grammar, as "user disable".
 fn grammar() -> BTreeSet<String> {
     fn walk(cmd: &clap::Command, prefix: &str, out: &mut BTreeSet<String>) {
@@ -409,7 +476,9 @@ const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
 ];
 
 /// Console actions about no account in particular.
-const CONSOLE_GLOBAL: [(Action, &str); 8] = [
+const CONSOLE_GLOBAL: [(Action, &str); 10] = [
+    (Action::Hosts, "host list"),
+    (Action::RemoveHost, "host remove"),
     (Action::Approve, "request approve"),
     (Action::Deny, "request deny"),
     (Action::Audit, "audit tail"),

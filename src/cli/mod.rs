@@ -4,6 +4,7 @@
 
 #[cfg(test)]
 mod authz_table;
+mod host_output;
 mod output;
 
 use std::collections::BTreeMap;
@@ -80,6 +81,24 @@ pub enum Command {
     /// Provisioning targets: their links, queued jobs, retries
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Target hosts (OpenSSH servers that ask tenure for keys): register, list, show, remove
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// For a host: the authorized_keys lines of USER on it (sshd's AuthorizedKeysCommand)
+    #[command(name = "authorized-keys")]
+    AuthorizedKeys { user: String },
+    /// For a host: the revocation list (KRL) for sshd's RevokedKeys, binary on stdout
+    #[command(name = "revoked-keys")]
+    RevokedKeys,
+    /// An OpenSSH certificate for your login key (or NAME's key given on stdin), from tenure's user CA
+    Cert {
+        name: Option<String>,
+        /// Validity, e.g. 8h, 30m, 2d (never past the end of the account's last day)
+        #[arg(long)]
+        valid: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Create accounts from CSV on stdin (the header names the columns, as `export` writes them)
     Import {
         /// Check every row, write nothing
@@ -377,6 +396,47 @@ pub enum ConnectorCommand {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Read the target back: in sync, drifted (fixed), missing (created),
+    /// enabled there though disabled here (fixed), unmatched (orphans: reported)
+    Reconcile {
+        name: String,
+        /// Report only; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Also disable the unmatched objects (orphans) in the target
+        #[arg(long)]
+        disable_unmatched: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Register a host: its public key line on stdin (e.g. /etc/tenure/host_key.pub)
+    Add {
+        name: String,
+        /// Accounts in a group the host has may log in there (repeat)
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every host: groups, key, state
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One host and who may log in there now
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a host for good (its key stops working at once)
+    Remove { name: String },
+    /// The user CA's public key line, for sshd's TrustedUserCAKeys
+    Ca,
 }
 
 #[derive(Debug, Subcommand)]
@@ -527,6 +587,16 @@ impl Command {
                 | Command::Password(PasswordCommand::Set { .. })
                 | Command::Request(RequestCommand::Import { .. })
                 | Command::Import { .. }
+                | Command::Host(HostCommand::Add { .. })
+                | Command::Cert { name: Some(_), .. }
+        )
+    }
+
+    /// What a host may ask (every other command is refused to a host).
+    pub fn host_query(&self) -> bool {
+        matches!(
+            self,
+            Command::AuthorizedKeys { .. } | Command::RevokedKeys | Command::Host(HostCommand::Ca)
         )
     }
 
@@ -853,6 +923,7 @@ pub fn run(
 ) -> Result<()> {
     use output::*;
     let today = services.today();
+    services.command_gate(actor, command.host_query())?;
     match command {
         Command::Whoami { json } => {
             let account = if actor.is_account {
@@ -889,10 +960,12 @@ pub fn run(
             UserCommand::Show { name, json } => {
                 let account = services.show(actor, &name)?;
                 let links = services.account_links(&account.username)?;
+                let hosts = services.login_hosts(&account)?;
                 print_account_with_links(
                     out,
                     &account,
                     &links,
+                    &hosts,
                     today,
                     json,
                     (&services.config().passwords, services.now()),
@@ -1309,7 +1382,50 @@ pub fn run(
                 let n = services.connector_retry(actor, &name, user.as_deref())?;
                 say(out, &format!("{name}: {n} jobs due now"))
             }
+            ConnectorCommand::Reconcile {
+                name,
+                dry_run,
+                disable_unmatched,
+                json,
+            } => {
+                let options = crate::service::connect::ReconcileOptions {
+                    dry_run,
+                    disable_unmatched,
+                };
+                let applier = services.applier()?;
+                let report =
+                    services.connector_reconcile(actor, &name, options, applier.as_ref())?;
+                print_reconcile(out, &report, json)
+            }
         },
+        Command::Host(cmd) => run_host(services, actor, cmd, input, out),
+        Command::AuthorizedKeys { user } => {
+            for line in services.authorized_keys(actor, &user)? {
+                writeln!(out, "{line}").map_err(io)?;
+            }
+            Ok(())
+        }
+        Command::RevokedKeys => {
+            let krl = services.revoked_keys(actor)?;
+            out.write_all(&krl).map_err(io)
+        }
+        Command::Cert { name, valid, json } => {
+            let valid = valid
+                .as_deref()
+                .map(crate::domain::host::parse_duration)
+                .transpose()
+                .map_err(Error::Invalid)?;
+            let key_line = if name.is_some() {
+                Some(read_stdin(input)?)
+            } else {
+                None
+            };
+            let issued = services.cert_issue(actor, name.as_deref(), key_line.as_deref(), valid)?;
+            if json {
+                return print_json(out, &issued);
+            }
+            writeln!(out, "{}", issued.certificate.trim()).map_err(io)
+        }
         Command::Notify(NotifyCommand::Queue { json }) => {
             let entries = services.notify_queue(actor)?;
             print_outbox(out, &entries, json)
@@ -1378,6 +1494,53 @@ pub fn run(
                     report.problems.len()
                 )))
             }
+        }
+    }
+}
+
+fn run_host(
+    services: &Services,
+    actor: &Actor,
+    command: HostCommand,
+    input: &mut dyn Read,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use host_output::*;
+    use output::*;
+    match command {
+        HostCommand::Add { name, groups, json } => {
+            let line = read_stdin(input)?;
+            let host = services.host_add(actor, &name, &line, &groups)?;
+            let fp = host
+                .credentials
+                .keys
+                .first()
+                .map(|k| k.fingerprint.clone())
+                .unwrap_or_default();
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({"name": name, "groups": groups, "fingerprint": fp}),
+                );
+            }
+            let via = if groups.is_empty() {
+                "no group yet: nobody may log in there (host groups come with --group)".to_string()
+            } else {
+                format!("accounts in {} may log in there", groups.join(", "))
+            };
+            say(out, &format!("added host {name} ({fp}); {via}"))
+        }
+        HostCommand::List { json } => print_hosts(out, &services.host_list(actor)?, json),
+        HostCommand::Show { name, json } => {
+            print_host(out, &services.host_show(actor, &name)?, json)
+        }
+        HostCommand::Remove { name } => {
+            services.host_remove(actor, &name)?;
+            say(out, &format!("removed host {name}"))
+        }
+        HostCommand::Ca => {
+            let line = services.host_ca(actor)?;
+            writeln!(out, "{}", line.trim()).map_err(io)
         }
     }
 }

@@ -927,6 +927,7 @@ pub fn print_account_with_links(
     out: &mut dyn Write,
     a: &Account,
     links: &[crate::service::connect::Link],
+    hosts: &[String],
     today: NaiveDate,
     json: bool,
     password: (
@@ -943,9 +944,16 @@ pub fn print_account_with_links(
             .and_then(|_| password.0.expires_at(a.credentials.password_set_at)));
         view["links"] =
             serde_json::to_value(links).map_err(|e| Error::Failed(format!("encode links: {e}")))?;
+        view["hosts"] = serde_json::json!(hosts);
         return print_json(out, &view);
     }
     print_account_password(out, a, today, false, Some(password))?;
+    let where_ = if hosts.is_empty() {
+        "-".to_string()
+    } else {
+        hosts.join(", ")
+    };
+    say(out, &format!("{:<13} {where_}", "logs in on"))?;
     let text = if links.is_empty() {
         "-".to_string()
     } else {
@@ -1006,6 +1014,73 @@ pub fn print_connectors(
         );
     }
     write_table(out, &t)
+}
+
+pub fn print_reconcile(
+    out: &mut dyn Write,
+    report: &crate::service::connect::ReconcileReport,
+    json: bool,
+) -> Result<()> {
+    if json {
+        return print_json(out, report);
+    }
+    say(out, &report.summary())?;
+    if !report.rows.is_empty() {
+        let mut t = table(&["ACCOUNT", "CLASS", "FIELD", "TENURE", "TARGET", "FIX"]);
+        for r in &report.rows {
+            let fix = if r.fixing {
+                "queued"
+            } else if report.dry_run {
+                "-"
+            } else {
+                "job waiting"
+            };
+            if r.drift.is_empty() {
+                let target = r.target_id.clone().unwrap_or_else(|| "(absent)".into());
+                add_row(
+                    &mut t,
+                    vec![
+                        r.account.clone(),
+                        r.class.clone(),
+                        "-".into(),
+                        "-".into(),
+                        target,
+                        fix.into(),
+                    ],
+                );
+            }
+            for d in &r.drift {
+                add_row(
+                    &mut t,
+                    vec![
+                        r.account.clone(),
+                        r.class.clone(),
+                        d.field.clone(),
+                        d.tenure.clone(),
+                        d.target.clone(),
+                        fix.into(),
+                    ],
+                );
+            }
+        }
+        write_table(out, &t)?;
+    }
+    if !report.unmatched.is_empty() {
+        say(out, "unmatched in the target (orphans):")?;
+        let mut t = table(&["OBJECT", "WHY", "STATE"]);
+        for u in &report.unmatched {
+            let state = if u.disabled {
+                "disabled now"
+            } else if u.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            };
+            add_row(&mut t, vec![u.object.clone(), u.why.clone(), state.into()]);
+        }
+        write_table(out, &t)?;
+    }
+    Ok(())
 }
 
 pub fn print_connector_status(

@@ -11,11 +11,17 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::config::{ConnectorConfig, ConnectorType};
-use crate::service::connect::{Applier, ERROR_BYTES};
+use crate::service::connect::{Applier, TargetObject, Verdict, ERROR_BYTES};
 
-/// Runs the configured programs.
+pub mod ldap;
+pub mod scim;
+
+/// Applies jobs to every kind of target: runs the configured programs,
+/// talks to the directories (keeping a connection per LDAP connector).
 #[derive(Default)]
-pub struct Runner;
+pub struct Runner {
+    ldap: ldap::Pool,
+}
 
 impl Applier for Runner {
     fn apply(
@@ -29,6 +35,44 @@ impl Applier for Runner {
                 document,
                 Duration::from_secs(connector.timeout_seconds),
             ),
+            ConnectorType::Ldap(cfg) => self.ldap.apply(connector, cfg, document),
+            ConnectorType::Scim(cfg) => scim::Client::new(connector, cfg)?.apply(document),
+        }
+    }
+
+    fn read_all(
+        &self,
+        connector: &ConnectorConfig,
+    ) -> std::result::Result<Option<Vec<TargetObject>>, String> {
+        match &connector.kind {
+            ConnectorType::Command { .. } => Ok(None),
+            ConnectorType::Ldap(cfg) => self.ldap.read_all(connector, cfg).map(Some),
+            ConnectorType::Scim(cfg) => scim::Client::new(connector, cfg)?.read_all().map(Some),
+        }
+    }
+
+    fn compare(
+        &self,
+        connector: &ConnectorConfig,
+        document: &Value,
+        found: Option<&TargetObject>,
+    ) -> std::result::Result<Verdict, String> {
+        match &connector.kind {
+            ConnectorType::Command { .. } => Err("a command target cannot be read back".into()),
+            ConnectorType::Ldap(cfg) => ldap::compare(cfg, document, found),
+            ConnectorType::Scim(cfg) => scim::compare(cfg, document, found),
+        }
+    }
+
+    fn disable_object(
+        &self,
+        connector: &ConnectorConfig,
+        id: &str,
+    ) -> std::result::Result<(), String> {
+        match &connector.kind {
+            ConnectorType::Command { .. } => Err("a command target cannot be read back".into()),
+            ConnectorType::Ldap(cfg) => self.ldap.disable(connector, cfg, id),
+            ConnectorType::Scim(cfg) => scim::Client::new(connector, cfg)?.disable(id),
         }
     }
 }
@@ -163,6 +207,7 @@ mod tests {
             },
             kinds: Default::default(),
             timeout_seconds: timeout,
+            reconcile_hours: None,
         }
     }
 
@@ -170,14 +215,17 @@ mod tests {
     fn the_program_gets_the_document_and_its_exit_decides() {
         let doc = serde_json::json!({"action": "create", "account": {"username": "bob"}});
         // The document arrives as one line on stdin; stdout's first line is the id.
-        let ok = Runner.apply(
+        let ok = Runner::default().apply(
             &sh(r#"read -r line; case "$line" in *'"username":"bob"'*) echo "id-1"; echo more;; *) exit 9;; esac"#, 5),
             &doc,
         );
         assert_eq!(ok, Ok(Some("id-1".into())));
-        assert_eq!(Runner.apply(&sh("cat >/dev/null", 5), &doc), Ok(None));
+        assert_eq!(
+            Runner::default().apply(&sh("cat >/dev/null", 5), &doc),
+            Ok(None)
+        );
         // A failure is stderr's first 512 bytes, on one line.
-        let long = Runner
+        let long = Runner::default()
             .apply(
                 &sh("cat >/dev/null; printf 'no such\\nuser ' >&2; head -c 2000 /dev/zero | tr '\\0' x >&2; exit 3", 5),
                 &doc,
@@ -188,17 +236,19 @@ mod tests {
             "{}",
             long.len()
         );
-        let silent = Runner.apply(&sh("exit 4", 5), &doc).unwrap_err();
+        let silent = Runner::default().apply(&sh("exit 4", 5), &doc).unwrap_err();
         assert!(
             silent.contains("exited") && silent.contains('4'),
             "{silent}"
         );
         // The timeout kills it.
         let started = Instant::now();
-        let slow = Runner.apply(&sh("sleep 20", 1), &doc).unwrap_err();
+        let slow = Runner::default()
+            .apply(&sh("sleep 20", 1), &doc)
+            .unwrap_err();
         assert!(slow.contains("did not finish within 1 s"), "{slow}");
         assert!(started.elapsed() < Duration::from_secs(10));
-        let missing = Runner
+        let missing = Runner::default()
             .apply(
                 &ConnectorConfig {
                     kind: ConnectorType::Command {

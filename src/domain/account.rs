@@ -58,11 +58,14 @@ word_enum!(
 
 word_enum!(
     /// What an account may do in tenure itself (checked in the service layer).
+    /// `host` is a target server (`host add`): it may only ask for the keys
+    /// and the revocation list of accounts allowed on it, nothing else.
     Role {
         Admin => "admin",
         Operator => "operator",
         Sponsor => "sponsor",
         User => "user",
+        Host => "host",
     }
 );
 
@@ -186,6 +189,10 @@ pub struct Account {
     /// Expiry warnings already sent: (end date warned about, days before).
     #[serde(default)]
     pub warnings_sent: BTreeSet<(NaiveDate, u32)>,
+    /// The POSIX uidNumber tenure gave this account for directories (LDAP
+    /// connectors); handed out once and kept for the account's life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid_number: Option<u32>,
 }
 
 impl Account {
@@ -255,5 +262,6 @@ pub(crate) fn sample(status: Status, start: &str, end: Option<&str>) -> Account 
         updated_by: "admin".into(),
         last_login: None,
         warnings_sent: Default::default(),
+        uid_number: None,
     }
 }

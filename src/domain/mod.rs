@@ -4,7 +4,9 @@
 pub mod account;
 pub mod audit;
 pub mod dates;
+pub mod host;
 pub mod key;
+pub mod krl;
 pub mod lifecycle;
 pub mod notice;
 pub mod password_policy;

@@ -683,6 +683,12 @@ fn validate_in(
     old: Option<&Account>,
     extra_required: &[String],
 ) -> Result<()> {
+    let was_host = old.is_some_and(|o| o.roles.contains(&Role::Host));
+    if account.roles.contains(&Role::Host) != was_host {
+        return Err(Error::Invalid(
+            "the role host comes with `host add NAME` and goes with `host remove NAME`".into(),
+        ));
+    }
     let config = tx.config();
     validate_account(
         account,
@@ -815,6 +821,7 @@ fn create_in_with(
         updated_by: tx.actor.name.clone(),
         last_login: None,
         warnings_sent: Default::default(),
+        uid_number: None,
     };
     // Explicit groups add to the template's.
     let explicit_groups = input.groups.clone();

@@ -47,6 +47,18 @@ pub enum Permission {
     ReadConnectors,
     /// Make a connector's waiting jobs due now.
     RetryConnector,
+    /// Read a target back and fix what differs (admins only).
+    ReconcileConnector,
+    /// See the registered hosts and who may log in on them.
+    ReadHosts,
+    /// Register and remove hosts.
+    ManageHosts,
+    /// What a host asks (authorized keys, the revocation list): hosts only.
+    HostQuery,
+    /// Have a certificate issued for an account's key.
+    IssueCert,
+    /// Run commands or open the console (every account but a host).
+    Commands,
 }
 
 impl Permission {
@@ -87,6 +99,12 @@ impl Permission {
             Permission::Backup => "take a backup",
             Permission::ReadConnectors => "read the connectors",
             Permission::RetryConnector => "retry connector jobs",
+            Permission::ReconcileConnector => "reconcile a connector",
+            Permission::ReadHosts => "read the hosts",
+            Permission::ManageHosts => "manage hosts",
+            Permission::HostQuery => "ask what a host asks",
+            Permission::IssueCert => "have a certificate issued for",
+            Permission::Commands => "run commands or open the console (a host only asks for keys)",
         }
     }
 }
@@ -97,7 +115,7 @@ pub fn rank(role: Role) -> u8 {
         Role::Admin => 3,
         Role::Operator => 2,
         Role::Sponsor => 1,
-        Role::User => 0,
+        Role::User | Role::Host => 0,
     }
 }
 
@@ -119,6 +137,17 @@ fn cuts_access(permission: Permission) -> bool {
 /// Without a target the answer is whether the actor may do it to some account.
 pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) -> bool {
     use Permission::*;
+    // A host asks for keys and the revocation list, and nothing else,
+    // whatever other role it may have been given.
+    if actor.has(Role::Host) {
+        return permission == HostQuery;
+    }
+    if permission == HostQuery {
+        return false;
+    }
+    if permission == Commands {
+        return true;
+    }
     if actor.has(Role::Admin) {
         return true;
     }
@@ -138,6 +167,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
             | PreviewLifecycle
             | ReadLockouts
             | ReadConnectors
+            | ReadHosts
     );
     if operator && (reads || permission == RetryConnector) {
         return true;
@@ -181,6 +211,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
                 | ManageTotp
                 | ManagePreferences
                 | KillSession
+                | IssueCert
         )
 }
 

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::authz::Permission;
 use super::{Actor, Error, Result, Services, Tx};
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, ConnectorType};
 use crate::domain::{Account, Status};
 use crate::store::Collection;
 
@@ -138,6 +138,18 @@ pub struct ConnectorSummary {
     pub failed: usize,
     pub jobs_queued: usize,
     pub last_error: Option<String>,
+    pub last_reconcile: Option<ReconcileBrief>,
+}
+
+/// The last reconcile of a connector, in a line.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReconcileBrief {
+    pub at: DateTime<Utc>,
+    pub in_sync: usize,
+    /// Drifted, missing, enabled in target, unwanted.
+    pub not_in_sync: usize,
+    pub unmatched: usize,
+    pub error: Option<String>,
 }
 
 /// `connector status NAME`.
@@ -156,7 +168,170 @@ pub trait Applier: Send + Sync {
         connector: &ConnectorConfig,
         document: &Value,
     ) -> std::result::Result<Option<String>, String>;
+
+    /// Every object in the connector's scope in the target, or `None` for a
+    /// target that cannot be read back (a command).
+    fn read_all(
+        &self,
+        _connector: &ConnectorConfig,
+    ) -> std::result::Result<Option<Vec<TargetObject>>, String> {
+        Ok(None)
+    }
+
+    /// How `found` (the object matched to the account, if any) differs from
+    /// what the job document says the target should hold.
+    fn compare(
+        &self,
+        _connector: &ConnectorConfig,
+        _document: &Value,
+        _found: Option<&TargetObject>,
+    ) -> std::result::Result<Verdict, String> {
+        Err("this target cannot be compared".into())
+    }
+
+    /// Disables an object tenure does not know (`--disable-unmatched`).
+    fn disable_object(
+        &self,
+        _connector: &ConnectorConfig,
+        _id: &str,
+    ) -> std::result::Result<(), String> {
+        Err("this target cannot disable objects".into())
+    }
 }
+
+/// One object read back from a target.
+#[derive(Clone, Debug, Default)]
+pub struct TargetObject {
+    /// The target's id (a DN, a SCIM id).
+    pub id: String,
+    /// The login name it carries (uid, userName).
+    pub username: Option<String>,
+    /// Whether it can be used (not locked, active).
+    pub enabled: bool,
+    /// Lower-cased attribute → values.
+    pub attrs: BTreeMap<String, Vec<String>>,
+    /// Lower-cased names of the groups (that tenure manages) it is in.
+    pub groups: std::collections::BTreeSet<String>,
+}
+
+impl TargetObject {
+    pub fn values(&self, attr: &str) -> Vec<String> {
+        self.attrs
+            .get(&attr.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// One difference between a target and tenure. Secrets are never shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub field: String,
+    pub tenure: String,
+    pub target: String,
+}
+
+/// What a target holds for one account, against what it should.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    InSync,
+    Drifted(Vec<Drift>),
+    /// Should be there, is not.
+    Missing,
+    /// Is there, should not be (deleted or disabled with "delete").
+    Unwanted,
+}
+
+/// `connector reconcile` options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReconcileOptions {
+    pub dry_run: bool,
+    pub disable_unmatched: bool,
+}
+
+/// One account that is not in sync in the target.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReconcileRow {
+    pub account: String,
+    /// drifted, missing, enabled_in_target (disabled/deleted in tenure but
+    /// usable there), unwanted (deleted in tenure, still there).
+    pub class: String,
+    #[serde(default)]
+    pub target_id: Option<String>,
+    #[serde(default)]
+    pub drift: Vec<Drift>,
+    /// A job was queued to fix it (false in a dry run, or when one waits already).
+    pub fixing: bool,
+}
+
+/// An object in the target that no account in tenure accounts for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TargetOrphan {
+    pub connector: String,
+    pub object: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    pub why: String,
+    pub enabled: bool,
+    /// Disabled by this run (`--disable-unmatched`).
+    pub disabled: bool,
+}
+
+/// What `connector reconcile` found (and did).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    pub connector: String,
+    pub at: DateTime<Utc>,
+    pub dry_run: bool,
+    /// False for a target that cannot be read back: every account was resent.
+    pub readable: bool,
+    pub objects: usize,
+    pub in_sync: usize,
+    pub rows: Vec<ReconcileRow>,
+    pub unmatched: Vec<TargetOrphan>,
+    /// Jobs queued by this run.
+    pub queued: usize,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl ReconcileReport {
+    pub fn count(&self, class: &str) -> usize {
+        self.rows.iter().filter(|r| r.class == class).count()
+    }
+
+    pub fn summary(&self) -> String {
+        if !self.readable {
+            return format!(
+                "{}: the target cannot be read back; {} accounts resent",
+                self.connector, self.queued
+            );
+        }
+        format!(
+            "{}: {} objects, {} in sync, {} drifted, {} missing, {} enabled in target, {} unwanted, {} unmatched{}",
+            self.connector,
+            self.objects,
+            self.in_sync,
+            self.count("drifted"),
+            self.count("missing"),
+            self.count("enabled_in_target"),
+            self.count("unwanted"),
+            self.unmatched.len(),
+            if self.dry_run {
+                " (dry run: nothing changed)".to_string()
+            } else {
+                format!(
+                    "; {} jobs queued, {} unmatched disabled",
+                    self.queued,
+                    self.unmatched.iter().filter(|u| u.disabled).count()
+                )
+            }
+        )
+    }
+}
+
+/// The most unmatched objects a stored reconcile keeps for `report orphans`.
+const ORPHANS_KEPT: usize = 10_000;
 
 fn job_key(id: u64) -> String {
     format!("{id:012}")
@@ -166,13 +341,28 @@ fn link_key(connector: &str, account: &str) -> String {
     format!("{connector}/{account}")
 }
 
-/// The account as a target sees it (no credentials, no bookkeeping).
+/// The account as a target sees it: no secrets (the LDAP connector gets the
+/// password hash when a job is applied, never in the stored job), no
+/// bookkeeping. `password_set_at` makes a password change a change here.
 pub fn target_state(a: &Account) -> Value {
+    let keys: Vec<String> = a
+        .credentials
+        .keys
+        .iter()
+        .map(|k| {
+            if k.comment.is_empty() {
+                k.public_key.clone()
+            } else {
+                format!("{} {}", k.public_key, k.comment)
+            }
+        })
+        .collect();
     json!({
         "username": a.username, "display_name": a.display_name, "email": a.email,
         "kind": a.kind, "company": a.company, "sponsor": a.sponsor, "project": a.project,
         "start_date": a.start_date, "end_date": a.end_date, "status": a.status,
-        "groups": a.groups, "fields": a.fields,
+        "groups": a.groups, "fields": a.fields, "uid_number": a.uid_number,
+        "ssh_keys": keys, "password_set_at": a.credentials.password_set_at,
     })
 }
 
@@ -208,14 +398,78 @@ impl Tx<'_> {
         Ok(next)
     }
 
+    /// Hands out the next uidNumber (at least every LDAP connector's
+    /// `uid_number_start`).
+    fn next_uid_number(&mut self) -> Result<u32> {
+        let floor = self
+            .services
+            .config()
+            .connectors
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ConnectorType::Ldap(l) => Some(l.uid_number_start),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(10000);
+        let next = match self.uid_next {
+            Some(n) => n,
+            None => self
+                .services
+                .store()
+                .meta("next_uid_number")?
+                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+                .unwrap_or(floor),
+        }
+        .max(floor);
+        let after = next
+            .checked_add(1)
+            .ok_or_else(|| Error::Failed("uidNumbers are exhausted".into()))?;
+        self.uid_next = Some(after);
+        self.set_meta("next_uid_number", &after.to_string());
+        Ok(next)
+    }
+
+    /// Gives every account this transaction writes that an LDAP connector
+    /// covers a uidNumber, once.
+    fn allocate_uid_numbers(&mut self) -> Result<()> {
+        let ldap: Vec<&ConnectorConfig> = self
+            .services
+            .config()
+            .connectors
+            .iter()
+            .filter(|c| matches!(c.kind, ConnectorType::Ldap(_)))
+            .collect();
+        if ldap.is_empty() {
+            return Ok(());
+        }
+        let needing: Vec<String> = self
+            .accounts
+            .iter()
+            .filter(|(_, (_, new))| {
+                new.as_ref()
+                    .is_some_and(|a| a.uid_number.is_none() && ldap.iter().any(|c| c.covers(a)))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in needing {
+            let n = self.next_uid_number()?;
+            if let Some((_, Some(a))) = self.accounts.get_mut(&name) {
+                a.uid_number = Some(n);
+            }
+        }
+        Ok(())
+    }
+
     /// Queues a job for every connector that cares about an account this
     /// transaction changes, and marks its link pending. Called once per
     /// transaction, just before it commits; returns how many were queued.
     pub(crate) fn queue_connector_jobs(&mut self) -> Result<usize> {
-        let connectors = &self.services.config().connectors;
-        if connectors.is_empty() {
+        if self.services.config().connectors.is_empty() {
             return Ok(0);
         }
+        self.allocate_uid_numbers()?;
+        let connectors = &self.services.config().connectors;
         let mut planned = Vec::new();
         for (name, (old, new)) in &self.accounts {
             let (before, after) = (
@@ -244,6 +498,21 @@ impl Tx<'_> {
         }
         let queued = planned.len();
         for (connector, account, action, state, previous) in planned {
+            self.enqueue_job(connector, account, action, state, previous)?;
+        }
+        Ok(queued)
+    }
+
+    /// Stores one job and marks its link pending.
+    pub(crate) fn enqueue_job(
+        &mut self,
+        connector: String,
+        account: String,
+        action: JobAction,
+        state: Option<Value>,
+        previous: Option<Value>,
+    ) -> Result<()> {
+        {
             let id = self.next_job_id()?;
             let job = Job {
                 id,
@@ -278,11 +547,338 @@ impl Tx<'_> {
             }
             self.put_record(Collection::Links, &key, Some(&link))?;
         }
-        Ok(queued)
+        Ok(())
     }
 }
 
 impl Services {
+    /// The job document a target gets for `state` (the LDAP connector also
+    /// gets the account's password hash, read now, never stored in a job).
+    fn job_document(
+        &self,
+        config: &ConnectorConfig,
+        job: &Job,
+        link_id: Option<&str>,
+        password_hash: Option<String>,
+    ) -> Value {
+        let mut document = json!({
+            "action": job.action,
+            "connector": config.name,
+            "account": job.state,
+            "previous": job.previous,
+            "link_id": link_id,
+            "job": job.id,
+        });
+        if matches!(config.kind, ConnectorType::Ldap(_)) && job.state.is_some() {
+            if let Some(hash) = password_hash {
+                document["password_hash"] = Value::String(hash);
+            }
+        }
+        document
+    }
+
+    /// `connector reconcile NAME`: reads every object in the target and
+    /// classifies each against tenure (in sync, drifted, missing, enabled in
+    /// the target though disabled here, unwanted, unmatched). Unless a dry
+    /// run, queues a job for each account not in sync (the worker fixes it,
+    /// in order with the account's other jobs), disables unmatched objects
+    /// with `disable_unmatched`, and records the result and an audit event.
+    /// A target that cannot be read back (a command) gets every account resent.
+    pub fn connector_reconcile(
+        &self,
+        actor: &Actor,
+        name: &str,
+        options: ReconcileOptions,
+        applier: &dyn Applier,
+    ) -> Result<ReconcileReport> {
+        self.authorize(actor, Permission::ReconcileConnector, None)?;
+        let config = self.connector_named(name)?.clone();
+        let objects = applier
+            .read_all(&config)
+            .map_err(|e| Error::Failed(format!("{name}: cannot read the target: {e}")))?;
+        let links: BTreeMap<String, Link> = self
+            .links_all()?
+            .into_iter()
+            .filter(|l| l.connector == name)
+            .map(|l| (l.account.clone(), l))
+            .collect();
+        let waiting: std::collections::HashSet<String> = self
+            .jobs_all()?
+            .into_iter()
+            .filter(|j| j.connector == name)
+            .map(|j| j.account)
+            .collect();
+        let mut accounts: Vec<Account> = Vec::new();
+        let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut scan_error = None;
+        self.store().scan_accounts(&mut |_, a| match a {
+            Ok(a) => {
+                known.insert(a.username.clone());
+                if config.covers(&a) {
+                    accounts.push(a);
+                }
+            }
+            Err(e) => scan_error = Some(e),
+        })?;
+        if let Some(e) = scan_error {
+            return Err(Error::Failed(e));
+        }
+        let mut report = ReconcileReport {
+            connector: name.to_string(),
+            at: self.now(),
+            dry_run: options.dry_run,
+            readable: objects.is_some(),
+            objects: objects.as_ref().map_or(0, Vec::len),
+            in_sync: 0,
+            rows: Vec::new(),
+            unmatched: Vec::new(),
+            queued: 0,
+            error: None,
+        };
+        // (account, whether its record must be rewritten to get a uidNumber)
+        let mut fix: Vec<(String, bool)> = Vec::new();
+        match &objects {
+            None => {
+                for a in &accounts {
+                    if !waiting.contains(&a.username) {
+                        fix.push((a.username.clone(), false));
+                    }
+                }
+            }
+            Some(objects) => {
+                let mut by_id: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::new();
+                let mut by_name: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::new();
+                for (i, o) in objects.iter().enumerate() {
+                    by_id.insert(o.id.to_ascii_lowercase(), i);
+                    if let Some(u) = &o.username {
+                        by_name.entry(u.clone()).or_insert(i);
+                    }
+                }
+                let mut matched = vec![false; objects.len()];
+                let ldap = matches!(config.kind, ConnectorType::Ldap(_));
+                for a in &accounts {
+                    let link = links.get(&a.username);
+                    let link_id = link.and_then(|l| l.target_id.as_deref());
+                    let at = link_id
+                        .and_then(|id| by_id.get(&id.to_ascii_lowercase()))
+                        .or_else(|| by_name.get(&a.username))
+                        .copied();
+                    if let Some(i) = at {
+                        matched[i] = true;
+                    }
+                    let found = at.and_then(|i| objects.get(i));
+                    let needs_uid = ldap && a.uid_number.is_none();
+                    let verdict = if needs_uid {
+                        if found.is_some() {
+                            Verdict::Drifted(vec![Drift {
+                                field: "uidNumber".into(),
+                                tenure: "(not yet given)".into(),
+                                target: found
+                                    .map(|f| f.values("uidNumber").join(", "))
+                                    .unwrap_or_default(),
+                            }])
+                        } else {
+                            Verdict::Missing
+                        }
+                    } else {
+                        let job = Job {
+                            id: 0,
+                            connector: name.to_string(),
+                            account: a.username.clone(),
+                            action: JobAction::Update,
+                            created_at: self.now(),
+                            attempts: 0,
+                            next_attempt: self.now(),
+                            last_error: None,
+                            state: Some(target_state(a)),
+                            previous: None,
+                        };
+                        let document = self.job_document(
+                            &config,
+                            &job,
+                            link_id,
+                            a.credentials.password_hash.clone(),
+                        );
+                        applier
+                            .compare(&config, &document, found)
+                            .map_err(|e| Error::Failed(format!("{name}: {}: {e}", a.username)))?
+                    };
+                    let off_here = matches!(a.status, Status::Disabled | Status::Deleted);
+                    let class = match verdict {
+                        Verdict::InSync => {
+                            report.in_sync += 1;
+                            continue;
+                        }
+                        Verdict::Drifted(_) if off_here && found.is_some_and(|f| f.enabled) => {
+                            "enabled_in_target"
+                        }
+                        Verdict::Drifted(_) => "drifted",
+                        Verdict::Missing => "missing",
+                        Verdict::Unwanted if off_here && found.is_some_and(|f| f.enabled) => {
+                            "enabled_in_target"
+                        }
+                        Verdict::Unwanted => "unwanted",
+                    };
+                    let drift = match &verdict {
+                        Verdict::Drifted(d) => d.clone(),
+                        _ => vec![],
+                    };
+                    let fixing = !options.dry_run && !waiting.contains(&a.username);
+                    if fixing {
+                        fix.push((a.username.clone(), needs_uid));
+                    }
+                    report.rows.push(ReconcileRow {
+                        account: a.username.clone(),
+                        class: class.to_string(),
+                        target_id: found.map(|f| f.id.clone()),
+                        drift,
+                        fixing,
+                    });
+                }
+                for (i, o) in objects.iter().enumerate() {
+                    if matched[i] {
+                        continue;
+                    }
+                    let why = match &o.username {
+                        Some(u) if known.contains(u) => {
+                            format!("account '{u}' is not in this connector's scope")
+                        }
+                        Some(u) if links.contains_key(u) => {
+                            format!("account '{u}' was purged in tenure")
+                        }
+                        Some(u) => format!("no account '{u}' in tenure"),
+                        None => "no login name".to_string(),
+                    };
+                    let mut disabled = false;
+                    if options.disable_unmatched && !options.dry_run && o.enabled {
+                        applier
+                            .disable_object(&config, &o.id)
+                            .map_err(|e| Error::Failed(format!("{name}: disable {}: {e}", o.id)))?;
+                        disabled = true;
+                    }
+                    report.unmatched.push(TargetOrphan {
+                        connector: name.to_string(),
+                        object: o.id.clone(),
+                        username: o.username.clone(),
+                        why,
+                        enabled: o.enabled && !disabled,
+                        disabled,
+                    });
+                }
+            }
+        }
+        if options.dry_run {
+            if objects.is_none() {
+                report.queued = fix.len();
+            }
+            return Ok(report);
+        }
+        let by_name: std::collections::HashMap<&str, &Account> =
+            accounts.iter().map(|a| (a.username.as_str(), a)).collect();
+        let queued = self.write(actor, |tx| {
+            let mut queued = 0;
+            for (account, needs_uid) in &fix {
+                let Some(a) = by_name.get(account.as_str()) else {
+                    continue;
+                };
+                if *needs_uid {
+                    // Rewriting the record gives it its uidNumber, and the
+                    // change queues the job itself.
+                    tx.stage(Some(a), Some((*a).clone()));
+                } else {
+                    tx.enqueue_job(
+                        name.to_string(),
+                        account.clone(),
+                        JobAction::Update,
+                        Some(target_state(a)),
+                        None,
+                    )?;
+                }
+                queued += 1;
+            }
+            let mut kept = report.clone();
+            kept.queued = queued;
+            tx.event("connector.reconcile", None, vec![], Some(kept.summary()));
+            kept.rows.truncate(ORPHANS_KEPT);
+            kept.unmatched.truncate(ORPHANS_KEPT);
+            let stored =
+                serde_json::to_string(&kept).map_err(|e| Error::Failed(format!("encode: {e}")))?;
+            tx.set_meta(&format!("reconcile/{name}"), &stored);
+            Ok(queued)
+        })?;
+        report.queued = queued;
+        if queued > 0 {
+            self.wake_connectors();
+        }
+        Ok(report)
+    }
+
+    /// Runs the reconciles whose `reconcile_hours` have passed since the last
+    /// one (actor `system:reconcile`). Returns one line per reconcile run.
+    pub fn reconcile_due(&self, applier: &dyn Applier) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.config().connectors {
+            let Some(hours) = c.reconcile_hours else {
+                continue;
+            };
+            let last = self.last_reconcile(&c.name).ok().flatten().map(|r| r.at);
+            if last.is_some_and(|at| self.now() < at + Duration::hours(i64::from(hours))) {
+                continue;
+            }
+            let actor = Actor::system("reconcile");
+            match self.connector_reconcile(&actor, &c.name, ReconcileOptions::default(), applier) {
+                Ok(report) => out.push(report.summary()),
+                Err(e) => {
+                    // Recorded, so the next try waits its turn too.
+                    let failed = ReconcileReport {
+                        connector: c.name.clone(),
+                        at: self.now(),
+                        dry_run: false,
+                        readable: true,
+                        objects: 0,
+                        in_sync: 0,
+                        rows: vec![],
+                        unmatched: vec![],
+                        queued: 0,
+                        error: Some(e.to_string()),
+                    };
+                    let stored = serde_json::to_string(&failed).unwrap_or_default();
+                    let _ = self.write(&actor, |tx| {
+                        tx.set_meta(&format!("reconcile/{}", c.name), &stored);
+                        tx.event(
+                            "connector.reconcile",
+                            None,
+                            vec![],
+                            Some(format!("{}: failed: {e}", c.name)),
+                        );
+                        Ok(())
+                    });
+                    out.push(format!("{}: reconcile failed: {e}", c.name));
+                }
+            }
+        }
+        out
+    }
+
+    /// The last reconcile of each connector (`report orphans`, the console).
+    pub fn last_reconcile(&self, name: &str) -> Result<Option<ReconcileReport>> {
+        Ok(self
+            .store()
+            .meta(&format!("reconcile/{name}"))?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// The id of the last job ever queued (0 before any).
+    fn last_job_id(&self) -> Result<u64> {
+        Ok(self
+            .store()
+            .meta("next_job_id")?
+            .and_then(|b| String::from_utf8_lossy(&b).parse::<u64>().ok())
+            .map_or(0, |n| n.saturating_sub(1)))
+    }
+
     fn jobs_all(&self) -> Result<Vec<Job>> {
         self.store()
             .records(Collection::Jobs)?
@@ -330,6 +926,15 @@ impl Services {
                         .iter()
                         .filter(|j| j.connector == c.name)
                         .find_map(|j| j.last_error.clone()),
+                    last_reconcile: self.last_reconcile(&c.name).ok().flatten().map(|r| {
+                        ReconcileBrief {
+                            at: r.at,
+                            in_sync: r.in_sync,
+                            not_in_sync: r.rows.len(),
+                            unmatched: r.unmatched.len(),
+                            error: r.error,
+                        }
+                    }),
                 }
             })
             .collect())
@@ -403,6 +1008,7 @@ impl Services {
     /// until its backoff passes. Returns (applied, failed).
     pub fn connector_round(&self, applier: &dyn Applier) -> Result<(usize, usize)> {
         let mut queues: BTreeMap<(String, String), Vec<Job>> = BTreeMap::new();
+        let last_id = self.last_job_id()?;
         for job in self.jobs_all()? {
             queues
                 .entry((job.connector.clone(), job.account.clone()))
@@ -426,24 +1032,30 @@ impl Services {
                 .map(|b| decode::<Link>("link", &connector, &b))
                 .transpose()?
                 .and_then(|l| l.target_id);
-            for job in jobs {
-                if job.next_attempt > self.now() {
+            let count = jobs.len();
+            for (i, job) in jobs.into_iter().enumerate() {
+                // A job never tried is due whatever its time says (a clock
+                // set back must not hold it); a failed one waits its backoff.
+                if job.attempts > 0 && job.next_attempt > self.now() {
                     break;
                 }
-                let document = json!({
-                    "action": job.action,
-                    "connector": job.connector,
-                    "account": job.state,
-                    "previous": job.previous,
-                    "link_id": link_id,
-                    "job": job.id,
-                });
+                let more = i + 1 < count;
+                // The directory verifies tenure's own argon2 hash; it is
+                // read now, not kept in the job.
+                let hash = if matches!(config.kind, ConnectorType::Ldap(_)) && job.state.is_some() {
+                    self.store()
+                        .account(&account)?
+                        .and_then(|a| a.credentials.password_hash)
+                } else {
+                    None
+                };
+                let document = self.job_document(config, &job, link_id.as_deref(), hash);
                 let outcome = applier.apply(config, &document);
                 let ok = outcome.is_ok();
                 if let Ok(Some(id)) = &outcome {
                     link_id = Some(id.clone());
                 }
-                self.connector_record(&job, outcome)?;
+                self.connector_record(&job, outcome, more, last_id)?;
                 if ok {
                     applied += 1;
                 } else {
@@ -458,10 +1070,15 @@ impl Services {
     /// Records what applying `job` did, in one transaction: on success the
     /// job leaves and the link is in sync (or pending, if more jobs wait);
     /// on failure the job waits for its backoff and the link is failed.
+    /// `more` says whether the round holds later jobs of this account;
+    /// `last_id` is the last job id when the round began (a job queued since
+    /// may be this account's too).
     fn connector_record(
         &self,
         job: &Job,
         outcome: std::result::Result<Option<String>, String>,
+        more: bool,
+        last_id: u64,
     ) -> Result<()> {
         self.write(&Actor::system("connector"), |tx| {
             let key = job_key(job.id);
@@ -486,9 +1103,13 @@ impl Services {
             match outcome {
                 Ok(target_id) => {
                     tx.put_record::<Job>(Collection::Jobs, &key, None)?;
-                    let more = tx.services.jobs_all()?.iter().any(|j| {
-                        j.id != job.id && j.connector == job.connector && j.account == job.account
-                    });
+                    let more = more
+                        || (tx.services.last_job_id()? > last_id
+                            && tx.services.jobs_all()?.iter().any(|j| {
+                                j.id != job.id
+                                    && j.connector == job.connector
+                                    && j.account == job.account
+                            }));
                     if target_id.is_some() {
                         link.target_id = target_id;
                     }

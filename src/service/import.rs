@@ -316,7 +316,7 @@ impl Services {
         let mut chunks: Vec<String> = Vec::new();
         let started = std::time::Instant::now();
         let mut outbox_next = None;
-        let mut jobs_next = None;
+        let mut jobs_next = (None, None);
         let staged = (|| -> Result<()> {
             loop {
                 let chunk: Vec<ImportRow> = rows.by_ref().take(CHUNK).collect::<Result<_>>()?;
@@ -437,7 +437,7 @@ impl Services {
         now: chrono::DateTime<chrono::Utc>,
         overlay: &Overlay,
         outbox_next: &mut Option<u64>,
-        jobs_next: &mut Option<u64>,
+        jobs_next: &mut (Option<u64>, Option<u32>),
         rows: Vec<ImportRow>,
         options: ImportOptions,
         report: &mut ImportReport,
@@ -467,9 +467,9 @@ impl Services {
         }
         *outbox_next = tx.outbox_next;
         // Provisioning jobs for the new accounts, applied with the chunk.
-        tx.jobs_next = *jobs_next;
+        (tx.jobs_next, tx.uid_next) = *jobs_next;
         tx.queue_connector_jobs()?;
-        *jobs_next = tx.jobs_next;
+        *jobs_next = (tx.jobs_next, tx.uid_next);
         let mut accounts = Vec::with_capacity(tx.accounts.len());
         for (name, (old, new)) in std::mem::take(&mut tx.accounts) {
             match (old, new) {

@@ -36,6 +36,9 @@ pub struct Indexes {
     /// Accounts with the admin role, whatever their state (a handful): the
     /// rule that keeps one admin able to log in checks them, not every account.
     pub admins: BTreeSet<Name>,
+    /// Accounts with the host role (registered servers): `user show` lists
+    /// where an account may log in from these, never from every account.
+    pub hosts: BTreeSet<Name>,
 }
 
 impl Indexes {
@@ -85,6 +88,9 @@ impl Indexes {
                 .or_default()
                 .insert(name.clone());
         }
+        if account.roles.contains(&Role::Host) {
+            self.hosts.insert(name.clone());
+        }
         if account.roles.contains(&Role::Admin) {
             self.admins.insert(name);
         }
@@ -102,6 +108,7 @@ impl Indexes {
         }
         self.search.remove(&name);
         self.admins.remove(&name);
+        self.hosts.remove(&name);
         for key in &account.credentials.keys {
             if self.by_fingerprint.get(key.fingerprint.as_str()) == Some(&name) {
                 self.by_fingerprint.remove(key.fingerprint.as_str());
@@ -179,6 +186,10 @@ impl Indexes {
         self.admins.iter().map(|n| &**n)
     }
 
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts.iter().map(|n| &**n)
+    }
+
     pub fn members(&self, group: &str) -> BTreeSet<String> {
         self.group_members
             .get(group)
@@ -246,6 +257,9 @@ impl Indexes {
         }
         if self.admins != expected.admins {
             out.push("admin index differs from the records".to_string());
+        }
+        if self.hosts != expected.hosts {
+            out.push("host index differs from the records".to_string());
         }
         if self.group_members != expected.group_members {
             out.push("group membership index differs from the records".to_string());

@@ -8,11 +8,13 @@ pub mod accounts;
 pub mod admins;
 pub mod authz;
 pub mod backup;
+pub mod certs;
 pub mod clock;
 pub mod connect;
 pub mod credentials;
 pub mod digest;
 pub mod groups;
+pub mod hosts;
 pub mod import;
 pub mod index;
 pub mod integrity;
@@ -212,6 +214,12 @@ struct Inner {
     connect_wake: Arc<tokio::sync::Notify>,
     /// When the password-expiry scan last ran (it reads every account: hourly).
     password_scan: Mutex<Option<DateTime<Utc>>>,
+    /// What reaches the targets (set by the binary: `crate::connect::Runner`).
+    applier: std::sync::OnceLock<Arc<dyn connect::Applier>>,
+    /// The user CA (keys/user_ca), loaded or made on first use (see `certs`).
+    user_ca: std::sync::OnceLock<std::result::Result<russh::keys::PrivateKey, String>>,
+    /// Host logins since each host's last `host.login` event (see `hosts`).
+    host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
 }
 
 impl Services {
@@ -270,6 +278,9 @@ impl Services {
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
+                applier: std::sync::OnceLock::new(),
+                host_seen: Mutex::new(HashMap::new()),
+                user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
@@ -461,6 +472,20 @@ impl Services {
         Ok(guard.as_ref().map_or(0, |i| i.count()))
     }
 
+    /// Gives the service what reaches the targets (once; later calls are ignored).
+    pub fn set_applier(&self, applier: Arc<dyn connect::Applier>) {
+        let _ = self.inner.applier.set(applier);
+    }
+
+    /// What reaches the targets, for the worker and `connector reconcile`.
+    pub fn applier(&self) -> Result<Arc<dyn connect::Applier>> {
+        self.inner
+            .applier
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::Failed("no connector runner in this process".into()))
+    }
+
     /// What the connector worker waits on besides its tick.
     pub fn connector_waker(&self) -> Arc<tokio::sync::Notify> {
         self.inner.connect_wake.clone()
@@ -507,6 +532,8 @@ impl Services {
         if dry_run {
             return Ok(value);
         }
+        // Certificates of accounts cut off here are revoked with the change.
+        tx.revoke_certs()?;
         // Provisioning jobs go in the same transaction as the change.
         let jobs_queued = tx.queue_connector_jobs()?;
         let Tx {
@@ -661,6 +688,8 @@ pub(crate) struct Tx<'a> {
     outbox_next: Option<u64>,
     /// The next provisioning job id within this transaction.
     jobs_next: Option<u64>,
+    /// The next uidNumber within this transaction.
+    uid_next: Option<u32>,
     email_delta: HashMap<String, Option<String>>,
     fingerprint_delta: HashMap<String, Option<String>>,
     /// What earlier chunks of a bulk import staged (not yet in the store).
@@ -688,6 +717,7 @@ impl<'a> Tx<'a> {
             records: Vec::new(),
             outbox_next: None,
             jobs_next: None,
+            uid_next: None,
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
             overlay: None,

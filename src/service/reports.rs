@@ -11,9 +11,13 @@ use crate::domain::Kind;
 #[derive(Clone, Debug, Serialize)]
 pub struct Orphan {
     pub username: String,
-    /// sponsor_inactive, sponsor_missing, no_sponsor, no_end_date, never_logged_in, key_unused
+    /// sponsor_inactive, sponsor_missing, no_sponsor, no_end_date, never_logged_in, key_unused,
+    /// target_orphan (an object a connector's target holds that no account accounts for)
     pub problem: String,
     pub detail: String,
+    /// For an object left in a target (`target_orphan`): the connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
 }
 
 impl Services {
@@ -58,6 +62,7 @@ impl Services {
                         username: a.username.clone(),
                         problem: problem.into(),
                         detail,
+                        connector: None,
                     }) {
                         failed = Some(e);
                     }
@@ -65,6 +70,10 @@ impl Services {
             };
             let state = effective(&a, today);
             if !matches!(state, Effective::Active | Effective::Staged) {
+                return;
+            }
+            // A host is a server, not a person nobody answers for (`host list`).
+            if crate::domain::host::is_host(&a) {
                 return;
             }
             if a.kind != Kind::Employee {
@@ -129,9 +138,31 @@ impl Services {
                 }
             }
         })?;
-        match failed.or(lookup_failed) {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if let Some(e) = failed.or(lookup_failed) {
+            return Err(e);
         }
+        // Objects the targets hold that no account accounts for, as the
+        // last reconcile of each connector found them.
+        for c in &self.config().connectors {
+            let Some(report) = self.last_reconcile(&c.name)? else {
+                continue;
+            };
+            for u in &report.unmatched {
+                visit(Orphan {
+                    username: u.username.clone().unwrap_or_else(|| u.object.clone()),
+                    problem: "target_orphan".into(),
+                    detail: format!(
+                        "{}: {} ({}; {}, reconciled {})",
+                        c.name,
+                        u.object,
+                        u.why,
+                        if u.enabled { "enabled" } else { "disabled" },
+                        report.at.format("%Y-%m-%d %H:%M")
+                    ),
+                    connector: Some(c.name.clone()),
+                })?;
+            }
+        }
+        Ok(())
     }
 }

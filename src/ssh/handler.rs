@@ -515,6 +515,11 @@ impl russh::server::Handler for Connection {
         let known = self.services.key_registered(user, &fp);
         if known {
             Ok(Auth::Accept)
+        } else if self.services.is_host_name(user) {
+            // Said plainly in the trail: a host (or someone posing as one)
+            // came with a key that is not the registered host key.
+            self.note_failure(format!("publickey: unknown host key {fp} for host {user}"));
+            Ok(try_again())
         } else {
             self.note_failure(format!("publickey: key {fp} not registered"));
             Ok(try_again())
@@ -959,6 +964,14 @@ impl russh::server::Handler for Connection {
                 return Ok(());
             }
         };
+        if let Err(e) = self.services.command_gate(&actor, false) {
+            let text = format!("error: {e}\r\n");
+            session.extended_data(channel, 1, text.into_bytes())?;
+            session.exit_status_request(channel, e.exit_code() as u32)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+            return Ok(());
+        }
         let Some(state) = self.channels.get_mut(&channel) else {
             return Ok(());
         };

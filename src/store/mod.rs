@@ -58,16 +58,19 @@ pub enum Collection {
     Index,
     /// Notices waiting for a recipient's digest (see `service::digest`).
     Digest,
+    /// Certificates issued by the user CA and still valid (see `service::certs`).
+    Certs,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 6] = [
+    pub const ALL: [Collection; 7] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
         Collection::Links,
         Collection::Index,
         Collection::Digest,
+        Collection::Certs,
     ];
     /// Where this collection is in `ALL`.
     pub fn position(self) -> usize {
@@ -85,6 +88,7 @@ impl Collection {
             Collection::Links => "links",
             Collection::Index => "index",
             Collection::Digest => "digest",
+            Collection::Certs => "certs",
         }
     }
 }

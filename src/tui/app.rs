@@ -38,6 +38,8 @@ pub enum Screen {
     Outbox,
     Sessions,
     Lockouts,
+    Connectors,
+    Hosts,
     Audit,
     Help,
 }
@@ -51,6 +53,8 @@ impl Screen {
             Screen::Keys => &[Scope::Keys],
             Screen::Sessions => &[Scope::Sessions],
             Screen::Lockouts => &[Scope::Lockouts],
+            Screen::Connectors => &[Scope::Connectors],
+            Screen::Hosts => &[Scope::Hosts],
             Screen::Requests => &[Scope::Requests],
             Screen::Audit => &[Scope::Audit],
             _ => &[],
@@ -157,6 +161,13 @@ pub enum Change {
     Unlock {
         what: String,
     },
+    /// A connector's reconcile, after its dry run was shown.
+    Reconcile {
+        name: String,
+    },
+    RemoveHost {
+        name: String,
+    },
     Decide {
         id: u64,
         approve: bool,
@@ -177,6 +188,10 @@ pub struct Detail {
     pub account: Account,
     pub events: Vec<AuditEvent>,
     pub sessions: Vec<SessionInfo>,
+    /// What each connector holds for the account.
+    pub links: Vec<crate::service::connect::Link>,
+    /// The hosts this account may log in on now.
+    pub hosts: Vec<String>,
 }
 
 /// The command line's grammar: the exec grammar, word for word.
@@ -246,6 +261,8 @@ pub struct App {
     pub outbox: Vec<crate::service::notify::OutboxEntry>,
     pub sessions: Vec<SessionInfo>,
     pub lockouts: super::lockouts::Lockouts,
+    pub connectors: super::connectors::Connectors,
+    pub hosts: super::hosts::Hosts,
     pub audit: Vec<AuditEvent>,
     pub audit_filter: String,
     /// The audit chain check shown on the audit screen.
@@ -315,6 +332,8 @@ impl App {
             outbox: Vec::new(),
             sessions: Vec::new(),
             lockouts: Default::default(),
+            connectors: Default::default(),
+            hosts: Default::default(),
             audit: Vec::new(),
             audit_filter: String::new(),
             chain: None,
@@ -528,10 +547,14 @@ impl App {
             .into_iter()
             .filter(|s| s.account == name)
             .collect();
+        let links = self.services.account_links(name).unwrap_or_default();
+        let hosts = self.services.login_hosts(&account).unwrap_or_default();
         Some(Detail {
             account,
             events,
             sessions,
+            links,
+            hosts,
         })
     }
 
@@ -676,6 +699,8 @@ impl App {
             Screen::Accounts => self.hits.names.len(),
             Screen::Sessions => self.sessions.len(),
             Screen::Lockouts => self.lockouts.list.len(),
+            Screen::Connectors => self.connectors.rows(),
+            Screen::Hosts => self.hosts.list.len(),
             Screen::Keys => self
                 .detail
                 .as_ref()
@@ -758,6 +783,18 @@ impl App {
             Action::PageDown => *self.cursor() = (*self.cursor() + page).min(last),
             Action::Top => *self.cursor() = 0,
             Action::Bottom => *self.cursor() = last,
+            Action::Open if self.screen == Screen::Connectors => {
+                match self
+                    .connectors
+                    .enter(&self.services, &self.actor, self.selected)
+                {
+                    Ok(()) => self.selected = 0,
+                    Err(e) => self.fail(e),
+                }
+            }
+            Action::Back if self.screen == Screen::Connectors && self.connectors.back() => {
+                self.selected = 0;
+            }
             Action::Open => {
                 if let Some(name) = self.selected_account().map(|a| a.username.clone()) {
                     self.open(&name);
@@ -1029,6 +1066,28 @@ impl App {
             Action::Unlock => {
                 if let Some((what, question)) = self.lockouts.unlock_question(self.selected) {
                     self.confirm(question, vec![], Change::Unlock { what });
+                }
+            }
+            Action::Connectors | Action::RetryConnector | Action::ReconcileConnector => {
+                use super::connectors::Outcome;
+                let (s, a) = (&self.services, &self.actor);
+                match self.connectors.act(action, s, a, self.selected) {
+                    Outcome::Shown => (self.screen, self.selected) = (Screen::Connectors, 0),
+                    Outcome::Said(line) => self.message = Some((false, line)),
+                    Outcome::Ask(name, q) => self.confirm(q, vec![], Change::Reconcile { name }),
+                    Outcome::Failed(e) => self.fail(e),
+                }
+            }
+            Action::Hosts => match self.hosts.load(&self.services, &self.actor) {
+                Ok(()) => {
+                    self.screen = Screen::Hosts;
+                    self.selected = 0;
+                }
+                Err(e) => self.fail(e),
+            },
+            Action::RemoveHost => {
+                if let Some((name, question)) = self.hosts.remove_question(self.selected) {
+                    self.confirm(question, vec![], Change::RemoveHost { name });
                 }
             }
             Action::Audit => self.load_audit(),
@@ -1592,6 +1651,11 @@ impl App {
                 .session_kill(a, *id)
                 .map(|x| format!("killed session {id} of {}", x.account))
                 .map_err(|e| e.to_string()),
+            Change::Reconcile { name } => super::connectors::reconcile(s, a, name),
+            Change::RemoveHost { name } => s
+                .host_remove(a, name)
+                .map(|()| format!("removed host {name}"))
+                .map_err(|e| e.to_string()),
             Change::Unlock { what } => s
                 .auth_unlock(a, what)
                 .map(|was| {
@@ -1641,6 +1705,13 @@ impl App {
         }
         if let Change::Unlock { .. } = change {
             let _ = self.lockouts.load(&self.services, &self.actor);
+        }
+        if let Change::Reconcile { .. } = change {
+            let _ = self.connectors.load(&self.services, &self.actor);
+        }
+        if let Change::RemoveHost { .. } = change {
+            let _ = self.hosts.load(&self.services, &self.actor);
+            self.selected = self.selected.min(self.hosts.list.len().saturating_sub(1));
         }
         if let Change::Decide { .. } = change {
             self.requests = self.services.request_list(&self.actor).unwrap_or_default();

@@ -46,6 +46,11 @@ pub enum Action {
     Kill,
     Lockouts,
     Unlock,
+    Connectors,
+    RetryConnector,
+    ReconcileConnector,
+    Hosts,
+    RemoveHost,
     Audit,
     Command,
     Theme,
@@ -78,7 +83,12 @@ impl Action {
             Action::Lifecycle => Permission::PreviewLifecycle,
             Action::Lockouts => Permission::ReadLockouts,
             Action::Unlock => Permission::Unlock,
+            Action::Hosts => Permission::ReadHosts,
+            Action::RemoveHost => Permission::ManageHosts,
             Action::Orphans => Permission::Export,
+            Action::Connectors => Permission::ReadConnectors,
+            Action::RetryConnector => Permission::RetryConnector,
+            Action::ReconcileConnector => Permission::ReconcileConnector,
             _ => return None,
         })
     }
@@ -97,6 +107,8 @@ pub enum Scope {
     Requests,
     Audit,
     Lockouts,
+    Connectors,
+    Hosts,
 }
 
 impl Scope {
@@ -110,6 +122,8 @@ impl Scope {
             Scope::Requests => "requests",
             Scope::Audit => "audit",
             Scope::Lockouts => "login lockouts",
+            Scope::Connectors => "connectors",
+            Scope::Hosts => "hosts",
         }
     }
 }
@@ -224,6 +238,48 @@ pub const KEYMAP: &[Binding] = &[
         "u",
         Action::Unlock,
         "lift a lockout",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('C')],
+        "C",
+        Action::Connectors,
+        "connectors: targets in sync, pending, failed",
+    ),
+    b(
+        Connectors,
+        &[Key::Enter],
+        "Enter",
+        Action::Open,
+        "its failed and drifted accounts",
+    ),
+    b(
+        Connectors,
+        &[Key::Char('r')],
+        "r",
+        Action::RetryConnector,
+        "retry a connector's waiting jobs now",
+    ),
+    b(
+        Connectors,
+        &[Key::Char('R')],
+        "R",
+        Action::ReconcileConnector,
+        "reconcile: dry run, then fix if confirmed",
+    ),
+    b(
+        Everywhere,
+        &[Key::Char('H')],
+        "H",
+        Action::Hosts,
+        "hosts and who may log in on them",
+    ),
+    b(
+        Hosts,
+        &[Key::Char('d')],
+        "d",
+        Action::RemoveHost,
+        "remove a host",
     ),
     b(
         Everywhere,
@@ -486,9 +542,15 @@ mod tests {
                 }
             }
         }
-        // Scoped bindings may shadow only these global keys.
+        // Scoped bindings may shadow only these global keys: on the
+        // connectors screen `r` retries and `R` reconciles (issue 11 names
+        // them); refresh and requests are one Esc away.
+        let intended = [(Connectors, Key::Char('r')), (Connectors, Key::Char('R'))];
         for a in KEYMAP.iter().filter(|b| b.scope != Everywhere) {
             for k in a.keys {
+                if intended.contains(&(a.scope, k.clone())) {
+                    continue;
+                }
                 if let Some(global) = action_for(&[], k) {
                     panic!("{k:?} in {:?} shadows the global {global:?}", a.scope);
                 }

@@ -4,7 +4,9 @@
 //! service layer; no screen touches the store.
 
 pub mod app;
+pub mod connectors;
 pub mod form;
+pub mod hosts;
 pub mod keymap;
 pub mod lockouts;
 pub mod session;

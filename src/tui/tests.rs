@@ -734,3 +734,103 @@ fn a_sponsor_submits_the_create_form_as_a_request_and_an_admin_approves_it_on_th
     let erin = s.load("erin").unwrap();
     assert_eq!(erin.email, "erin@initech.example");
 }
+
+#[test]
+fn connectors_screen_shows_counts_lists_failures_retries_and_reconciles_after_a_dry_run() {
+    let config = format!(
+        "{}\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/bin/false\"]\n",
+        crate::config::EXAMPLE
+    );
+    let (s, _clock, _) = crate::service::testkit::services_with(&config, Some("root@x.io"));
+    let runner = std::sync::Arc::new(crate::connect::Runner::default());
+    s.set_applier(runner.clone());
+    let root = s.load("root").unwrap();
+    let admin = Actor::account(&root, Source::Ssh("192.0.2.1".into()), None);
+    let input = AccountInput {
+        email: Some("bob@acme.example".into()),
+        display_name: Some("bob builder".into()),
+        kind: Some(Kind::Contractor),
+        sponsor: Some("root".into()),
+        end_date: Some(s.today() + chrono::Duration::days(20)),
+        ..Default::default()
+    };
+    s.create(&admin, "bob", input).unwrap();
+    // The target refuses: bob's link fails.
+    assert_eq!(s.connector_round(runner.as_ref()).unwrap(), (0, 1));
+    let mut app = App::new(s, admin);
+
+    app.handle(Key::Char('C'));
+    assert_eq!(app.screen, Screen::Connectors);
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("Connectors: 1"), "{shown}");
+    let row = shown.lines().find(|l| l.contains("hr ")).unwrap();
+    assert!(row.contains("command"), "{row}");
+    assert!(row.contains("never") && row.contains("exited"), "{row}");
+    // Enter: who failed and why.
+    app.handle(Key::Enter);
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("hr: 1 to look at"), "{shown}");
+    let bob = shown.lines().find(|l| l.contains("bob")).unwrap();
+    assert!(
+        bob.contains("failed ×1") && bob.contains("/bin/false exited"),
+        "{bob}"
+    );
+    // r: due now.
+    app.handle(Key::Char('r'));
+    assert!(screen(&app, 120, 40).contains("hr: 1 jobs due now"));
+    app.handle(Key::Esc);
+    assert!(screen(&app, 120, 40).contains("Connectors: 1"));
+    // R: the dry run first, then the reconcile once confirmed.
+    app.handle(Key::Char('R'));
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("the target cannot be read back") && shown.contains("fix what differs?"),
+        "{shown}"
+    );
+    app.handle(Key::Char('y'));
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("hr: the target cannot be read back; 0 accounts resent"),
+        "{shown}"
+    );
+    let row = shown.lines().find(|l| l.contains("hr ")).unwrap();
+    assert!(row.contains("0 to fix, 0 unmatched"), "{row}");
+    // The account's detail lists its links.
+    app.handle(Key::Esc);
+    app.open("bob");
+    let shown = screen(&app, 120, 40);
+    let links = shown.lines().find(|l| l.contains("links")).unwrap();
+    assert!(links.contains("hr failed"), "{links}");
+}
+
+#[test]
+fn hosts_screen_shows_who_may_log_in_and_removes_a_host_after_confirming() {
+    let mut app = app();
+    let s = app.services.clone();
+    let web = AccountInput {
+        groups: Some(vec!["web".into()]),
+        ..Default::default()
+    };
+    s.host_add(&app.actor, "web1", OTHER_KEY, &["web".to_string()])
+        .unwrap();
+    s.update(&app.actor, "bob", web).unwrap();
+    // bob's detail says where he may log in.
+    open(&mut app, "bob");
+    assert!(screen(&app, 120, 40).contains("web1"));
+    app.handle(Key::Esc);
+    app.handle(Key::Char('H'));
+    assert_eq!(app.screen, Screen::Hosts);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert!(shown.contains("Hosts: 1"), "{shown}");
+        assert!(shown.contains("Who may log in on web1 (1)"), "{shown}");
+        assert!(shown.contains("bob") && !shown.contains("carla"), "{shown}");
+    }
+    app.handle(Key::Char('d'));
+    assert!(screen(&app, 120, 40).contains("Remove host web1?"));
+    app.handle(Key::Char('y'));
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("removed host web1"), "{shown}");
+    assert!(shown.contains("Hosts: none"), "{shown}");
+    assert!(!s.is_host_name("web1"));
+}

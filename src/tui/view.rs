@@ -64,6 +64,8 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Screen::Outbox => outbox(app, frame, body),
         Screen::Sessions => sessions(app, frame, body),
         Screen::Lockouts => app.lockouts.draw(&app.theme, app.selected, frame, body),
+        Screen::Connectors => app.connectors.draw(&app.theme, app.selected, frame, body),
+        Screen::Hosts => app.hosts.draw(&app.theme, app.selected, frame, body),
         Screen::Audit => audit(app, frame, body),
         Screen::Help => help(app, frame, body),
     }
@@ -155,6 +157,17 @@ fn footer_line(app: &App) -> Line<'static> {
         ],
         Screen::Lockouts => &[
             ("u", "lift", Some(A::Unlock)),
+            ("Esc", "back", None),
+            ("?", "help", None),
+        ],
+        Screen::Connectors => &[
+            ("Enter", "failed/drifted", None),
+            ("r", "retry", Some(A::RetryConnector)),
+            ("R", "reconcile", Some(A::ReconcileConnector)),
+            ("Esc", "back", None),
+        ],
+        Screen::Hosts => &[
+            ("d", "remove", Some(A::RemoveHost)),
             ("Esc", "back", None),
             ("?", "help", None),
         ],
@@ -350,6 +363,7 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             "allowlist",
             list(a.allowlist.iter().map(|n| n.to_string()).collect()),
         ),
+        row("logs in on", list(d.hosts.clone())),
         row(
             "last login",
             a.last_login.map_or_else(
@@ -358,6 +372,26 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             ),
         ),
     ];
+    // Only accounts that a connector carries have links to show.
+    if !d.links.is_empty() {
+        let links = d
+            .links
+            .iter()
+            .map(|l| {
+                let mut s = format!(
+                    "{} {} {}",
+                    l.connector,
+                    l.status.as_str(),
+                    l.target_id.as_deref().unwrap_or("-")
+                );
+                if let Some(e) = &l.last_error {
+                    s = format!("{s} ({e})");
+                }
+                s
+            })
+            .collect();
+        lines.push(row("links", list(links)));
+    }
     for (k, v) in &a.fields {
         let name = app
             .services
@@ -940,6 +974,8 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         Scope::Keys,
         Scope::Sessions,
         Scope::Lockouts,
+        Scope::Connectors,
+        Scope::Hosts,
         Scope::Requests,
         Scope::Audit,
     ] {
