@@ -17,6 +17,7 @@ command -v ldapadd >/dev/null || need_apt+=(ldap-utils)
 [ -e /usr/lib/dovecot/modules/auth/libauthdb_ldap.so ] || need_apt+=(dovecot-ldap)
 # A real sshd is the target host of tests/it/hosts.rs (AuthorizedKeysCommand, certificates).
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -28,9 +29,9 @@ fi
 
 # ssh-audit (PyPI) checks the server's algorithms as an auditor would.
 # asyncssh plays the hostile client in tests/it/security.rs.
-if [ ! -x .venv-test/bin/ssh-audit ] || ! .venv-test/bin/python -c "import aiosmtpd, asyncssh, scim2_server" 2>/dev/null; then
+if [ ! -x .venv-test/bin/ssh-audit ] || [ ! -x .venv-test/bin/scim2 ] || ! .venv-test/bin/python -c "import aiosmtpd, asyncssh, scim2_server, scim2_cli, scim2_tester" 2>/dev/null; then
   python3 -m venv .venv-test
-  .venv-test/bin/pip install -q ssh-audit aiosmtpd asyncssh scim2-server
+  .venv-test/bin/pip install -q ssh-audit aiosmtpd asyncssh scim2-server scim2-cli scim2-tester
 fi
 export SSH_AUDIT="$PWD/.venv-test/bin/ssh-audit"
 export TEST_PYTHON="$PWD/.venv-test/bin/python"

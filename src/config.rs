@@ -307,6 +307,8 @@ pub struct Config {
     pub requests: RequestsConfig,
     /// Target hosts and the user CA (`[hosts]`).
     pub hosts: HostsConfig,
+    /// The HTTP front door (`[http]`); off unless `listen` is set.
+    pub http: Option<crate::http::config::HttpConfig>,
 }
 
 /// `[requests]`.
@@ -705,6 +707,8 @@ struct RawConfig {
     requests: RequestsConfig,
     #[serde(default)]
     hosts: RawHosts,
+    #[serde(default)]
+    http: crate::http::config::RawHttp,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -1200,6 +1204,10 @@ impl Config {
                 "config {source}: hosts.cert_validity is longer than hosts.cert_max_validity"
             )));
         }
+        let http = raw
+            .http
+            .resolve(&|p: &str| resolve(p), &templates)
+            .map_err(|e| ConfigError(format!("config {source}: {e}")))?;
         Ok(Config {
             source: source.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -1243,6 +1251,7 @@ impl Config {
             passwords: raw.passwords,
             requests: raw.requests,
             hosts,
+            http,
         })
     }
 }

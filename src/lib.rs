@@ -1,5 +1,5 @@
 //! tenure: accounts for the people outside HR-driven provisioning, managed
-//! over SSH. Layers, one way: front doors (cli, ssh, tui, scheduler) →
+//! over SSH. Layers, one way: front doors (cli, ssh, tui, scheduler, http) →
 //! service → domain and store.
 #![cfg_attr(
     not(test),
@@ -14,6 +14,7 @@ pub mod connect;
 pub mod domain;
 pub mod hostagent;
 pub mod hostkey;
+pub mod http;
 pub mod notify;
 pub mod service;
 pub mod ssh;

@@ -458,14 +458,32 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                 }
             }
         });
+        // The HTTP front door (REST and SCIM), when `[http] listen` is set.
+        let http = match &config.http {
+            Some(http_config) => Some(
+                tenure::http::start(services.clone(), http_config, None)
+                    .await
+                    .map_err(|e| fail(e, 1))?,
+            ),
+            None => None,
+        };
         for addr in &server.addrs {
             println!("tenure listening on {addr} (host key {fingerprint})");
+        }
+        if let Some(http) = &http {
+            println!(
+                "tenure http on {} (REST /api/v1, SCIM /scim/v2)",
+                http.url()
+            );
         }
         shutdown_signal().await;
         println!("shutting down: closing sessions");
         scheduler.abort();
         delivery.abort();
         connectors.abort();
+        if let Some(http) = &http {
+            http.stop();
+        }
         server.shutdown("server shutting down").await;
         Ok::<(), ExitCode>(())
     })?;
@@ -509,7 +527,7 @@ fn main() -> ExitCode {
             // russh warns once per odd request a client sends, with its raw
             // name: only its errors reach the log unless TENURE_LOG says so.
             tracing_subscriber::EnvFilter::try_from_env("TENURE_LOG")
-                .unwrap_or_else(|_| "warn,russh=error".into()),
+                .unwrap_or_else(|_| "warn,russh=error,tenure::http::access=info".into()),
         )
         .with_ansi(false)
         .with_writer(tenure::bounded::LogWriter)

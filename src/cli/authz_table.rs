@@ -71,6 +71,7 @@ enum Before {
     TomRequested,
     /// Host `web1` (group `interns`) registered.
     HostWeb,
+    TomToken,
 }
 
 struct Row {
@@ -154,6 +155,9 @@ fn rows() -> Vec<Row> {
         row("revoked-keys", "revoked-keys", "", HostWeb,                                        [D, D, D, D, D, D]),
         row("host ca", "host ca", "", Nothing,                                                  [A, A, A, A, A, A]),
         row("cert", "cert tom", KEY_TOM, Nothing,                                               [A, D, D, D, A, D]),
+        row("token create", "token create t2 --scope read --for tom", "", Nothing,              [A, D, D, D, A, D]),
+        row("token list", "token list", "", TomToken,                                          [A, A, A, A, A, A]),
+        row("token revoke", "token revoke tt", "", TomToken,                                    [A, D, D, D, A, D]),
         row("import", "import", "username,email,display_name,kind\nneo,neo@x.io,Neo,employee\n", Nothing,
                                                                                                 [A, D, D, D, D, D]),
         row("export", "export", "", Nothing,                                                    [A, A, D, D, D, D]),
@@ -260,6 +264,16 @@ fn cell(before: Before) -> Cell {
             let end = s.today() + chrono::Duration::days(90);
             let tom = Actor::account(&s.load("tom").unwrap(), Source::Cli, None);
             request = Some(s.request_extend(&tom, "tom", end, "more").unwrap().id);
+        }
+        Before::TomToken => {
+            s.token_create(
+                &local,
+                "tt",
+                crate::service::tokens::TokenScope::Scim,
+                None,
+                Some("tom"),
+            )
+            .unwrap();
         }
     }
     Cell {
@@ -460,7 +474,8 @@ fn every_command_has_a_row() {
 }
 
 /// Console actions on the open account, and the command each one is.
-const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
+const CONSOLE_ON_ACCOUNT: [(Action, &str); 15] = [
+    (Action::Cert, "cert"),
     (Action::Disable, "user disable"),
     (Action::Enable, "user enable"),
     (Action::Delete, "user delete"),
@@ -473,6 +488,8 @@ const CONSOLE_ON_ACCOUNT: [(Action, &str); 12] = [
     (Action::Password, "password set"),
     (Action::Totp, "totp enroll"),
     (Action::Kill, "session kill --user"),
+    (Action::Tokens, "token create"),
+    (Action::RevokeToken, "token revoke"),
 ];
 
 /// Console actions about no account in particular.

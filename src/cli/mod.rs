@@ -6,6 +6,7 @@
 mod authz_table;
 mod host_output;
 mod output;
+pub mod tokens;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -19,7 +20,7 @@ use crate::service::import::{ImportOptions, ImportRow, ImportRows};
 use crate::service::integrity::AuditFilter;
 use crate::service::{Actor, Error, Result, Services};
 
-pub use output::{account_view, formula_guard, say, unformula, ACCOUNT_COLUMNS};
+pub use output::{account_view, formula_guard, key_view, say, unformula, ACCOUNT_COLUMNS};
 
 /// Longest stdin input a key line or a password may be (offline and over SSH)…
 pub const STDIN_LIMIT: usize = 64 * 1024;
@@ -99,6 +100,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// API tokens for the HTTP front door (REST and SCIM)
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
     /// Create accounts from CSV on stdin (the header names the columns, as `export` writes them)
     Import {
         /// Check every row, write nothing
@@ -1426,6 +1430,7 @@ pub fn run(
             }
             writeln!(out, "{}", issued.certificate.trim()).map_err(io)
         }
+        Command::Token(cmd) => tokens::run(services, actor, cmd, out),
         Command::Notify(NotifyCommand::Queue { json }) => {
             let entries = services.notify_queue(actor)?;
             print_outbox(out, &entries, json)

@@ -94,7 +94,7 @@ pub fn account_view(a: &Account, today: NaiveDate) -> Value {
     })
 }
 
-fn table(header: &[&str]) -> Table {
+pub(super) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
@@ -104,7 +104,7 @@ fn table(header: &[&str]) -> Table {
 
 /// Adds a row of values: each cell escaped, so a value can neither act on
 /// the terminal nor break into a cell or line of its own.
-fn add_row(t: &mut Table, cells: Vec<String>) {
+pub(super) fn add_row(t: &mut Table, cells: Vec<String>) {
     t.add_row(
         cells
             .iter()

@@ -292,31 +292,7 @@ impl Services {
                 "--template only applies to user create".into(),
             ));
         }
-        self.write(actor, |tx| {
-            let old = tx.load(name)?;
-            if old.status == Status::Deleted {
-                return Err(Error::Conflict(format!(
-                    "{name} is deleted: restore it first"
-                )));
-            }
-            let mut new = merge(old.clone(), &input);
-            if new == old {
-                return Err(Error::Invalid(format!(
-                    "nothing to change for {name}: give at least one flag"
-                )));
-            }
-            validate_in(tx, &old.username, &new, Some(&old), &[])?;
-            if let Some(start) = input.start_date {
-                if old.status == Status::Staged || old.status == Status::Active {
-                    new.status = lifecycle::initial_status(start, tx.today());
-                }
-            }
-            keep_an_admin(tx, &old, Some(&new), "this change")?;
-            new.updated_at = tx.now;
-            new.updated_by = tx.actor.name.clone();
-            tx.put("user.update", Some(&old), Some(new.clone()), None);
-            Ok(new)
-        })
+        self.write(actor, |tx| update_in(tx, name, &input))
     }
 
     /// Keeps the console theme an account chose for itself (`T` in the
@@ -407,24 +383,7 @@ impl Services {
             ));
         }
         self.write(actor, |tx| {
-            let old = tx.load(name)?;
-            let mut new = lifecycle::apply(&old, &transition, tx.now)
-                .map_err(|e| Error::Conflict(e.to_string()))?;
-            let what = match transition {
-                Transition::Disable { .. } => "disabling it",
-                Transition::Delete => "deleting it",
-                _ => "this change",
-            };
-            keep_an_admin(tx, &old, Some(&new), what)?;
-            new.updated_at = tx.now;
-            new.updated_by = tx.actor.name.clone();
-            tx.put(action, Some(&old), Some(new.clone()), detail.clone());
-            match transition {
-                Transition::Disable { .. } => tx.notify("disabled", &new, &[])?,
-                Transition::Delete => tx.notify("deleted", &new, &[])?,
-                _ => {}
-            }
-            Ok(new)
+            transition_in(tx, name, action, &transition, detail.clone())
         })
     }
 
@@ -585,6 +544,61 @@ impl Services {
     }
 }
 
+/// `user update` inside a transaction (SCIM's PUT and PATCH use it too).
+pub(crate) fn update_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Result<Account> {
+    let old = tx.load(name)?;
+    if old.status == Status::Deleted {
+        return Err(Error::Conflict(format!(
+            "{name} is deleted: restore it first"
+        )));
+    }
+    let mut new = merge(old.clone(), input);
+    if new == old {
+        return Err(Error::Invalid(format!(
+            "nothing to change for {name}: give at least one flag"
+        )));
+    }
+    validate_in(tx, &old.username, &new, Some(&old), &[])?;
+    if let Some(start) = input.start_date {
+        if old.status == Status::Staged || old.status == Status::Active {
+            new.status = lifecycle::initial_status(start, tx.today());
+        }
+    }
+    keep_an_admin(tx, &old, Some(&new), "this change")?;
+    new.updated_at = tx.now;
+    new.updated_by = tx.actor.name.clone();
+    tx.put("user.update", Some(&old), Some(new.clone()), None);
+    Ok(new)
+}
+
+/// A lifecycle transition inside a transaction, with its notices.
+pub(crate) fn transition_in(
+    tx: &mut Tx<'_>,
+    name: &str,
+    action: &str,
+    transition: &Transition,
+    detail: Option<String>,
+) -> Result<Account> {
+    let old = tx.load(name)?;
+    let mut new =
+        lifecycle::apply(&old, transition, tx.now).map_err(|e| Error::Conflict(e.to_string()))?;
+    let what = match transition {
+        Transition::Disable { .. } => "disabling it",
+        Transition::Delete => "deleting it",
+        _ => "this change",
+    };
+    keep_an_admin(tx, &old, Some(&new), what)?;
+    new.updated_at = tx.now;
+    new.updated_by = tx.actor.name.clone();
+    tx.put(action, Some(&old), Some(new.clone()), detail);
+    match transition {
+        Transition::Disable { .. } => tx.notify("disabled", &new, &[])?,
+        Transition::Delete => tx.notify("deleted", &new, &[])?,
+        _ => {}
+    }
+    Ok(new)
+}
+
 pub(super) fn prefix_row(e: Error, row: impl std::fmt::Display, name: &str) -> Error {
     let at = |m: String| format!("{row} ({name}): {m}");
     match e {
@@ -737,7 +751,7 @@ fn validate_in(
     Ok(())
 }
 
-pub(super) fn create_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Result<Account> {
+pub(crate) fn create_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Result<Account> {
     let detail = input.template.as_ref().map(|t| format!("template {t}"));
     create_in_with(tx, name, input, detail)
 }

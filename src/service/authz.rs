@@ -59,6 +59,8 @@ pub enum Permission {
     IssueCert,
     /// Run commands or open the console (every account but a host).
     Commands,
+    /// Create, list and revoke API tokens (one's own, or anyone's for an admin).
+    ManageTokens,
 }
 
 impl Permission {
@@ -105,6 +107,7 @@ impl Permission {
             Permission::HostQuery => "ask what a host asks",
             Permission::IssueCert => "have a certificate issued for",
             Permission::Commands => "run commands or open the console (a host only asks for keys)",
+            Permission::ManageTokens => "manage the API tokens of",
         }
     }
 }
@@ -147,6 +150,15 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
     }
     if permission == Commands {
         return true;
+    }
+    // An API token narrows its owner's rights to its scope.
+    if let super::Source::Http {
+        scope: Some(scope), ..
+    } = &actor.source
+    {
+        if !scope.permits(permission) {
+            return false;
+        }
     }
     if actor.has(Role::Admin) {
         return true;
@@ -212,6 +224,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
                 | ManagePreferences
                 | KillSession
                 | IssueCert
+                | ManageTokens
         )
 }
 

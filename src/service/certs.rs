@@ -250,6 +250,31 @@ impl Services {
         })
     }
 
+    /// The console's certificate: for the key the actor's session logged
+    /// in with (their own account), or else the account's only unexpired key.
+    pub fn console_cert(&self, actor: &Actor, name: &str) -> Result<Issued> {
+        if name == actor.name && actor.session.is_some() {
+            if let Ok(issued) = self.cert_issue(actor, Some(name), None, None) {
+                return Ok(issued);
+            }
+        }
+        let account = self.target(actor, Permission::IssueCert, name)?;
+        let today = self.today();
+        let keys: Vec<_> = account
+            .credentials
+            .keys
+            .iter()
+            .filter(|k| k.expires_on.is_none_or(|d| d >= today))
+            .collect();
+        match keys.as_slice() {
+            [only] => self.cert_issue(actor, Some(name), Some(&only.public_key), None),
+            [] => Err(Error::NotFound(format!("{name} has no usable key"))),
+            _ => Err(Error::Invalid(format!(
+                "{name} has several keys: use `cert {name} < KEY.pub` to say which"
+            ))),
+        }
+    }
+
     /// Certificates issued and not yet expired.
     pub fn certs_live(&self) -> Result<Vec<CertRecord>> {
         let now = self.now();

@@ -458,6 +458,16 @@ impl Services {
     /// the same window are counted and written as one summary
     /// (`flush_login_failures`), so a flood cannot fill the disk.
     pub fn login_failed(&self, name: &str, ip: IpAddr, detail: &str) {
+        self.failed_through(name, ip, detail, false)
+    }
+
+    /// `login_failed` for the HTTP front door (a refused API token): the
+    /// same aggregation, recorded with an `http:` source.
+    pub fn http_login_failed(&self, name: &str, ip: IpAddr, detail: &str) {
+        self.failed_through(name, ip, detail, true)
+    }
+
+    fn failed_through(&self, name: &str, ip: IpAddr, detail: &str, http: bool) {
         let now = self.now();
         let window = chrono::Duration::seconds(FAILURE_WINDOW_SECONDS);
         let (write_now, ended) = {
@@ -527,7 +537,7 @@ impl Services {
             self.record_summary(key, w);
         }
         if write_now {
-            self.record_failure(name, &ip.to_string(), detail);
+            self.record_failure(name, &ip.to_string(), detail, http);
         }
     }
 
@@ -568,14 +578,23 @@ impl Services {
             w.accounts.iter().cloned().collect::<Vec<_>>().join(", "),
             if w.more as usize > w.accounts.len() { ", …" } else { "" }
         );
-        self.record_failure("", &from, &detail);
+        self.record_failure("", &from, &detail, false);
     }
 
-    fn record_failure(&self, name: &str, from: &str, detail: &str) {
+    fn record_failure(&self, name: &str, from: &str, detail: &str, http: bool) {
+        let source = if http {
+            Source::Http {
+                addr: from.to_string(),
+                token: None,
+                scope: None,
+            }
+        } else {
+            Source::Ssh(from.to_string())
+        };
         let actor = Actor {
             name: "unauthenticated".into(),
             roles: BTreeSet::from([Role::User]),
-            source: Source::Ssh(from.to_string()),
+            source,
             session: None,
             is_account: false,
         };

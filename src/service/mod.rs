@@ -26,10 +26,12 @@ pub mod passwords;
 mod proptests;
 pub mod reports;
 pub mod requests;
+pub mod scim;
 pub mod search;
 pub mod sessions;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -88,6 +90,13 @@ pub enum Source {
     Ssh(String),
     /// A scheduled job inside the server.
     Scheduler,
+    /// The HTTP front door: the client's address and, once authenticated,
+    /// the API token used (its name, never its secret) and its scope.
+    Http {
+        addr: String,
+        token: Option<String>,
+        scope: Option<tokens::TokenScope>,
+    },
 }
 
 impl std::fmt::Display for Source {
@@ -96,6 +105,12 @@ impl std::fmt::Display for Source {
             Source::Cli => f.write_str("cli"),
             Source::Ssh(addr) => write!(f, "ssh:{addr}"),
             Source::Scheduler => f.write_str("scheduler"),
+            Source::Http {
+                addr,
+                token: Some(token),
+                ..
+            } => write!(f, "http:{addr} token:{token}"),
+            Source::Http { addr, .. } => write!(f, "http:{addr}"),
         }
     }
 }

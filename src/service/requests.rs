@@ -160,7 +160,8 @@ impl Services {
         approve: bool,
         reason: Option<String>,
     ) -> Result<Request> {
-        if !actor.has(Role::Admin) {
+        // Through `allowed`, so an API token's scope narrows it too.
+        if !allowed(actor, Permission::DecideRequest, None) {
             return Err(self.deny(actor, Permission::DecideRequest, None));
         }
         let request = self.load_request(id)?;

@@ -260,6 +260,15 @@ impl SearchIndex {
         self.by_name.keys()
     }
 
+    /// Usernames of accounts not deleted, in order (the SCIM and REST
+    /// views, where a deleted account is gone).
+    pub fn live_names(&self) -> impl Iterator<Item = &Name> {
+        self.by_name.iter().filter_map(|(name, id)| {
+            let row = self.rows.get(*id as usize)?;
+            (row.live && row.status != Status::Deleted).then_some(name)
+        })
+    }
+
     /// The owner of a lower-cased email.
     pub fn email_owner(&self, email_lowercase: &str) -> Option<&Name> {
         let hash = self.hasher.hash_one(email_lowercase.as_bytes());

@@ -60,10 +60,15 @@ pub enum Collection {
     Digest,
     /// Certificates issued by the user CA and still valid (see `service::certs`).
     Certs,
+    /// API tokens by name, their secrets hashed (see `service::tokens`).
+    Tokens,
+    /// What SCIM clients set that has no place on the account (userName,
+    /// externalId, name parts, extra emails; see `service::scim`).
+    Scim,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 7] = [
+    pub const ALL: [Collection; 9] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
@@ -71,13 +76,12 @@ impl Collection {
         Collection::Index,
         Collection::Digest,
         Collection::Certs,
+        Collection::Tokens,
+        Collection::Scim,
     ];
-    /// Where this collection is in `ALL`.
+    /// Where this collection is in `ALL` (declared in the same order).
     pub fn position(self) -> usize {
-        Collection::ALL
-            .iter()
-            .position(|c| *c == self)
-            .expect("every collection is in ALL")
+        self as usize
     }
 
     pub fn tree_name(self) -> &'static str {
@@ -89,7 +93,17 @@ impl Collection {
             Collection::Index => "index",
             Collection::Digest => "digest",
             Collection::Certs => "certs",
+            Collection::Tokens => "tokens",
+            Collection::Scim => "scim",
         }
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn every_collection_is_at_its_position_in_all() {
+    for (i, c) in Collection::ALL.iter().enumerate() {
+        assert_eq!(c.position(), i, "{c:?}");
     }
 }
 

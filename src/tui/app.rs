@@ -31,6 +31,7 @@ pub enum Screen {
     Accounts,
     Detail,
     Keys,
+    Tokens,
     Form,
     Lifecycle,
     Orphans,
@@ -51,6 +52,7 @@ impl Screen {
             Screen::Accounts => &[Scope::Accounts, Scope::Account],
             Screen::Detail => &[Scope::Account],
             Screen::Keys => &[Scope::Keys],
+            Screen::Tokens => &[Scope::Tokens],
             Screen::Sessions => &[Scope::Sessions],
             Screen::Lockouts => &[Scope::Lockouts],
             Screen::Connectors => &[Scope::Connectors],
@@ -168,10 +170,16 @@ pub enum Change {
     RemoveHost {
         name: String,
     },
+    Cert {
+        target: String,
+    },
     Decide {
         id: u64,
         approve: bool,
         reason: Option<String>,
+    },
+    RevokeToken {
+        name: String,
     },
     RemoveKey {
         target: String,
@@ -263,6 +271,7 @@ pub struct App {
     pub lockouts: super::lockouts::Lockouts,
     pub connectors: super::connectors::Connectors,
     pub hosts: super::hosts::Hosts,
+    pub tokens: super::tokens::Tokens,
     pub audit: Vec<AuditEvent>,
     pub audit_filter: String,
     /// The audit chain check shown on the audit screen.
@@ -334,6 +343,7 @@ impl App {
             lockouts: Default::default(),
             connectors: Default::default(),
             hosts: Default::default(),
+            tokens: Default::default(),
             audit: Vec::new(),
             audit_filter: String::new(),
             chain: None,
@@ -586,7 +596,9 @@ impl App {
             return true;
         };
         let target = match self.screen {
-            Screen::Detail | Screen::Keys => self.detail.as_ref().map(|d| &d.account),
+            Screen::Detail | Screen::Keys | Screen::Tokens => {
+                self.detail.as_ref().map(|d| &d.account)
+            }
             Screen::Accounts => self.selected_account(),
             _ => None,
         };
@@ -701,6 +713,7 @@ impl App {
             Screen::Lockouts => self.lockouts.list.len(),
             Screen::Connectors => self.connectors.rows(),
             Screen::Hosts => self.hosts.list.len(),
+            Screen::Tokens => self.tokens.list.len(),
             Screen::Keys => self
                 .detail
                 .as_ref()
@@ -727,7 +740,7 @@ impl App {
 
     fn cursor(&mut self) -> &mut usize {
         match self.screen {
-            Screen::Keys => &mut self.key_selected,
+            Screen::Keys | Screen::Tokens => &mut self.key_selected,
             Screen::Detail => &mut self.detail_scroll,
             Screen::Help => &mut self.help_scroll,
             _ => &mut self.selected,
@@ -929,6 +942,26 @@ impl App {
                     }
                 }
             }
+            Action::Tokens => {
+                if let Some(name) = self.targets().first().cloned() {
+                    if self.detail.as_ref().map(|d| &d.account.username) != Some(&name) {
+                        self.detail = self.load_detail(&name);
+                    }
+                    match self.tokens.load(&self.services, &self.actor, &name) {
+                        Ok(()) if self.detail.is_some() => {
+                            self.key_selected = 0;
+                            self.screen = Screen::Tokens;
+                        }
+                        Ok(()) => {}
+                        Err(e) => self.fail(&e),
+                    }
+                }
+            }
+            Action::RevokeToken => {
+                if let Some((name, question)) = self.tokens.revoke_question(self.key_selected) {
+                    self.confirm(question, vec![], Change::RevokeToken { name });
+                }
+            }
             Action::AddKey => {
                 if let Some(name) = self.targets().first().cloned() {
                     let title = format!("Add a key to {name}");
@@ -959,6 +992,15 @@ impl App {
                 if let Some(name) = self.targets().first().cloned() {
                     let title = format!("Set the password of {name}");
                     self.input_popup(Prompt::Password, title, vec![name], String::new());
+                }
+            }
+            Action::Cert => {
+                if let Some(target) = self.targets().first().cloned() {
+                    let question = format!(
+                        "Issue an SSH certificate for {target} (valid {} h at most, never past the end date)?",
+                        self.services.config().hosts.cert_validity.num_hours()
+                    );
+                    self.confirm(question, vec![], Change::Cert { target });
                 }
             }
             Action::Totp => {
@@ -1134,7 +1176,7 @@ impl App {
                 self.marked.clear();
                 self.filter();
             }
-            Screen::Keys => self.screen = Screen::Detail,
+            Screen::Keys | Screen::Tokens => self.screen = Screen::Detail,
             Screen::Help => self.screen = self.help_from,
             // Self-service has one page of its own to come back to.
             _ if self.self_service() => {
@@ -1670,6 +1712,10 @@ impl App {
                 .session_kill_user(a, target)
                 .map(|n| format!("killed {n} session(s) of {target}"))
                 .map_err(|e| e.to_string()),
+            Change::RevokeToken { name } => s
+                .token_revoke(a, name)
+                .map(|t| format!("revoked token {} of {}", t.name, t.owner))
+                .map_err(|e| e.to_string()),
             Change::RemoveKey {
                 target,
                 fingerprint,
@@ -1677,6 +1723,30 @@ impl App {
                 .key_remove(a, target, fingerprint)
                 .map(|k| format!("removed {} from {target}", k.fingerprint))
                 .map_err(|e| e.to_string()),
+            Change::Cert { target } => match s.console_cert(a, target) {
+                Ok(issued) => {
+                    self.popup = Some(Popup::Text {
+                        title: format!(
+                            "Certificate for {target}, serial {}: save as KEY-cert.pub",
+                            issued.record.serial
+                        ),
+                        text: format!(
+                            "{}\n\nvalid {} to {} (UTC), principals {}",
+                            issued.certificate.trim(),
+                            issued.record.valid_after.format("%Y-%m-%d %H:%M"),
+                            issued.record.valid_before.format("%Y-%m-%d %H:%M"),
+                            issued.principals.join(",")
+                        ),
+                        error: false,
+                        scroll: 0,
+                    });
+                    Ok(format!(
+                        "issued certificate serial {} for {target}",
+                        issued.record.serial
+                    ))
+                }
+                Err(e) => Err(e.to_string()),
+            },
             Change::Totp { target } => match s.totp_enroll(a, target) {
                 Ok(enrolment) => {
                     let qr = crate::auth::totp::qr_text(&enrolment.uri).unwrap_or_default();
@@ -1702,6 +1772,10 @@ impl App {
         });
         if matches!(change, Change::KillSession { .. } | Change::KillUser { .. }) {
             self.sessions = self.services.session_list(&self.actor).unwrap_or_default();
+        }
+        if let Change::RevokeToken { .. } = change {
+            let owner = self.tokens.owner.clone();
+            let _ = self.tokens.load(&self.services, &self.actor, &owner);
         }
         if let Change::Unlock { .. } = change {
             let _ = self.lockouts.load(&self.services, &self.actor);

@@ -11,6 +11,7 @@ pub mod keymap;
 pub mod lockouts;
 pub mod session;
 pub mod theme;
+pub mod tokens;
 pub mod view;
 
 pub use app::App;

@@ -651,6 +651,42 @@ fn a_chosen_theme_is_kept_on_the_account_and_a_bad_one_refused() {
 }
 
 #[test]
+fn tokens_screen_lists_an_accounts_tokens_and_revokes_after_confirming() {
+    use crate::service::tokens::TokenScope;
+    let mut app = app();
+    let made = app
+        .services
+        .token_create(&app.actor, "bob-ci", TokenScope::Read, None, Some("bob"))
+        .unwrap();
+    open(&mut app, "bob");
+    app.handle(Key::Char('o'));
+    assert_eq!(app.screen, Screen::Tokens);
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("API tokens of bob: 1"), "{shown}");
+    assert!(shown.contains("bob-ci") && shown.contains("read") && shown.contains("active"));
+    assert!(
+        !shown.contains(&made.secret),
+        "the secret is never shown again"
+    );
+    app.handle(Key::Char('d'));
+    assert!(screen(&app, 120, 40).contains("Revoke API token bob-ci of bob"));
+    app.handle(Key::Char('n'));
+    assert_eq!(
+        app.services.token_list(&app.actor).unwrap()[0].state(app.today),
+        "active"
+    );
+    app.handle(Key::Char('d'));
+    app.handle(Key::Char('y'));
+    assert_eq!(
+        app.services.token_list(&app.actor).unwrap()[0].state(app.today),
+        "revoked"
+    );
+    assert!(screen(&app, 120, 40).contains("revoked"));
+    app.handle(Key::Esc);
+    assert_eq!(app.screen, Screen::Detail);
+}
+
+#[test]
 fn a_console_opened_while_the_server_builds_its_index_says_indexing_then_shows_the_accounts() {
     let warm = app();
     let cold = warm.services.reopen();
@@ -833,4 +869,25 @@ fn hosts_screen_shows_who_may_log_in_and_removes_a_host_after_confirming() {
     assert!(shown.contains("removed host web1"), "{shown}");
     assert!(shown.contains("Hosts: none"), "{shown}");
     assert!(!s.is_host_name("web1"));
+}
+
+#[test]
+fn a_certificate_is_issued_from_the_account_after_confirming() {
+    let mut app = app();
+    open(&mut app, "bob");
+    app.handle(Key::Char('I'));
+    assert!(screen(&app, 120, 40).contains("Issue an SSH certificate for bob"));
+    app.handle(Key::Char('y'));
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("ssh-ed25519-cert-v01@openssh.com"),
+        "{shown}"
+    );
+    assert!(shown.contains("serial 1"), "{shown}");
+    assert!(app
+        .services
+        .audit_tail(&app.actor, &Default::default())
+        .unwrap()
+        .iter()
+        .any(|e| e.action == "cert.issue"));
 }

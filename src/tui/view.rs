@@ -66,6 +66,13 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Screen::Lockouts => app.lockouts.draw(&app.theme, app.selected, frame, body),
         Screen::Connectors => app.connectors.draw(&app.theme, app.selected, frame, body),
         Screen::Hosts => app.hosts.draw(&app.theme, app.selected, frame, body),
+        Screen::Tokens => app.tokens.draw(
+            &app.theme,
+            app.key_selected,
+            app.services.today(),
+            frame,
+            body,
+        ),
         Screen::Audit => audit(app, frame, body),
         Screen::Help => help(app, frame, body),
     }
@@ -152,6 +159,11 @@ fn footer_line(app: &App) -> Line<'static> {
         },
         Screen::Sessions => &[
             ("K", "kill", Some(A::Kill)),
+            ("Esc", "back", None),
+            ("?", "help", None),
+        ],
+        Screen::Tokens => &[
+            ("d", "revoke", Some(A::RevokeToken)),
             ("Esc", "back", None),
             ("?", "help", None),
         ],
@@ -972,6 +984,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         Scope::Accounts,
         Scope::Account,
         Scope::Keys,
+        Scope::Tokens,
         Scope::Sessions,
         Scope::Lockouts,
         Scope::Connectors,

@@ -13,6 +13,7 @@ mod digest;
 mod exec;
 mod hardening;
 mod hosts;
+mod http;
 mod import;
 mod ldap;
 mod lifecycle;
