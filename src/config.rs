@@ -221,6 +221,13 @@ pub struct NotifyConfig {
     /// Seconds before the first retry of a failed delivery; doubles each time, capped at an hour.
     #[serde(default = "default_retry")]
     pub retry_seconds: u64,
+    /// A digest is sent once its oldest notice is this many hours old (`prefs set NAME --digest on`).
+    #[serde(default = "default_digest_hours")]
+    pub digest_hours: u32,
+}
+
+fn default_digest_hours() -> u32 {
+    24
 }
 
 fn default_retry() -> u64 {
@@ -294,10 +301,40 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Provisioning targets (`[[connectors]]`); none by default.
     pub connectors: Vec<ConnectorConfig>,
+    /// `[passwords]`: length, common passwords, maximum age.
+    pub passwords: crate::domain::password_policy::PasswordPolicy,
+    /// `[requests]`: how long an account request waits.
+    pub requests: RequestsConfig,
     /// Target hosts and the user CA (`[hosts]`).
     pub hosts: HostsConfig,
     /// The HTTP front door (`[http]`); off unless `listen` is set.
     pub http: Option<crate::http::config::HttpConfig>,
+}
+
+/// `[requests]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsConfig {
+    /// A pending request is closed (and its requester told) after this many days.
+    #[serde(default = "default_request_expiry")]
+    pub expire_days: u32,
+    /// Who may approve account requests of a kind (e.g. `vendor = ["sec-admin"]`);
+    /// kinds not listed: any admin.
+    #[serde(default)]
+    pub approvers: BTreeMap<crate::domain::Kind, Vec<String>>,
+}
+
+fn default_request_expiry() -> u32 {
+    14
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        RequestsConfig {
+            expire_days: default_request_expiry(),
+            approvers: BTreeMap::new(),
+        }
+    }
 }
 
 /// `[hosts]`: certificates tenure issues as an OpenSSH user CA.
@@ -665,6 +702,10 @@ struct RawConfig {
     #[serde(default)]
     connectors: Vec<Spanned<RawConnector>>,
     #[serde(default)]
+    passwords: crate::domain::password_policy::PasswordPolicy,
+    #[serde(default)]
+    requests: RequestsConfig,
+    #[serde(default)]
     hosts: RawHosts,
     #[serde(default)]
     http: crate::http::config::RawHttp,
@@ -934,6 +975,16 @@ impl Config {
                 "config {source}: policy.password_min_length must be at least 8"
             )));
         }
+        if raw.passwords.min_length.is_some_and(|n| n < 8) {
+            return Err(ConfigError(format!(
+                "config {source}: passwords.min_length must be at least 8"
+            )));
+        }
+        if raw.requests.expire_days == 0 {
+            return Err(ConfigError(format!(
+                "config {source}: requests.expire_days must be at least 1"
+            )));
+        }
 
         let resolve = |p: &str| {
             let path = PathBuf::from(p);
@@ -1197,6 +1248,8 @@ impl Config {
                 theme: raw.console.theme.map(Spanned::into_inner),
             },
             connectors,
+            passwords: raw.passwords,
+            requests: raw.requests,
             hosts,
             http,
         })

@@ -221,7 +221,9 @@ fn init(
         services.key_add(&actor, admin, line, None).map_err(code)?;
     }
     if let Some(p) = &secret {
-        services.password_set(&actor, admin, p).map_err(code)?;
+        services
+            .password_set(&actor, admin, p, false)
+            .map_err(code)?;
     }
     println!(
         "initialised {} with admin {admin}",

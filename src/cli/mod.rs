@@ -26,6 +26,9 @@ pub use output::{account_view, formula_guard, key_view, say, unformula, ACCOUNT_
 pub const STDIN_LIMIT: usize = 64 * 1024;
 /// …and a CSV import sent over SSH (offline, the file is read as a stream).
 pub const IMPORT_LIMIT: usize = 256 * 1024 * 1024;
+/// The most stdin `request import` reads over SSH (a request holds at most
+/// 5,000 accounts).
+pub const REQUEST_IMPORT_LIMIT: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -43,6 +46,9 @@ pub enum Command {
     /// Passwords (argon2id)
     #[command(subcommand)]
     Password(PasswordCommand),
+    /// Notification preferences of an account (muted events, digest)
+    #[command(subcommand)]
+    Prefs(PrefsCommand),
     /// Per-account IP allowlists
     #[command(subcommand)]
     Allow(AllowCommand),
@@ -280,7 +286,48 @@ pub enum KeyCommand {
 #[derive(Debug, Subcommand)]
 pub enum PasswordCommand {
     /// Set a password: the new password on stdin (first line)
-    Set { name: String },
+    Set {
+        name: String,
+        /// The holder must choose a new one at the next login
+        #[arg(long)]
+        temporary: bool,
+    },
+    /// Mail the holder a one-time enrolment code (15 minutes) to set a password or add a key
+    Reset {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrefsCommand {
+    /// Which notices the account gets, and whether as a digest
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change them (the holder, or an admin)
+    Set {
+        name: String,
+        /// One mail every `[notify] digest_hours` listing the notices, instead of one each
+        #[arg(long, value_parser = on_off)]
+        digest: Option<bool>,
+        /// Events not to be mailed about (created, expiry_warning, …)
+        #[arg(long, value_delimiter = ',')]
+        mute: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        unmute: Vec<String>,
+    },
+}
+
+fn on_off(text: &str) -> std::result::Result<bool, String> {
+    match text {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("'{text}': expected on or off")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,11 +340,30 @@ pub enum RequestCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Ask for a new account (checked like `user create`; an admin approves)
+    Create {
+        name: String,
+        #[command(flatten)]
+        fields: AccountArgs,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask for the accounts of a CSV on stdin (the `import` columns) as one request
+    Import {
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every request: extensions and accounts, who asked, when, why
     List {
         #[arg(long)]
         json: bool,
     },
-    /// Approve: the end date moves (the kind's maximum is checked again)
+    /// Approve: the end date moves (the kind's maximum is checked again), or
+    /// the accounts are created (checked again)
     Approve { id: u64 },
     Deny {
         id: u64,
@@ -522,7 +588,8 @@ impl Command {
         matches!(
             self,
             Command::Key(KeyCommand::Add { .. })
-                | Command::Password(_)
+                | Command::Password(PasswordCommand::Set { .. })
+                | Command::Request(RequestCommand::Import { .. })
                 | Command::Import { .. }
                 | Command::Host(HostCommand::Add { .. })
                 | Command::Cert { name: Some(_), .. }
@@ -541,6 +608,7 @@ impl Command {
     pub fn stdin_limit(&self) -> usize {
         match self {
             Command::Import { .. } => IMPORT_LIMIT,
+            Command::Request(RequestCommand::Import { .. }) => REQUEST_IMPORT_LIMIT,
             _ => STDIN_LIMIT,
         }
     }
@@ -897,7 +965,15 @@ pub fn run(
                 let account = services.show(actor, &name)?;
                 let links = services.account_links(&account.username)?;
                 let hosts = services.login_hosts(&account)?;
-                print_account_with_links(out, &account, &links, &hosts, today, json)
+                print_account_with_links(
+                    out,
+                    &account,
+                    &links,
+                    &hosts,
+                    today,
+                    json,
+                    (&services.config().passwords, services.now()),
+                )
             }
             UserCommand::Create { name, fields, json } => {
                 let account = services.create(actor, &name, fields.to_input(services)?)?;
@@ -987,11 +1063,66 @@ pub fn run(
                 say(out, &format!("removed {} from {name}", key.fingerprint))
             }
         },
-        Command::Password(PasswordCommand::Set { name }) => {
+        Command::Password(PasswordCommand::Set { name, temporary }) => {
             let text = read_stdin(input)?;
             let password = text.lines().next().unwrap_or_default();
-            services.password_set(actor, &name, password)?;
-            say(out, &format!("password set for {name}"))
+            services.password_set(actor, &name, password, temporary)?;
+            if temporary {
+                say(
+                    out,
+                    &format!("temporary password set for {name}: to be changed at the next login"),
+                )
+            } else {
+                say(out, &format!("password set for {name}"))
+            }
+        }
+        Command::Prefs(cmd) => {
+            let (name, prefs, json) = match cmd {
+                PrefsCommand::Show { name, json } => {
+                    let p = services.prefs_show(actor, &name)?;
+                    (name, p, json)
+                }
+                PrefsCommand::Set {
+                    name,
+                    digest,
+                    mute,
+                    unmute,
+                } => {
+                    let p = services.prefs_set(actor, &name, digest, &mute, &unmute)?;
+                    (name, p, false)
+                }
+            };
+            if json {
+                print_json(out, &prefs)
+            } else {
+                say(
+                    out,
+                    &format!(
+                        "{name}: digest {}, muted: {}",
+                        if prefs.digest { "on" } else { "off" },
+                        if prefs.mute.is_empty() {
+                            "none".to_string()
+                        } else {
+                            prefs.mute.join(", ")
+                        }
+                    ),
+                )
+            }
+        }
+        Command::Password(PasswordCommand::Reset { name, json }) => {
+            let issued = services.password_reset(actor, &name)?;
+            if json {
+                print_json(out, &issued)
+            } else {
+                say(
+                    out,
+                    &format!(
+                        "one-time code for {name} mailed to {} (valid until {})",
+                        crate::text::escape_text(&issued.email),
+                        issued.valid_until.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                )
+            }
         }
         Command::Allow(cmd) => match cmd {
             AllowCommand::List { name, json } => {
@@ -1179,12 +1310,60 @@ pub fn run(
             RequestCommand::List { json } => {
                 print_requests(out, &services.request_list(actor)?, json)
             }
+            RequestCommand::Create {
+                name,
+                fields,
+                reason,
+                json,
+            } => {
+                let r =
+                    services.request_create(actor, &name, fields.to_input(services)?, &reason)?;
+                if json {
+                    print_json(out, &r)
+                } else {
+                    say(
+                        out,
+                        &format!(
+                            "request #{} for the account {name} is pending an admin's decision",
+                            r.id
+                        ),
+                    )
+                }
+            }
+            RequestCommand::Import { reason, json } => {
+                let r = services.request_import(actor, import_rows(today, input)?, &reason)?;
+                if json {
+                    print_json(out, &r)
+                } else {
+                    say(
+                        out,
+                        &format!(
+                            "request #{} for {} account(s) is pending an admin's decision",
+                            r.id,
+                            r.accounts.len()
+                        ),
+                    )
+                }
+            }
             RequestCommand::Approve { id } => {
                 let r = services.request_decide(actor, id, true, None)?;
-                say(
-                    out,
-                    &format!("approved #{id}: {} now ends {}", r.account, r.end_date),
-                )
+                match (r.kind.as_str(), r.end_date) {
+                    ("extend", Some(end)) => say(
+                        out,
+                        &format!("approved #{id}: {} now ends {end}", r.account),
+                    ),
+                    _ => say(
+                        out,
+                        &format!(
+                            "approved #{id}: created {}",
+                            r.accounts
+                                .iter()
+                                .map(|a| a.username.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                }
             }
             RequestCommand::Deny { id, reason } => {
                 let r = services.request_decide(actor, id, false, Some(reason))?;

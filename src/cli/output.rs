@@ -85,6 +85,7 @@ pub fn account_view(a: &Account, today: NaiveDate) -> Value {
         "keys": a.credentials.keys.iter().map(key_view).collect::<Vec<_>>(),
         "password_set": a.credentials.password_hash.is_some(),
         "password_set_at": a.credentials.password_set_at,
+        "password_temporary": a.credentials.password_temporary,
         "created_at": a.created_at,
         "created_by": a.created_by,
         "updated_at": a.updated_at,
@@ -319,9 +320,28 @@ fn account_cells(a: &Account, today: NaiveDate) -> Vec<String> {
     ]
 }
 
-pub fn print_account(out: &mut dyn Write, a: &Account, today: NaiveDate, json: bool) -> Result<()> {
+/// The account, its password line (`password`: set when, temporary, expires
+/// when) described by `[passwords]` when given.
+pub fn print_account_password(
+    out: &mut dyn Write,
+    a: &Account,
+    today: NaiveDate,
+    json: bool,
+    password: Option<(
+        &crate::domain::password_policy::PasswordPolicy,
+        DateTime<Utc>,
+    )>,
+) -> Result<()> {
     if json {
-        return print_json(out, &account_view(a, today));
+        let mut view = account_view(a, today);
+        if let Some((policy, _)) = password {
+            view["password_expires_at"] = json!(a
+                .credentials
+                .password_hash
+                .as_ref()
+                .and_then(|_| policy.expires_at(a.credentials.password_set_at)));
+        }
+        return print_json(out, &view);
     }
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let list = |v: Vec<String>| {
@@ -383,10 +403,12 @@ pub fn print_account(out: &mut dyn Write, a: &Account, today: NaiveDate, json: b
         ),
         (
             "password",
-            if a.credentials.password_hash.is_some() {
-                format!("set {}", when(a.credentials.password_set_at))
-            } else {
-                "not set".into()
+            match password {
+                Some((policy, now)) => policy.describe(&a.credentials, now),
+                None if a.credentials.password_hash.is_some() => {
+                    format!("set {}", when(a.credentials.password_set_at))
+                }
+                None => "not set".into(),
             },
         ),
         (
@@ -561,7 +583,7 @@ pub fn print_requests(
                 format!("#{}", r.id),
                 r.account.clone(),
                 r.kind.clone(),
-                r.end_date.to_string(),
+                r.end_date.map_or_else(|| "-".into(), |d| d.to_string()),
                 format!("{:?}", r.status).to_lowercase(),
                 r.requested_by.clone(),
                 r.requested_at.format("%Y-%m-%d %H:%M").to_string(),
@@ -908,15 +930,24 @@ pub fn print_account_with_links(
     hosts: &[String],
     today: NaiveDate,
     json: bool,
+    password: (
+        &crate::domain::password_policy::PasswordPolicy,
+        DateTime<Utc>,
+    ),
 ) -> Result<()> {
     if json {
         let mut view = account_view(a, today);
+        view["password_expires_at"] = json!(a
+            .credentials
+            .password_hash
+            .as_ref()
+            .and_then(|_| password.0.expires_at(a.credentials.password_set_at)));
         view["links"] =
             serde_json::to_value(links).map_err(|e| Error::Failed(format!("encode links: {e}")))?;
         view["hosts"] = serde_json::json!(hosts);
         return print_json(out, &view);
     }
-    print_account(out, a, today, false)?;
+    print_account_password(out, a, today, false, Some(password))?;
     let where_ = if hosts.is_empty() {
         "-".to_string()
     } else {
@@ -1261,7 +1292,7 @@ mod tests {
         let mut a = account();
         a.credentials.keys.push(key());
         let today = at().date_naive();
-        let text = inert(|o| print_account(o, &a, today, false), 24);
+        let text = inert(|o| print_account_password(o, &a, today, false, None), 24);
         assert!(text.contains("\\u{202e}"), "{text}");
     }
 
@@ -1301,7 +1332,7 @@ mod tests {
             id: 1,
             kind: "extend".into(),
             account: "bob".into(),
-            end_date: at().date_naive(),
+            end_date: Some(at().date_naive()),
             reason: HOSTILE.into(),
             requested_by: "bob".into(),
             requested_at: at(),
@@ -1309,6 +1340,7 @@ mod tests {
             decided_by: None,
             decided_at: None,
             decision_reason: None,
+            accounts: Vec::new(),
         };
         inert(|o| print_requests(o, &[request], false), 2);
     }

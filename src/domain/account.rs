@@ -118,6 +118,12 @@ pub struct Credentials {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub password_set_at: Option<DateTime<Utc>>,
+    /// Set by someone else to be changed at the next login (`password set --temporary`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub password_temporary: bool,
+    /// The `password_set_at` whose expiry warning went out (once per password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_warned: Option<DateTime<Utc>>,
     /// Base32 TOTP secret (RFC 6238).
     #[serde(default)]
     pub totp_secret: Option<String>,

@@ -9,6 +9,7 @@ pub mod key;
 pub mod krl;
 pub mod lifecycle;
 pub mod notice;
+pub mod password_policy;
 pub mod plan;
 pub mod policy;
 pub mod validate;

@@ -7,7 +7,17 @@ use chrono::NaiveDate;
 
 use super::account::Account;
 
-pub const EVENTS: [&str; 4] = ["created", "expiry_warning", "disabled", "deleted"];
+pub const EVENTS: [&str; 9] = [
+    "created",
+    "expiry_warning",
+    "disabled",
+    "deleted",
+    "password_expiry",
+    "password_reset",
+    "request_approved",
+    "request_denied",
+    "request_expired",
+];
 
 /// The values a template may use.
 pub fn variables(
@@ -120,6 +130,38 @@ pub fn default_template(event: &str) -> (&'static str, &'static str) {
         "deleted" => (
             "[tenure] {username} deleted",
             "The account {username} ({display_name}, {company}) was deleted by {actor}.\n",
+        ),
+        "password_expiry" => (
+            "[tenure] your password for {username} expires {expires}",
+            "The password of the account {username} ({display_name}) expires {expires}.\n\n\
+             Choose a new one before then:\n\
+             \x20   ssh -p 2222 {username}@HOST password set {username}\n\
+             (the new password on stdin). After it expires you are asked for a new one when you log in.\n",
+        ),
+        "password_reset" => (
+            "[tenure] one-time code for {username}",
+            "{actor} issued a one-time enrolment code for the account {username} ({display_name}).\n\n\
+             code: {code}\n\n\
+             It works once, within {valid_minutes} minutes. Log in with it (you are asked for the\n\
+             \"Enrolment code\") and set a new password or add a key:\n\
+             \x20   ssh -p 2222 -o PreferredAuthentications=keyboard-interactive {username}@HOST password set {username}\n\
+             \x20   ssh -p 2222 -o PreferredAuthentications=keyboard-interactive {username}@HOST key add {username} < ~/.ssh/id_ed25519.pub\n\n\
+             If you did not expect this, tell your sponsor.\n",
+        ),
+        "request_approved" => (
+            "[tenure] request #{request_id} approved: {request_for}",
+            "Your request #{request_id} ({request_kind} {request_for}) was approved by {actor}.\n\
+             The accounts are created; their sponsors are told separately.\n",
+        ),
+        "request_denied" => (
+            "[tenure] request #{request_id} denied: {request_for}",
+            "Your request #{request_id} ({request_kind} {request_for}) was denied by {actor}.\n\
+             Reason: {decision_reason}\n",
+        ),
+        "request_expired" => (
+            "[tenure] request #{request_id} expired: {request_for}",
+            "Your request #{request_id} ({request_kind} {request_for}) was {decision_reason} and is closed.\n\
+             Ask again if it is still needed.\n",
         ),
         _ => ("[tenure] {username}", "{username}\n"),
     }

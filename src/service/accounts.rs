@@ -15,7 +15,9 @@ use crate::store::SCHEMA_VERSION;
 
 /// What a caller may set on an account. `None` leaves a value as it is (or
 /// takes the template's / the default on create); `Some("")` clears optional text.
-#[derive(Clone, Debug, Default)]
+/// Kept as it is in an account request until the request is decided.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AccountInput {
     pub display_name: Option<String>,
     pub email: Option<String>,
@@ -658,6 +660,8 @@ pub(crate) fn purge_in(
         );
     }
     tx.put(action, Some(old), None, detail);
+    // Its notification preferences go with it (a later account of the name starts afresh).
+    tx.meta_remove(&super::digest::prefs_key(&name));
     Ok(())
 }
 

@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn a_password_counts_only_where_the_role_may_use_it() {
         let (s, local) = setup();
-        s.password_set(&local, "root", "a long enough secret")
+        s.password_set(&local, "root", "a long enough secret", false)
             .unwrap();
         // The example config lets admins in with keys only: the password is no way in.
         assert_eq!(

@@ -20,6 +20,8 @@ pub enum Permission {
     AddKey,
     RemoveKey,
     SetPassword,
+    /// Issue a one-time enrolment code by mail (`password reset`).
+    ResetPassword,
     ReadAllowlist,
     ChangeAllowlist,
     ReadGroups,
@@ -33,6 +35,10 @@ pub enum Permission {
     /// See every account's planned lifecycle actions (names included).
     PreviewLifecycle,
     RequestExtension,
+    /// Ask for new accounts (`request create`, `request import`).
+    RequestAccount,
+    /// Change an account's notification preferences (`prefs set`).
+    ManagePreferences,
     DecideRequest,
     ReadLockouts,
     Unlock,
@@ -74,6 +80,7 @@ impl Permission {
             Permission::AddKey => "add a key to",
             Permission::RemoveKey => "remove a key from",
             Permission::SetPassword => "set the password of",
+            Permission::ResetPassword => "reset the password of",
             Permission::ReadAllowlist => "read the allowlist of",
             Permission::ChangeAllowlist => "change the allowlist of",
             Permission::ReadGroups => "read groups",
@@ -86,6 +93,8 @@ impl Permission {
             Permission::RunLifecycle => "run the lifecycle sweep",
             Permission::PreviewLifecycle => "preview the lifecycle plan",
             Permission::RequestExtension => "request an extension for",
+            Permission::RequestAccount => "request accounts",
+            Permission::ManagePreferences => "change the notification preferences of",
             Permission::DecideRequest => "decide requests",
             Permission::ReadLockouts => "read the login lockouts",
             Permission::Unlock => "lift login lockouts",
@@ -185,6 +194,14 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
     {
         return true;
     }
+    // Asking for accounts: those who may not create them but vouch for people.
+    if permission == RequestAccount && (actor.has(Role::Sponsor) || operator) {
+        return true;
+    }
+    // A reset code for a sponsored account: its sponsor (and admins).
+    if actor.has(Role::Sponsor) && sponsors && permission == ResetPassword {
+        return true;
+    }
     // Asking for more time: the account itself or its sponsor (an admin decides).
     if permission == RequestExtension && (is_self || sponsors) {
         return true;
@@ -204,6 +221,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
                 | SetPassword
                 | ReadAllowlist
                 | ManageTotp
+                | ManagePreferences
                 | KillSession
                 | IssueCert
                 | ManageTokens

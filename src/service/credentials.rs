@@ -62,21 +62,17 @@ fn not_deleted(account: &crate::domain::Account) -> Result<()> {
 }
 
 impl Services {
-    /// The password rules, checked before anything is written.
+    /// The password rules (`[passwords]`), checked before anything is
+    /// written: one line naming the rule broken, exit 2.
     pub fn password_acceptable(&self, name: &str, password: &str) -> Result<()> {
-        let min = self.config().policy.password_min_length;
-        if password.chars().count() < min {
-            return Err(Error::Invalid(format!(
-                "password too short: at least {min} characters"
-            )));
+        let config = self.config();
+        match config
+            .passwords
+            .broken_rule(config.policy.password_min_length, name, password)
+        {
+            Some(rule) => Err(Error::Invalid(rule)),
+            None => Ok(()),
         }
-        if password.eq_ignore_ascii_case(name) || password.chars().any(char::is_control) {
-            return Err(Error::Invalid(
-                "password refused: it must not be the username or contain control characters"
-                    .into(),
-            ));
-        }
-        Ok(())
     }
 
     /// Registers an OpenSSH public key line. A key may belong to one account only.
@@ -174,21 +170,17 @@ impl Services {
         })
     }
 
-    /// Sets a password (argon2id). The hash is computed before taking the writer lock.
-    pub fn password_set(&self, actor: &Actor, name: &str, password: &str) -> Result<()> {
+    /// Sets a password (argon2id). The hash is computed before taking the
+    /// writer lock. A `temporary` one must be changed at the next login.
+    pub fn password_set(
+        &self,
+        actor: &Actor,
+        name: &str,
+        password: &str,
+        temporary: bool,
+    ) -> Result<()> {
         self.target(actor, Permission::SetPassword, name)?;
-        let min = self.config().policy.password_min_length;
-        if password.chars().count() < min {
-            return Err(Error::Invalid(format!(
-                "password too short: at least {min} characters"
-            )));
-        }
-        if password.eq_ignore_ascii_case(name) || password.chars().any(char::is_control) {
-            return Err(Error::Invalid(
-                "password refused: it must not be the username or contain control characters"
-                    .into(),
-            ));
-        }
+        self.password_acceptable(name, password)?;
         let hash = hash_password(password)?;
         self.write(actor, |tx| {
             let old = tx.load(name)?;
@@ -197,13 +189,15 @@ impl Services {
             let mut new = old.clone();
             new.credentials.password_hash = Some(hash.clone());
             new.credentials.password_set_at = Some(tx.now);
+            new.credentials.password_temporary = temporary;
+            new.credentials.password_warned = None;
             new.updated_at = tx.now;
             new.updated_by = tx.actor.name.clone();
             tx.stage(Some(&old), Some(new));
             let change = Change {
                 field: "password".into(),
                 old: json!(if had { "set" } else { "none" }),
-                new: json!("changed"),
+                new: json!(if temporary { "temporary" } else { "changed" }),
             };
             tx.event("password.set", Some(name), vec![change], None);
             Ok(())

@@ -44,6 +44,9 @@ pub enum Prompts {
     Password,
     CodeOnly,
     EnrolmentCode,
+    /// `New password:` and `Repeat:` after a password login whose password
+    /// is expired or temporary (the session starts once it is changed).
+    NewPassword,
 }
 
 /// How long failed logins from one address are gathered into one audit event.
@@ -653,14 +656,13 @@ struct Enrolment {
     expires_at: DateTime<Utc>,
 }
 
-fn enrolment_key(name: &str) -> String {
+pub(super) fn enrolment_key(name: &str) -> String {
     format!("enrolment:{name}")
 }
 
 impl Services {
-    /// Creates a one-time code that lets `name` log in once with
-    /// keyboard-interactive (to add a key), valid for `minutes`.
-    pub fn enrolment_create(&self, actor: &Actor, name: &str, minutes: i64) -> Result<String> {
+    /// A fresh one-time code and the record (its hash, its expiry) to store.
+    pub(super) fn enrolment_record(&self, minutes: i64) -> Result<(String, String)> {
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).map_err(|e| Error::Failed(format!("no randomness: {e}")))?;
         let n = u64::from_le_bytes(bytes) % 100_000_000;
@@ -670,6 +672,13 @@ impl Services {
             expires_at: self.now() + chrono::Duration::minutes(minutes),
         };
         let value = serde_json::to_string(&record).map_err(|e| Error::Failed(e.to_string()))?;
+        Ok((code, value))
+    }
+
+    /// Creates a one-time code that lets `name` log in once with
+    /// keyboard-interactive (to add a key), valid for `minutes`.
+    pub fn enrolment_create(&self, actor: &Actor, name: &str, minutes: i64) -> Result<String> {
+        let (code, value) = self.enrolment_record(minutes)?;
         self.write(actor, |tx| {
             tx.load(name)?;
             tx.set_meta(&enrolment_key(name), &value);

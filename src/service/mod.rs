@@ -3,6 +3,7 @@
 //! `Actor`; each method checks authorisation, validates, and commits its
 //! records and audit events in one durable transaction.
 
+pub mod account_requests;
 pub mod accounts;
 pub mod admins;
 pub mod authz;
@@ -11,6 +12,7 @@ pub mod certs;
 pub mod clock;
 pub mod connect;
 pub mod credentials;
+pub mod digest;
 pub mod groups;
 pub mod hosts;
 pub mod import;
@@ -19,6 +21,7 @@ pub mod integrity;
 pub mod lifecycle;
 pub mod login;
 pub mod notify;
+pub mod passwords;
 #[cfg(test)]
 mod proptests;
 pub mod reports;
@@ -224,6 +227,8 @@ struct Inner {
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
     /// Wakes the connector worker after a write queued jobs.
     connect_wake: Arc<tokio::sync::Notify>,
+    /// When the password-expiry scan last ran (it reads every account: hourly).
+    password_scan: Mutex<Option<DateTime<Utc>>>,
     /// What reaches the targets (set by the binary: `crate::connect::Runner`).
     applier: std::sync::OnceLock<Arc<dyn connect::Applier>>,
     /// The user CA (keys/user_ca), loaded or made on first use (see `certs`).
@@ -295,6 +300,7 @@ impl Services {
                     &config,
                 ))),
                 failures: Mutex::new(login::FailureLog::default()),
+                password_scan: Mutex::new(None),
                 config,
             }),
         })

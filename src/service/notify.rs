@@ -69,7 +69,7 @@ pub trait Deliverer: Send + Sync {
 }
 
 impl Tx<'_> {
-    fn next_outbox_id(&mut self) -> Result<u64> {
+    pub(super) fn next_outbox_id(&mut self) -> Result<u64> {
         let next = match self.outbox_next {
             Some(n) => n,
             None => self
@@ -84,7 +84,7 @@ impl Tx<'_> {
         Ok(next)
     }
 
-    fn enqueue(&mut self, event: &str, account: &str, delivery: Delivery) -> Result<()> {
+    pub(super) fn enqueue(&mut self, event: &str, account: &str, delivery: Delivery) -> Result<()> {
         let id = self.next_outbox_id()?;
         let entry = OutboxEntry {
             id,
@@ -120,6 +120,12 @@ impl Tx<'_> {
                 _ => None,
             };
             match event {
+                // About the holder's own credentials: to the holder alone.
+                "password_reset" | "password_expiry" => to.push(account.email.clone()),
+                // About a request: to the one who asked.
+                "request_approved" | "request_denied" | "request_expired" => {
+                    to.push(account.email.clone())
+                }
                 "expiry_warning" => {
                     to.extend(sponsor_email.clone());
                     if notify.notify_account {
@@ -136,23 +142,28 @@ impl Tx<'_> {
             }
             to.sort();
             to.dedup();
+            let (subject, body) = match notify.templates.get(event) {
+                Some(t) => (t.subject.clone(), t.body.clone().unwrap_or_default()),
+                None => {
+                    let (s, b) = default_template(event);
+                    (s.to_string(), b.to_string())
+                }
+            };
+            let subject = render(&subject, &vars);
+            // The sponsor's and the holder's preferences: muted, or gathered in a digest.
+            let to = self.apply_preferences(event, account, to, &subject)?;
             if !to.is_empty() {
-                let (subject, body) = match notify.templates.get(event) {
-                    Some(t) => (t.subject.clone(), t.body.clone().unwrap_or_default()),
-                    None => {
-                        let (s, b) = default_template(event);
-                        (s.to_string(), b.to_string())
-                    }
-                };
                 let delivery = Delivery::Email {
                     to,
-                    subject: render(&subject, &vars),
+                    subject,
                     body: render(&body, &vars),
                 };
                 self.enqueue(event, &account.username, delivery)?;
             }
         }
-        for hook in &notify.webhooks {
+        // A reset code goes to the holder's mailbox and nowhere else.
+        let secret = event == "password_reset";
+        for hook in notify.webhooks.iter().filter(|_| !secret) {
             if !hook.events.is_empty() && !hook.events.iter().any(|e| e == event) {
                 continue;
             }
@@ -185,10 +196,22 @@ impl Services {
         if !allowed(actor, Permission::ReadAudit, None) {
             return Err(self.deny(actor, Permission::ReadAudit, None));
         }
-        Ok(self.outbox_all()?.into_iter().collect())
+        // A reset code is for the holder's mailbox, not for whoever reads the queue.
+        Ok(self
+            .outbox_all()?
+            .into_iter()
+            .map(|mut e| {
+                if e.event == "password_reset" {
+                    if let Delivery::Email { body, .. } = &mut e.delivery {
+                        *body = "(holds a one-time code: not shown)".into();
+                    }
+                }
+                e
+            })
+            .collect())
     }
 
-    fn outbox_all(&self) -> Result<Vec<OutboxEntry>> {
+    pub(crate) fn outbox_all(&self) -> Result<Vec<OutboxEntry>> {
         self.store()
             .records(Collection::Outbox)?
             .into_iter()

@@ -17,6 +17,8 @@ pub enum RequestStatus {
     Pending,
     Approved,
     Denied,
+    /// Left undecided past `[requests] expire_days`.
+    Expired,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -24,7 +26,9 @@ pub struct Request {
     pub id: u64,
     pub kind: String,
     pub account: String,
-    pub end_date: NaiveDate,
+    /// The new end date (extension), or the requested account's (creation).
+    #[serde(default)]
+    pub end_date: Option<NaiveDate>,
     pub reason: String,
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
@@ -35,14 +39,17 @@ pub struct Request {
     pub decided_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub decision_reason: Option<String>,
+    /// The accounts to create (`create`: one; `import`: a CSV's rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<super::account_requests::RequestedAccount>,
 }
 
-fn key(id: u64) -> String {
+pub(super) fn key(id: u64) -> String {
     format!("{id:012}")
 }
 
 impl Services {
-    fn load_request(&self, id: u64) -> Result<Request> {
+    pub(super) fn load_request(&self, id: u64) -> Result<Request> {
         let bytes = self
             .store()
             .record(Collection::Requests, &key(id))?
@@ -101,7 +108,7 @@ impl Services {
                 id: next,
                 kind: "extend".into(),
                 account: name.to_string(),
-                end_date: end,
+                end_date: Some(end),
                 reason: reason.trim().to_string(),
                 requested_by: tx.actor.name.clone(),
                 requested_at: tx.now,
@@ -109,6 +116,7 @@ impl Services {
                 decided_by: None,
                 decided_at: None,
                 decision_reason: None,
+                accounts: Vec::new(),
             };
             tx.set_meta("next_request_id", &(next + 1).to_string());
             tx.put_record(Collection::Requests, &key(next), Some(&request))?;
@@ -122,7 +130,7 @@ impl Services {
         })
     }
 
-    fn request_all(&self) -> Result<Vec<Request>> {
+    pub(super) fn request_all(&self) -> Result<Vec<Request>> {
         self.store()
             .records(Collection::Requests)?
             .into_iter()
@@ -157,6 +165,9 @@ impl Services {
             return Err(self.deny(actor, Permission::DecideRequest, None));
         }
         let request = self.load_request(id)?;
+        if approve {
+            super::account_requests::check_approver(self, actor, &request)?;
+        }
         if request.status != RequestStatus::Pending {
             return Err(Error::Conflict(
                 format!("request #{id} is already {:?}", request.status).to_lowercase(),
@@ -177,13 +188,25 @@ impl Services {
             decided.decided_by = Some(tx.actor.name.clone());
             decided.decided_at = Some(tx.now);
             decided.decision_reason = reason.clone();
-            if approve {
-                extend_in(
+            match (approve, request.kind.as_str()) {
+                (true, "extend") => {
+                    let end = request
+                        .end_date
+                        .ok_or_else(|| Error::Failed(format!("request #{id} has no end date")))?;
+                    extend_in(
+                        tx,
+                        &request.account,
+                        end,
+                        Some(format!("request #{id} approved")),
+                    )?;
+                }
+                (true, _) => super::account_requests::create_requested(tx, &request)?,
+                (false, _) => super::account_requests::tell_requester(
                     tx,
-                    &request.account,
-                    request.end_date,
-                    Some(format!("request #{id} approved")),
-                )?;
+                    &request,
+                    "request_denied",
+                    reason.clone().unwrap_or_default(),
+                )?,
             }
             tx.put_record(Collection::Requests, &key(id), Some(&decided))?;
             let verb = if approve {
@@ -191,9 +214,10 @@ impl Services {
             } else {
                 "request.deny"
             };
+            let target = (request.kind != "import").then_some(request.account.as_str());
             tx.event(
                 verb,
-                Some(&request.account),
+                target,
                 vec![],
                 Some(format!(
                     "#{id}{}",

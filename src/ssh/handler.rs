@@ -54,6 +54,9 @@ pub struct Connection {
     key_factor: Option<(String, String)>,
     /// What the last keyboard-interactive round asked.
     asked: Option<Prompts>,
+    /// A password login held until its expired or temporary password is
+    /// changed: (user, method, TOTP step).
+    change_due: Option<(String, crate::config::LoginMethod, Option<u64>)>,
     attempted_user: Option<String>,
     failures: Vec<String>,
     /// Password and code attempts on this connection (`[auth] max_auth_tries`).
@@ -91,6 +94,7 @@ impl Connection {
             authed: None,
             key_factor: None,
             asked: None,
+            change_due: None,
             attempted_user: None,
             failures: Vec::new(),
             tries: 0,
@@ -441,6 +445,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Import { .. } => "import",
         Command::Key(_) => "key add",
         Command::Password(_) => "password set",
+        Command::Request(_) => "request import",
         _ => "command",
     }
 }
@@ -569,6 +574,8 @@ impl russh::server::Handler for Connection {
         }
         let key_done = self.key_factor.as_ref().is_some_and(|(u, _)| u == user);
         let Some(response) = response else {
+            // A new exchange: a change left unanswered starts over with the password.
+            self.change_due = None;
             let prompts = if crate::domain::validate::validate_username(user).is_ok() {
                 self.services.login_prompts(user, key_done)
             } else {
@@ -583,6 +590,7 @@ impl russh::server::Handler for Connection {
                 Prompts::Password => vec![("Password: ".into(), false)],
                 Prompts::CodeOnly => vec![("Verification code: ".into(), true)],
                 Prompts::EnrolmentCode => vec![("Enrolment code: ".into(), true)],
+                Prompts::NewPassword => vec![],
             };
             return Ok(Auth::Partial {
                 name: "tenure".into(),
@@ -614,6 +622,37 @@ impl russh::server::Handler for Connection {
                     Ok((_, step)) => Ok(self.accept(user, "publickey+totp", fp, Some(step)).await),
                     Err(r) => {
                         let auth = self.reject(user, "totp", r, true);
+                        self.tried()?;
+                        Ok(auth)
+                    }
+                }
+            }
+            Prompts::NewPassword => {
+                let Some((due_user, method, step)) = self.change_due.take() else {
+                    self.tried()?;
+                    return Ok(try_again());
+                };
+                if due_user != user {
+                    self.note_failure("new password: answered for another user".into());
+                    self.tried()?;
+                    return Ok(try_again());
+                }
+                let permit = self.argon2.clone().acquire_owned().await;
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    services.login_password_change(&u, ip, &first, second.as_deref().unwrap_or(""))
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Refused {
+                        reason: e.to_string(),
+                    })
+                });
+                match outcome {
+                    Ok(()) => Ok(self.accept(user, method.as_str(), None, step).await),
+                    Err(r) => {
+                        // The old password was right: not a guess, no lockout count.
+                        let auth = self.reject(user, "password change", r, false);
                         self.tried()?;
                         Ok(auth)
                     }
@@ -653,7 +692,22 @@ impl russh::server::Handler for Connection {
                     })
                 });
                 match outcome {
-                    Ok((_, step, method)) => {
+                    Ok((account, step, method)) => {
+                        // An expired or temporary password: a new one first,
+                        // in the same exchange (as sshd with PAM).
+                        if let Some(why) = self.services.password_change_due(&account) {
+                            self.change_due = Some((user.to_string(), method, step));
+                            self.asked = Some(Prompts::NewPassword);
+                            return Ok(Auth::Partial {
+                                name: "tenure".into(),
+                                instructions: why.instruction().into(),
+                                prompts: vec![
+                                    ("New password: ".into(), false),
+                                    ("Repeat: ".into(), false),
+                                ]
+                                .into(),
+                            });
+                        }
                         Ok(self.accept(user, method.as_str(), None, step).await)
                     }
                     Err(r) => {

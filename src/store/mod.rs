@@ -56,6 +56,8 @@ pub enum Collection {
     /// sponsor → sponsored), so a single-account command needs no scan
     /// (see `service::index::persisted`).
     Index,
+    /// Notices waiting for a recipient's digest (see `service::digest`).
+    Digest,
     /// Certificates issued by the user CA and still valid (see `service::certs`).
     Certs,
     /// API tokens by name, their secrets hashed (see `service::tokens`).
@@ -66,12 +68,13 @@ pub enum Collection {
 }
 
 impl Collection {
-    pub const ALL: [Collection; 8] = [
+    pub const ALL: [Collection; 9] = [
         Collection::Requests,
         Collection::Outbox,
         Collection::Jobs,
         Collection::Links,
         Collection::Index,
+        Collection::Digest,
         Collection::Certs,
         Collection::Tokens,
         Collection::Scim,
@@ -88,6 +91,7 @@ impl Collection {
             Collection::Jobs => "jobs",
             Collection::Links => "links",
             Collection::Index => "index",
+            Collection::Digest => "digest",
             Collection::Certs => "certs",
             Collection::Tokens => "tokens",
             Collection::Scim => "scim",

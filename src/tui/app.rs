@@ -72,6 +72,8 @@ pub enum Prompt {
     /// A user asks for an extension: the date, then why.
     RequestDate,
     RequestReason,
+    /// The create form submitted as a request (by one who may not create): why.
+    AccountRequestReason,
     PurgeName,
     DenyReason(u64),
     KeyLine,
@@ -86,6 +88,7 @@ impl Prompt {
     pub fn label(self) -> &'static str {
         match self {
             Prompt::DisableReason | Prompt::DenyReason(_) | Prompt::RequestReason => "Reason",
+            Prompt::AccountRequestReason => "Why is this account needed (an admin decides)",
             Prompt::ExtendDate | Prompt::RequestDate => "New end date (YYYY-MM-DD, +30d)",
             Prompt::PurgeName => "Type the username to purge it for good",
             Prompt::KeyLine => "Paste the OpenSSH public key line",
@@ -221,6 +224,8 @@ pub struct App {
     pub screen: Screen,
     /// Where Esc goes from the form.
     form_return: Screen,
+    /// The form is submitted as an account request (its holder may not create).
+    pub form_as_request: bool,
     /// The screen help was opened from: its keys come first.
     pub help_from: Screen,
     pub help_scroll: usize,
@@ -280,7 +285,7 @@ struct ServiceLookup<'a>(&'a Services, &'a Actor);
 
 impl Lookup for ServiceLookup<'_> {
     fn account_exists(&self, name: &str) -> bool {
-        !matches!(self.0.show(self.1, name), Err(Error::NotFound(_)))
+        self.0.username_taken(self.1, name)
     }
     fn email_taken(&self, email: &str) -> bool {
         self.0.find_by_email(email).ok().flatten().is_some()
@@ -304,6 +309,7 @@ impl App {
             no_color,
             screen: Screen::Accounts,
             form_return: Screen::Accounts,
+            form_as_request: false,
             help_from: Screen::Accounts,
             help_scroll: 0,
             hits: Hits::default(),
@@ -599,6 +605,7 @@ impl App {
         allowed(&self.actor, permission, target)
             || (action == Action::Extend
                 && allowed(&self.actor, Permission::RequestExtension, target))
+            || (action == Action::Create && allowed(&self.actor, Permission::RequestAccount, None))
     }
 
     pub fn selected_account(&self) -> Option<&Account> {
@@ -1041,8 +1048,15 @@ impl App {
                     .cloned();
                 match (pending, action) {
                     (Some(r), Action::Approve) => {
-                        let question =
-                            format!("Approve #{}: extend {} to {}?", r.id, r.account, r.end_date);
+                        let question = match (r.kind.as_str(), r.end_date) {
+                            ("extend", Some(end)) => {
+                                format!("Approve #{}: extend {} to {end}?", r.id, r.account)
+                            }
+                            (_, _) => format!(
+                                "Approve #{}: create {} (asked by {})?",
+                                r.id, r.account, r.requested_by
+                            ),
+                        };
                         let change = Change::Decide {
                             id: r.id,
                             approve: true,
@@ -1178,10 +1192,15 @@ impl App {
     }
 
     fn start_form(&mut self, source: Option<String>) {
-        if !allowed(&self.actor, Permission::CreateAccount, None) {
+        let may_create = allowed(&self.actor, Permission::CreateAccount, None);
+        // Those who may not create may submit the form as a request.
+        let as_request =
+            !may_create && source.is_none() && self.services.may_request_accounts(&self.actor);
+        if !may_create && !as_request {
             self.fail("permission denied: create accounts");
             return;
         }
+        self.form_as_request = as_request;
         let config = self.services.config();
         let form = match &source {
             None => Form::new(config, self.today),
@@ -1214,6 +1233,16 @@ impl App {
                 self.generation = None;
                 self.refresh();
                 self.open(&name);
+            }
+            FormOutcome::Submit if self.form_as_request => {
+                let (name, _) = form.input(self.today);
+                self.form = Some(form);
+                self.input_popup(
+                    Prompt::AccountRequestReason,
+                    format!("Submit {name} as a request"),
+                    vec![],
+                    String::new(),
+                );
             }
             FormOutcome::Submit => {
                 let (name, input) = form.input(self.today);
@@ -1445,7 +1474,10 @@ impl App {
         };
         let value = text.trim().to_string();
         match prompt {
-            Prompt::DisableReason | Prompt::DenyReason(_) | Prompt::RequestReason
+            Prompt::DisableReason
+            | Prompt::DenyReason(_)
+            | Prompt::RequestReason
+            | Prompt::AccountRequestReason
                 if value.is_empty() =>
             {
                 self.popup = Some(again("a reason is required".into(), text));
@@ -1490,6 +1522,33 @@ impl App {
                     self.confirm(question, targets, change);
                 }
             },
+            Prompt::AccountRequestReason => {
+                let Some(mut form) = self.form.take() else {
+                    return;
+                };
+                let (name, input) = form.input(self.today);
+                match self
+                    .services
+                    .request_create(&self.actor, &name, input, &value)
+                {
+                    Ok(r) => {
+                        self.screen = self.form_return;
+                        self.requests = self.services.request_list(&self.actor).unwrap_or_default();
+                        self.message = Some((
+                            false,
+                            format!(
+                                "request #{} for {name} is pending an admin's decision",
+                                r.id
+                            ),
+                        ));
+                    }
+                    Err(e) => {
+                        form.stage = Stage::Editing;
+                        form.error = Some(e.to_string());
+                        self.form = Some(form);
+                    }
+                }
+            }
             Prompt::RequestReason => {
                 let end = carry
                     .as_deref()
@@ -1555,7 +1614,7 @@ impl App {
             }
             Prompt::Password => {
                 let Some(name) = targets.first() else { return };
-                match self.services.password_set(&self.actor, name, &text) {
+                match self.services.password_set(&self.actor, name, &text, false) {
                     Ok(()) => self.message = Some((false, format!("password of {name} set"))),
                     Err(e) => self.popup = Some(again(e.to_string(), String::new())),
                 }

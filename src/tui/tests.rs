@@ -707,6 +707,71 @@ fn a_console_opened_while_the_server_builds_its_index_says_indexing_then_shows_t
 }
 
 #[test]
+fn a_sponsor_submits_the_create_form_as_a_request_and_an_admin_approves_it_on_the_requests_screen()
+{
+    let admin_app = app();
+    let s = admin_app.services.clone();
+    let root = Actor::account(&s.load("root").unwrap(), Source::Cli, None);
+    let input = AccountInput {
+        email: Some("sam@example.com".into()),
+        display_name: Some("Sam Sponsor".into()),
+        kind: Some(Kind::Employee),
+        roles: Some(vec![crate::domain::Role::Sponsor]),
+        ..Default::default()
+    };
+    s.create(&root, "sam", input).unwrap();
+    let sam = Actor::account(
+        &s.load("sam").unwrap(),
+        Source::Ssh("192.0.2.9".into()),
+        None,
+    );
+    let mut app = App::new(s.clone(), sam);
+    app.handle(Key::Char('n'));
+    assert_eq!(app.screen, Screen::Form, "offered to one who may request");
+    typed(&mut app, "erin");
+    app.handle(Key::Tab);
+    typed(&mut app, "Erin Example");
+    app.handle(Key::Tab);
+    typed(&mut app, "erin@initech.example");
+    app.handle(Key::Enter);
+    typed(&mut app, "+30d");
+    app.handle(Key::Enter);
+    assert!(
+        screen(&app, 120, 40).contains("submit as a request"),
+        "{}",
+        screen(&app, 120, 40)
+    );
+    app.handle(Key::Enter);
+    assert!(screen(&app, 120, 40).contains("Why is this account needed"));
+    app.handle(Key::Enter);
+    assert!(screen(&app, 120, 40).contains("a reason is required"));
+    typed(&mut app, "joins the migration team");
+    app.handle(Key::Enter);
+    assert!(s.store().account("erin").unwrap().is_none(), "not created");
+    let msg = screen(&app, 120, 40);
+    assert!(msg.contains("pending an admin's decision"), "{msg}");
+    let list = s.request_list(&root).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].kind, "create");
+    assert_eq!(list[0].requested_by, "sam");
+
+    // The admin's requests screen lists it; approving creates the account.
+    let mut admin_app = admin_app;
+    admin_app.handle(Key::Char('R'));
+    let shown = screen(&admin_app, 120, 40);
+    assert!(
+        shown.contains("erin") && shown.contains("create"),
+        "{shown}"
+    );
+    admin_app.handle(Key::Char('a'));
+    let shown = screen(&admin_app, 120, 40);
+    assert!(shown.contains("create erin (asked by sam)"), "{shown}");
+    admin_app.handle(Key::Char('y'));
+    let erin = s.load("erin").unwrap();
+    assert_eq!(erin.email, "erin@initech.example");
+}
+
+#[test]
 fn connectors_screen_shows_counts_lists_failures_retries_and_reconciles_after_a_dry_run() {
     let config = format!(
         "{}\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/bin/false\"]\n",

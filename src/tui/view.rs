@@ -144,6 +144,10 @@ fn footer_line(app: &App) -> Line<'static> {
             ("Esc", "back", None),
         ],
         Screen::Form => match app.form.as_ref().map(|f| &f.stage) {
+            Some(Stage::Review) if app.form_as_request => &[
+                ("Enter", "submit as a request", None),
+                ("Esc", "back to the form", None),
+            ],
             Some(Stage::Review) => &[("Enter", "create", None), ("Esc", "back to the form", None)],
             Some(Stage::Done(_)) => &[("Enter", "open it", None), ("Esc", "back", None)],
             _ => &[
@@ -429,6 +433,13 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
     lines.push(row(
         "updated",
         format!("{} by {}", a.updated_at.format("%Y-%m-%d"), a.updated_by),
+    ));
+    lines.push(row(
+        "password",
+        app.services
+            .config()
+            .passwords
+            .describe(&a.credentials, app.services.now()),
     ));
     let policy = &app.policy;
     let mut planned: Vec<String> = crate::domain::plan::warnings(a, policy, app.today)
@@ -797,25 +808,29 @@ fn requests(app: &App, frame: &mut Frame, area: Rect) {
         .map(|r| {
             vec![
                 format!("#{}", r.id),
+                r.kind.clone(),
                 r.account.clone(),
-                r.end_date.to_string(),
+                r.end_date.map_or_else(|| "-".into(), |d| d.to_string()),
                 r.requested_by.clone(),
+                r.requested_at.format("%Y-%m-%d").to_string(),
                 r.reason.clone(),
             ]
         })
         .collect();
     let widths = [
         Constraint::Length(6),
+        Constraint::Length(7),
         Constraint::Length(14),
         Constraint::Length(11),
-        Constraint::Length(14),
+        Constraint::Length(10),
+        Constraint::Length(10),
         Constraint::Fill(1),
     ];
     let title = format!(" Requests: {} pending (a approve · x deny) ", pending.len());
     let table = simple_table(
         &app.theme,
         title,
-        &["ID", "ACCOUNT", "END", "ASKED BY", "REASON"],
+        &["ID", "KIND", "ACCOUNT", "END", "ASKED BY", "ON", "REASON"],
         rows,
         &widths,
     );

@@ -461,6 +461,8 @@ impl Server {
             .env("ASKPASS_PASSWORD", &answers.password)
             .env("ASKPASS_CODE", &answers.code)
             .env("ASKPASS_ENROL", &answers.enrolment)
+            .env("ASKPASS_NEW", &answers.new_password)
+            .env("ASKPASS_REPEAT", &answers.repeat)
             .env("ASKPASS_LOG", &answers.log);
         cmd
     }
@@ -493,6 +495,9 @@ pub struct Askpass {
     pub password: String,
     pub code: String,
     pub enrolment: String,
+    /// The answers to `New password:` and `Repeat:` (an expired or temporary password).
+    pub new_password: String,
+    pub repeat: String,
 }
 
 impl Askpass {
@@ -506,6 +511,8 @@ impl Askpass {
             "#!/bin/sh\n\
              printf '%s\\n' \"$1\" >> \"$ASKPASS_LOG\"\n\
              case \"$1\" in\n\
+             *'New password'*) printf '%s\\n' \"$ASKPASS_NEW\" ;;\n\
+             *Repeat*) printf '%s\\n' \"$ASKPASS_REPEAT\" ;;\n\
              *Password*) printf '%s\\n' \"$ASKPASS_PASSWORD\" ;;\n\
              *'Verification code'*) printf '%s\\n' \"$ASKPASS_CODE\" ;;\n\
              *'Enrolment code'*) printf '%s\\n' \"$ASKPASS_ENROL\" ;;\n\
@@ -521,6 +528,8 @@ impl Askpass {
             password: String::new(),
             code: String::new(),
             enrolment: String::new(),
+            new_password: String::new(),
+            repeat: String::new(),
         }
     }
 
@@ -528,6 +537,15 @@ impl Askpass {
         Askpass {
             password: password.into(),
             code: code.into(),
+            ..self.clone()
+        }
+    }
+
+    /// Also answers `New password:` with `new` and `Repeat:` with `repeat`.
+    pub fn new_password(&self, new: &str, repeat: &str) -> Askpass {
+        Askpass {
+            new_password: new.into(),
+            repeat: repeat.into(),
             ..self.clone()
         }
     }

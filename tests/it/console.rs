@@ -11,12 +11,12 @@ use crate::common::{Instance, Server};
 static SOCKETS: AtomicUsize = AtomicUsize::new(0);
 
 /// A tmux server of our own, killed when dropped.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn start(command: &str) -> Tmux {
+    pub(crate) fn start(command: &str) -> Tmux {
         let socket = format!(
             "tenure-{}-{}",
             std::process::id(),
@@ -48,13 +48,13 @@ impl Tmux {
         c
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "c"];
         args.extend_from_slice(keys);
         assert!(self.cmd(&args).status().unwrap().success());
     }
 
-    fn text(&self, text: &str) {
+    pub(crate) fn text(&self, text: &str) {
         assert!(self
             .cmd(&["send-keys", "-t", "c", "-l", text])
             .status()
@@ -62,7 +62,7 @@ impl Tmux {
             .success());
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         self.capture("c", false)
     }
 
@@ -76,7 +76,7 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let screen = self.screen();

@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `tenure` binary against a temp directory.
 //! One integration-test binary: add modules here, not files in tests/.
 
+mod account_requests;
 mod audit;
 mod backup;
 mod cli;
@@ -8,6 +9,7 @@ mod common;
 mod connect;
 mod console;
 mod crash;
+mod digest;
 mod exec;
 mod hardening;
 mod hosts;
@@ -16,6 +18,7 @@ mod import;
 mod ldap;
 mod lifecycle;
 mod notify;
+mod passwords;
 mod scale;
 mod scim;
 mod security;

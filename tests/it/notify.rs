@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::common::{Instance, Proc, Server};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -24,7 +24,11 @@ fn ssh(inst: &Instance, server: &Server, command: &str) -> (i32, String, String)
     server.exec("alice", &inst.path("alice"), command, None)
 }
 
-fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let end = Instant::now() + deadline;
     loop {
         if let Some(v) = check() {
@@ -35,7 +39,7 @@ fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option
     }
 }
 
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     if let Ok(p) = std::env::var("TEST_PYTHON") {
         return Some(p);
     }
@@ -43,7 +47,7 @@ fn python() -> Option<String> {
     venv.exists().then(|| venv.to_string_lossy().into_owned())
 }
 
-fn smtp_server(python: &str, port: u16, maildir: &Path) -> Proc {
+pub(crate) fn smtp_server(python: &str, port: u16, maildir: &Path) -> Proc {
     let mut cmd = Command::new(python);
     cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
         .args(["-c", "aiosmtpd.handlers.Mailbox"])
@@ -52,7 +56,7 @@ fn smtp_server(python: &str, port: u16, maildir: &Path) -> Proc {
     Proc::spawn(&mut cmd)
 }
 
-fn mails(maildir: &Path) -> Vec<String> {
+pub(crate) fn mails(maildir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for sub in ["new", "cur"] {
         if let Ok(entries) = std::fs::read_dir(maildir.join(sub)) {
