@@ -21,29 +21,36 @@ pub fn ensure_host_key(dir: &Path) -> Result<(PrivateKey, bool), String> {
     }
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| format!("no randomness for the host key: {e}"))?;
-    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    seed.fill(0);
-    key.set_comment("tenure host key");
-    let pem = key
-        .to_openssh(LineEnding::LF)
-        .map_err(|e| format!("cannot encode host key: {e}"))?;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(pem.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let key = create_ed25519(&path, "tenure host key")?;
     let public = key
         .public_key()
         .to_openssh()
         .map_err(|e| format!("cannot encode host public key: {e}"))?;
     let _ = fs::write(pub_path(&path), format!("{public}\n"));
     Ok((key, true))
+}
+
+/// Makes a new ed25519 key with `comment` and writes it to `path` in
+/// OpenSSH's format: mode 0600, never over an existing file, synced.
+pub fn create_ed25519(path: &Path, comment: &str) -> Result<PrivateKey, String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no randomness for {comment}: {e}"))?;
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    seed.fill(0);
+    key.set_comment(comment);
+    let pem = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| format!("cannot encode {comment}: {e}"))?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    file.write_all(pem.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(key)
 }
 
 fn pub_path(path: &Path) -> PathBuf {

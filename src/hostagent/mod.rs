@@ -19,8 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use russh::keys::ssh_key::private::Ed25519Keypair;
-use russh::keys::ssh_key::LineEnding;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::{client, ChannelMsg, Disconnect};
 use serde::{Deserialize, Serialize};
@@ -523,14 +521,8 @@ fn init(server: &str, name: &str, dir: &Path) -> Result<(), (u8, String)> {
     let server_key = fetch_server_key(server).map_err(|e| (1, e))?;
     std::fs::create_dir_all(dir)
         .map_err(|e| (1, format!("cannot create {}: {e}", dir.display())))?;
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| (1, format!("no randomness: {e}")))?;
-    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    seed.fill(0);
-    key.set_comment(format!("tenure host {name}"));
-    let pem = key
-        .to_openssh(LineEnding::LF)
-        .map_err(|e| (1, format!("cannot encode the host key: {e}")))?;
+    let key = crate::hostkey::create_ed25519(&key_path, &format!("tenure host {name}"))
+        .map_err(|e| (1, e))?;
     let public = key
         .public_key()
         .to_openssh()
@@ -546,7 +538,6 @@ fn init(server: &str, name: &str, dir: &Path) -> Result<(), (u8, String)> {
             .and_then(|()| f.sync_all())
             .map_err(|e| (1, format!("cannot write {}: {e}", path.display())))
     };
-    write(&key_path, pem.as_bytes(), 0o600)?;
     write(
         &dir.join("host_key.pub"),
         format!("{public}\n").as_bytes(),

@@ -6,14 +6,11 @@
 //! the same transaction (`Tx::revoke_certs`).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use russh::keys::ssh_key::certificate::{Builder, CertType};
-use russh::keys::ssh_key::private::Ed25519Keypair;
-use russh::keys::ssh_key::LineEnding;
 use russh::keys::{HashAlg, PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -64,23 +61,7 @@ pub fn load_or_create_ca(dir: &Path) -> std::result::Result<PrivateKey, String> 
     }
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| format!("no randomness for the user CA: {e}"))?;
-    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    seed.fill(0);
-    key.set_comment("tenure user CA");
-    let pem = key
-        .to_openssh(LineEnding::LF)
-        .map_err(|e| format!("cannot encode the user CA: {e}"))?;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(pem.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let key = crate::hostkey::create_ed25519(&path, "tenure user CA")?;
     Ok(key)
 }
 
