@@ -119,6 +119,21 @@ pub(crate) async fn blocking<T: Send + 'static>(
     })
 }
 
+/// The actor of a request, from the peer address and the bearer token its
+/// parts carry (what both the REST and the SCIM extractors start with).
+pub(crate) async fn request_actor(
+    parts: &axum::http::request::Parts,
+    state: &AppState,
+) -> Result<Actor, Failure> {
+    let peer = parts
+        .extensions
+        .get::<Peer>()
+        .copied()
+        .ok_or_else(|| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, 1, "no peer"))?;
+    let note = parts.extensions.get::<TokenNote>().cloned();
+    authenticate(state, peer, &parts.headers, note.as_ref()).await
+}
+
 /// The actor behind `Authorization: Bearer SECRET`, or 401. A presented
 /// token that fails is throttled and audited (the service does both).
 pub(crate) async fn authenticate(

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{authenticate, AppState, Failure, Peer, TokenNote};
+use super::{AppState, Failure};
 use crate::cli::account_view;
 use crate::domain::dates::parse_date;
 use crate::domain::{DisableReason, Kind, Role};
@@ -48,17 +48,7 @@ impl FromRequestParts<AppState> for Rest {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Rest, Response> {
-        let peer = parts.extensions.get::<Peer>().copied().ok_or_else(|| {
-            failure(Failure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                1,
-                "no peer",
-            ))
-        })?;
-        let note = parts.extensions.get::<TokenNote>().cloned();
-        let actor = authenticate(state, peer, &parts.headers, note.as_ref())
-            .await
-            .map_err(failure)?;
+        let actor = super::request_actor(parts, state).await.map_err(failure)?;
         match &actor.source {
             Source::Http {
                 scope: Some(TokenScope::Read | TokenScope::Write),

@@ -21,7 +21,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{authenticate, blocking, AppState, Failure, Peer, TokenNote};
+use super::{blocking, AppState, Failure};
 use crate::service::{Actor, Services};
 use filter::Filter;
 use schema::{LIST, USER};
@@ -96,17 +96,7 @@ impl FromRequestParts<AppState> for Ctx {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
-        let peer = parts.extensions.get::<Peer>().copied().ok_or_else(|| {
-            failure(Failure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                1,
-                "no peer",
-            ))
-        })?;
-        let note = parts.extensions.get::<TokenNote>().cloned();
-        let actor = authenticate(state, peer, &parts.headers, note.as_ref())
-            .await
-            .map_err(failure)?;
+        let actor = super::request_actor(parts, state).await.map_err(failure)?;
         let host = parts
             .headers
             .get(header::HOST)
