@@ -235,6 +235,8 @@ struct Inner {
     user_ca: std::sync::OnceLock<std::result::Result<russh::keys::PrivateKey, String>>,
     /// Host logins since each host's last `host.login` event (see `hosts`).
     host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
+    /// Successful logins waiting to be written together (group commit).
+    logins: login::LoginQueue,
 }
 
 impl Services {
@@ -295,6 +297,7 @@ impl Services {
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
                 applier: std::sync::OnceLock::new(),
                 host_seen: Mutex::new(HashMap::new()),
+                logins: login::LoginQueue::default(),
                 user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
