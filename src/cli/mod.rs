@@ -1470,7 +1470,7 @@ pub fn run(
         Command::Export { format } => match format {
             ExportFormat::Json => {
                 let mut rows = JsonRows::new(out)?;
-                services.export_each(actor, &mut |a| rows.item(&account_view(&a, today)))?;
+                services.export_each(actor, &mut |a| rows.item(&AccountView::new(&a, today)))?;
                 rows.finish()
             }
             ExportFormat::Csv => {

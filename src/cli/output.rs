@@ -94,6 +94,117 @@ pub fn account_view(a: &Account, today: NaiveDate) -> Value {
     })
 }
 
+/// `account_view` as a borrowed struct, for the large streamed outputs:
+/// the same document byte for byte (fields in the sorted order a JSON
+/// object of `serde_json` has) without building a `Value` per account.
+/// The test `the_fast_account_view_prints_what_account_view_prints` keeps
+/// the two in step.
+#[derive(Serialize)]
+pub struct AccountView<'a> {
+    allowlist: &'a [ipnet::IpNet],
+    company: &'a Option<String>,
+    created_at: DateTime<Utc>,
+    created_by: &'a str,
+    days_left: Option<i64>,
+    deleted_at: Option<DateTime<Utc>>,
+    disable_note: &'a Option<String>,
+    disable_reason: Option<crate::domain::DisableReason>,
+    disabled_at: Option<DateTime<Utc>>,
+    display_name: &'a str,
+    effective_status: &'static str,
+    email: &'a str,
+    end_date: Option<NaiveDate>,
+    fields: &'a std::collections::BTreeMap<String, String>,
+    groups: &'a std::collections::BTreeSet<String>,
+    inactivity_exempt: bool,
+    keys: Vec<KeyView<'a>>,
+    kind: crate::domain::Kind,
+    language: &'a Option<String>,
+    last_login: Option<DateTime<Utc>>,
+    notes: &'a Option<String>,
+    password_set: bool,
+    password_set_at: Option<DateTime<Utc>>,
+    password_temporary: bool,
+    project: &'a Option<String>,
+    roles: &'a std::collections::BTreeSet<crate::domain::Role>,
+    sponsor: &'a Option<String>,
+    start_date: NaiveDate,
+    status: crate::domain::Status,
+    theme: &'a Option<String>,
+    timezone: &'a Option<String>,
+    updated_at: DateTime<Utc>,
+    updated_by: &'a str,
+    username: &'a str,
+}
+
+/// `key_view` as a borrowed struct (see `AccountView`).
+#[derive(Serialize)]
+struct KeyView<'a> {
+    added_at: DateTime<Utc>,
+    added_by: &'a str,
+    algorithm: &'a str,
+    comment: &'a str,
+    expires_on: Option<NaiveDate>,
+    fingerprint: &'a str,
+    last_used: Option<DateTime<Utc>>,
+    public_key: &'a str,
+}
+
+impl<'a> AccountView<'a> {
+    pub fn new(a: &'a Account, today: NaiveDate) -> AccountView<'a> {
+        AccountView {
+            allowlist: &a.allowlist,
+            company: &a.company,
+            created_at: a.created_at,
+            created_by: &a.created_by,
+            days_left: days_left(a.end_date, today),
+            deleted_at: a.deleted_at,
+            disable_note: &a.disable_note,
+            disable_reason: a.disable_reason,
+            disabled_at: a.disabled_at,
+            display_name: &a.display_name,
+            effective_status: effective(a, today).as_str(),
+            email: &a.email,
+            end_date: a.end_date,
+            fields: &a.fields,
+            groups: &a.groups,
+            inactivity_exempt: a.inactivity_exempt,
+            keys: a
+                .credentials
+                .keys
+                .iter()
+                .map(|k| KeyView {
+                    added_at: k.added_at,
+                    added_by: &k.added_by,
+                    algorithm: &k.algorithm,
+                    comment: &k.comment,
+                    expires_on: k.expires_on,
+                    fingerprint: &k.fingerprint,
+                    last_used: k.last_used,
+                    public_key: &k.public_key,
+                })
+                .collect(),
+            kind: a.kind,
+            language: &a.language,
+            last_login: a.last_login,
+            notes: &a.notes,
+            password_set: a.credentials.password_hash.is_some(),
+            password_set_at: a.credentials.password_set_at,
+            password_temporary: a.credentials.password_temporary,
+            project: &a.project,
+            roles: &a.roles,
+            sponsor: &a.sponsor,
+            start_date: a.start_date,
+            status: a.status,
+            theme: &a.theme,
+            timezone: &a.timezone,
+            updated_at: a.updated_at,
+            updated_by: &a.updated_by,
+            username: &a.username,
+        }
+    }
+}
+
 pub(super) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(NOTHING)
@@ -133,27 +244,38 @@ fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
 pub struct JsonRows<'a> {
     out: &'a mut dyn Write,
     any: bool,
+    /// One element as `serde_json` prints it, then moved in by the
+    /// array's indent: two buffers kept from row to row.
+    pretty: Vec<u8>,
+    indented: Vec<u8>,
 }
 
 impl<'a> JsonRows<'a> {
     pub fn new(out: &'a mut dyn Write) -> Result<JsonRows<'a>> {
-        Ok(JsonRows { out, any: false })
+        Ok(JsonRows {
+            out,
+            any: false,
+            pretty: Vec::new(),
+            indented: Vec::new(),
+        })
     }
 
     pub fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        let pretty = serde_json::to_vec_pretty(value).map_err(io)?;
-        self.out
-            .write_all(if self.any { b",\n  " } else { b"[\n  " })
-            .map_err(io)?;
+        self.pretty.clear();
+        serde_json::to_writer_pretty(&mut self.pretty, value).map_err(io)?;
+        self.indented.clear();
+        self.indented
+            .extend_from_slice(if self.any { b",\n  " } else { b"[\n  " });
         self.any = true;
         // Nested lines move in by the array's indent (JSON strings hold no raw newline).
-        for (i, line) in pretty.split(|b| *b == b'\n').enumerate() {
-            if i > 0 {
-                self.out.write_all(b"\n  ").map_err(io)?;
-            }
-            self.out.write_all(line).map_err(io)?;
+        let mut rest = self.pretty.as_slice();
+        while let Some(at) = rest.iter().position(|b| *b == b'\n') {
+            self.indented.extend_from_slice(&rest[..at]);
+            self.indented.extend_from_slice(b"\n  ");
+            rest = &rest[at + 1..];
         }
-        Ok(())
+        self.indented.extend_from_slice(rest);
+        self.out.write_all(&self.indented).map_err(io)
     }
 
     pub fn finish(self) -> Result<()> {
@@ -285,7 +407,7 @@ impl<'a> AccountRows<'a> {
 
     pub fn row(&mut self, a: &Account) -> Result<()> {
         match self {
-            AccountRows::Json(rows, today) => rows.item(&account_view(a, *today)),
+            AccountRows::Json(rows, today) => rows.item(&AccountView::new(a, *today)),
             AccountRows::Table(rows, today) => rows.row(account_cells(a, *today)),
         }
     }
@@ -1254,6 +1376,48 @@ mod tests {
             "updated_at": "2026-01-01T00:00:00Z", "updated_by": "x"
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_fast_account_view_prints_what_account_view_prints() {
+        let today = at().date_naive();
+        let bare = account();
+        let mut full = account();
+        full.company = Some("Acme".into());
+        full.sponsor = Some("root".into());
+        full.project = Some("p".into());
+        full.end_date = Some(today + chrono::Duration::days(9));
+        full.groups = ["b", "a"].iter().map(|g| g.to_string()).collect();
+        full.roles = [crate::domain::Role::User, crate::domain::Role::Admin]
+            .into_iter()
+            .collect();
+        full.fields = [("z".to_string(), "1".to_string()), ("a".into(), "2".into())]
+            .into_iter()
+            .collect();
+        full.timezone = Some("Europe/Paris".into());
+        full.language = Some("fr".into());
+        full.theme = Some("light".into());
+        full.notes = Some(HOSTILE.into());
+        full.allowlist = vec!["10.0.0.0/8".parse().unwrap()];
+        full.inactivity_exempt = true;
+        full.credentials.keys = vec![key(), key()];
+        full.credentials.keys[1].last_used = Some(at());
+        full.credentials.keys[1].expires_on = Some(today);
+        full.credentials.password_hash = Some("$argon2id$x".into());
+        full.credentials.password_set_at = Some(at());
+        full.credentials.password_temporary = true;
+        full.status = crate::domain::Status::Disabled;
+        full.disable_reason = Some(crate::domain::DisableReason::Manual);
+        full.disable_note = Some("done".into());
+        full.disabled_at = Some(at());
+        full.deleted_at = Some(at());
+        full.last_login = Some(at());
+        for a in [&bare, &full] {
+            let slow = serde_json::to_string_pretty(&account_view(a, today)).unwrap();
+            let fast = serde_json::to_string_pretty(&AccountView::new(a, today)).unwrap();
+            assert_eq!(fast, slow);
+            assert!(!slow.contains("argon2"), "no secret in the view");
+        }
     }
 
     fn key() -> SshKey {
