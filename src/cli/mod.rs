@@ -1283,8 +1283,10 @@ pub fn run(
                 Some(text) => parse_date(&text, today).map_err(Error::Invalid)?,
                 None => today + chrono::Duration::days(30),
             };
-            let items = services.lifecycle_preview(actor, until)?;
-            print_plan(out, &items, json, &format!("nothing planned until {until}"))
+            let empty = format!("nothing planned until {until}");
+            let mut rows = PlanRows::new(out, json);
+            services.lifecycle_preview_each(actor, until, &mut |item| rows.row(&item))?;
+            rows.finish(&empty)
         }
         Command::Lifecycle(LifecycleCommand::Run { dry_run, json }) => {
             let items = services.lifecycle_run(actor, dry_run)?;

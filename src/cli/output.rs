@@ -657,6 +657,47 @@ pub fn print_sessions(
     write_table(out, &t)
 }
 
+/// The lifecycle plan as it comes, item by item (`lifecycle preview`):
+/// the same bytes `print_plan` prints for the whole list.
+pub enum PlanRows<'a> {
+    Json(JsonRows<'a>),
+    Table(TableRows<'a>),
+}
+
+impl<'a> PlanRows<'a> {
+    pub fn new(out: &'a mut dyn Write, json: bool) -> PlanRows<'a> {
+        if json {
+            PlanRows::Json(JsonRows {
+                out,
+                any: false,
+                pretty: Vec::new(),
+                indented: Vec::new(),
+            })
+        } else {
+            PlanRows::Table(TableRows::new(out, &["DATE", "ACCOUNT", "ACTION", "WHY"]))
+        }
+    }
+
+    pub fn row(&mut self, i: &crate::service::lifecycle::PreviewItem) -> Result<()> {
+        match self {
+            PlanRows::Json(rows) => rows.item(i),
+            PlanRows::Table(rows) => rows.row(vec![
+                i.date.to_string(),
+                i.username.clone(),
+                i.action.clone(),
+                i.why.clone(),
+            ]),
+        }
+    }
+
+    pub fn finish(self, empty: &str) -> Result<()> {
+        match self {
+            PlanRows::Json(rows) => rows.finish(),
+            PlanRows::Table(rows) => rows.finish(empty, None),
+        }
+    }
+}
+
 pub fn print_plan(
     out: &mut dyn Write,
     items: &[crate::service::lifecycle::PreviewItem],
