@@ -244,10 +244,74 @@ fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
 pub struct JsonRows<'a> {
     out: &'a mut dyn Write,
     any: bool,
-    /// One element as `serde_json` prints it, then moved in by the
-    /// array's indent: two buffers kept from row to row.
-    pretty: Vec<u8>,
-    indented: Vec<u8>,
+    /// One element, kept from row to row.
+    buf: Vec<u8>,
+}
+
+/// serde_json's pretty layout with every line after the first moved in by
+/// the array's indent, as the element would print inside the whole array.
+/// Only the structural writes (brackets, commas, line breaks) go through
+/// `Indent`; strings never hold a raw newline.
+struct Nested(serde_json::ser::PrettyFormatter<'static>);
+
+/// Adds the array's indent after each line break a structural write ends with.
+struct Indent<'w, W: ?Sized>(&'w mut W);
+
+impl<W: Write + ?Sized> Write for Indent<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf)?;
+        if buf.last() == Some(&b'\n') {
+            self.0.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl serde_json::ser::Formatter for Nested {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(&mut Indent(w))
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(&mut Indent(w))
+    }
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(&mut Indent(w), first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(&mut Indent(w))
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(&mut Indent(w))
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(&mut Indent(w))
+    }
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(&mut Indent(w), first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(&mut Indent(w))
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(&mut Indent(w))
+    }
 }
 
 impl<'a> JsonRows<'a> {
@@ -255,27 +319,23 @@ impl<'a> JsonRows<'a> {
         Ok(JsonRows {
             out,
             any: false,
-            pretty: Vec::new(),
-            indented: Vec::new(),
+            buf: Vec::new(),
         })
     }
 
     pub fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.pretty.clear();
-        serde_json::to_writer_pretty(&mut self.pretty, value).map_err(io)?;
-        self.indented.clear();
-        self.indented
+        self.buf.clear();
+        self.buf
             .extend_from_slice(if self.any { b",\n  " } else { b"[\n  " });
         self.any = true;
-        // Nested lines move in by the array's indent (JSON strings hold no raw newline).
-        let mut rest = self.pretty.as_slice();
-        while let Some(at) = rest.iter().position(|b| *b == b'\n') {
-            self.indented.extend_from_slice(&rest[..at]);
-            self.indented.extend_from_slice(b"\n  ");
-            rest = &rest[at + 1..];
-        }
-        self.indented.extend_from_slice(rest);
-        self.out.write_all(&self.indented).map_err(io)
+        let formatter = Nested(serde_json::ser::PrettyFormatter::new());
+        value
+            .serialize(&mut serde_json::Serializer::with_formatter(
+                &mut self.buf,
+                formatter,
+            ))
+            .map_err(io)?;
+        self.out.write_all(&self.buf).map_err(io)
     }
 
     pub fn finish(self) -> Result<()> {
@@ -670,8 +730,7 @@ impl<'a> PlanRows<'a> {
             PlanRows::Json(JsonRows {
                 out,
                 any: false,
-                pretty: Vec::new(),
-                indented: Vec::new(),
+                buf: Vec::new(),
             })
         } else {
             PlanRows::Table(TableRows::new(out, &["DATE", "ACCOUNT", "ACTION", "WHY"]))
@@ -1459,6 +1518,28 @@ mod tests {
             assert_eq!(fast, slow);
             assert!(!slow.contains("argon2"), "no secret in the view");
         }
+        // Streamed as array elements (nested objects and arrays, empty ones
+        // too): the bytes of the whole document printed at once.
+        let mut streamed = Vec::new();
+        let mut rows = JsonRows::new(&mut streamed).unwrap();
+        for a in [&bare, &full, &bare] {
+            rows.item(&AccountView::new(a, today)).unwrap();
+        }
+        rows.finish().unwrap();
+        let mut three = Vec::new();
+        print_json(
+            &mut three,
+            &[
+                account_view(&bare, today),
+                account_view(&full, today),
+                account_view(&bare, today),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            String::from_utf8(three).unwrap()
+        );
     }
 
     fn key() -> SshKey {
