@@ -235,6 +235,9 @@ struct Inner {
     user_ca: std::sync::OnceLock<std::result::Result<russh::keys::PrivateKey, String>>,
     /// Host logins since each host's last `host.login` event (see `hosts`).
     host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
+    /// API tokens used since the last flush: name → (last use, uses); written
+    /// in one transaction every few seconds (see `tokens::flush_token_use`).
+    token_used: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
 }
 
 impl Services {
@@ -295,6 +298,7 @@ impl Services {
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
                 applier: std::sync::OnceLock::new(),
                 host_seen: Mutex::new(HashMap::new()),
+                token_used: Mutex::new(HashMap::new()),
                 user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,

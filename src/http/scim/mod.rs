@@ -766,11 +766,47 @@ mod users {
         Failure::bad(b.1).scim(b.0)
     }
 
-    /// Filters answered from an index: `userName eq`, `externalId eq`, `id eq`,
-    /// `emails.value eq` / `emails eq`.
+    /// Filters answered from an index (the candidates; each is checked
+    /// against the whole filter after): `userName eq`, `userName sw` (an
+    /// ordered range), `externalId eq`, `id eq`, `emails.value eq` /
+    /// `emails eq`, `active eq false`; `and` with one indexed side, `or`
+    /// with both. Anything else scans every account, one at a time.
     fn indexed(ctx: &Ctx, f: &Filter) -> Result<Option<Vec<String>>, Failure> {
         let s = &ctx.services;
+        let core = |p: &filter::AttrPath| {
+            p.urn
+                .as_deref()
+                .is_none_or(|u| u.eq_ignore_ascii_case(USER))
+        };
         let one = |name: Option<String>| Ok(Some(name.into_iter().collect()));
+        match f {
+            Filter::And(a, b) => {
+                return match indexed(ctx, a)? {
+                    Some(names) => Ok(Some(names)),
+                    None => indexed(ctx, b),
+                };
+            }
+            Filter::Or(a, b) => {
+                let (Some(mut left), Some(right)) = (indexed(ctx, a)?, indexed(ctx, b)?) else {
+                    return Ok(None);
+                };
+                left.extend(right);
+                left.sort();
+                left.dedup();
+                return Ok(Some(left));
+            }
+            Filter::Compare(p, filter::Op::Sw, Value::String(v))
+                if p.attr.eq_ignore_ascii_case("userName") && p.sub.is_none() && core(p) =>
+            {
+                return Ok(Some(s.scim_user_name_prefix(v)?));
+            }
+            Filter::Compare(p, filter::Op::Eq, Value::Bool(false))
+                if p.attr.eq_ignore_ascii_case("active") && p.sub.is_none() && core(p) =>
+            {
+                return Ok(Some(s.scim_disabled_names()?));
+            }
+            _ => {}
+        }
         if let Some(v) = filter::simple_eq(f, "userName") {
             return one(s.scim_find_user_name(v)?);
         }
