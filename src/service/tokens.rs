@@ -347,19 +347,7 @@ impl Services {
             });
         }
         match self.token_check(secret, claimed, ip) {
-            Ok((account, token)) => {
-                self.note_token_use(&token.name);
-                let actor = Actor::account(
-                    &account,
-                    Source::Http {
-                        addr: ip.to_string(),
-                        token: Some(token.name.clone()),
-                        scope: Some(token.scope),
-                    },
-                    None,
-                );
-                Ok((actor, token))
-            }
+            Ok((account, token)) => Ok(self.token_actor(&account, token, ip)),
             Err(reason) => {
                 self.login_failed_attempt(&throttle_name, ip);
                 let shown = if claimed.is_empty() {
@@ -375,6 +363,33 @@ impl Services {
                 Err(Refused { reason })
             }
         }
+    }
+
+    /// The success path of `token_authenticate` alone: reads and memory
+    /// only (no write, so the HTTP front door runs it without a hop to the
+    /// blocking pool). `None` for anything else — then `token_authenticate`
+    /// decides, and records a refusal.
+    pub fn token_authenticate_quick(&self, secret: &str, ip: IpAddr) -> Option<(Actor, ApiToken)> {
+        let claimed = claimed_name(secret)?;
+        if self.login_locked(&format!("token:{claimed}"), ip).is_some() {
+            return None;
+        }
+        let (account, token) = self.token_check(secret, claimed, ip).ok()?;
+        Some(self.token_actor(&account, token, ip))
+    }
+
+    fn token_actor(&self, account: &Account, token: ApiToken, ip: IpAddr) -> (Actor, ApiToken) {
+        self.note_token_use(&token.name);
+        let actor = Actor::account(
+            account,
+            Source::Http {
+                addr: ip.to_string(),
+                token: Some(token.name.clone()),
+                scope: Some(token.scope),
+            },
+            None,
+        );
+        (actor, token)
     }
 
     /// Notes a request made with token `name` (memory only: the request
