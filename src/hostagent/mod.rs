@@ -237,6 +237,18 @@ fn client_config(timeout: Duration) -> Arc<client::Config> {
         inactivity_timeout: Some(timeout.max(Duration::from_secs(5))),
         // Small packets in a row (kex, auth, exec): Nagle would hold them back.
         nodelay: true,
+        // curve25519 first: the cheapest safe exchange (the answer is public
+        // keys, not secrets); the post-quantum hybrid stays offered for a
+        // `hardened` server, which offers nothing else.
+        preferred: russh::Preferred {
+            kex: std::borrow::Cow::Borrowed(&[
+                russh::kex::CURVE25519,
+                russh::kex::MLKEM768X25519_SHA256,
+                russh::kex::EXTENSION_SUPPORT_AS_CLIENT,
+                russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+            ]),
+            ..russh::Preferred::DEFAULT
+        },
         ..Default::default()
     })
 }
