@@ -517,6 +517,13 @@ fn sshd_obeys_from_the_allowlist_and_host_add_reads_a_key_file_offline() {
                 && t.contains("ip=127.0.0.2")
         });
     assert!(from("127.0.0.1"), "and from inside again");
+
+    // A hardened server offers only the post-quantum exchange: still answered.
+    let mut server = server;
+    assert_eq!(server.terminate(STEP).map(|s| s.success()), Some(true));
+    inst.edit_config("hardened = false", "hardened = true");
+    let server = serve_on(&inst, port);
+    assert!(from("127.0.0.1"), "against a hardened tenure server");
     drop(server);
 }
 
