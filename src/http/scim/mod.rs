@@ -903,8 +903,36 @@ mod users {
         Ok(())
     }
 
+    /// One account by an indexed `eq` (`userName`, `externalId`, `id`), for
+    /// a caller who may read any account (so nothing is refused, nothing
+    /// written): a few reads — answered on the request's own task. This is
+    /// what identity providers send before each change. Anything else runs
+    /// on the blocking pool.
+    fn single_lookup(ctx: &Ctx, params: &ListParams) -> bool {
+        let Ok(query) = ListQuery::from(params) else {
+            return false;
+        };
+        let Some(f) = &query.filter else {
+            return false;
+        };
+        query.sort_by.is_none()
+            && ["userName", "externalId", "id"]
+                .iter()
+                .any(|a| filter::simple_eq(f, a).is_some())
+            && crate::service::authz::allowed(
+                &ctx.actor,
+                crate::service::authz::Permission::ReadAccount,
+                None,
+            )
+    }
+
     pub async fn list(ctx: Ctx, Query(params): Query<ListParams>) -> Response {
-        match blocking(move || run_list(ctx, params)).await {
+        let answer = if single_lookup(&ctx, &params) {
+            run_list(ctx, params)
+        } else {
+            blocking(move || run_list(ctx, params)).await
+        };
+        match answer {
             Ok(v) => scim_json(StatusCode::OK, &v),
             Err(f) => failure(f),
         }
