@@ -423,6 +423,10 @@ pub enum HostCommand {
         /// Accounts in a group the host has may log in there (repeat)
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// Read the key line from FILE instead of stdin (offline only: over
+        /// ssh the path would name a file on the tenure server)
+        #[arg(long = "key", value_name = "FILE")]
+        key: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -591,7 +595,7 @@ impl Command {
                 | Command::Password(PasswordCommand::Set { .. })
                 | Command::Request(RequestCommand::Import { .. })
                 | Command::Import { .. }
-                | Command::Host(HostCommand::Add { .. })
+                | Command::Host(HostCommand::Add { key: None, .. })
                 | Command::Cert { name: Some(_), .. }
         )
     }
@@ -1515,8 +1519,28 @@ fn run_host(
     use host_output::*;
     use output::*;
     match command {
-        HostCommand::Add { name, groups, json } => {
-            let line = read_stdin(input)?;
+        HostCommand::Add {
+            name,
+            groups,
+            key,
+            json,
+        } => {
+            let line = match key {
+                None => read_stdin(input)?,
+                Some(path) if matches!(actor.source, crate::service::Source::Cli) => {
+                    let file = std::fs::File::open(&path).map_err(|e| {
+                        Error::Invalid(format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    read_stdin(&mut std::io::BufReader::new(file))?
+                }
+                Some(_) => {
+                    return Err(Error::Invalid(
+                        "--key FILE names a file on the machine running tenure: over ssh, \
+                         send the key line on stdin (host add NAME < host_key.pub)"
+                            .into(),
+                    ))
+                }
+            };
             let host = services.host_add(actor, &name, &line, &groups)?;
             let fp = host
                 .credentials

@@ -237,6 +237,9 @@ struct Inner {
     host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
     /// Successful logins waiting to be written together (group commit).
     logins: login::LoginQueue,
+    /// API tokens used since the last flush: name → (last use, uses); written
+    /// in one transaction every few seconds (see `tokens::flush_token_use`).
+    token_used: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
 }
 
 impl Services {
@@ -298,6 +301,7 @@ impl Services {
                 applier: std::sync::OnceLock::new(),
                 host_seen: Mutex::new(HashMap::new()),
                 logins: login::LoginQueue::default(),
+                token_used: Mutex::new(HashMap::new()),
                 user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,

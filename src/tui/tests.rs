@@ -658,11 +658,20 @@ fn tokens_screen_lists_an_accounts_tokens_and_revokes_after_confirming() {
         .services
         .token_create(&app.actor, "bob-ci", TokenScope::Read, None, Some("bob"))
         .unwrap();
+    // Used once: the list shows when (noted in memory, not yet written).
+    app.services
+        .token_authenticate(&made.secret, "192.0.2.9".parse().unwrap())
+        .unwrap();
+    let used = app.services.now().format("%Y-%m-%d %H:%M").to_string();
     open(&mut app, "bob");
     app.handle(Key::Char('o'));
     assert_eq!(app.screen, Screen::Tokens);
-    let shown = screen(&app, 120, 40);
+    let shown = screen(&app, 140, 40);
     assert!(shown.contains("API tokens of bob: 1"), "{shown}");
+    assert!(
+        shown.contains("LAST USED") && shown.contains(&used),
+        "{shown}"
+    );
     assert!(shown.contains("bob-ci") && shown.contains("read") && shown.contains("active"));
     assert!(
         !shown.contains(&made.secret),

@@ -55,6 +55,7 @@ impl Tokens {
                 t.state(today).to_string(),
                 t.expires_on
                     .map_or_else(|| "never".to_string(), |d| d.to_string()),
+                t.last_used_text(),
                 t.created_at.format("%Y-%m-%d").to_string(),
                 t.created_by.clone(),
             ])
@@ -64,6 +65,7 @@ impl Tokens {
             Constraint::Length(6),
             Constraint::Length(8),
             Constraint::Length(11),
+            Constraint::Length(16),
             Constraint::Length(11),
             Constraint::Fill(1),
         ];
@@ -81,8 +83,16 @@ impl Tokens {
         };
         let table = Table::new(rows, widths)
             .header(
-                Row::new(vec!["NAME", "SCOPE", "STATE", "EXPIRES", "CREATED", "BY"])
-                    .style(theme.header),
+                Row::new(vec![
+                    "NAME",
+                    "SCOPE",
+                    "STATE",
+                    "EXPIRES",
+                    "LAST USED",
+                    "CREATED",
+                    "BY",
+                ])
+                .style(theme.header),
             )
             .block(block(theme, title))
             .row_highlight_style(theme.selected);
