@@ -1396,6 +1396,55 @@ mod tests {
     }
 
     #[test]
+    fn move_on_delete_and_passwords_are_checked_where_they_apply() {
+        let ldap = "[[connectors]]\nname = \"d\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:3890\"\nbind_dn = \"cn=a\"\nbind_password_file = \"p\"\npeople_dn = \"ou=p\"\ngroups_dn = \"ou=g\"\n";
+        let ok = parse(&format!(
+            "{ldap}on_delete = \"move\"\ndeleted_dn = \"ou=gone\"\n"
+        ))
+        .unwrap();
+        let ConnectorType::Ldap(l) = &ok.connectors[0].kind else {
+            panic!("not ldap")
+        };
+        assert_eq!(
+            (l.on_delete, l.deleted_dn.as_deref()),
+            (TargetAction::Move, Some("ou=gone"))
+        );
+        assert!(!ok.connectors[0].passwords);
+        let scim = "[[connectors]]\nname = \"s\"\ntype = \"scim\"\nurl = \"http://x\"\nbearer_token_file = \"t\"\n";
+        assert!(
+            parse(&format!("{scim}passwords = true\n"))
+                .unwrap()
+                .connectors[0]
+                .passwords
+        );
+        for (text, want) in [
+            (
+                format!("{ldap}on_delete = \"move\"\n"),
+                "connectors[0].deleted_dn: required",
+            ),
+            (
+                format!("{ldap}on_disable = \"move\"\n"),
+                "connectors[0].on_disable: \"move\" is only",
+            ),
+            (
+                format!("{ldap}passwords = true\n"),
+                "connectors[0].passwords: an ldap connector gets",
+            ),
+            (
+                format!("{scim}on_delete = \"move\"\n"),
+                "connectors[0].on_delete: \"move\" is only",
+            ),
+            (
+                format!("{scim}deleted_dn = \"ou=x\"\n"),
+                "connectors[0].deleted_dn: only an ldap",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
     fn an_ldap_connector_parses_with_its_defaults() {
         let c = parse(
             "[[connectors]]\nname = \"directory\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:3890\"\nbind_dn = \"cn=admin,dc=example,dc=com\"\nbind_password_file = \"keys/ldap_password\"\npeople_dn = \"ou=people,dc=example,dc=com\"\ngroups_dn = \"ou=groups,dc=example,dc=com\"\nscope = { kinds = [\"contractor\"] }\non_disable = \"remove_groups\"\ngroups = { dev = \"developers\" }\nreconcile_hours = 6\n",
