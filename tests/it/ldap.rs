@@ -76,6 +76,11 @@ pub struct Slapd {
 
 impl Slapd {
     pub fn start() -> Slapd {
+        Slapd::start_with("")
+    }
+
+    /// With `access` lines (ACLs) in the database section.
+    pub fn start_with(access: &str) -> Slapd {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("db")).unwrap();
         let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ldap/openssh-lpk.schema");
@@ -99,6 +104,7 @@ rootdn \"{ADMIN_DN}\"
 rootpw {ADMIN_PW}
 directory {d}/db
 maxsize 1073741824
+{access}
 overlay ppolicy
 ppolicy_default \"cn=default,ou=policies,{BASE}\"
 overlay memberof
@@ -955,4 +961,60 @@ fn on_delete_move_parks_the_entry_restore_brings_it_back_and_a_foreign_entry_is_
         t.server()
             .exec("alice", &t.key, "connector retry directory --adopt", None);
     assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn a_bind_dn_that_may_write_but_not_read_user_password_sets_it_and_reconcile_does_not_call_it_drift(
+) {
+    let writer = format!("cn=writer,{BASE}");
+    let slapd = Slapd::start_with(&format!(
+        "access to attrs=userPassword\n  by dn.exact=\"{writer}\" =wxm\n  by anonymous auth\n  by * none\naccess to *\n  by dn.exact=\"{writer}\" manage\n  by * read\n"
+    ));
+    slapd.ldap(
+        "ldapadd",
+        &[],
+        &format!("dn: {writer}\nobjectClass: simpleSecurityObject\nobjectClass: organizationalRole\ncn: writer\nuserPassword: writer-secret\n"),
+    );
+    let block = connector_block(&slapd.url(), "").replace(ADMIN_DN, &writer);
+    let t = Tenure::start_block(&block);
+    std::fs::write(t.inst.path("ldap_password"), "writer-secret\n").unwrap();
+    t.ok("user create carl --email carl@x.io --display-name Carl --kind contractor --end +30d --sponsor alice");
+    t.ok_in("password set carl", Some(&format!("{PASSWORD}\n")));
+    let dn = format!("uid=carl,{PEOPLE}");
+    eventually("carl can bind", || {
+        t.in_sync("carl") && slapd.binds(&dn, PASSWORD)
+    });
+    // The writer does not see the hash (the rootdn does).
+    let seen = Command::new("ldapsearch")
+        .args([
+            "-x",
+            "-H",
+            &slapd.url(),
+            "-D",
+            &writer,
+            "-w",
+            "writer-secret",
+            "-LLL",
+            "-b",
+            &dn,
+            "userPassword",
+        ])
+        .output()
+        .unwrap();
+    assert!(seen.status.success());
+    assert!(!String::from_utf8_lossy(&seen.stdout).contains("userPassword"));
+    assert!(one(&slapd.person("carl").unwrap(), "userPassword").starts_with("{ARGON2}"));
+
+    let report = t.json("connector reconcile directory --json");
+    assert_eq!(report["in_sync"], 1, "{report}");
+    assert!(report["rows"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("userpassword") && n.contains("not compared")),
+        "{report}"
+    );
+    assert!(t
+        .ok("connector reconcile directory --dry-run")
+        .contains("note: the target does not let tenure read userpassword"));
 }
