@@ -1570,6 +1570,67 @@ mod tests {
         assert!(s.account_links("root").unwrap().is_empty());
     }
 
+    /// Says every object it is given is someone else's, unless adopted.
+    struct Claimed;
+
+    impl Applier for Claimed {
+        fn apply(
+            &self,
+            _connector: &ConnectorConfig,
+            document: &Value,
+        ) -> std::result::Result<Option<String>, String> {
+            if document["adopt"] == true {
+                Ok(Some("t-adopted".into()))
+            } else {
+                Err(disputed("uid=bob carries uidNumber 1"))
+            }
+        }
+    }
+
+    #[test]
+    fn a_disputed_job_waits_for_an_admin_and_only_an_admin_adopts() {
+        let (s, clock, admin) = setup();
+        s.create(&admin, "bob", input("bob@x.io", Kind::Contractor))
+            .unwrap();
+        assert_eq!(s.connector_round(&Claimed).unwrap(), (0, 1));
+        let link = &s.account_links("bob").unwrap()[0];
+        assert_eq!(link.status, LinkStatus::Disputed);
+        assert_eq!(
+            link.last_error.as_deref(),
+            Some("uid=bob carries uidNumber 1")
+        );
+        // Not retried on its own, whatever time passes.
+        clock.advance(Duration::days(30));
+        assert_eq!(s.connector_round(&Claimed).unwrap(), (0, 0));
+        let olga = AccountInput {
+            roles: Some(vec![crate::domain::Role::Operator]),
+            ..input("olga@x.io", Kind::Employee)
+        };
+        let olga = s.create(&admin, "olga", olga).unwrap();
+        let olga = Actor::account(&olga, crate::service::Source::Cli, None);
+        assert!(matches!(
+            s.connector_retry_adopting(&olga, "hr", Some("bob"), true),
+            Err(Error::Denied(_))
+        ));
+        assert!(matches!(
+            s.connector_retry_adopting(&admin, "hr", None, true),
+            Err(Error::Invalid(_))
+        ));
+        // A plain retry asks again and is refused again.
+        s.connector_retry(&olga, "hr", Some("bob")).unwrap();
+        assert_eq!(s.connector_round(&Claimed).unwrap(), (0, 1));
+        // Adopted: applied, in sync, and the next job is not an adoption.
+        s.connector_retry_adopting(&admin, "hr", Some("bob"), true)
+            .unwrap();
+        assert_eq!(s.connector_round(&Claimed).unwrap(), (1, 0));
+        let link = &s.account_links("bob").unwrap()[0];
+        assert_eq!(
+            (link.status, link.target_id.as_deref()),
+            (LinkStatus::InSync, Some("t-adopted"))
+        );
+        assert!(jobs(&s, &admin).is_empty());
+    }
+
     #[test]
     fn jobs_apply_in_order_and_a_failure_blocks_its_account_until_retried() {
         let (s, clock, admin) = setup();
