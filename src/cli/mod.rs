@@ -394,11 +394,16 @@ pub enum ConnectorCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make the waiting jobs (of one account with --user) due now
+    /// Make the waiting jobs (of one account with --user) due now; with
+    /// --adopt, take over a disputed object in the target (admins)
     Retry {
         name: String,
         #[arg(long)]
         user: Option<String>,
+        /// Overwrite the object found under the account's name although it
+        /// looks like someone else's (needs --user)
+        #[arg(long, requires = "user")]
+        adopt: bool,
     },
     /// Read the target back: in sync, drifted (fixed), missing (created),
     /// enabled there though disabled here (fixed), unmatched (orphans: reported)
@@ -1388,9 +1393,16 @@ pub fn run(
             ConnectorCommand::Status { name, json } => {
                 print_connector_status(out, &services.connector_status(actor, &name)?, json)
             }
-            ConnectorCommand::Retry { name, user } => {
-                let n = services.connector_retry(actor, &name, user.as_deref())?;
-                say(out, &format!("{name}: {n} jobs due now"))
+            ConnectorCommand::Retry { name, user, adopt } => {
+                let n = services.connector_retry_adopting(actor, &name, user.as_deref(), adopt)?;
+                if adopt {
+                    say(
+                        out,
+                        &format!("{name}: {n} jobs due now; they take over what the target holds"),
+                    )
+                } else {
+                    say(out, &format!("{name}: {n} jobs due now"))
+                }
             }
             ConnectorCommand::Reconcile {
                 name,

@@ -1188,7 +1188,7 @@ pub fn print_account_with_links(
                     l.status.as_str(),
                     l.target_id.as_deref().unwrap_or("-")
                 );
-                if let Some(e) = &l.last_error {
+                if let Some(e) = l.last_error.as_ref().or(l.notice.as_ref()) {
                     s = format!("{s} ({e})");
                 }
                 s
@@ -1217,6 +1217,7 @@ pub fn print_connectors(
         "IN SYNC",
         "PENDING",
         "FAILED",
+        "DISPUTED",
         "JOBS",
         "LAST ERROR",
     ]);
@@ -1230,6 +1231,7 @@ pub fn print_connectors(
                 c.in_sync.to_string(),
                 c.pending.to_string(),
                 c.failed.to_string(),
+                c.disputed.to_string(),
                 c.jobs_queued.to_string(),
                 c.last_error.clone().unwrap_or_else(|| "-".into()),
             ],
@@ -1247,6 +1249,9 @@ pub fn print_reconcile(
         return print_json(out, report);
     }
     say(out, &report.summary())?;
+    for note in &report.notes {
+        say(out, &format!("note: {note}"))?;
+    }
     if !report.rows.is_empty() {
         let mut t = table(&["ACCOUNT", "CLASS", "FIELD", "TENURE", "TARGET", "FIX"]);
         for r in &report.rows {
@@ -1258,7 +1263,10 @@ pub fn print_reconcile(
                 "job waiting"
             };
             if r.drift.is_empty() {
-                let target = r.target_id.clone().unwrap_or_else(|| "(absent)".into());
+                let mut target = r.target_id.clone().unwrap_or_else(|| "(absent)".into());
+                if let Some(why) = &r.why {
+                    target = format!("{target}: {why}");
+                }
                 add_row(
                     &mut t,
                     vec![
@@ -1324,10 +1332,15 @@ pub fn print_connector_status(
             "STATUS",
             "TARGET ID",
             "TRIES",
-            "LAST ERROR",
+            "LAST ERROR / NOTICE",
             "LAST SUCCESS",
         ]);
         for l in &status.links {
+            let error = match (&l.last_error, &l.notice) {
+                (Some(e), _) => e.clone(),
+                (None, Some(n)) => n.clone(),
+                (None, None) => "-".into(),
+            };
             add_row(
                 &mut t,
                 vec![
@@ -1335,7 +1348,7 @@ pub fn print_connector_status(
                     l.status.as_str().to_string(),
                     l.target_id.clone().unwrap_or_else(|| "-".into()),
                     l.attempts.to_string(),
-                    l.last_error.clone().unwrap_or_else(|| "-".into()),
+                    error,
                     fmt(l.last_success),
                 ],
             );

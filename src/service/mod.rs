@@ -227,6 +227,8 @@ struct Inner {
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
     /// Wakes the connector worker after a write queued jobs.
     connect_wake: Arc<tokio::sync::Notify>,
+    /// Passwords waiting in memory for the connectors that take them.
+    handoff: connect::Handoff,
     /// When the password-expiry scan last ran (it reads every account: hourly).
     password_scan: Mutex<Option<DateTime<Utc>>>,
     /// What reaches the targets (set by the binary: `crate::connect::Runner`).
@@ -298,6 +300,7 @@ impl Services {
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
+                handoff: connect::Handoff::default(),
                 applier: std::sync::OnceLock::new(),
                 host_seen: Mutex::new(HashMap::new()),
                 logins: login::LoginQueue::default(),
@@ -564,6 +567,7 @@ impl Services {
             mut events,
             meta,
             mut records,
+            handed,
             ..
         } = tx;
         drop(index_guard);
@@ -591,6 +595,10 @@ impl Services {
             records,
         };
         self.store().commit(&batch)?;
+        // Committed: the password may now wait for its jobs (in memory).
+        if !handed.is_empty() {
+            self.inner.handoff.put(handed);
+        }
         head.seq = seq;
         head.hash = hash;
         self.indexes_follow(accounts.values().cloned());
@@ -716,6 +724,10 @@ pub(crate) struct Tx<'a> {
     fingerprint_delta: HashMap<String, Option<String>>,
     /// What earlier chunks of a bulk import staged (not yet in the store).
     overlay: Option<&'a import::Overlay>,
+    /// The password this transaction sets, for the connectors that take it.
+    password_for: Option<(String, zeroize::Zeroizing<String>)>,
+    /// (job id, password) to hand over once this transaction commits.
+    handed: Vec<(u64, zeroize::Zeroizing<String>)>,
 }
 
 impl<'a> Tx<'a> {
@@ -743,6 +755,8 @@ impl<'a> Tx<'a> {
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
             overlay: None,
+            password_for: None,
+            handed: Vec::new(),
         }
     }
 }

@@ -124,6 +124,7 @@ impl Services {
             changed.credentials.password_temporary = false;
             changed.credentials.password_warned = None;
             changed.updated_at = tx.now;
+            tx.hand_password(name, new);
             changed.updated_by = tx.actor.name.clone();
             tx.stage(Some(&old), Some(changed));
             let change = Change {

@@ -176,11 +176,21 @@ fn troubles(services: &Services, actor: &Actor, name: &str) -> Result<Vec<Troubl
     let mut out: Vec<Trouble> = status
         .links
         .iter()
-        .filter(|l| l.status == LinkStatus::Failed)
+        .filter(|l| {
+            matches!(l.status, LinkStatus::Failed | LinkStatus::Disputed) || l.notice.is_some()
+        })
         .map(|l| Trouble {
             account: l.account.clone(),
-            what: format!("failed ×{}", l.attempts),
-            detail: l.last_error.clone().unwrap_or_default(),
+            what: match l.status {
+                LinkStatus::Failed => format!("failed ×{}", l.attempts),
+                LinkStatus::Disputed => "disputed".into(),
+                _ => "password".into(),
+            },
+            detail: l
+                .last_error
+                .clone()
+                .or_else(|| l.notice.clone())
+                .unwrap_or_default(),
         })
         .collect();
     if let Ok(Some(report)) = services.last_reconcile(name) {
@@ -258,6 +268,7 @@ impl Connectors {
                 c.in_sync.to_string(),
                 c.pending.to_string(),
                 c.failed.to_string(),
+                c.disputed.to_string(),
                 c.jobs_queued.to_string(),
                 last_reconcile(&c.last_reconcile),
                 c.last_error.clone().unwrap_or_else(|| "-".into()),
@@ -269,6 +280,7 @@ impl Connectors {
             Constraint::Length(8),
             Constraint::Length(8),
             Constraint::Length(7),
+            Constraint::Length(9),
             Constraint::Length(6),
             Constraint::Length(34),
             Constraint::Fill(1),
@@ -289,6 +301,7 @@ impl Connectors {
                     "IN SYNC",
                     "PENDING",
                     "FAILED",
+                    "DISPUTED",
                     "JOBS",
                     "LAST RECONCILE",
                     "LAST ERROR",
