@@ -9,6 +9,8 @@ pub mod form;
 pub mod hosts;
 pub mod keymap;
 pub mod lockouts;
+pub mod password;
+pub mod popup;
 pub mod session;
 pub mod theme;
 pub mod tokens;

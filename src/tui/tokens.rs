@@ -45,6 +45,7 @@ impl Tokens {
         theme: &Theme,
         selected: usize,
         today: chrono::NaiveDate,
+        zone: crate::locale::Zone,
         frame: &mut Frame,
         area: Rect,
     ) {
@@ -55,7 +56,7 @@ impl Tokens {
                 t.state(today).to_string(),
                 t.expires_on
                     .map_or_else(|| "never".to_string(), |d| d.to_string()),
-                t.created_at.format("%Y-%m-%d").to_string(),
+                zone.day(t.created_at),
                 t.created_by.clone(),
             ])
         });
