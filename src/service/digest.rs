@@ -325,19 +325,22 @@ impl Tx<'_> {
         event: &str,
         account: &Account,
         mut to: Vec<String>,
-        subject: &str,
+        subject: &dyn Fn(crate::locale::Lang) -> String,
     ) -> Result<Vec<String>> {
         if event == "password_reset" || to.is_empty() {
             return Ok(to);
         }
-        let mut people: Vec<(String, String)> =
-            vec![(account.username.clone(), account.email.clone())];
+        let mut people: Vec<(String, String, Option<String>)> = vec![(
+            account.username.clone(),
+            account.email.clone(),
+            account.language.clone(),
+        )];
         if let Some(s) = &account.sponsor {
             if let Some(sponsor) = self.get(s)? {
-                people.push((sponsor.username, sponsor.email));
+                people.push((sponsor.username, sponsor.email, sponsor.language));
             }
         }
-        for (name, email) in people {
+        for (name, email, language) in people {
             if !to.contains(&email) {
                 continue;
             }
@@ -353,7 +356,8 @@ impl Tx<'_> {
                     email: email.clone(),
                     event: event.to_string(),
                     account: account.username.clone(),
-                    subject: subject.to_string(),
+                    // Listed in the digest in its recipient's language.
+                    subject: subject(crate::locale::Lang::from_code(language.as_deref())),
                     at: self.now,
                 };
                 self.put_record(Collection::Digest, &format!("{id:012}"), Some(&item))?;

@@ -186,10 +186,9 @@ impl Tx<'_> {
                     (render(s, &vars), render(b, &vars))
                 }
             };
-            // The subject a digest lists is in the holder's language.
-            let (subject, _) = text(Lang::from_code(account.language.as_deref()));
-            // The sponsor's and the holder's preferences: muted, or gathered in a digest.
-            let to = self.apply_preferences(event, account, to, &subject)?;
+            // The sponsor's and the holder's preferences: muted, or gathered
+            // in a digest (which lists the subject in its recipient's language).
+            let to = self.apply_preferences(event, account, to, &|lang| text(lang).0)?;
             let mut by_lang: Vec<(Lang, Vec<String>)> = Vec::new();
             for address in to {
                 let lang = self.language_of(account, &address)?;

@@ -276,7 +276,9 @@ impl Services {
                         vec![],
                         Some(format!("password expires {when}")),
                     );
-                    tx.notify("password_expiry", &new, &[("expires", when.clone())])?;
+                    // The mail goes to the holder alone: in their timezone.
+                    let theirs = crate::locale::Zone::named(new.timezone.as_deref()).minute(at);
+                    tx.notify("password_expiry", &new, &[("expires", theirs)])?;
                     items.push(PreviewItem {
                         username: name.clone(),
                         date: tx.today(),
