@@ -914,17 +914,17 @@ impl App {
             }
             Action::Cert => {
                 if let Some(target) = self.targets().first().cloned() {
-                    let question = format!(
-                        "Issue an SSH certificate for {target} (valid {} h at most, never past the end date)?",
-                        self.services.config().hosts.cert_validity.num_hours()
+                    let hours = self.services.config().hosts.cert_validity.num_hours();
+                    let question = self.trf(
+                        "console.action.cert_q",
+                        &[("name", &target), ("hours", &hours.to_string())],
                     );
                     self.confirm(question, vec![], Change::Cert { target });
                 }
             }
             Action::Totp => {
                 if let Some(target) = self.targets().first().cloned() {
-                    let question =
-                        format!("Enrol {target} in TOTP? Any earlier authenticator stops working.");
+                    let question = self.trf("console.action.totp_q", &[("name", &target)]);
                     self.confirm(question, vec![], Change::Totp { target });
                 }
             }
@@ -966,13 +966,19 @@ impl App {
                     .cloned();
                 match (pending, action) {
                     (Some(r), Action::Approve) => {
+                        let id = r.id.to_string();
                         let question = match (r.kind.as_str(), r.end_date) {
-                            ("extend", Some(end)) => {
-                                format!("Approve #{}: extend {} to {end}?", r.id, r.account)
-                            }
-                            (_, _) => format!(
-                                "Approve #{}: create {} (asked by {})?",
-                                r.id, r.account, r.requested_by
+                            ("extend", Some(end)) => self.trf(
+                                "console.action.approve_extend_q",
+                                &[
+                                    ("id", &id),
+                                    ("name", &r.account),
+                                    ("date", &end.to_string()),
+                                ],
+                            ),
+                            (_, _) => self.trf(
+                                "console.action.approve_create_q",
+                                &[("id", &id), ("name", &r.account), ("who", &r.requested_by)],
                             ),
                         };
                         let change = Change::Decide {
@@ -983,10 +989,11 @@ impl App {
                         self.confirm(question, vec![], change)
                     }
                     (Some(r), _) => {
-                        let title = format!("Deny request #{}", r.id);
+                        let title =
+                            self.trf("console.action.deny_title", &[("id", &r.id.to_string())]);
                         self.input_popup(Prompt::DenyReason(r.id), title, vec![], String::new())
                     }
-                    (None, _) => self.fail("no pending request selected"),
+                    (None, _) => self.fail(self.tr("console.action.no_request")),
                 }
             }
             Action::Sessions => match self.services.session_list(&self.actor) {
@@ -1000,15 +1007,21 @@ impl App {
             Action::Kill => match self.screen {
                 Screen::Sessions => {
                     if let Some(s) = self.sessions.get(self.selected) {
-                        let question =
-                            format!("Kill session {} of {} from {}?", s.id, s.account, s.address);
+                        let question = self.trf(
+                            "console.action.kill_session_q",
+                            &[
+                                ("id", &s.id.to_string()),
+                                ("name", &s.account),
+                                ("address", &s.address),
+                            ],
+                        );
                         let change = Change::KillSession { id: s.id };
                         self.confirm(question, vec![], change);
                     }
                 }
                 _ => {
                     if let [target] = self.targets().as_slice() {
-                        let question = format!("Kill every live session of {target}?");
+                        let question = self.trf("console.action.kill_all_q", &[("name", target)]);
                         let change = Change::KillUser {
                             target: target.clone(),
                         };
@@ -1598,7 +1611,12 @@ impl App {
     }
 
     fn apply(&mut self, change: Change) {
-        let each = |targets: &[String], verb: &str, f: &dyn Fn(&str) -> Result<(), Error>| {
+        let lang = self.lang;
+        // `done` is a catalogue key with `{names}` (and what `vars` add).
+        let each = |targets: &[String],
+                    done_key: &str,
+                    vars: &[(&str, &str)],
+                    f: &dyn Fn(&str) -> Result<(), Error>| {
             let mut done = Vec::new();
             let mut failed = Vec::new();
             for t in targets {
@@ -1607,37 +1625,48 @@ impl App {
                     Err(e) => failed.push(format!("{t}: {e}")),
                 }
             }
+            let names = list_names(&done);
+            let mut all = vars.to_vec();
+            all.push(("names", &names));
+            let line = lang.trf(done_key, &all);
             if failed.is_empty() {
-                Ok(format!("{verb} {}", list_names(&done)))
+                Ok(line)
             } else if done.is_empty() {
                 Err(failed.join("; "))
             } else {
-                Err(format!(
-                    "{verb} {}; failed {}",
-                    list_names(&done),
-                    failed.join("; ")
+                let failed = failed.join("; ");
+                Err(lang.trf(
+                    "console.done.partly",
+                    &[("done", &line), ("failed", &failed)],
                 ))
             }
         };
         let (s, a) = (&self.services, &self.actor);
         let result: Result<String, String> = match &change {
-            Change::Disable { targets, reason } => each(targets, "disabled", &|t| {
-                s.disable(a, t, DisableReason::Manual, Some(reason.clone()))
-                    .map(drop)
+            Change::Disable { targets, reason } => {
+                each(targets, "console.done.disabled", &[], &|t| {
+                    s.disable(a, t, DisableReason::Manual, Some(reason.clone()))
+                        .map(drop)
+                })
+            }
+            Change::Enable { targets } => each(targets, "console.done.enabled", &[], &|t| {
+                s.enable(a, t).map(drop)
             }),
-            Change::Enable { targets } => each(targets, "enabled", &|t| s.enable(a, t).map(drop)),
             Change::Extend { targets, end } => {
-                each(targets, &format!("extended to {end}:"), &|t| {
+                let date = end.to_string();
+                each(targets, "console.done.extended", &[("date", &date)], &|t| {
                     s.extend(a, t, *end).map(drop)
                 })
             }
-            Change::Delete { targets } => each(targets, "deleted", &|t| s.delete(a, t).map(drop)),
-            Change::Restore { targets } => {
-                each(targets, "restored", &|t| s.restore(a, t).map(drop))
-            }
+            Change::Delete { targets } => each(targets, "console.done.deleted", &[], &|t| {
+                s.delete(a, t).map(drop)
+            }),
+            Change::Restore { targets } => each(targets, "console.done.restored", &[], &|t| {
+                s.restore(a, t).map(drop)
+            }),
             Change::Purge { target } => s
                 .purge(a, target)
-                .map(|()| format!("purged {target}"))
+                .map(|()| lang.trf("console.done.purged", &[("name", target)]))
                 .map_err(|e| e.to_string()),
             Change::Decide {
                 id,
@@ -1649,7 +1678,13 @@ impl App {
                 .map_err(|e| e.to_string()),
             Change::KillSession { id } => s
                 .session_kill(a, *id)
-                .map(|x| format!("killed session {id} of {}", x.account))
+                .map(|x| {
+                    let id = id.to_string();
+                    lang.trf(
+                        "console.done.killed_session",
+                        &[("id", &id), ("name", &x.account)],
+                    )
+                })
                 .map_err(|e| e.to_string()),
             Change::Reconcile { name } => super::connectors::reconcile(s, a, name),
             Change::RemoveHost { name } => s
@@ -1668,7 +1703,13 @@ impl App {
                 .map_err(|e| e.to_string()),
             Change::KillUser { target } => s
                 .session_kill_user(a, target)
-                .map(|n| format!("killed {n} session(s) of {target}"))
+                .map(|n| {
+                    let n = n.to_string();
+                    lang.trf(
+                        "console.done.killed_all",
+                        &[("count", &n), ("name", target)],
+                    )
+                })
                 .map_err(|e| e.to_string()),
             Change::RevokeToken { name } => s
                 .token_revoke(a, name)
@@ -1679,7 +1720,10 @@ impl App {
                 fingerprint,
             } => s
                 .key_remove(a, target, fingerprint)
-                .map(|k| format!("removed {} from {target}", k.fingerprint))
+                .map(|k| {
+                    let vars = [("fingerprint", k.fingerprint.as_str()), ("name", target)];
+                    lang.trf("console.done.key_removed", &vars)
+                })
                 .map_err(|e| e.to_string()),
             Change::Cert { target } => match s.console_cert(a, target) {
                 Ok(issued) => {
@@ -1719,7 +1763,7 @@ impl App {
                         error: false,
                         scroll: 0,
                     });
-                    Ok(format!("enrolled {target} in TOTP"))
+                    Ok(lang.trf("console.done.totp", &[("name", target)]))
                 }
                 Err(e) => Err(e.to_string()),
             },
