@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 use ratatui::Frame;
 
 use super::app::{count_text, list_names, status, App, Popup, Screen, SortKey};
-use super::form::{Form, Stage};
+use super::form::{Field, FieldKey, Form, Stage};
 use super::keymap::{Scope, KEYMAP};
 use super::theme::Theme;
 
@@ -704,6 +704,45 @@ fn keys(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
+/// The catalogue name of a built-in field; custom fields keep the config's label.
+fn field_name(key: &FieldKey) -> Option<&'static str> {
+    Some(match key {
+        FieldKey::Template => "template",
+        FieldKey::Username => "username",
+        FieldKey::DisplayName => "display_name",
+        FieldKey::Email => "email",
+        FieldKey::Kind => "kind",
+        FieldKey::Company => "company",
+        FieldKey::Sponsor => "sponsor",
+        FieldKey::Project => "project",
+        FieldKey::Start => "start",
+        FieldKey::End => "end",
+        FieldKey::Groups => "groups",
+        FieldKey::Custom(_) => return None,
+    })
+}
+
+fn field_label(app: &App, f: &Field) -> String {
+    field_name(&f.key).map_or_else(
+        || f.label.clone(),
+        |n| app.tr(&format!("console.field.{n}")).to_string(),
+    )
+}
+
+fn field_hint(app: &App, f: &Field) -> &'static str {
+    match field_name(&f.key) {
+        Some(n) if !f.hint.is_empty() => app.tr(&format!("console.field_hint.{n}")),
+        _ => f.hint,
+    }
+}
+
+fn form_title(app: &App, form: &Form) -> String {
+    match &form.source {
+        Some(source) => app.trf("console.form.clone_title", &[("name", source)]),
+        None => app.tr("console.form.new_title").to_string(),
+    }
+}
+
 fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     match &form.stage {
@@ -723,7 +762,7 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
                 let mut spans = vec![
                     Span::styled(marker, t.key),
                     Span::styled(
-                        format!("{:<18}{star} ", f.label),
+                        format!("{:<18}{star} ", field_label(app, f)),
                         if focused { t.key } else { t.muted },
                     ),
                 ];
@@ -733,7 +772,7 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
                         if focused { t.input } else { t.text },
                     ));
                 } else if f.value.is_empty() && !focused {
-                    spans.push(Span::styled(f.hint, t.muted));
+                    spans.push(Span::styled(field_hint(app, f), t.muted));
                 } else {
                     spans.push(Span::styled(
                         f.value.clone(),
@@ -757,7 +796,7 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
             )));
             frame.render_widget(
                 Paragraph::new(lines)
-                    .block(block(t, format!(" {} ", form.title())))
+                    .block(block(t, format!(" {} ", form_title(app, form))))
                     .wrap(Wrap { trim: false }),
                 area,
             );
@@ -767,7 +806,9 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
                 Line::from(Span::styled(app.tr("console.form.check"), t.warning)),
                 Line::from(""),
             ];
-            for (label, value) in form.review(app.today) {
+            let review = form.review(app.today);
+            for (f, (_, value)) in form.fields.iter().zip(review) {
+                let label = field_label(app, f);
                 lines.push(Line::from(vec![
                     Span::styled(format!("  {label:<20}"), t.muted),
                     Span::styled(value, t.text),
@@ -780,7 +821,10 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
                 Span::styled("Esc n", t.key),
                 Span::styled(app.tr("console.form.back_to_form"), t.muted),
             ]));
-            let title = app.trf("console.form.review_title", &[("title", &form.title())]);
+            let title = app.trf(
+                "console.form.review_title",
+                &[("title", &form_title(app, form))],
+            );
             frame.render_widget(Paragraph::new(lines).block(block(t, title)), area);
         }
         Stage::Done(a) => {
