@@ -3,7 +3,7 @@
 //! Its state and drawing live here; `App` routes keys and the confirmed
 //! change to it.
 
-use crate::locale::Zone;
+use crate::locale::{Lang, Zone};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Row, Table, TableState};
 use ratatui::Frame;
@@ -39,7 +39,13 @@ impl Lockouts {
         ))
     }
 
-    pub fn draw(&self, theme: &Theme, zone: Zone, selected: usize, frame: &mut Frame, area: Rect) {
+    pub fn draw(
+        &self,
+        (theme, lang, zone): (&Theme, Lang, Zone),
+        selected: usize,
+        frame: &mut Frame,
+        area: Rect,
+    ) {
         let rows = self.list.iter().map(|l| {
             Row::new(vec![
                 l.kind.clone(),
@@ -55,12 +61,15 @@ impl Lockouts {
             Constraint::Fill(1),
         ];
         let title = if self.list.is_empty() {
-            " Login lockouts: none ".to_string()
+            lang.tr("console.lockouts.none").to_string()
         } else {
-            format!(" Login lockouts: {} (u lift one) ", self.list.len())
+            let count = self.list.len().to_string();
+            lang.trf("console.lockouts.title", &[("count", &count)])
         };
+        let header =
+            ["kind", "who", "until", "why"].map(|c| lang.tr(&format!("console.columns.{c}")));
         let table = Table::new(rows, widths)
-            .header(Row::new(vec!["KIND", "WHO", "UNTIL (UTC)", "WHY"]).style(theme.header))
+            .header(Row::new(header.to_vec()).style(theme.header))
             .block(block(theme, title))
             .row_highlight_style(theme.selected);
         let mut state = TableState::default().with_selected(

@@ -74,18 +74,18 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Screen::Requests => requests(app, frame, body),
         Screen::Outbox => outbox(app, frame, body),
         Screen::Sessions => sessions(app, frame, body),
-        Screen::Lockouts => app
-            .lockouts
-            .draw(&app.theme, app.zone, app.selected, frame, body),
+        Screen::Lockouts => {
+            app.lockouts
+                .draw((&app.theme, app.lang, app.zone), app.selected, frame, body)
+        }
         Screen::Connectors => app
             .connectors
             .draw(&app.theme, app.zone, app.selected, frame, body),
         Screen::Hosts => app.hosts.draw(&app.theme, app.selected, frame, body),
         Screen::Tokens => app.tokens.draw(
-            &app.theme,
+            (&app.theme, app.lang, app.zone),
             app.key_selected,
             app.services.today(),
-            app.zone,
             frame,
             body,
         ),
