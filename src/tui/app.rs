@@ -1088,8 +1088,16 @@ impl App {
                 // Kept on the account: the next console opens with it.
                 let kept =
                     self.actor.is_account && self.services.set_own_theme(&self.actor, next).is_ok();
-                let note = if kept { " (kept for next time)" } else { "" };
-                self.message = Some((false, format!("theme: {}{note}", self.theme.name)));
+                let note = if kept {
+                    self.tr("console.message.theme_kept")
+                } else {
+                    ""
+                };
+                let line = self.trf(
+                    "console.message.theme",
+                    &[("name", &self.theme.name), ("note", note)],
+                );
+                self.message = Some((false, line));
             }
             Action::Help if self.screen == Screen::Help => self.screen = self.help_from,
             Action::Help => {
@@ -1207,7 +1215,7 @@ impl App {
     fn notices_about(&self, name: &str) -> String {
         use crate::service::notify::Delivery;
         match self.services.notify_queue(&self.actor) {
-            Err(_) => "not visible to you".into(),
+            Err(_) => self.tr("console.notices.hidden").into(),
             Ok(queue) => {
                 let to: Vec<String> = queue
                     .iter()
@@ -1219,11 +1227,14 @@ impl App {
                     .collect();
                 let notify = &self.services.config().notify;
                 if to.is_empty() && notify.smtp.is_none() && notify.webhooks.is_empty() {
-                    "none: no mail server or webhook in [notify]".into()
+                    self.tr("console.notices.none").into()
                 } else if to.is_empty() {
-                    "sent (none left in the outbox)".into()
+                    self.tr("console.notices.sent").into()
                 } else {
-                    format!("{} queued for {}", to.len(), to.join("; "))
+                    self.trf(
+                        "console.notices.queued",
+                        &[("count", &to.len().to_string()), ("to", &to.join("; "))],
+                    )
                 }
             }
         }
@@ -1279,14 +1290,12 @@ impl App {
                     _ => (crate::cli::usage_line(&e, ":help"), true),
                 }
             }
-            Ok(parsed) if matches!(parsed.command, crate::cli::Command::Import { .. }) => (
-                "import reads a CSV on stdin: run it with ssh (ssh HOST import < people.csv)".into(),
-                true,
-            ),
-            Ok(parsed) if parsed.command.reads_stdin() => (
-                "this command reads stdin: use the console's own keys (p then a for a key, w for a password)".into(),
-                true,
-            ),
+            Ok(parsed) if matches!(parsed.command, crate::cli::Command::Import { .. }) => {
+                (self.tr("console.message.import_stdin").into(), true)
+            }
+            Ok(parsed) if parsed.command.reads_stdin() => {
+                (self.tr("console.message.reads_stdin").into(), true)
+            }
             Ok(parsed) => {
                 let mut out = Vec::new();
                 let result = crate::cli::run_with(
