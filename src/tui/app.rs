@@ -18,14 +18,14 @@ use super::theme::{Theme, SHIPPED};
 use crate::cli::Command;
 use crate::domain::dates::parse_date;
 use crate::domain::lifecycle::{effective, Effective};
-use crate::domain::{Account, AuditEvent, DisableReason};
+use crate::domain::{Account, AuditEvent};
 use crate::locale::{Lang, Zone};
 use crate::service::authz::{allowed, Permission};
 use crate::service::integrity::AuditFilter;
 pub use crate::service::search::{Filters, SortKey};
 use crate::service::search::{Hits, Query};
 use crate::service::sessions::SessionInfo;
-use crate::service::{Actor, Error, Services};
+use crate::service::{Actor, Services};
 use crate::term::input::Key;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1620,163 +1620,17 @@ impl App {
     }
 
     fn apply(&mut self, change: Change) {
-        let lang = self.lang;
-        // `done` is a catalogue key with `{names}` (and what `vars` add).
-        let each = |targets: &[String],
-                    done_key: &str,
-                    vars: &[(&str, &str)],
-                    f: &dyn Fn(&str) -> Result<(), Error>| {
-            let mut done = Vec::new();
-            let mut failed = Vec::new();
-            for t in targets {
-                match f(t) {
-                    Ok(()) => done.push(t.clone()),
-                    Err(e) => failed.push(format!("{t}: {e}")),
-                }
-            }
-            let names = list_names(&done);
-            let mut all = vars.to_vec();
-            all.push(("names", &names));
-            let line = lang.trf(done_key, &all);
-            if failed.is_empty() {
-                Ok(line)
-            } else if done.is_empty() {
-                Err(failed.join("; "))
-            } else {
-                let failed = failed.join("; ");
-                Err(lang.trf(
-                    "console.done.partly",
-                    &[("done", &line), ("failed", &failed)],
-                ))
-            }
-        };
-        let (s, a) = (&self.services, &self.actor);
-        let result: Result<String, String> = match &change {
-            Change::Disable { targets, reason } => {
-                each(targets, "console.done.disabled", &[], &|t| {
-                    s.disable(a, t, DisableReason::Manual, Some(reason.clone()))
-                        .map(drop)
-                })
-            }
-            Change::Enable { targets } => each(targets, "console.done.enabled", &[], &|t| {
-                s.enable(a, t).map(drop)
-            }),
-            Change::Extend { targets, end } => {
-                let date = end.to_string();
-                each(targets, "console.done.extended", &[("date", &date)], &|t| {
-                    s.extend(a, t, *end).map(drop)
-                })
-            }
-            Change::Delete { targets } => each(targets, "console.done.deleted", &[], &|t| {
-                s.delete(a, t).map(drop)
-            }),
-            Change::Restore { targets } => each(targets, "console.done.restored", &[], &|t| {
-                s.restore(a, t).map(drop)
-            }),
-            Change::Purge { target } => s
-                .purge(a, target)
-                .map(|()| lang.trf("console.done.purged", &[("name", target)]))
-                .map_err(|e| e.to_string()),
-            Change::Decide {
-                id,
-                approve,
-                reason,
-            } => s
-                .request_decide(a, *id, *approve, reason.clone())
-                .map(|r| format!("request #{id} {:?}", r.status).to_lowercase())
-                .map_err(|e| e.to_string()),
-            Change::KillSession { id } => s
-                .session_kill(a, *id)
-                .map(|x| {
-                    let id = id.to_string();
-                    lang.trf(
-                        "console.done.killed_session",
-                        &[("id", &id), ("name", &x.account)],
-                    )
-                })
-                .map_err(|e| e.to_string()),
-            Change::Reconcile { name } => super::connectors::reconcile(s, a, name),
-            Change::RemoveHost { name } => s
-                .host_remove(a, name)
-                .map(|()| format!("removed host {name}"))
-                .map_err(|e| e.to_string()),
-            Change::Unlock { what } => s
-                .auth_unlock(a, what)
-                .map(|was| {
-                    if was {
-                        format!("unlocked {what}")
-                    } else {
-                        format!("{what} was no longer locked out")
-                    }
-                })
-                .map_err(|e| e.to_string()),
-            Change::KillUser { target } => s
-                .session_kill_user(a, target)
-                .map(|n| {
-                    let n = n.to_string();
-                    lang.trf(
-                        "console.done.killed_all",
-                        &[("count", &n), ("name", target)],
-                    )
-                })
-                .map_err(|e| e.to_string()),
-            Change::RevokeToken { name } => s
-                .token_revoke(a, name)
-                .map(|t| format!("revoked token {} of {}", t.name, t.owner))
-                .map_err(|e| e.to_string()),
-            Change::RemoveKey {
-                target,
-                fingerprint,
-            } => s
-                .key_remove(a, target, fingerprint)
-                .map(|k| {
-                    let vars = [("fingerprint", k.fingerprint.as_str()), ("name", target)];
-                    lang.trf("console.done.key_removed", &vars)
-                })
-                .map_err(|e| e.to_string()),
-            Change::Cert { target } => match s.console_cert(a, target) {
-                Ok(issued) => {
-                    self.popup = Some(Popup::Text {
-                        title: format!(
-                            "Certificate for {target}, serial {}: save as KEY-cert.pub",
-                            issued.record.serial
-                        ),
-                        text: format!(
-                            "{}\n\nvalid {} to {}, principals {}",
-                            issued.certificate.trim(),
-                            self.zone.minute(issued.record.valid_after),
-                            self.zone.minute(issued.record.valid_before),
-                            issued.principals.join(",")
-                        ),
-                        error: false,
-                        scroll: 0,
-                    });
-                    Ok(format!(
-                        "issued certificate serial {} for {target}",
-                        issued.record.serial
-                    ))
-                }
-                Err(e) => Err(e.to_string()),
-            },
-            Change::Totp { target } => match s.totp_enroll(a, target) {
-                Ok(enrolment) => {
-                    let qr = crate::auth::totp::qr_text(&enrolment.uri).unwrap_or_default();
-                    self.popup = Some(Popup::Text {
-                        title: format!("TOTP for {target}: scan, then log in with a code"),
-                        text: format!(
-                            "{}\n\n{}\nsecret {}",
-                            qr.trim_end(),
-                            enrolment.uri,
-                            enrolment.secret
-                        ),
-                        error: false,
-                        scroll: 0,
-                    });
-                    Ok(lang.trf("console.done.totp", &[("name", target)]))
-                }
-                Err(e) => Err(e.to_string()),
-            },
-        };
+        let mut popup = None;
+        let result = super::changes::run(
+            &self.services,
+            &self.actor,
+            (self.lang, self.zone),
+            &change,
+            &mut popup,
+        );
+        if popup.is_some() {
+            self.popup = popup;
+        }
         self.message = Some(match result {
             Ok(done) => (false, done),
             Err(e) => (true, e),

@@ -4,6 +4,7 @@
 //! service layer; no screen touches the store.
 
 pub mod app;
+mod changes;
 pub mod connectors;
 pub mod form;
 pub mod hosts;
