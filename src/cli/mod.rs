@@ -15,6 +15,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::domain::dates::parse_date;
 use crate::domain::{DisableReason, Kind, Role};
+use crate::locale::Zone;
 use crate::service::accounts::{AccountInput, ListFilter};
 use crate::service::import::{ImportOptions, ImportRow, ImportRows};
 use crate::service::integrity::AuditFilter;
@@ -46,7 +47,7 @@ pub enum Command {
     /// Passwords (argon2id)
     #[command(subcommand)]
     Password(PasswordCommand),
-    /// Notification preferences of an account (muted events, digest)
+    /// Preferences of an account: timezone, language, muted notices, digest
     #[command(subcommand)]
     Prefs(PrefsCommand),
     /// Per-account IP allowlists
@@ -319,6 +320,12 @@ pub enum PrefsCommand {
         mute: Vec<String>,
         #[arg(long, value_delimiter = ',')]
         unmute: Vec<String>,
+        /// IANA timezone every time is shown in, e.g. Europe/Berlin ("" for UTC)
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Language of the console and the notices: en or de ("" for English)
+        #[arg(long)]
+        language: Option<String>,
     },
 }
 
@@ -925,6 +932,26 @@ fn io(e: std::io::Error) -> Error {
     Error::Failed(format!("cannot write output: {e}"))
 }
 
+/// Global flags that change how output is shown, not what a command does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Display {
+    /// `--utc`: instants in UTC whatever the viewer's timezone (for scripts).
+    pub utc: bool,
+}
+
+/// The zone instants are shown in: the viewer's own (`prefs set NAME
+/// --timezone`), UTC for `--utc`, for the offline operator (no account) and
+/// for an account that chose none. JSON is always UTC RFC 3339.
+pub fn viewer_zone(services: &Services, actor: &Actor, display: Display) -> Zone {
+    if display.utc || !actor.is_account {
+        return Zone::UTC;
+    }
+    services
+        .load(&actor.name)
+        .map(|a| Zone::named(a.timezone.as_deref()))
+        .unwrap_or_default()
+}
+
 /// Runs one command. Output goes to `out`; errors come back for the front
 /// door to render (one line, an exit code).
 pub fn run(
@@ -934,8 +961,21 @@ pub fn run(
     input: &mut dyn Read,
     out: &mut dyn Write,
 ) -> Result<()> {
+    run_with(services, actor, command, Display::default(), input, out)
+}
+
+/// `run` with the global display flags.
+pub fn run_with(
+    services: &Services,
+    actor: &Actor,
+    command: Command,
+    display: Display,
+    input: &mut dyn Read,
+    out: &mut dyn Write,
+) -> Result<()> {
     use output::*;
     let today = services.today();
+    let zone = viewer_zone(services, actor, display);
     services.command_gate(actor, command.host_query())?;
     match command {
         Command::Whoami { json } => {
@@ -966,7 +1006,7 @@ pub fn run(
                     after,
                     limit,
                 };
-                let mut rows = AccountRows::new(out, today, json)?;
+                let mut rows = AccountRows::new(out, today, zone, json)?;
                 services.list_each(actor, &filter, &mut |a| rows.row(&a))?;
                 rows.finish()
             }
@@ -980,6 +1020,7 @@ pub fn run(
                     &links,
                     &hosts,
                     today,
+                    zone,
                     json,
                     (&services.config().passwords, services.now()),
                 )
@@ -1065,7 +1106,7 @@ pub fn run(
             }
             KeyCommand::List { name, json } => {
                 let keys = services.key_list(actor, &name)?;
-                print_keys(out, &keys, json)
+                print_keys(out, &keys, zone, json)
             }
             KeyCommand::Remove { name, fingerprint } => {
                 let key = services.key_remove(actor, &name, &fingerprint)?;
@@ -1096,8 +1137,17 @@ pub fn run(
                     digest,
                     mute,
                     unmute,
+                    timezone,
+                    language,
                 } => {
-                    let p = services.prefs_set(actor, &name, digest, &mute, &unmute)?;
+                    let change = crate::service::digest::PrefsChange {
+                        digest,
+                        mute,
+                        unmute,
+                        timezone,
+                        language,
+                    };
+                    let p = services.prefs_set(actor, &name, &change)?;
                     (name, p, false)
                 }
             };
@@ -1107,7 +1157,9 @@ pub fn run(
                 say(
                     out,
                     &format!(
-                        "{name}: digest {}, muted: {}",
+                        "{name}: timezone {}, language {}, digest {}, muted: {}",
+                        prefs.timezone.as_deref().unwrap_or("UTC"),
+                        prefs.language.as_deref().unwrap_or("en"),
                         if prefs.digest { "on" } else { "off" },
                         if prefs.mute.is_empty() {
                             "none".to_string()
@@ -1128,7 +1180,7 @@ pub fn run(
                     &format!(
                         "one-time code for {name} mailed to {} (valid until {})",
                         crate::text::escape_text(&issued.email),
-                        issued.valid_until.format("%Y-%m-%d %H:%M UTC")
+                        zone.minute(issued.valid_until)
                     ),
                 )
             }
@@ -1191,7 +1243,7 @@ pub fn run(
                     target,
                     action,
                 };
-                let mut rows = EventRows::new(out, json)?;
+                let mut rows = EventRows::new(out, zone, json)?;
                 services.audit_tail_each(actor, &filter, &mut |e| rows.row(&e))?;
                 rows.finish()
             }
@@ -1238,7 +1290,7 @@ pub fn run(
         }
         Command::Session(SessionCommand::List { json }) => {
             let sessions = services.session_list(actor)?;
-            print_sessions(out, &sessions, json)
+            print_sessions(out, &sessions, zone, json)
         }
         Command::Session(SessionCommand::Kill { id, user }) => match (id, user) {
             (Some(id), _) => {
@@ -1273,7 +1325,7 @@ pub fn run(
                         "{:<8} {:<40} until {}  ({})",
                         l.kind,
                         l.who,
-                        l.until.format("%Y-%m-%d %H:%M:%S UTC"),
+                        zone.second(l.until),
                         l.why
                     ),
                 )?;
@@ -1319,7 +1371,7 @@ pub fn run(
                 )
             }
             RequestCommand::List { json } => {
-                print_requests(out, &services.request_list(actor)?, json)
+                print_requests(out, &services.request_list(actor)?, zone, json)
             }
             RequestCommand::Create {
                 name,
@@ -1391,7 +1443,7 @@ pub fn run(
                 print_connectors(out, &services.connector_list(actor)?, json)
             }
             ConnectorCommand::Status { name, json } => {
-                print_connector_status(out, &services.connector_status(actor, &name)?, json)
+                print_connector_status(out, &services.connector_status(actor, &name)?, zone, json)
             }
             ConnectorCommand::Retry { name, user, adopt } => {
                 let n = services.connector_retry_adopting(actor, &name, user.as_deref(), adopt)?;
@@ -1420,7 +1472,7 @@ pub fn run(
                 print_reconcile(out, &report, json)
             }
         },
-        Command::Host(cmd) => run_host(services, actor, cmd, input, out),
+        Command::Host(cmd) => run_host(services, actor, cmd, zone, input, out),
         Command::AuthorizedKeys { user } => {
             for line in services.authorized_keys(actor, &user)? {
                 writeln!(out, "{line}").map_err(io)?;
@@ -1451,7 +1503,7 @@ pub fn run(
         Command::Token(cmd) => tokens::run(services, actor, cmd, out),
         Command::Notify(NotifyCommand::Queue { json }) => {
             let entries = services.notify_queue(actor)?;
-            print_outbox(out, &entries, json)
+            print_outbox(out, &entries, zone, json)
         }
         Command::Import {
             dry_run,
@@ -1525,6 +1577,7 @@ fn run_host(
     services: &Services,
     actor: &Actor,
     command: HostCommand,
+    zone: Zone,
     input: &mut dyn Read,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -1575,7 +1628,7 @@ fn run_host(
         }
         HostCommand::List { json } => print_hosts(out, &services.host_list(actor)?, json),
         HostCommand::Show { name, json } => {
-            print_host(out, &services.host_show(actor, &name)?, json)
+            print_host(out, &services.host_show(actor, &name)?, zone, json)
         }
         HostCommand::Remove { name } => {
             services.host_remove(actor, &name)?;
@@ -1651,15 +1704,36 @@ mod tests {
 #[derive(Debug, clap::Parser)]
 #[command(name = "tenure", no_binary_name = true, disable_version_flag = true)]
 struct ExecWords {
+    #[command(flatten)]
+    display: DisplayArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The global display flags, as every front door's grammar takes them.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct DisplayArgs {
+    /// Show times in UTC, not in your timezone (for scripts; --json is always UTC)
+    #[arg(long, global = true)]
+    pub utc: bool,
+}
+
+impl From<DisplayArgs> for Display {
+    fn from(args: DisplayArgs) -> Display {
+        Display { utc: args.utc }
+    }
 }
 
 /// Parses the words of an exec line (after `shell_words::split`) as the SSH
 /// exec front door does. Public so the fuzz targets reach the real grammar.
 pub fn parse_exec_words(words: &[String]) -> std::result::Result<Command, clap::Error> {
+    parse_exec_line(words).map(|(command, _)| command)
+}
+
+/// `parse_exec_words` with the global display flags (`--utc`).
+pub fn parse_exec_line(words: &[String]) -> std::result::Result<(Command, Display), clap::Error> {
     use clap::Parser;
-    ExecWords::try_parse_from(words).map(|parsed| parsed.command)
+    ExecWords::try_parse_from(words).map(|parsed| (parsed.command, parsed.display.into()))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::domain::lifecycle::{effective, Effective};
 use crate::domain::{Account, AuditEvent, CustomField, SshKey};
+use crate::locale::Zone;
 use crate::service::groups::GroupView;
 use crate::service::{Actor, Error, Result};
 use crate::text::escape_text;
@@ -34,11 +35,8 @@ fn days_left(end: Option<NaiveDate>, today: NaiveDate) -> Option<i64> {
     end.map(|e| (e - today).num_days())
 }
 
-fn when(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(
-        || "never".into(),
-        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-    )
+fn when(t: Option<DateTime<Utc>>, zone: Zone) -> String {
+    t.map_or_else(|| "never".into(), |t| zone.minute(t))
 }
 
 pub fn key_view(key: &SshKey) -> Value {
@@ -453,29 +451,34 @@ pub const ACCOUNT_COLUMNS: [&str; 8] = [
 /// Accounts as `user list` prints them, one at a time.
 pub enum AccountRows<'a> {
     Json(JsonRows<'a>, NaiveDate),
-    Table(TableRows<'a>, NaiveDate),
+    Table(TableRows<'a>, NaiveDate, Zone),
 }
 
 impl<'a> AccountRows<'a> {
-    pub fn new(out: &'a mut dyn Write, today: NaiveDate, json: bool) -> Result<AccountRows<'a>> {
+    pub fn new(
+        out: &'a mut dyn Write,
+        today: NaiveDate,
+        zone: Zone,
+        json: bool,
+    ) -> Result<AccountRows<'a>> {
         Ok(if json {
             AccountRows::Json(JsonRows::new(out)?, today)
         } else {
-            AccountRows::Table(TableRows::new(out, &ACCOUNT_COLUMNS), today)
+            AccountRows::Table(TableRows::new(out, &ACCOUNT_COLUMNS), today, zone)
         })
     }
 
     pub fn row(&mut self, a: &Account) -> Result<()> {
         match self {
             AccountRows::Json(rows, today) => rows.item(&AccountView::new(a, *today)),
-            AccountRows::Table(rows, today) => rows.row(account_cells(a, *today)),
+            AccountRows::Table(rows, today, zone) => rows.row(account_cells(a, *today, *zone)),
         }
     }
 
     pub fn finish(self) -> Result<()> {
         match self {
             AccountRows::Json(rows, _) => rows.finish(),
-            AccountRows::Table(rows, _) => {
+            AccountRows::Table(rows, _, _) => {
                 let footer = format!("{} account(s)", rows.count);
                 rows.finish("no accounts match", Some(footer))
             }
@@ -483,7 +486,8 @@ impl<'a> AccountRows<'a> {
     }
 }
 
-fn account_cells(a: &Account, today: NaiveDate) -> Vec<String> {
+/// The last login is the calendar day it fell on in the viewer's zone.
+fn account_cells(a: &Account, today: NaiveDate, zone: Zone) -> Vec<String> {
     let end = match (a.end_date, days_left(a.end_date, today)) {
         (Some(e), Some(d)) if d >= 0 => format!("{e} ({d}d)"),
         (Some(e), _) => e.to_string(),
@@ -497,8 +501,7 @@ fn account_cells(a: &Account, today: NaiveDate) -> Vec<String> {
         a.sponsor.clone().unwrap_or_else(|| "-".into()),
         status_text(a, today),
         end,
-        a.last_login
-            .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+        a.last_login.map_or_else(|| "never".into(), |t| zone.day(t)),
     ]
 }
 
@@ -508,6 +511,7 @@ pub fn print_account_password(
     out: &mut dyn Write,
     a: &Account,
     today: NaiveDate,
+    zone: Zone,
     json: bool,
     password: Option<(
         &crate::domain::password_policy::PasswordPolicy,
@@ -586,9 +590,9 @@ pub fn print_account_password(
         (
             "password",
             match password {
-                Some((policy, now)) => policy.describe(&a.credentials, now),
+                Some((policy, now)) => policy.describe(&a.credentials, now, zone),
                 None if a.credentials.password_hash.is_some() => {
-                    format!("set {}", when(a.credentials.password_set_at))
+                    format!("set {}", when(a.credentials.password_set_at, zone))
                 }
                 None => "not set".into(),
             },
@@ -604,13 +608,13 @@ pub fn print_account_password(
         ("notes", opt(&a.notes)),
         (
             "created",
-            format!("{} by {}", when(Some(a.created_at)), a.created_by),
+            format!("{} by {}", when(Some(a.created_at), zone), a.created_by),
         ),
         (
             "updated",
-            format!("{} by {}", when(Some(a.updated_at)), a.updated_by),
+            format!("{} by {}", when(Some(a.updated_at), zone), a.updated_by),
         ),
-        ("last login", when(a.last_login)),
+        ("last login", when(a.last_login, zone)),
     ];
     for (label, value) in rows {
         say(out, &format!("{label:<13} {value}"))?;
@@ -642,7 +646,9 @@ pub fn print_changed(
     )
 }
 
-pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()> {
+/// Added and last used are the days they fell on in the viewer's zone; the
+/// expiry is a calendar date.
+pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], zone: Zone, json: bool) -> Result<()> {
     if json {
         return print_json(out, &keys.iter().map(key_view).collect::<Vec<_>>());
     }
@@ -668,9 +674,8 @@ pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()
                 } else {
                     k.comment.clone()
                 },
-                k.added_at.format("%Y-%m-%d").to_string(),
-                k.last_used
-                    .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+                zone.day(k.added_at),
+                k.last_used.map_or_else(|| "never".into(), |t| zone.day(t)),
                 k.expires_on.map_or_else(|| "-".into(), |d| d.to_string()),
             ],
         );
@@ -681,6 +686,7 @@ pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()
 pub fn print_sessions(
     out: &mut dyn Write,
     sessions: &[crate::service::sessions::SessionInfo],
+    zone: Zone,
     json: bool,
 ) -> Result<()> {
     if json {
@@ -708,8 +714,8 @@ pub fn print_sessions(
                 s.address.clone(),
                 s.method.clone(),
                 format!("{:?}", s.kind).to_lowercase(),
-                s.started.format("%Y-%m-%d %H:%M:%S").to_string(),
-                s.last_input.format("%H:%M:%S").to_string(),
+                zone.second(s.started),
+                zone.clock(s.last_input),
                 s.command.clone().unwrap_or_else(|| "-".into()),
             ],
         );
@@ -787,6 +793,7 @@ pub fn print_plan(
 pub fn print_requests(
     out: &mut dyn Write,
     requests: &[crate::service::requests::Request],
+    zone: Zone,
     json: bool,
 ) -> Result<()> {
     if json {
@@ -808,7 +815,7 @@ pub fn print_requests(
                 r.end_date.map_or_else(|| "-".into(), |d| d.to_string()),
                 format!("{:?}", r.status).to_lowercase(),
                 r.requested_by.clone(),
-                r.requested_at.format("%Y-%m-%d %H:%M").to_string(),
+                zone.minute(r.requested_at),
                 r.reason.clone(),
             ],
         );
@@ -855,6 +862,7 @@ impl<'a> OrphanRows<'a> {
 pub fn print_outbox(
     out: &mut dyn Write,
     entries: &[crate::service::notify::OutboxEntry],
+    zone: Zone,
     json: bool,
 ) -> Result<()> {
     use crate::service::notify::Delivery;
@@ -888,7 +896,7 @@ pub fn print_outbox(
                 to,
                 format!("{:?}", e.state).to_lowercase(),
                 e.attempts.to_string(),
-                e.next_attempt.format("%Y-%m-%d %H:%M:%S").to_string(),
+                zone.second(e.next_attempt),
                 e.last_error.clone().unwrap_or_else(|| "-".into()),
             ],
         );
@@ -928,7 +936,7 @@ fn describe_change(c: &crate::domain::Change) -> String {
 
 #[cfg(test)]
 fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> Result<()> {
-    let mut rows = EventRows::new(out, json)?;
+    let mut rows = EventRows::new(out, Zone::UTC, json)?;
     for e in events {
         rows.row(e)?;
     }
@@ -938,27 +946,27 @@ fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> Resul
 /// Audit events as `audit tail` prints them, one at a time.
 pub enum EventRows<'a> {
     Json(JsonRows<'a>),
-    Lines(&'a mut dyn Write, u64),
+    Lines(&'a mut dyn Write, u64, Zone),
 }
 
 impl<'a> EventRows<'a> {
-    pub fn new(out: &'a mut dyn Write, json: bool) -> Result<EventRows<'a>> {
+    pub fn new(out: &'a mut dyn Write, zone: Zone, json: bool) -> Result<EventRows<'a>> {
         Ok(if json {
             EventRows::Json(JsonRows::new(out)?)
         } else {
-            EventRows::Lines(out, 0)
+            EventRows::Lines(out, 0, zone)
         })
     }
 
     pub fn row(&mut self, e: &AuditEvent) -> Result<()> {
         match self {
             EventRows::Json(rows) => rows.item(e),
-            EventRows::Lines(out, n) => {
+            EventRows::Lines(out, n, zone) => {
                 *n += 1;
                 let mut line = format!(
                     "#{} {} {} {} {}",
                     e.seq,
-                    e.at.format("%Y-%m-%d %H:%M:%S"),
+                    zone.second(e.at),
                     e.actor,
                     e.action,
                     e.target.as_deref().unwrap_or("-")
@@ -978,7 +986,7 @@ impl<'a> EventRows<'a> {
     pub fn finish(self) -> Result<()> {
         match self {
             EventRows::Json(rows) => rows.finish(),
-            EventRows::Lines(out, 0) => writeln!(out, "no events").map_err(io),
+            EventRows::Lines(out, 0, _) => writeln!(out, "no events").map_err(io),
             EventRows::Lines(..) => Ok(()),
         }
     }
@@ -1151,6 +1159,7 @@ pub fn print_account_with_links(
     links: &[crate::service::connect::Link],
     hosts: &[String],
     today: NaiveDate,
+    zone: Zone,
     json: bool,
     password: (
         &crate::domain::password_policy::PasswordPolicy,
@@ -1169,7 +1178,7 @@ pub fn print_account_with_links(
         view["hosts"] = serde_json::json!(hosts);
         return print_json(out, &view);
     }
-    print_account_password(out, a, today, false, Some(password))?;
+    print_account_password(out, a, today, zone, false, Some(password))?;
     let where_ = if hosts.is_empty() {
         "-".to_string()
     } else {
@@ -1316,14 +1325,13 @@ pub fn print_reconcile(
 pub fn print_connector_status(
     out: &mut dyn Write,
     status: &crate::service::connect::ConnectorStatus,
+    zone: Zone,
     json: bool,
 ) -> Result<()> {
     if json {
         return print_json(out, status);
     }
-    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-    };
+    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("-".into(), |t| zone.second(t));
     if status.links.is_empty() {
         say(out, &format!("{}: no accounts linked yet", status.name))?;
     } else {
@@ -1414,7 +1422,7 @@ mod tests {
 
     fn streamed(accounts: &[Account], json: bool) -> String {
         let mut out = Vec::new();
-        let mut rows = AccountRows::new(&mut out, at().date_naive(), json).unwrap();
+        let mut rows = AccountRows::new(&mut out, at().date_naive(), Zone::UTC, json).unwrap();
         for a in accounts {
             rows.row(a).unwrap();
         }
@@ -1448,7 +1456,7 @@ mod tests {
         let header = ACCOUNT_COLUMNS;
         let rows: Vec<Vec<String>> = small
             .iter()
-            .map(|a| account_cells(a, at().date_naive()))
+            .map(|a| account_cells(a, at().date_naive(), Zone::UTC))
             .collect();
         let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
         for r in &rows {
@@ -1587,11 +1595,14 @@ mod tests {
 
     #[test]
     fn key_comments_print_escaped_in_key_list_and_user_show() {
-        inert(|o| print_keys(o, &[key()], false), 2);
+        inert(|o| print_keys(o, &[key()], Zone::UTC, false), 2);
         let mut a = account();
         a.credentials.keys.push(key());
         let today = at().date_naive();
-        let text = inert(|o| print_account_password(o, &a, today, false, None), 24);
+        let text = inert(
+            |o| print_account_password(o, &a, today, Zone::UTC, false, None),
+            24,
+        );
         assert!(text.contains("\\u{202e}"), "{text}");
     }
 
@@ -1626,7 +1637,7 @@ mod tests {
             kind: SessionKind::Exec,
             command: Some(HOSTILE.into()),
         };
-        inert(|o| print_sessions(o, &[session], false), 2);
+        inert(|o| print_sessions(o, &[session], Zone::UTC, false), 2);
         let request = Request {
             id: 1,
             kind: "extend".into(),
@@ -1641,13 +1652,13 @@ mod tests {
             decision_reason: None,
             accounts: Vec::new(),
         };
-        inert(|o| print_requests(o, &[request], false), 2);
+        inert(|o| print_requests(o, &[request], Zone::UTC, false), 2);
     }
 
     #[test]
     fn json_output_keeps_the_value_and_escapes_it_as_json() {
         let mut out = Vec::new();
-        print_keys(&mut out, &[key()], true).unwrap();
+        print_keys(&mut out, &[key()], Zone::UTC, true).unwrap();
         assert!(!out.contains(&0x1b));
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back[0]["comment"], HOSTILE);

@@ -535,7 +535,6 @@ impl Services {
         done.extend(self.send_expiry_warnings(actor)?);
         done.extend(self.password_warnings_hourly(actor)?);
         done.extend(self.expire_requests(actor)?);
-        self.send_digests(actor)?;
         Ok(done)
     }
 }

@@ -231,6 +231,9 @@ struct Inner {
     handoff: connect::Handoff,
     /// When the password-expiry scan last ran (it reads every account: hourly).
     password_scan: Mutex<Option<DateTime<Utc>>>,
+    /// When the next digest may be due (None: unknown, look): the
+    /// notification worker asks every few seconds without reading the queue.
+    digest_due: Mutex<Option<DateTime<Utc>>>,
     /// What reaches the targets (set by the binary: `crate::connect::Runner`).
     applier: std::sync::OnceLock<Arc<dyn connect::Applier>>,
     /// The user CA (keys/user_ca), loaded or made on first use (see `certs`).
@@ -311,6 +314,7 @@ impl Services {
                 ))),
                 failures: Mutex::new(login::FailureLog::default()),
                 password_scan: Mutex::new(None),
+                digest_due: Mutex::new(None),
                 config,
             }),
         })
