@@ -309,6 +309,119 @@ pub struct Config {
     pub hosts: HostsConfig,
     /// The HTTP front door (`[http]`); off unless `listen` is set.
     pub http: Option<crate::http::config::HttpConfig>,
+    /// Directories accounts are synced in from (`[[sources]]`); none by default.
+    pub sources: Vec<SourceConfig>,
+}
+
+impl Config {
+    /// The `[[sources]]` entry of that name.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.rules.name == name)
+    }
+}
+
+/// How much of the tree under `base_dn` a source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchScope {
+    /// The base entry and everything below it.
+    Sub,
+    /// The entries directly below the base.
+    One,
+}
+
+impl SearchScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchScope::Sub => "sub",
+            SearchScope::One => "one",
+        }
+    }
+}
+
+/// One `[[sources]]` entry (`type = "ldap"`): a directory read in full each
+/// run, paged (RFC 2696), its entries made into accounts.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Name, mapping, groups, kind, template, the deprovision threshold.
+    pub rules: crate::domain::source::SourceRules,
+    /// `ldap://` (with `starttls = true` to upgrade) or `ldaps://` (rustls).
+    pub url: String,
+    pub starttls: bool,
+    pub bind_dn: String,
+    pub bind_password_file: PathBuf,
+    pub base_dn: String,
+    pub filter: String,
+    pub scope: SearchScope,
+    pub page_size: i32,
+    /// A run every this many minutes in the server (None: only by hand).
+    pub interval_minutes: Option<u32>,
+    /// For connecting and for each page.
+    pub timeout_seconds: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: String,
+    #[serde(rename = "type")]
+    kind_of_source: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    starttls: Option<bool>,
+    #[serde(default)]
+    bind_dn: Option<String>,
+    #[serde(default)]
+    bind_password_file: Option<String>,
+    #[serde(default)]
+    base_dn: Option<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    page_size: Option<i32>,
+    #[serde(default)]
+    map: Option<RawSourceMap>,
+    #[serde(default)]
+    id_attribute: Option<String>,
+    #[serde(default)]
+    member_of_attribute: Option<String>,
+    #[serde(default)]
+    groups: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    interval_minutes: Option<u32>,
+    #[serde(default)]
+    max_deprovision_percent: Option<u32>,
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSourceMap {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    company: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    sponsor: Option<String>,
+    #[serde(default)]
+    start_date: Option<String>,
+    #[serde(default)]
+    end_date: Option<String>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
 }
 
 /// `[requests]`.
@@ -709,6 +822,8 @@ struct RawConfig {
     hosts: RawHosts,
     #[serde(default)]
     http: crate::http::config::RawHttp,
+    #[serde(default)]
+    sources: Vec<Spanned<RawSource>>,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -1208,6 +1323,20 @@ impl Config {
             .http
             .resolve(&|p: &str| resolve(p), &templates)
             .map_err(|e| ConfigError(format!("config {source}: {e}")))?;
+        let mut sources: Vec<SourceConfig> = Vec::new();
+        for (i, spanned) in raw.sources.iter().enumerate() {
+            let span = spanned.span();
+            let fail = |what: String| fail(span.clone(), format!("sources[{i}].{what}"));
+            let parsed = source_config(spanned.get_ref(), &templates, &custom_fields, &resolve)
+                .map_err(fail)?;
+            if sources.iter().any(|o| o.rules.name == parsed.rules.name) {
+                return Err(fail(format!(
+                    "name: a source named '{}' is already configured",
+                    parsed.rules.name
+                )));
+            }
+            sources.push(parsed);
+        }
         Ok(Config {
             source: source.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -1252,8 +1381,189 @@ impl Config {
             requests: raw.requests,
             hosts,
             http,
+            sources,
         })
     }
+}
+
+/// One `[[sources]]` entry checked; the error names the key (`url: …`).
+fn source_config(
+    c: &RawSource,
+    templates: &BTreeMap<String, Template>,
+    custom_fields: &[CustomField],
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<SourceConfig, String> {
+    use crate::domain::source::{AttrMap, SourceRules};
+    let valid_name = !c.name.is_empty()
+        && c.name.len() <= 64
+        && c.name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(format!(
+            "name: '{}' must be 1-64 of a-z, 0-9, - and _",
+            c.name
+        ));
+    }
+    if c.kind_of_source != "ldap" {
+        return Err(format!(
+            "type: unknown source type '{}' (expected \"ldap\")",
+            c.kind_of_source
+        ));
+    }
+    let need = |value: &Option<String>, key: &str, example: &str| {
+        value
+            .clone()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("{key}: required, e.g. {key} = {example}"))
+    };
+    let url = need(&c.url, "url", "\"ldap://127.0.0.1:389\"")?;
+    if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+        return Err(format!("url: '{url}' must start with ldap:// or ldaps://"));
+    }
+    let starttls = c.starttls.unwrap_or(false);
+    if starttls && url.starts_with("ldaps://") {
+        return Err("starttls: an ldaps:// URL is already TLS (leave starttls out)".into());
+    }
+    let bind_dn = need(&c.bind_dn, "bind_dn", "\"cn=admin,dc=example,dc=com\"")?;
+    let bind_password_file = resolve(&need(
+        &c.bind_password_file,
+        "bind_password_file",
+        "\"keys/ldap_password\"",
+    )?);
+    let base_dn = need(&c.base_dn, "base_dn", "\"ou=vendors,dc=example,dc=com\"")?;
+    let filter = c
+        .filter
+        .clone()
+        .map(|f| f.trim().to_string())
+        .unwrap_or_else(|| "(objectClass=inetOrgPerson)".into());
+    if !(filter.starts_with('(') && filter.ends_with(')')) {
+        return Err(format!(
+            "filter: '{filter}' must be an LDAP filter in parentheses, e.g. \"(objectClass=inetOrgPerson)\""
+        ));
+    }
+    let scope = match c.scope.as_deref() {
+        None | Some("sub") | Some("subtree") => SearchScope::Sub,
+        Some("one") | Some("onelevel") => SearchScope::One,
+        Some(other) => return Err(format!("scope: '{other}' must be \"sub\" or \"one\"")),
+    };
+    let page_size = c.page_size.unwrap_or(500);
+    if !(1..=10_000).contains(&page_size) {
+        return Err(format!("page_size: {page_size} must be 1 to 10000"));
+    }
+    let Some(map) = &c.map else {
+        return Err(
+            "map: required, e.g. map = { username = \"uid\", display_name = \"cn\", email = \"mail\" }"
+                .into(),
+        );
+    };
+    let attr = |value: &Option<String>, key: &str| -> Result<Option<String>, String> {
+        match value.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some(v)
+                if !v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b';') =>
+            {
+                Ok(Some(v.to_string()))
+            }
+            Some(v) => Err(format!("map.{key}: '{v}' is not an attribute name")),
+        }
+    };
+    let username = attr(&map.username, "username")?
+        .ok_or("map.username: required (the attribute holding the username, e.g. \"uid\" or \"sAMAccountName\")")?;
+    let display_name = attr(&map.display_name, "display_name")?;
+    let email = attr(&map.email, "email")?;
+    if display_name.is_none() || email.is_none() {
+        return Err("map: display_name and email are required (every account has them)".into());
+    }
+    let mut fields = BTreeMap::new();
+    for (field, a) in &map.fields {
+        if !custom_fields.iter().any(|f| &f.name == field) {
+            return Err(format!(
+                "map.fields.{field}: no custom field of that name (declare it in [[custom_fields]])"
+            ));
+        }
+        let a = attr(&Some(a.clone()), &format!("fields.{field}"))?.unwrap_or_default();
+        fields.insert(field.clone(), a);
+    }
+    let template = c.template.clone();
+    if let Some(t) = &template {
+        if !templates.contains_key(t) {
+            let known: Vec<&String> = templates.keys().collect();
+            return Err(format!(
+                "template: no template named '{t}' (known: {known:?})"
+            ));
+        }
+    }
+    let kind = match &c.kind {
+        Some(k) => k.parse::<crate::domain::Kind>().map_err(|e| format!("kind: {e}"))?,
+        None => template
+            .as_ref()
+            .and_then(|t| templates.get(t))
+            .and_then(|t| t.kind)
+            .ok_or("kind: required (the kind of the accounts made from this source), e.g. kind = \"vendor\"")?,
+    };
+    let mut groups = BTreeMap::new();
+    for (dir, tenure) in c.groups.clone().unwrap_or_default() {
+        crate::domain::validate::validate_group_name(&tenure)
+            .map_err(|e| format!("groups.{dir}: {e}"))?;
+        groups.insert(dir.trim().to_ascii_lowercase(), tenure);
+    }
+    if c.interval_minutes == Some(0) {
+        return Err(
+            "interval_minutes: must be at least 1 (leave it out to sync only by hand)".into(),
+        );
+    }
+    let max = c.max_deprovision_percent.unwrap_or(10);
+    if max > 100 {
+        return Err(format!("max_deprovision_percent: {max} must be 0 to 100"));
+    }
+    let timeout_seconds = c.timeout_seconds.unwrap_or(30);
+    if timeout_seconds == 0 || timeout_seconds > 3600 {
+        return Err(format!(
+            "timeout_seconds: {timeout_seconds} must be 1 to 3600"
+        ));
+    }
+    let id_attribute = attr(&c.id_attribute, "id_attribute")
+        .map_err(|e| e.replace("map.", ""))?
+        .unwrap_or_else(|| "entryUUID".into());
+    let member_of_attribute = attr(&c.member_of_attribute, "member_of_attribute")
+        .map_err(|e| e.replace("map.", ""))?
+        .unwrap_or_else(|| "memberOf".into());
+    Ok(SourceConfig {
+        rules: SourceRules {
+            name: c.name.clone(),
+            map: AttrMap {
+                username,
+                display_name,
+                email,
+                company: attr(&map.company, "company")?,
+                project: attr(&map.project, "project")?,
+                sponsor: attr(&map.sponsor, "sponsor")?,
+                start_date: attr(&map.start_date, "start_date")?,
+                end_date: attr(&map.end_date, "end_date")?,
+                fields,
+            },
+            id_attribute,
+            member_of_attribute,
+            groups,
+            kind,
+            template,
+            max_deprovision_percent: max,
+        },
+        url,
+        starttls,
+        bind_dn,
+        bind_password_file,
+        base_dn,
+        filter,
+        scope,
+        page_size,
+        interval_minutes: Some(c.interval_minutes.unwrap_or(15)),
+        timeout_seconds,
+    })
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod hostkey;
 pub mod http;
 pub mod notify;
 pub mod service;
+pub mod sources;
 pub mod ssh;
 pub mod store;
 pub mod term;
