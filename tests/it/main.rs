@@ -22,4 +22,6 @@ mod passwords;
 mod scale;
 mod scim;
 mod security;
+mod slapd;
+mod sources;
 mod ssh;
