@@ -29,6 +29,9 @@ use crate::domain::{Account, DisableReason, Status};
 /// Problems and actions kept in a stored run (the dry run prints them all).
 const KEPT: usize = 200;
 
+/// Account changes committed together (each with its own audit event).
+const BATCH: usize = 256;
+
 /// Reads a source's whole scope: every entry, or an error — never a part.
 /// Implemented by `crate::sources::LdapReader`; tests give their own.
 pub trait SourceReader: Send + Sync {
@@ -407,17 +410,36 @@ impl Services {
             return Err(Error::Conflict(format!("source {name}: {why}")));
         }
         let as_source = Actor::system(&format!("source:{name}"));
-        for step in &plan.steps {
-            match self.source_apply(&as_source, &cfg, step) {
-                Ok(()) => {
-                    count(&mut run, step);
-                    if run.actions.len() < KEPT {
-                        run.actions.push(step.describe());
+        // Changes go in batches, each account's change with its audit event;
+        // a batch that fails is applied again one change at a time, so one
+        // bad entry costs only itself.
+        for chunk in plan.steps.chunks(BATCH) {
+            let together = self.write(&as_source, |tx| {
+                for step in chunk {
+                    apply_in(tx, &cfg, step)?;
+                }
+                Ok(())
+            });
+            let outcomes: Vec<Result<()>> = match together {
+                Ok(()) => chunk.iter().map(|_| Ok(())).collect(),
+                Err(_) => chunk
+                    .iter()
+                    .map(|step| self.write(&as_source, |tx| apply_in(tx, &cfg, step)))
+                    .collect(),
+            };
+            for (step, outcome) in chunk.iter().zip(outcomes) {
+                match outcome {
+                    Ok(()) => {
+                        count(&mut run, step);
+                        if run.actions.len() < KEPT {
+                            run.actions.push(step.describe());
+                        }
+                    }
+                    Err(e) => {
+                        run.problems
+                            .push(format!("{} {}: {e}", step.verb(), step.username()))
                     }
                 }
-                Err(e) => run
-                    .problems
-                    .push(format!("{} {}: {e}", step.verb(), step.username())),
             }
         }
         run.seconds = started.elapsed().as_secs_f64();
@@ -470,69 +492,69 @@ impl Services {
             Ok(())
         })
     }
+}
 
-    /// One step of a run, as one transaction by the source.
-    fn source_apply(&self, as_source: &Actor, cfg: &SourceConfig, step: &Step) -> Result<()> {
-        let rules = &cfg.rules;
-        self.write(as_source, |tx| match step {
-            Step::Create { wanted, sponsor } => create_from(tx, cfg, wanted, sponsor.as_deref()),
-            Step::Update {
+/// One step of a run inside a transaction by the source.
+fn apply_in(tx: &mut Tx<'_>, cfg: &SourceConfig, step: &Step) -> Result<()> {
+    let rules = &cfg.rules;
+    match step {
+        Step::Create { wanted, sponsor } => create_from(tx, cfg, wanted, sponsor.as_deref()),
+        Step::Update {
+            username,
+            wanted,
+            sponsor,
+            ..
+        } => {
+            let old = tx.load(username)?;
+            let mut new = source::apply(rules, &old, wanted, sponsor.as_deref());
+            if new == old {
+                return Ok(());
+            }
+            for g in rules.managed_groups() {
+                if new.groups.contains(&g) {
+                    create_group_in(tx, &g, Some(format!("from source {}", rules.name)))?;
+                }
+            }
+            validate_in(tx, username, &new, Some(&old), &[])?;
+            if new.start_date != old.start_date
+                && matches!(old.status, Status::Staged | Status::Active)
+            {
+                new.status = lifecycle::initial_status(new.start_date, tx.today());
+            }
+            keep_an_admin(tx, &old, Some(&new), "this change")?;
+            new.updated_at = tx.now;
+            new.updated_by = tx.actor.name.clone();
+            let detail = if old.source.is_none() {
+                format!("linked to {} in source {}", wanted.dn, rules.name)
+            } else {
+                format!("from source {}", rules.name)
+            };
+            tx.put("user.update", Some(&old), Some(new), Some(detail));
+            Ok(())
+        }
+        Step::Disable { username, why } => {
+            transition_in(
+                tx,
                 username,
-                wanted,
-                sponsor,
-                ..
-            } => {
-                let old = tx.load(username)?;
-                let mut new = source::apply(rules, &old, wanted, sponsor.as_deref());
-                if new == old {
-                    return Ok(());
-                }
-                for g in rules.managed_groups() {
-                    if new.groups.contains(&g) {
-                        create_group_in(tx, &g, Some(format!("from source {}", rules.name)))?;
-                    }
-                }
-                validate_in(tx, username, &new, Some(&old), &[])?;
-                if new.start_date != old.start_date
-                    && matches!(old.status, Status::Staged | Status::Active)
-                {
-                    new.status = lifecycle::initial_status(new.start_date, tx.today());
-                }
-                keep_an_admin(tx, &old, Some(&new), "this change")?;
-                new.updated_at = tx.now;
-                new.updated_by = tx.actor.name.clone();
-                let detail = if old.source.is_none() {
-                    format!("linked to {} in source {}", wanted.dn, rules.name)
-                } else {
-                    format!("from source {}", rules.name)
-                };
-                tx.put("user.update", Some(&old), Some(new), Some(detail));
-                Ok(())
-            }
-            Step::Disable { username, why } => {
-                transition_in(
-                    tx,
-                    username,
-                    "user.disable",
-                    &Transition::Disable {
-                        reason: DisableReason::SourceRemoved,
-                        note: Some(why.clone()),
-                    },
-                    Some(why.clone()),
-                )?;
-                Ok(())
-            }
-            Step::Enable { username } => {
-                transition_in(
-                    tx,
-                    username,
-                    "user.enable",
-                    &Transition::Enable,
-                    Some(format!("back in source {}", rules.name)),
-                )?;
-                Ok(())
-            }
-        })
+                "user.disable",
+                &Transition::Disable {
+                    reason: DisableReason::SourceRemoved,
+                    note: Some(why.clone()),
+                },
+                Some(why.clone()),
+            )?;
+            Ok(())
+        }
+        Step::Enable { username } => {
+            transition_in(
+                tx,
+                username,
+                "user.enable",
+                &Transition::Enable,
+                Some(format!("back in source {}", rules.name)),
+            )?;
+            Ok(())
+        }
     }
 }
 
