@@ -10,6 +10,7 @@ pub mod hosts;
 pub mod keymap;
 pub mod lockouts;
 pub mod session;
+pub mod sources;
 pub mod theme;
 pub mod tokens;
 pub mod view;

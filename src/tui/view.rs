@@ -351,22 +351,43 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
         || "-".into(),
         |d| format!("{d} ({} days left)", (d - app.today).num_days()),
     );
+    // Fields a directory source sets are read-only here: marked [locked].
+    let owns = |f: &str| a.source.as_ref().is_some_and(|l| l.owns(f));
+    let lock = |f: &str, v: String| {
+        if owns(f) {
+            format!("{v} [locked]")
+        } else {
+            v
+        }
+    };
+    let groups: Vec<String> = a
+        .groups
+        .iter()
+        .map(|g| lock(&format!("group:{g}"), g.clone()))
+        .collect();
     let mut lines = vec![
         Line::from(vec![label("status"), Span::styled(word, t.status(e))]),
-        row("name", a.display_name.clone()),
-        row("email", a.email.clone()),
+        row("name", lock("display_name", a.display_name.clone())),
+        row("email", lock("email", a.email.clone())),
         row(
             "kind",
             format!(
                 "{}   company {}   project {}",
                 a.kind,
-                opt(&a.company),
-                opt(&a.project)
+                lock("company", opt(&a.company)),
+                lock("project", opt(&a.project))
             ),
         ),
-        row("sponsor", opt(&a.sponsor)),
-        row("dates", format!("start {}   end {end}", a.start_date)),
-        row("groups", list(a.groups.iter().cloned().collect())),
+        row("sponsor", lock("sponsor", opt(&a.sponsor))),
+        row(
+            "dates",
+            format!(
+                "start {}   end {}",
+                lock("start_date", a.start_date.to_string()),
+                lock("end_date", end)
+            ),
+        ),
+        row("groups", list(groups)),
         row(
             "roles",
             list(a.roles.iter().map(|r| r.to_string()).collect()),
@@ -404,7 +425,17 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             .collect();
         lines.push(row("links", list(links)));
     }
+    if let Some(l) = &a.source {
+        lines.push(row(
+            "source",
+            format!(
+                "{} {} ([locked] fields come from the directory)",
+                l.source, l.dn
+            ),
+        ));
+    }
     for (k, v) in &a.fields {
+        let v = &lock(&format!("fields.{k}"), v.clone());
         let name = app
             .services
             .config()
