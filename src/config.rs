@@ -1586,6 +1586,77 @@ mod tests {
     }
 
     #[test]
+    fn sources_parse_from_the_example_and_bad_ones_name_the_key() {
+        // The example's commented-out [[sources]], uncommented, is a working config.
+        let block: String = EXAMPLE
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[sources]]"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.strip_prefix("# ").unwrap_or(""))
+            .take_while(|l| !l.starts_with("Active Directory"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(block.contains("[[sources]]"), "{block}");
+        let c = parse(&format!("{EXAMPLE}\n{block}\n")).unwrap();
+        let s = &c.sources[0];
+        assert_eq!(s.rules.name, "corp");
+        assert_eq!(s.rules.kind, crate::domain::Kind::Vendor);
+        assert_eq!(s.rules.max_deprovision_percent, 10);
+        assert_eq!(s.rules.id_attribute, "entryUUID");
+        assert_eq!(s.rules.map.username, "uid");
+        assert_eq!(
+            s.rules.groups.get("vendor-devs").map(String::as_str),
+            Some("developers")
+        );
+        assert_eq!((s.page_size, s.interval_minutes), (500, Some(15)));
+        assert_eq!(
+            s.bind_password_file,
+            PathBuf::from("/srv/tenure/keys/ldap_password")
+        );
+        // As a table of its own, with AD's names and a custom field.
+        let ad = parse(&format!(
+            "{EXAMPLE}\n[[sources]]\nname = \"ad\"\ntype = \"ldap\"\nurl = \"ldaps://dc1.example.com\"\n\
+             bind_dn = \"CN=sync,DC=example,DC=com\"\nbind_password_file = \"keys/ad\"\nbase_dn = \"OU=Vendors,DC=example,DC=com\"\n\
+             id_attribute = \"objectGUID\"\nkind = \"contractor\"\n[sources.map]\nusername = \"sAMAccountName\"\n\
+             display_name = \"displayName\"\nemail = \"mail\"\nend_date = \"accountExpires\"\nfields = {{ cost_center = \"departmentNumber\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ad.sources[0].rules.map.end_date.as_deref(),
+            Some("accountExpires")
+        );
+        assert_eq!(ad.sources[0].rules.max_deprovision_percent, 10);
+
+        let base = "[[sources]]\nname = \"corp\"\ntype = \"ldap\"\nurl = \"ldap://x\"\nbind_dn = \"cn=a\"\n\
+                    bind_password_file = \"p\"\nbase_dn = \"ou=v\"\nkind = \"vendor\"\n";
+        let map = "map = { username = \"uid\", display_name = \"cn\", email = \"mail\" }\n";
+        for (text, wanted) in [
+            (base.replace("ldap://x", "http://x") + map, "sources[0].url: 'http://x' must start with ldap:// or ldaps://"),
+            (base.replace("type = \"ldap\"", "type = \"ad\"") + map, "sources[0].type: unknown source type 'ad'"),
+            (base.to_string(), "sources[0].map: required"),
+            (base.to_string() + "map = { username = \"uid\" }\n", "sources[0].map: display_name and email are required"),
+            (base.to_string() + map + "max_deprovision_percent = 150\n", "sources[0].max_deprovision_percent: 150 must be 0 to 100"),
+            (base.to_string() + map + "page_size = 0\n", "sources[0].page_size: 0 must be 1 to 10000"),
+            (base.to_string() + map + "filter = \"uid=*\"\n", "sources[0].filter: 'uid=*' must be an LDAP filter in parentheses"),
+            (base.to_string() + map + "starttls = true\n" , ""),
+            (base.replace("ldap://x", "ldaps://x") + map + "starttls = true\n", "sources[0].starttls: an ldaps:// URL is already TLS"),
+            (base.replace("kind = \"vendor\"\n", "") + map, "sources[0].kind: required"),
+            (base.to_string() + "map = { username = \"uid\", display_name = \"cn\", email = \"mail\", fields = { shoe = \"x\" } }\n", "sources[0].map.fields.shoe: no custom field of that name"),
+            (base.to_string() + map + "template = \"nope\"\n", "sources[0].template: no template named 'nope'"),
+            (base.to_string() + map + "bogus = 1\n", "unknown field `bogus`"),
+            (format!("{base}{map}{base}{map}"), "sources[1].name: a source named 'corp' is already configured"),
+        ] {
+            let result = parse(&text);
+            if wanted.is_empty() {
+                assert!(result.is_ok(), "{text}: {:?}", result.err());
+                continue;
+            }
+            let err = result.unwrap_err().0;
+            assert!(err.contains(wanted), "{text}\n→ {err}");
+        }
+    }
+
+    #[test]
     fn shipped_example_parses_and_resolves_paths_against_its_directory() {
         let config = parse(EXAMPLE).unwrap();
         assert_eq!(config.server.data_dir, PathBuf::from("/srv/tenure/data"));
