@@ -155,6 +155,13 @@ overlay memberof
         self.proc = Some(proc);
     }
 
+    /// Sends `sig` (STOP, CONT…) to the running slapd.
+    pub fn signal(&self, sig: &str) {
+        if let Some(p) = &self.proc {
+            p.signal(sig);
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
             p.signal("TERM");

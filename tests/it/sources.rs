@@ -301,6 +301,23 @@ fn a_cut_short_or_unreachable_directory_disables_nobody() {
         .collect();
     assert_eq!(actions, ["source.failed"]);
 
+    // Frozen (it accepts connections but never answers): the run times out.
+    slapd.stop();
+    std::fs::write(&conf, text.clone()).unwrap();
+    slapd.run(None);
+    slapd.signal("STOP");
+    let started = std::time::Instant::now();
+    let err = inst.fails(&sh("source sync corp --force"), 1);
+    slapd.signal("CONT");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "bounded by timeout_seconds"
+    );
+    for i in 0..4 {
+        assert_eq!(inst.show(&format!("p{i}"))["status"], "active");
+    }
+
     // Stopped: the same, and the status says why.
     slapd.stop();
     let err = inst.fails(&sh("source sync corp --force"), 1);
