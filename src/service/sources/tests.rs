@@ -320,3 +320,81 @@ fn a_rename_is_an_update_and_a_gone_manager_leaves_the_sponsor() {
     assert_eq!(amy.display_name, "Amy Renamed");
     assert_eq!(amy.source.unwrap().dn, "uid=amy,ou=moved,dc=example,dc=com");
 }
+
+#[test]
+fn ad_disabled_bit_and_expiry_follow_the_directory() {
+    let config = config(100).replace(
+        "sponsor = \"manager\",",
+        "sponsor = \"manager\", end_date = \"accountExpires\",",
+    );
+    let (s, _clock, admin) = testkit::services_with(&config, None);
+    let dir = Arc::new(FixedReader::new(Ok(vec![])));
+    s.set_source_reader(dir.clone());
+    let f = Fixture { s, admin, dir };
+    let filetime = |d: chrono::NaiveDate| {
+        let secs = d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+        ((secs + 11_644_473_600) * 10_000_000).to_string()
+    };
+    let today = f.s.today();
+    let soon = today + chrono::Duration::days(40);
+    let active = |uac: &str| {
+        with(
+            with(test_entry("amy", "id-amy"), "userAccountControl", uac),
+            "accountExpires",
+            &filetime(soon),
+        )
+    };
+    let expired = with(
+        test_entry("old", "id-old"),
+        "accountExpires",
+        &filetime(today - chrono::Duration::days(3)),
+    );
+    let never = with(
+        test_entry("eve", "id-eve"),
+        "accountExpires",
+        "9223372036854775807",
+    );
+    let disabled_new = with(test_entry("dan", "id-dan"), "userAccountControl", "514");
+    f.dir.set(Ok(vec![
+        active("512"),
+        expired.clone(),
+        never.clone(),
+        disabled_new.clone(),
+    ]));
+    let run = sync(&f, false).unwrap();
+    assert_eq!(run.created, 2, "{run:?}");
+    // accountExpires at midnight: the last day is the one before.
+    assert_eq!(f.s.load("amy").unwrap().end_date, soon.pred_opt());
+    // "never": the kind's policy supplies the end date, and tenure may change it.
+    let eve = f.s.load("eve").unwrap();
+    assert!(eve.end_date.is_some() && !eve.source.unwrap().owns("end_date"));
+    assert!(
+        run.problems
+            .iter()
+            .any(|p| p.contains("old") && p.contains("has passed")),
+        "{run:?}"
+    );
+    assert!(
+        run.problems
+            .iter()
+            .any(|p| p.contains("dan: disabled in the directory")),
+        "{run:?}"
+    );
+
+    f.dir.set(Ok(vec![
+        active("514"),
+        expired.clone(),
+        never.clone(),
+        disabled_new.clone(),
+    ]));
+    let run = sync(&f, false).unwrap();
+    assert_eq!(run.disabled, 1, "{run:?}");
+    let amy = f.s.load("amy").unwrap();
+    assert_eq!(amy.status, Status::Disabled);
+    assert_eq!(amy.disable_note.as_deref(), Some("disabled in source corp"));
+    f.dir
+        .set(Ok(vec![active("512"), expired, never, disabled_new]));
+    let run = sync(&f, false).unwrap();
+    assert_eq!(run.enabled, 1, "{run:?}");
+    assert_eq!(f.s.load("amy").unwrap().status, Status::Active);
+}
