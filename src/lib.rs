@@ -18,6 +18,7 @@ pub mod http;
 pub mod locale;
 pub mod notify;
 pub mod service;
+pub mod sources;
 pub mod ssh;
 pub mod store;
 pub mod term;

@@ -93,6 +93,7 @@ fn open(config: &Config, must_exist: bool) -> Result<Services, ExitCode> {
     )
     .map_err(|e| fail(e, 1))?;
     services.set_applier(Arc::new(tenure::connect::Runner::default()));
+    services.set_source_reader(Arc::new(tenure::sources::LdapReader));
     Ok(services)
 }
 
@@ -468,6 +469,40 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                 }
             }
         });
+        // Directory sync: each source at its interval (checked every 30 s;
+        // the first run at start). Runs go through the service like a
+        // `source sync` by hand, as `system:source:NAME`.
+        let syncer = services.clone();
+        let sources = tokio::spawn(async move {
+            if syncer.config().sources.is_empty() {
+                return;
+            }
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                for name in syncer.sources_due() {
+                    let s = syncer.clone();
+                    let n = name.clone();
+                    let result = tokio::task::spawn_blocking(move || {
+                        s.source_sync(
+                            &Actor::system(&format!("source:{n}")),
+                            &n,
+                            tenure::service::sources::SyncOptions::default(),
+                        )
+                    })
+                    .await;
+                    match result {
+                        Ok(Ok(run)) => tracing::info!(
+                            source = %name,
+                            "directory sync: {}",
+                            tenure::text::escape_text(&run.summary())
+                        ),
+                        Ok(Err(e)) => tracing::warn!(source = %name, error = %e, "directory sync"),
+                        Err(_) => {}
+                    }
+                }
+            }
+        });
         // The HTTP front door (REST and SCIM), when `[http] listen` is set.
         let http = match &config.http {
             Some(http_config) => Some(
@@ -491,6 +526,7 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
         scheduler.abort();
         delivery.abort();
         connectors.abort();
+        sources.abort();
         if let Some(http) = &http {
             http.stop();
         }

@@ -6,6 +6,7 @@
 mod authz_table;
 mod host_output;
 mod output;
+pub mod sources;
 pub mod tokens;
 
 use std::collections::BTreeMap;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Provisioning targets: their links, queued jobs, retries
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Directory sources (LDAP / Active Directory) accounts are synced in from
+    #[command(subcommand)]
+    Source(sources::SourceCommand),
     /// Target hosts (OpenSSH servers that ask tenure for keys): register, list, show, remove
     #[command(subcommand)]
     Host(HostCommand),
@@ -660,6 +664,7 @@ impl AccountArgs {
             notes: self.notes.clone(),
             inactivity_exempt: self.inactivity_exempt,
             allowlist: None,
+            source: None,
         })
     }
 }
@@ -833,6 +838,7 @@ fn import_row(
                 notes: get("notes"),
                 inactivity_exempt,
                 allowlist,
+                source: None,
             },
         })
     }
@@ -1501,6 +1507,7 @@ pub fn run_with(
             writeln!(out, "{}", issued.certificate.trim()).map_err(io)
         }
         Command::Token(cmd) => tokens::run(services, actor, cmd, out),
+        Command::Source(cmd) => sources::run(services, actor, cmd, out),
         Command::Notify(NotifyCommand::Queue { json }) => {
             let entries = services.notify_queue(actor)?;
             print_outbox(out, &entries, zone, json)

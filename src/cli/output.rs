@@ -89,6 +89,7 @@ pub fn account_view(a: &Account, today: NaiveDate) -> Value {
         "updated_at": a.updated_at,
         "updated_by": a.updated_by,
         "last_login": a.last_login,
+        "source": a.source,
     })
 }
 

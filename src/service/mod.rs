@@ -29,6 +29,7 @@ pub mod requests;
 pub mod scim;
 pub mod search;
 pub mod sessions;
+pub mod sources;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod tokens;
@@ -245,6 +246,12 @@ struct Inner {
     /// API tokens used since the last flush: name → (last use, uses); written
     /// in one transaction every few seconds (see `tokens::flush_token_use`).
     token_used: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
+    /// What reads the directories (set by the binary: `crate::sources::LdapReader`).
+    source_reader: std::sync::OnceLock<Arc<dyn sources::SourceReader>>,
+    /// Each source's latest run in this process (a run that changed nothing is only here).
+    source_last: Mutex<HashMap<String, sources::SourceRun>>,
+    /// Sources with a run under way.
+    source_running: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Services {
@@ -308,6 +315,9 @@ impl Services {
                 host_seen: Mutex::new(HashMap::new()),
                 logins: login::LoginQueue::default(),
                 token_used: Mutex::new(HashMap::new()),
+                source_reader: std::sync::OnceLock::new(),
+                source_last: Mutex::new(HashMap::new()),
+                source_running: Mutex::new(Default::default()),
                 user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,

@@ -42,11 +42,14 @@ pub struct Connectors {
     /// The connector whose troubles are listed (after Enter).
     pub open: Option<String>,
     pub troubles: Vec<Trouble>,
+    /// The directory sources, shown under the targets.
+    pub sources: super::sources::Sources,
 }
 
 impl Connectors {
     pub fn load(&mut self, services: &Services, actor: &Actor) -> Result<(), String> {
         self.list = services.connector_list(actor).map_err(|e| e.to_string())?;
+        self.sources.load(services, actor);
         if let Some(name) = self.open.clone() {
             self.troubles = troubles(services, actor, &name)?;
         }
@@ -262,6 +265,21 @@ impl Connectors {
             frame.render_stateful_widget(table, area, &mut state);
             return;
         }
+        let area = if self.sources.height() > 0 {
+            let sources = self.sources.height().min(area.height / 2);
+            let below = Rect {
+                y: area.y + area.height - sources,
+                height: sources,
+                ..area
+            };
+            self.sources.draw(theme, frame, below);
+            Rect {
+                height: area.height - sources,
+                ..area
+            }
+        } else {
+            area
+        };
         let rows = self.list.iter().map(|c| {
             Row::new(vec![
                 c.name.clone(),

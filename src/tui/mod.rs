@@ -13,6 +13,7 @@ pub mod lockouts;
 pub mod password;
 pub mod popup;
 pub mod session;
+pub mod sources;
 pub mod theme;
 pub mod tokens;
 pub mod view;

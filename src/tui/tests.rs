@@ -984,3 +984,55 @@ fn the_password_screen_sets_a_temporary_password_with_tab_and_ones_own_without()
     app.handle(Key::Char('w'));
     assert!(!screen(&app, 80, 24).contains("temporary"));
 }
+
+#[test]
+fn directory_sources_show_on_the_connectors_screen_and_their_fields_are_locked() {
+    let config = format!(
+        "{}\n[[sources]]\nname = \"corp\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbind_dn = \"cn=admin\"\n\
+         bind_password_file = \"keys/ldap_password\"\nbase_dn = \"ou=vendors\"\nkind = \"vendor\"\n\
+         map = {{ username = \"uid\", display_name = \"cn\", email = \"mail\" }}\n",
+        crate::config::EXAMPLE
+    );
+    let (s, _clock, local) = crate::service::testkit::services_with(&config, Some("root@x.io"));
+    let dir = std::sync::Arc::new(crate::service::sources::FixedReader::new(Ok(vec![
+        crate::service::sources::test_entry("amy", "id-amy"),
+        crate::service::sources::test_entry("ben", "id-ben"),
+    ])));
+    s.set_source_reader(dir.clone());
+    s.source_sync(&local, "corp", Default::default()).unwrap();
+    let root = s.load("root").unwrap();
+    let admin = Actor::account(&root, Source::Ssh("192.0.2.1".into()), None);
+    let mut app = App::new(s.clone(), admin);
+    app.handle(Key::Char('C'));
+    assert_eq!(app.screen, Screen::Connectors);
+    let shown = screen(&app, 160, 40);
+    assert!(shown.contains("Directory sources: 1"), "{shown}");
+    let row = shown.lines().find(|l| l.contains("corp ")).unwrap();
+    assert!(row.contains("15 min") && row.contains("ok"), "{row}");
+    assert!(row.contains("read 2: created 2"), "{row}");
+    // A failed run shows its error there.
+    dir.set(Err(
+        "cannot reach ldap://127.0.0.1:1: connection refused".into()
+    ));
+    s.source_sync(&local, "corp", Default::default())
+        .unwrap_err();
+    app.handle(Key::Char('C'));
+    let shown = screen(&app, 160, 40);
+    let row = shown.lines().find(|l| l.contains("corp ")).unwrap();
+    assert!(
+        row.contains("failed") && row.contains("cannot reach"),
+        "{row}"
+    );
+    // The account's detail marks what the directory owns.
+    app.handle(Key::Esc);
+    app.open("amy");
+    let shown = screen(&app, 120, 40);
+    let name = shown.lines().find(|l| l.contains("amy Example")).unwrap();
+    assert!(name.contains("[locked]"), "{name}");
+    let source = shown.lines().find(|l| l.contains("source")).unwrap();
+    assert!(source.contains("corp uid=amy,ou=vendors"), "{source}");
+    let notes_free = !shown
+        .lines()
+        .any(|l| l.contains("sponsor") && l.contains("[locked]"));
+    assert!(notes_free, "{shown}");
+}

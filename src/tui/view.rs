@@ -417,30 +417,47 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             )
         },
     );
+    // Fields a directory source sets are read-only here: marked [locked].
+    let owns = |f: &str| a.source.as_ref().is_some_and(|l| l.owns(f));
+    let lock = |f: &str, v: String| {
+        if owns(f) {
+            format!("{v} [locked]")
+        } else {
+            v
+        }
+    };
+    let groups: Vec<String> = a
+        .groups
+        .iter()
+        .map(|g| lock(&format!("group:{g}"), g.clone()))
+        .collect();
     let mut lines = vec![
         Line::from(vec![label("status"), Span::styled(word, t.status(e))]),
-        row("name", a.display_name.clone()),
-        row("email", a.email.clone()),
+        row("name", lock("display_name", a.display_name.clone())),
+        row("email", lock("email", a.email.clone())),
         row(
             "kind",
             app.trf(
                 "console.detail.kind_line",
                 &[
                     ("kind", &a.kind.to_string()),
-                    ("company", &opt(&a.company)),
-                    ("project", &opt(&a.project)),
+                    ("company", &lock("company", opt(&a.company))),
+                    ("project", &lock("project", opt(&a.project))),
                 ],
             ),
         ),
-        row("sponsor", opt(&a.sponsor)),
+        row("sponsor", lock("sponsor", opt(&a.sponsor))),
         row(
             "dates",
             app.trf(
                 "console.detail.dates_line",
-                &[("start", &a.start_date.to_string()), ("end", &end)],
+                &[
+                    ("start", &lock("start_date", a.start_date.to_string())),
+                    ("end", &lock("end_date", end)),
+                ],
             ),
         ),
-        row("groups", list(a.groups.iter().cloned().collect())),
+        row("groups", list(groups)),
         row(
             "roles",
             list(a.roles.iter().map(|r| r.to_string()).collect()),
@@ -478,8 +495,18 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             .collect();
         lines.push(row("links", list(links)));
     }
+    if let Some(l) = &a.source {
+        lines.push(row(
+            "source",
+            format!(
+                "{} {} ([locked] fields come from the directory)",
+                l.source, l.dn
+            ),
+        ));
+    }
     for (k, v) in &a.fields {
         // Custom fields keep the label the config gives them.
+        let v = &lock(&format!("fields.{k}"), v.clone());
         let name = app
             .services
             .config()

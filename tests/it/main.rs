@@ -23,4 +23,6 @@ mod prefs;
 mod scale;
 mod scim;
 mod security;
+mod slapd;
+mod sources;
 mod ssh;
