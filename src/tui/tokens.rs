@@ -77,8 +77,16 @@ impl Tokens {
         } else {
             lang.trf("console.tokens.title", &vars)
         };
-        let header = ["name", "scope", "state", "expires", "last_used", "created", "by"]
-            .map(|c| lang.tr(&format!("console.columns.{c}")));
+        let header = [
+            "name",
+            "scope",
+            "state",
+            "expires",
+            "last_used",
+            "created",
+            "by",
+        ]
+        .map(|c| lang.tr(&format!("console.columns.{c}")));
         let table = Table::new(rows, widths)
             .header(Row::new(header.to_vec()).style(theme.header))
             .block(block(theme, title))
