@@ -5,6 +5,9 @@
 //!     BENCH_ACCOUNTS=1000000 cargo bench --bench console
 //!     BENCH_KEEP=/tmp/console1m BENCH_ACCOUNTS=1000000 cargo bench --bench console
 //!         (builds the database once in that directory and reuses it)
+//!     BENCH_LANG=de cargo bench --bench console
+//!         (the console of an account that chose German and Europe/Berlin:
+//!         the catalogue's lookups and the zone's conversions on every frame)
 //!
 //! Each keystroke goes the way it goes in `serve`: bytes → the input decoder
 //! → `App::handle` (the search and the page of accounts, through the service
@@ -201,14 +204,14 @@ struct Console {
 }
 
 impl Console {
-    fn new(services: Services) -> Console {
+    fn new(services: Services, actor: Actor) -> Console {
         let sink = Sink::default();
         let options = TerminalOptions {
             viewport: Viewport::Fixed(Rect::new(0, 0, 120, 40)),
         };
         let terminal =
             Terminal::with_options(CrosstermBackend::new(sink.clone()), options).expect("terminal");
-        let mut app = App::new(services, Actor::local_operator());
+        let mut app = App::new(services, actor);
         app.resize(40);
         let mut console = Console {
             app,
@@ -338,7 +341,26 @@ fn main() {
         rss_mb()
     );
 
-    let mut console = Console::new(services.clone());
+    // The local operator (English, UTC), or root with a language and zone.
+    let viewer = match std::env::var("BENCH_LANG") {
+        Ok(code) => {
+            let change = tenure::service::digest::PrefsChange {
+                language: Some(code.clone()),
+                timezone: Some("Europe/Berlin".into()),
+                ..Default::default()
+            };
+            services.prefs_set(&actor, "root", &change).expect("prefs");
+            let root = services.load("root").expect("root");
+            println!("viewer: root, language {code}, Europe/Berlin");
+            Actor::account(
+                &root,
+                tenure::service::Source::Ssh("127.0.0.1".into()),
+                None,
+            )
+        }
+        Err(_) => actor.clone(),
+    };
+    let mut console = Console::new(services.clone(), viewer);
     let queries = [
         "okafor",
         "anna smi",
