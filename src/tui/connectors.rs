@@ -301,7 +301,8 @@ impl Connectors {
             Constraint::Length(7),
             Constraint::Length(9),
             Constraint::Length(6),
-            Constraint::Length(34),
+            // "11-22 09:00 3 to fix, 2 unmatched"
+            Constraint::Length(33),
             Constraint::Fill(1),
         ];
         let title = if self.list.is_empty() {
