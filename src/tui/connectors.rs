@@ -277,10 +277,10 @@ impl Connectors {
         let widths = [
             Constraint::Length(14),
             Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(8),
             Constraint::Length(7),
-            Constraint::Length(9),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(8),
             Constraint::Length(6),
             Constraint::Length(34),
             Constraint::Fill(1),
