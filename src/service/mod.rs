@@ -29,6 +29,7 @@ pub mod requests;
 pub mod scim;
 pub mod search;
 pub mod sessions;
+pub mod sources;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod tokens;
@@ -231,12 +232,26 @@ struct Inner {
     handoff: connect::Handoff,
     /// When the password-expiry scan last ran (it reads every account: hourly).
     password_scan: Mutex<Option<DateTime<Utc>>>,
+    /// When the next digest may be due (None: unknown, look): the
+    /// notification worker asks every few seconds without reading the queue.
+    digest_due: Mutex<Option<DateTime<Utc>>>,
     /// What reaches the targets (set by the binary: `crate::connect::Runner`).
     applier: std::sync::OnceLock<Arc<dyn connect::Applier>>,
     /// The user CA (keys/user_ca), loaded or made on first use (see `certs`).
     user_ca: std::sync::OnceLock<std::result::Result<russh::keys::PrivateKey, String>>,
     /// Host logins since each host's last `host.login` event (see `hosts`).
     host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
+    /// Successful logins waiting to be written together (group commit).
+    logins: login::LoginQueue,
+    /// API tokens used since the last flush: name → (last use, uses); written
+    /// in one transaction every few seconds (see `tokens::flush_token_use`).
+    token_used: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
+    /// What reads the directories (set by the binary: `crate::sources::LdapReader`).
+    source_reader: std::sync::OnceLock<Arc<dyn sources::SourceReader>>,
+    /// Each source's latest run in this process (a run that changed nothing is only here).
+    source_last: Mutex<HashMap<String, sources::SourceRun>>,
+    /// Sources with a run under way.
+    source_running: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Services {
@@ -298,12 +313,18 @@ impl Services {
                 handoff: connect::Handoff::default(),
                 applier: std::sync::OnceLock::new(),
                 host_seen: Mutex::new(HashMap::new()),
+                logins: login::LoginQueue::default(),
+                token_used: Mutex::new(HashMap::new()),
+                source_reader: std::sync::OnceLock::new(),
+                source_last: Mutex::new(HashMap::new()),
+                source_running: Mutex::new(Default::default()),
                 user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
                 failures: Mutex::new(login::FailureLog::default()),
                 password_scan: Mutex::new(None),
+                digest_due: Mutex::new(None),
                 config,
             }),
         })

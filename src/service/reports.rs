@@ -177,7 +177,7 @@ impl Services {
                         u.object,
                         u.why,
                         if u.enabled { "enabled" } else { "disabled" },
-                        report.at.format("%Y-%m-%d %H:%M")
+                        report.at.format("%Y-%m-%d %H:%M UTC")
                     ),
                     connector: Some(c.name.clone()),
                 })?;
