@@ -76,7 +76,9 @@ impl Handoff {
 
     pub(crate) fn put(&self, jobs: Vec<(u64, zeroize::Zeroizing<String>)>) {
         let now = std::time::Instant::now();
+        let keep = std::time::Duration::from_secs(PASSWORD_HANDOFF_MINUTES * 60);
         let mut w = self.lock();
+        w.retain(|_, (_, at)| at.elapsed() < keep);
         for (id, pw) in jobs {
             w.insert(id, (pw, now));
         }

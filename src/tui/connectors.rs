@@ -296,10 +296,10 @@ impl Connectors {
         let widths = [
             Constraint::Length(14),
             Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(8),
             Constraint::Length(7),
-            Constraint::Length(9),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(8),
             Constraint::Length(6),
             // "11-22 09:00 3 to fix, 2 unmatched"
             Constraint::Length(33),
