@@ -126,6 +126,7 @@ pub struct AccountView<'a> {
     password_temporary: bool,
     project: &'a Option<String>,
     roles: &'a std::collections::BTreeSet<crate::domain::Role>,
+    source: Option<SourceView<'a>>,
     sponsor: &'a Option<String>,
     start_date: NaiveDate,
     status: crate::domain::Status,
@@ -134,6 +135,15 @@ pub struct AccountView<'a> {
     updated_at: DateTime<Utc>,
     updated_by: &'a str,
     username: &'a str,
+}
+
+/// The account's source link with its fields in sorted order (see `AccountView`).
+#[derive(Serialize)]
+struct SourceView<'a> {
+    dn: &'a str,
+    id: &'a str,
+    owned: &'a std::collections::BTreeSet<String>,
+    source: &'a str,
 }
 
 /// `key_view` as a borrowed struct (see `AccountView`).
@@ -192,6 +202,12 @@ impl<'a> AccountView<'a> {
             password_temporary: a.credentials.password_temporary,
             project: &a.project,
             roles: &a.roles,
+            source: a.source.as_ref().map(|l| SourceView {
+                dn: &l.dn,
+                id: &l.id,
+                owned: &l.owned,
+                source: &l.source,
+            }),
             sponsor: &a.sponsor,
             start_date: a.start_date,
             status: a.status,
@@ -1534,6 +1550,14 @@ mod tests {
         full.disabled_at = Some(at());
         full.deleted_at = Some(at());
         full.last_login = Some(at());
+        full.source = Some(crate::domain::source::SourceLink {
+            source: "corp".into(),
+            id: "4f1c".into(),
+            dn: "uid=bob,ou=people,dc=example,dc=org".into(),
+            owned: ["email".to_string(), "display_name".to_string()]
+                .into_iter()
+                .collect(),
+        });
         for a in [&bare, &full] {
             let slow = serde_json::to_string_pretty(&account_view(a, today)).unwrap();
             let fast = serde_json::to_string_pretty(&AccountView::new(a, today)).unwrap();
