@@ -1536,6 +1536,14 @@ mod tests {
         full.disabled_at = Some(at());
         full.deleted_at = Some(at());
         full.last_login = Some(at());
+        full.source = Some(crate::domain::source::SourceLink {
+            source: "corp".into(),
+            id: "4f1c".into(),
+            dn: "uid=bob,ou=people,dc=example,dc=org".into(),
+            owned: ["email".to_string(), "display_name".to_string()]
+                .into_iter()
+                .collect(),
+        });
         for a in [&bare, &full] {
             let slow = serde_json::to_string_pretty(&account_view(a, today)).unwrap();
             let fast = serde_json::to_string_pretty(&AccountView::new(a, today)).unwrap();
