@@ -529,6 +529,9 @@ pub enum TargetAction {
     RemoveGroups,
     /// The object is removed.
     Delete,
+    /// LDAP `on_delete` only: the entry is locked, taken out of its groups
+    /// and moved under `deleted_dn`; a restore moves it back.
+    Move,
 }
 
 impl TargetAction {
@@ -537,6 +540,7 @@ impl TargetAction {
             "disable" => Some(TargetAction::Disable),
             "remove_groups" => Some(TargetAction::RemoveGroups),
             "delete" => Some(TargetAction::Delete),
+            "move" => Some(TargetAction::Move),
             _ => None,
         }
     }
@@ -546,6 +550,7 @@ impl TargetAction {
             TargetAction::Disable => "disable",
             TargetAction::RemoveGroups => "remove_groups",
             TargetAction::Delete => "delete",
+            TargetAction::Move => "move",
         }
     }
 }
@@ -587,6 +592,8 @@ pub struct LdapConfig {
     pub login_shell: String,
     /// Write `ldapPublicKey`/`sshPublicKey` (needs the openssh-lpk schema).
     pub ssh_public_keys: bool,
+    /// Where `on_delete = "move"` puts a deleted account's entry.
+    pub deleted_dn: Option<String>,
 }
 
 /// One `[[connectors]]` entry.
@@ -599,6 +606,9 @@ pub struct ConnectorConfig {
     pub timeout_seconds: u64,
     /// Reconcile on a schedule, every this many hours (unset: only by hand).
     pub reconcile_hours: Option<u32>,
+    /// The target takes the password itself (SCIM, command): the service
+    /// hands it to this connector once, in memory, when it is set.
+    pub passwords: bool,
 }
 
 impl ConnectorConfig {
@@ -657,6 +667,10 @@ struct RawConnector {
     bearer_token_file: Option<String>,
     #[serde(default)]
     patch: Option<bool>,
+    #[serde(default)]
+    deleted_dn: Option<String>,
+    #[serde(default)]
+    passwords: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1168,7 +1182,7 @@ impl Config {
                     let action = |value: &Option<String>, key: &str, default: TargetAction| match value {
                         None => Ok(default),
                         Some(v) => TargetAction::parse(v).ok_or_else(|| {
-                            fail(span.clone(), format!("{at}.{key}: '{}' must be \"disable\", \"remove_groups\" or \"delete\"", crate::text::escape_text(v)))
+                            fail(span.clone(), format!("{at}.{key}: '{}' must be \"disable\", \"remove_groups\" or \"delete\" (on_delete may also be \"move\")", crate::text::escape_text(v)))
                         }),
                     };
                     let group_style = match c.group_style.as_deref() {
@@ -1181,6 +1195,20 @@ impl Config {
                             ))
                         }
                     };
+                    let on_delete = action(&c.on_delete, "on_delete", TargetAction::Delete)?;
+                    let deleted_dn = c.deleted_dn.clone().filter(|d| !d.trim().is_empty());
+                    if on_delete == TargetAction::Move && deleted_dn.is_none() {
+                        return Err(fail(
+                            span,
+                            format!("{at}.deleted_dn: required with on_delete = \"move\", e.g. \"ou=deleted,dc=example,dc=com\""),
+                        ));
+                    }
+                    if c.passwords == Some(true) {
+                        return Err(fail(
+                            span,
+                            format!("{at}.passwords: an ldap connector gets tenure's argon2 hash, never the password (leave it out)"),
+                        ));
+                    }
                     ConnectorType::Ldap(Box::new(LdapConfig {
                         url,
                         starttls: c.starttls.unwrap_or(false),
@@ -1193,7 +1221,7 @@ impl Config {
                         people_dn: need(&c.people_dn, "people_dn", "\"ou=people,dc=example,dc=com\"")?,
                         groups_dn: need(&c.groups_dn, "groups_dn", "\"ou=groups,dc=example,dc=com\"")?,
                         on_disable: action(&c.on_disable, "on_disable", TargetAction::Disable)?,
-                        on_delete: action(&c.on_delete, "on_delete", TargetAction::Delete)?,
+                        on_delete,
                         group_style,
                         group_map: c.groups.clone().unwrap_or_default(),
                         attributes: c.attributes.clone().unwrap_or_default(),
@@ -1202,6 +1230,7 @@ impl Config {
                         home_directory: c.home_directory.clone().unwrap_or_else(|| "/home/{username}".into()),
                         login_shell: c.login_shell.clone().unwrap_or_else(|| "/bin/bash".into()),
                         ssh_public_keys: c.ssh_public_keys.unwrap_or(true),
+                        deleted_dn,
                     }))
                 }
                 "scim" => {
@@ -1285,12 +1314,33 @@ impl Config {
                     format!("{at}.reconcile_hours: must be at least 1 (leave it out to reconcile only by hand)"),
                 ));
             }
+            let moves = |a: TargetAction| a == TargetAction::Move;
+            let misplaced_move = match &kind {
+                ConnectorType::Ldap(l) => moves(l.on_disable).then_some("on_disable"),
+                ConnectorType::Scim(s) => moves(s.on_disable)
+                    .then_some("on_disable")
+                    .or(moves(s.on_delete).then_some("on_delete")),
+                ConnectorType::Command { .. } => None,
+            };
+            if let Some(key) = misplaced_move {
+                return Err(fail(
+                    span,
+                    format!("{at}.{key}: \"move\" is only for an ldap connector's on_delete"),
+                ));
+            }
+            if c.deleted_dn.is_some() && !matches!(kind, ConnectorType::Ldap(_)) {
+                return Err(fail(
+                    span,
+                    format!("{at}.deleted_dn: only an ldap connector moves entries"),
+                ));
+            }
             connectors.push(ConnectorConfig {
                 name: c.name.clone(),
                 kind,
                 kinds,
                 timeout_seconds,
                 reconcile_hours: c.reconcile_hours,
+                passwords: c.passwords.unwrap_or(false),
             });
         }
         let mut hosts = HostsConfig {
@@ -1724,6 +1774,55 @@ mod tests {
             err.contains("line 5") && err.contains("connectors[1].name"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn move_on_delete_and_passwords_are_checked_where_they_apply() {
+        let ldap = "[[connectors]]\nname = \"d\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:3890\"\nbind_dn = \"cn=a\"\nbind_password_file = \"p\"\npeople_dn = \"ou=p\"\ngroups_dn = \"ou=g\"\n";
+        let ok = parse(&format!(
+            "{ldap}on_delete = \"move\"\ndeleted_dn = \"ou=gone\"\n"
+        ))
+        .unwrap();
+        let ConnectorType::Ldap(l) = &ok.connectors[0].kind else {
+            panic!("not ldap")
+        };
+        assert_eq!(
+            (l.on_delete, l.deleted_dn.as_deref()),
+            (TargetAction::Move, Some("ou=gone"))
+        );
+        assert!(!ok.connectors[0].passwords);
+        let scim = "[[connectors]]\nname = \"s\"\ntype = \"scim\"\nurl = \"http://x\"\nbearer_token_file = \"t\"\n";
+        assert!(
+            parse(&format!("{scim}passwords = true\n"))
+                .unwrap()
+                .connectors[0]
+                .passwords
+        );
+        for (text, want) in [
+            (
+                format!("{ldap}on_delete = \"move\"\n"),
+                "connectors[0].deleted_dn: required",
+            ),
+            (
+                format!("{ldap}on_disable = \"move\"\n"),
+                "connectors[0].on_disable: \"move\" is only",
+            ),
+            (
+                format!("{ldap}passwords = true\n"),
+                "connectors[0].passwords: an ldap connector gets",
+            ),
+            (
+                format!("{scim}on_delete = \"move\"\n"),
+                "connectors[0].on_delete: \"move\" is only",
+            ),
+            (
+                format!("{scim}deleted_dn = \"ou=x\"\n"),
+                "connectors[0].deleted_dn: only an ldap",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod hostagent;
 pub mod hostkey;
 pub mod http;
+pub mod locale;
 pub mod notify;
 pub mod service;
 pub mod sources;

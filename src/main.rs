@@ -29,6 +29,8 @@ struct Cli {
     /// The config file (default: the embedded example, paths relative to the current directory)
     #[arg(long, global = true, env = "TENURE_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    display: cli::DisplayArgs,
     #[command(subcommand)]
     command: Top,
 }
@@ -401,7 +403,8 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                 }
             }
         });
-        // The notification worker: delivers the outbox, retrying with backoff.
+        // The notification worker: sends the digests due and delivers the
+        // outbox, retrying with backoff.
         let courier = services.clone();
         let sender = std::sync::Arc::new(tenure::notify::Sender::new(config));
         let delivery = tokio::spawn(async move {
@@ -409,7 +412,14 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
             loop {
                 tick.tick().await;
                 let (s, d) = (courier.clone(), sender.clone());
-                match tokio::task::spawn_blocking(move || s.outbox_deliver(d.as_ref())).await {
+                // Digests on their own schedule (`[notify] digest_hours`), then delivery.
+                let round = move || {
+                    if let Err(e) = s.digests_round() {
+                        tracing::warn!(error = %e, "digest round failed");
+                    }
+                    s.outbox_deliver(d.as_ref())
+                };
+                match tokio::task::spawn_blocking(round).await {
                     Ok(Ok((sent, failed))) if sent + failed > 0 => {
                         tracing::info!(sent, failed, "notifications")
                     }
@@ -611,7 +621,15 @@ fn main() -> ExitCode {
             let actor = Actor::local_operator();
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            match cli::run(&services, &actor, command, &mut std::io::stdin(), &mut out) {
+            let display = cli.display.into();
+            match cli::run_with(
+                &services,
+                &actor,
+                command,
+                display,
+                &mut std::io::stdin(),
+                &mut out,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     drop(out);

@@ -103,6 +103,7 @@ pub fn view(t: &ApiToken, today: chrono::NaiveDate) -> serde_json::Value {
         "expires_on": t.expires_on,
         "revoked_at": t.revoked_at,
         "revoked_by": t.revoked_by,
+        "last_used": t.last_used,
     })
 }
 
@@ -121,7 +122,15 @@ pub fn print_tokens(
     if tokens.is_empty() {
         return say(out, "no API tokens");
     }
-    let mut t = table(&["NAME", "OWNER", "SCOPE", "STATE", "EXPIRES", "CREATED BY"]);
+    let mut t = table(&[
+        "NAME",
+        "OWNER",
+        "SCOPE",
+        "STATE",
+        "EXPIRES",
+        "LAST USED",
+        "CREATED BY",
+    ]);
     for token in tokens {
         add_row(
             &mut t,
@@ -133,6 +142,7 @@ pub fn print_tokens(
                 token
                     .expires_on
                     .map_or_else(|| "never".to_string(), |d| d.to_string()),
+                token.last_used_text(),
                 token.created_by.clone(),
             ],
         );

@@ -237,6 +237,18 @@ fn client_config(timeout: Duration) -> Arc<client::Config> {
         inactivity_timeout: Some(timeout.max(Duration::from_secs(5))),
         // Small packets in a row (kex, auth, exec): Nagle would hold them back.
         nodelay: true,
+        // curve25519 first: the cheapest safe exchange (the answer is public
+        // keys, not secrets); the post-quantum hybrid stays offered for a
+        // `hardened` server, which offers nothing else.
+        preferred: russh::Preferred {
+            kex: std::borrow::Cow::Borrowed(&[
+                russh::kex::CURVE25519,
+                russh::kex::MLKEM768X25519_SHA256,
+                russh::kex::EXTENSION_SUPPORT_AS_CLIENT,
+                russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+            ]),
+            ..russh::Preferred::DEFAULT
+        },
         ..Default::default()
     })
 }
@@ -371,9 +383,23 @@ fn vetted(line: &str) -> bool {
     !line.is_empty() && line.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
-fn write_cache(dir: &Path, user: &str, entry: &CacheEntry) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+/// Writes `entry` as `dir/user` (0600, atomically). Only a changed answer
+/// is forced to disk (fsync): that is what must survive a crash (a refusal
+/// replacing keys). An unchanged answer only moves `fetched` forward, and
+/// losing that in a crash leaves an older time, which is safe — so sshd's
+/// every-login query does not wait for the disk.
+fn write_cache(
+    dir: &Path,
+    user: &str,
+    entry: &CacheEntry,
+    previous: Option<&CacheEntry>,
+) -> Result<(), String> {
+    let durable = previous.is_none_or(|p| p.lines != entry.lines);
+    if previous.is_none() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
     let path = dir.join(user);
     let tmp = dir.join(format!(".{user}.{}", std::process::id()));
     let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
@@ -385,13 +411,26 @@ fn write_cache(dir: &Path, user: &str, entry: &CacheEntry) -> Result<(), String>
         .open(&tmp)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if durable {
+        // The rename itself, so a crash cannot bring the old answer back.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }
 
+/// The cached answer for `user`: one small read (at most 64 KiB).
 fn read_cache(dir: &Path, user: &str) -> Option<CacheEntry> {
-    let bytes = std::fs::read(dir.join(user)).ok()?;
+    use std::io::Read;
+    let mut file = std::fs::File::open(dir.join(user)).ok()?;
+    let mut bytes = Vec::with_capacity(4096);
+    Read::take(&mut file, 64 * 1024)
+        .read_to_end(&mut bytes)
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -427,7 +466,8 @@ pub fn authorized_keys(config_path: &Path, user: &str, fail_closed: bool) -> Vec
                 fetched: now_secs(),
                 lines,
             };
-            if let Err(e) = write_cache(&config.cache_dir, user, &entry) {
+            let previous = read_cache(&config.cache_dir, user);
+            if let Err(e) = write_cache(&config.cache_dir, user, &entry, previous.as_ref()) {
                 say(&e);
             }
             entry.lines
@@ -606,7 +646,7 @@ mod tests {
             fetched: 1,
             lines: vec!["ssh-ed25519 AAAA".into()],
         };
-        write_cache(&cache, "bob", &keys).unwrap();
+        write_cache(&cache, "bob", &keys, None).unwrap();
         write_cache(
             &cache,
             "bob",
@@ -614,6 +654,7 @@ mod tests {
                 fetched: 2,
                 lines: vec![],
             },
+            Some(&keys),
         )
         .unwrap();
         let back = read_cache(&cache, "bob").unwrap();

@@ -159,9 +159,14 @@ pub(crate) async fn authenticate(
         .ok_or_else(|| Failure::unauthorized("expected Authorization: Bearer TOKEN"))?;
     let services = state.services.clone();
     let ip = peer.0.ip();
-    let outcome = tokio::task::spawn_blocking(move || services.token_authenticate(&secret, ip))
-        .await
-        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, 1, e.to_string()))?;
+    // A good token is a few reads and a hash: answered here. Anything else
+    // goes to the blocking pool, where the refusal is recorded.
+    let outcome = match services.token_authenticate_quick(&secret, ip) {
+        Some(ok) => Ok(ok),
+        None => tokio::task::spawn_blocking(move || services.token_authenticate(&secret, ip))
+            .await
+            .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, 1, e.to_string()))?,
+    };
     match outcome {
         Ok((actor, token)) => {
             if let Some(note) = note {
@@ -253,7 +258,12 @@ pub struct HttpServer {
     pub addr: SocketAddr,
     pub tls: bool,
     task: tokio::task::JoinHandle<()>,
+    flusher: tokio::task::JoinHandle<()>,
+    services: Services,
 }
+
+/// How often the tokens' last-use times are written (one transaction).
+const TOKEN_USE_FLUSH: Duration = Duration::from_secs(5);
 
 impl HttpServer {
     pub fn url(&self) -> String {
@@ -264,8 +274,13 @@ impl HttpServer {
         )
     }
 
+    /// Stops accepting and writes the last token uses noted.
     pub fn stop(&self) {
         self.task.abort();
+        self.flusher.abort();
+        if let Err(e) = self.services.flush_token_use() {
+            crate::log_limited!(warn, "http-token-use", "cannot record token use: {e}");
+        }
     }
 }
 
@@ -325,6 +340,20 @@ pub async fn start(
     let app = router(state, config.max_body_bytes);
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let tls = acceptor.is_some();
+    let flushing = services.clone();
+    let flusher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TOKEN_USE_FLUSH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let s = flushing.clone();
+            let done = tokio::task::spawn_blocking(move || s.flush_token_use()).await;
+            if let Ok(Err(e)) = done {
+                crate::log_limited!(warn, "http-token-use", "cannot record token use: {e}");
+            }
+        }
+    });
+    let kept = services.clone();
     let task = tokio::spawn(async move {
         loop {
             let (socket, peer) = match listener.accept().await {
@@ -368,7 +397,13 @@ pub async fn start(
             });
         }
     });
-    Ok(HttpServer { addr, tls, task })
+    Ok(HttpServer {
+        addr,
+        tls,
+        task,
+        flusher,
+        services: kept,
+    })
 }
 
 fn admitted(services: &Services, ip: IpAddr) -> bool {

@@ -177,6 +177,45 @@ impl Services {
         Ok(None)
     }
 
+    /// Accounts whose SCIM userName may start with `prefix` (any case), in
+    /// name order: the SCIM userName pointers under it (an ordered key
+    /// range) and the usernames under it (accounts made elsewhere, whose
+    /// userName is their username). A superset: the caller checks the filter.
+    pub fn scim_user_name_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let lower = prefix.to_lowercase();
+        let mut names = BTreeSet::new();
+        self.store()
+            .scan_records(Collection::Scim, &text_key("n", &lower), &mut |_, bytes| {
+                names.insert(String::from_utf8_lossy(bytes).trim_matches('"').to_string());
+                true
+            })?;
+        let guard = self.indexes()?;
+        let indexes = guard
+            .as_ref()
+            .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+        names.extend(
+            indexes
+                .search
+                .names_with_prefix(&lower)
+                .map(|n| n.to_string()),
+        );
+        Ok(names.into_iter().collect())
+    }
+
+    /// The disabled accounts (SCIM `active eq false`), from the in-memory rows.
+    pub fn scim_disabled_names(&self) -> Result<Vec<String>> {
+        let guard = self.indexes()?;
+        let indexes = guard
+            .as_ref()
+            .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+        Ok(indexes
+            .search
+            .names_with_status(Status::Disabled)
+            .into_iter()
+            .map(|n| n.to_string())
+            .collect())
+    }
+
     /// The account with this externalId, if any.
     pub fn scim_find_external_id(&self, external_id: &str) -> Result<Option<String>> {
         let Some(name) = self.scim_pointer(&format!("x:{external_id}"))? else {
@@ -395,15 +434,10 @@ impl Services {
             let indexes = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-            let total = indexes.search.live_names().count();
-            let names: Vec<String> = indexes
-                .search
-                .live_names()
-                .skip(skip)
-                .take(take)
-                .map(|n| n.to_string())
-                .collect();
-            (total, names)
+            (
+                indexes.search.live_count(),
+                indexes.search.live_page(skip, take),
+            )
         };
         let mut page = Vec::with_capacity(names.len());
         for name in names {

@@ -182,8 +182,11 @@ pub struct SearchIndex {
     /// every rank is renumbered (rare: 24 halvings at one spot).
     rank: Vec<u64>,
     free: Vec<Id>,
-    /// Username → row, in table order.
+    /// Username → row, in table order (live rows only).
     by_name: BTreeMap<Name, Id>,
+    /// How many rows of `by_name` are soft-deleted (kept with every change,
+    /// so the count of accounts not deleted is O(1)).
+    deleted: usize,
     /// Hashed, not ordered: a two-letter term asks for its 256 possible
     /// third bytes, which costs less than keeping 70 million insertions
     /// ordered at start-up.
@@ -267,6 +270,44 @@ impl SearchIndex {
             let row = self.rows.get(*id as usize)?;
             (row.live && row.status != Status::Deleted).then_some(name)
         })
+    }
+
+    /// How many accounts are not deleted: a kept count, no walk.
+    pub fn live_count(&self) -> usize {
+        self.by_name.len().saturating_sub(self.deleted)
+    }
+
+    /// `take` of the not-deleted usernames in order after the first `skip`.
+    /// With nothing soft-deleted (the usual case) the walk to `skip` reads
+    /// only the ordered names, none of the rows.
+    pub fn live_page(&self, skip: usize, take: usize) -> Vec<Name> {
+        if self.deleted == 0 {
+            return self.by_name.keys().skip(skip).take(take).cloned().collect();
+        }
+        self.live_names().skip(skip).take(take).cloned().collect()
+    }
+
+    /// The usernames that start with `prefix`, in order (a range of the
+    /// ordered names, not a scan).
+    pub fn names_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a Name> + 'a {
+        self.by_name
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(name, _)| name)
+            .take_while(move |name| name.starts_with(prefix))
+    }
+
+    /// The usernames of the accounts with this status (the in-memory rows,
+    /// no record read).
+    pub fn names_with_status(&self, status: Status) -> Vec<Name> {
+        self.by_name
+            .iter()
+            .filter(|(_, id)| {
+                self.rows
+                    .get(**id as usize)
+                    .is_some_and(|r| r.live && r.status == status)
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// The owner of a lower-cased email.
@@ -386,6 +427,9 @@ impl SearchIndex {
             last_login: account.last_login.map_or(0, minutes_since_2000),
             sponsor: account.sponsor.as_deref().map(Name::from),
         };
+        if row.status == Status::Deleted {
+            self.deleted += 1;
+        }
         let id = match self.free.pop() {
             // A reused row keeps its old text when it is the same (a login,
             // a date change): no garbage.
@@ -475,6 +519,9 @@ impl SearchIndex {
             entry.remove();
         }
         let row = &mut self.rows[id as usize];
+        if row.live && row.status == Status::Deleted {
+            self.deleted = self.deleted.saturating_sub(1);
+        }
         row.live = false;
         row.sponsor = None;
         // The text stays until the slot is reused (or rewritten): garbage.
@@ -1385,5 +1432,68 @@ mod tests {
         assert_eq!(loose.names.len(), 1);
         // Letters out of order match nothing, even loosely.
         assert_eq!(indexes.search(&q("srehtims"), None, 10, today).total, 0);
+    }
+
+    #[test]
+    fn the_kept_count_and_pages_agree_with_a_walk_as_accounts_change() {
+        let mut indexes = Indexes::new(&Policy::default());
+        let mut rng = Lcg(7);
+        let mut accounts: Vec<Account> = (0..300).map(|i| account(i, &mut rng)).collect();
+        for a in &accounts {
+            indexes.insert(a);
+        }
+        let agree = |search: &SearchIndex| {
+            let walked: Vec<Name> = search.live_names().cloned().collect();
+            assert_eq!(search.live_count(), walked.len());
+            for skip in [0, 1, 17, walked.len() - 5, walked.len() + 3] {
+                let page = search.live_page(skip, 10);
+                let expected: Vec<Name> = walked.iter().skip(skip).take(10).cloned().collect();
+                assert_eq!(page, expected, "skip {skip}");
+            }
+        };
+        agree(&indexes.search);
+        assert_eq!(indexes.search.live_count(), 300);
+        // Soft-delete some, undelete one, purge others, change statuses.
+        for (i, a) in accounts.iter_mut().enumerate() {
+            let old = a.clone();
+            match i % 10 {
+                0 | 3 => a.status = Status::Deleted,
+                5 => a.status = Status::Disabled,
+                _ => continue,
+            }
+            indexes.remove(&old);
+            indexes.insert(a);
+        }
+        agree(&indexes.search);
+        assert_eq!(indexes.search.live_count(), 240);
+        let back = accounts[10].clone();
+        accounts[10].status = Status::Active;
+        indexes.remove(&back);
+        indexes.insert(&accounts[10]);
+        indexes.remove(&accounts[20]);
+        indexes.remove(&accounts[1]);
+        agree(&indexes.search);
+        assert_eq!(indexes.search.live_count(), 240);
+        let disabled = indexes.search.names_with_status(Status::Disabled);
+        assert!(disabled.iter().all(|n| {
+            accounts
+                .iter()
+                .any(|a| *a.username == **n && a.status == Status::Disabled)
+        }));
+        let some: String = indexes.search.names().nth(50).unwrap()[..2].to_string();
+        let prefix: Vec<&Name> = indexes.search.names_with_prefix(&some).collect();
+        assert!(!prefix.is_empty() && prefix.iter().all(|n| n.starts_with(&some)));
+        assert_eq!(
+            prefix.len(),
+            indexes
+                .search
+                .names()
+                .filter(|n| n.starts_with(&some))
+                .count()
+        );
+        assert!(
+            prefix.len() < indexes.search.len(),
+            "a range, not everything"
+        );
     }
 }

@@ -641,6 +641,7 @@ fn source_alert(tx: &mut Tx<'_>, name: &str, detail: &str) -> Result<()> {
                 to: notify.recipients.clone(),
                 subject: subject.clone(),
                 body: format!("{detail}\n"),
+                sealed_code: None,
             },
         )?;
     }

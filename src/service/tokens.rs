@@ -112,6 +112,10 @@ pub struct ApiToken {
     pub revoked_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub revoked_by: Option<String>,
+    /// When a request last authenticated with it (recorded in batches, not
+    /// a write per request; see `flush_token_use`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<DateTime<Utc>>,
 }
 
 impl ApiToken {
@@ -124,6 +128,14 @@ impl ApiToken {
         } else {
             "active"
         }
+    }
+
+    /// When it was last used, to the minute (UTC), or `never`.
+    pub fn last_used_text(&self) -> String {
+        self.last_used.map_or_else(
+            || "never".to_string(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        )
     }
 
     /// The token without its hash (what lists and JSON show).
@@ -232,6 +244,7 @@ impl Services {
                 expires_on,
                 revoked_at: None,
                 revoked_by: None,
+                last_used: None,
             };
             tx.put_record(Collection::Tokens, name, Some(&token))?;
             let until =
@@ -262,7 +275,7 @@ impl Services {
         for (key, bytes) in self.store().records(Collection::Tokens)? {
             let token: ApiToken = crate::store::decode(&key, &bytes)?;
             if all || token.owner == actor.name {
-                out.push(token.public());
+                out.push(self.with_pending_use(token.public()));
             }
         }
         Ok(out)
@@ -275,7 +288,7 @@ impl Services {
         for (key, bytes) in self.store().records(Collection::Tokens)? {
             let token: ApiToken = crate::store::decode(&key, &bytes)?;
             if token.owner == owner {
-                out.push(token.public());
+                out.push(self.with_pending_use(token.public()));
             }
         }
         Ok(out)
@@ -297,7 +310,13 @@ impl Services {
             )));
         }
         self.write(actor, |tx| {
-            let mut revoked = token.clone();
+            // Read again inside the write: a flush of last-used times may
+            // have come between.
+            let mut revoked: ApiToken =
+                match tx.services_store().record(Collection::Tokens, name)? {
+                    Some(bytes) => crate::store::decode(name, &bytes)?,
+                    None => token.clone(),
+                };
             revoked.revoked_at = Some(tx.now);
             revoked.revoked_by = Some(tx.actor.name.clone());
             tx.put_record(Collection::Tokens, name, Some(&revoked))?;
@@ -329,18 +348,7 @@ impl Services {
             });
         }
         match self.token_check(secret, claimed, ip) {
-            Ok((account, token)) => {
-                let actor = Actor::account(
-                    &account,
-                    Source::Http {
-                        addr: ip.to_string(),
-                        token: Some(token.name.clone()),
-                        scope: Some(token.scope),
-                    },
-                    None,
-                );
-                Ok((actor, token))
-            }
+            Ok((account, token)) => Ok(self.token_actor(&account, token, ip)),
             Err(reason) => {
                 self.login_failed_attempt(&throttle_name, ip);
                 let shown = if claimed.is_empty() {
@@ -356,6 +364,113 @@ impl Services {
                 Err(Refused { reason })
             }
         }
+    }
+
+    /// The success path of `token_authenticate` alone: reads and memory
+    /// only (no write, so the HTTP front door runs it without a hop to the
+    /// blocking pool). `None` for anything else — then `token_authenticate`
+    /// decides, and records a refusal.
+    pub fn token_authenticate_quick(&self, secret: &str, ip: IpAddr) -> Option<(Actor, ApiToken)> {
+        let claimed = claimed_name(secret)?;
+        if self.login_locked(&format!("token:{claimed}"), ip).is_some() {
+            return None;
+        }
+        let (account, token) = self.token_check(secret, claimed, ip).ok()?;
+        Some(self.token_actor(&account, token, ip))
+    }
+
+    fn token_actor(&self, account: &Account, token: ApiToken, ip: IpAddr) -> (Actor, ApiToken) {
+        self.note_token_use(&token.name);
+        let actor = Actor::account(
+            account,
+            Source::Http {
+                addr: ip.to_string(),
+                token: Some(token.name.clone()),
+                scope: Some(token.scope),
+            },
+            None,
+        );
+        (actor, token)
+    }
+
+    /// Notes a request made with token `name` (memory only: the request
+    /// never waits for a write).
+    fn note_token_use(&self, name: &str) {
+        let now = self.now();
+        let mut used = match self.inner.token_used.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let entry = used.entry(name.to_string()).or_insert((now, 0));
+        entry.0 = entry.0.max(now);
+        entry.1 += 1;
+    }
+
+    /// A token as listed: its last use noted in memory if not yet written.
+    fn with_pending_use(&self, mut token: ApiToken) -> ApiToken {
+        let used = match self.inner.token_used.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((at, _)) = used.get(&token.name) {
+            token.last_used = token.last_used.max(Some(*at));
+        }
+        token
+    }
+
+    /// Writes the last-use times noted since the last flush: one
+    /// transaction, one `token.used` event with each token's count. Called
+    /// by the HTTP front door every few seconds and when it stops.
+    pub fn flush_token_use(&self) -> Result<usize> {
+        let pending: Vec<(String, (DateTime<Utc>, u64))> = {
+            let mut used = match self.inner.token_used.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            used.drain().collect()
+        };
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let actor = Actor::system("http");
+        let written = self.write(&actor, |tx| {
+            let mut lines = Vec::new();
+            for (name, (at, count)) in &pending {
+                let Some(bytes) = tx.services_store().record(Collection::Tokens, name)? else {
+                    continue;
+                };
+                let mut token: ApiToken = crate::store::decode(name, &bytes)?;
+                token.last_used = token.last_used.max(Some(*at));
+                tx.put_record(Collection::Tokens, name, Some(&token))?;
+                lines.push(format!("{name} ({count})"));
+            }
+            if !lines.is_empty() {
+                lines.sort();
+                tx.event(
+                    "token.used",
+                    None,
+                    vec![],
+                    Some(format!(
+                        "API requests since the last flush: {}",
+                        lines.join(", ")
+                    )),
+                );
+            }
+            Ok(lines.len())
+        });
+        if written.is_err() {
+            // Not lost: noted again, tried at the next flush.
+            let mut used = match self.inner.token_used.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            for (name, (at, count)) in pending {
+                let entry = used.entry(name).or_insert((at, 0));
+                entry.0 = entry.0.max(at);
+                entry.1 += count;
+            }
+        }
+        written
     }
 
     fn token_check(
@@ -490,5 +605,37 @@ mod tests {
             s.token_revoke(&uma, "adas"),
             Err(Error::Denied(_))
         ));
+    }
+
+    #[test]
+    fn last_use_is_noted_in_memory_and_written_in_one_batch() {
+        let (s, _clock, local) = testkit::services_with(crate::config::EXAMPLE, None);
+        person(&s, &local, "ada", Role::Admin);
+        let made = s
+            .token_create(&local, "ci", TokenScope::Read, None, Some("ada"))
+            .unwrap();
+        assert_eq!(s.token_list(&local).unwrap()[0].last_used_text(), "never");
+        let ip: IpAddr = "192.0.2.5".parse().unwrap();
+        let seq = |s: &Services| s.store().audit_last().unwrap().map(|e| e.seq);
+        let before = seq(&s);
+        for _ in 0..3 {
+            s.token_authenticate(&made.secret, ip).unwrap();
+        }
+        // Nothing written per request, yet the list shows the use.
+        assert_eq!(seq(&s), before);
+        assert!(s.token_record("ci").unwrap().unwrap().last_used.is_none());
+        assert!(s.token_list(&local).unwrap()[0].last_used.is_some());
+        // One flush: the record and one event with the count.
+        assert_eq!(s.flush_token_use().unwrap(), 1);
+        assert!(s.token_record("ci").unwrap().unwrap().last_used.is_some());
+        let last = s.store().audit_last().unwrap().unwrap();
+        assert_eq!(last.action, "token.used");
+        assert!(last.detail.as_deref().unwrap_or("").contains("ci (3)"));
+        assert_eq!(
+            s.flush_token_use().unwrap(),
+            0,
+            "nothing new, nothing written"
+        );
+        assert_eq!(s.store().audit_last().unwrap().unwrap().seq, last.seq);
     }
 }

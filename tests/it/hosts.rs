@@ -442,6 +442,91 @@ fn a_wrong_host_key_a_wrong_server_key_and_hostile_usernames_get_nothing() {
     assert_eq!(code, 4, "{err}");
 }
 
+#[test]
+fn sshd_obeys_from_the_allowlist_and_host_add_reads_a_key_file_offline() {
+    let inst = Instance::initialised();
+    let tag = std::process::id() % 100_000;
+    let erin = format!("he{tag}");
+    inst.ok(&["group", "create", "web"]);
+    let erin_key = contractor(&inst, &erin, "--group web");
+    inst.ok(&["allow", "add", &erin, "127.0.0.1/32"]);
+    let mut server = inst.serve();
+    let port = server.port;
+    let mut target = TargetDir::new();
+    target.os_user(&erin);
+    let host_toml = target.host_init(port, "web3");
+    let pubkey = host_toml.with_file_name("host_key.pub");
+
+    // Over ssh, --key would name a file on the tenure server: refused (stdin it is).
+    let (code, _, err) = server.exec(
+        "alice",
+        &inst.path("alice"),
+        &format!("host add web3 --group web --key {}", pubkey.display()),
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("stdin"), "{err}");
+    assert_eq!(server.terminate(STEP).map(|s| s.success()), Some(true));
+    // Offline, on the tenure server's machine, --key FILE reads the file.
+    let out = inst.ok(&[
+        "host",
+        "add",
+        "web3",
+        "--group",
+        "web",
+        "--key",
+        pubkey.to_str().unwrap(),
+    ]);
+    assert!(out.contains("added host web3"), "{out}");
+    let server = serve_on(&inst, port);
+
+    let (code, out, err) = run_bounded(
+        Command::new(target.tenure()).args([
+            "authorized-keys",
+            "--config",
+            host_toml.to_str().unwrap(),
+            &erin,
+        ]),
+        None,
+        STEP,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("from=\"127.0.0.1/32\""), "{out}");
+
+    let sshd = Sshd::start(&target, &authorized_keys_sshd_lines(&target, &host_toml));
+    // The client's source address on loopback: 127.0.0.1 or 127.0.0.2.
+    let from = |addr: &str| {
+        let mut cmd = ssh_key(sshd.port, &erin, &erin_key);
+        cmd.args(["-o", &format!("BindAddress={addr}")])
+            .arg("127.0.0.1")
+            .arg("echo in");
+        let (code, out, _) = run_bounded(&mut cmd, None, STEP);
+        code == 0 && out.trim() == "in"
+    };
+    assert!(
+        from("127.0.0.1"),
+        "inside the allowlist: {}",
+        sshd.proc.stderr.text()
+    );
+    assert!(!from("127.0.0.2"), "outside the allowlist: refused");
+    // sshd says why: the key was right, the address was not (from=).
+    sshd.proc
+        .stderr
+        .wait_for("sshd refusing because of from=", STEP, |t| {
+            t.contains("with correct key but not from a permitted host")
+                && t.contains("ip=127.0.0.2")
+        });
+    assert!(from("127.0.0.1"), "and from inside again");
+
+    // A hardened server offers only the post-quantum exchange: still answered.
+    let mut server = server;
+    assert_eq!(server.terminate(STEP).map(|s| s.success()), Some(true));
+    inst.edit_config("hardened = false", "hardened = true");
+    let server = serve_on(&inst, port);
+    assert!(from("127.0.0.1"), "against a hardened tenure server");
+    drop(server);
+}
+
 /// `ssh-keygen -Q -f KRL CERT`: OpenSSH's own reading of our KRL.
 fn krl_says_revoked(krl: &Path, cert: &Path) -> bool {
     let out = Command::new("ssh-keygen")

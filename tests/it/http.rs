@@ -619,6 +619,83 @@ fn scim_bad_input_is_a_clear_4xx_and_nothing_is_written() {
 }
 
 #[test]
+fn scim_indexed_filters_the_kept_total_and_token_last_use() {
+    let front = Front::start("");
+    let token = front.token("idp", "scim", "alice");
+    let never = front.ssh_json("token list --json");
+    assert_eq!(never[0]["last_used"], Value::Null, "{never}");
+    for name in ["bob", "dave", "dora", "Erin.Stone@Corp.com"] {
+        let r = scim(
+            &front,
+            "POST",
+            "/Users",
+            &token,
+            Some(
+                &json!({"userName": name, "emails": [{"value": format!("{}@x.io", name.replace('@', "."))}]}),
+            ),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let list = |q: &str| {
+        let r = scim(&front, "GET", &format!("/Users?{q}"), &token, None);
+        assert_eq!(r.status, 200, "{q}: {}", r.text);
+        r.json()
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // sw on userName: SCIM userNames (any case) and usernames alike.
+    assert_eq!(
+        ids(&list("filter=userName sw \"ERIN.\"")),
+        vec!["erin.stone"]
+    );
+    assert_eq!(ids(&list("filter=userName sw \"d\"")), vec!["dave", "dora"]);
+    assert_eq!(
+        ids(&list("filter=userName sw \"da\" or userName eq \"bob\"")),
+        vec!["bob", "dave"]
+    );
+    assert_eq!(list("filter=userName sw \"zz\"")["totalResults"], json!(0));
+    // active eq false: the disabled ones, alone or with another condition.
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                       "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    for id in ["dave", "bob"] {
+        let r = scim(
+            &front,
+            "PATCH",
+            &format!("/Users/{id}"),
+            &token,
+            Some(&patch),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(ids(&list("filter=active eq false")), vec!["bob", "dave"]);
+    assert_eq!(
+        ids(&list("filter=active eq false and userName sw \"d\"")),
+        vec!["dave"]
+    );
+    // The unfiltered total is kept as accounts come and go (deleted ones are gone).
+    let total = || list("count=0")["totalResults"].clone();
+    assert_eq!(total(), json!(5), "alice and the four made here");
+    let r = scim(&front, "DELETE", "/Users/dora", &token, None);
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(total(), json!(4));
+    let page = list("startIndex=3&count=5");
+    assert_eq!(ids(&page), vec!["dave", "erin.stone"]);
+    front.ssh("user restore dora");
+    assert_eq!(total(), json!(5));
+    // The token's last use shows at once (noted in memory; written every few seconds).
+    let used = front.ssh_json("token list --json");
+    assert!(used[0]["last_used"].is_string(), "{used}");
+    let text = front.ssh("token list");
+    assert!(text.contains("LAST USED"), "{text}");
+}
+
+#[test]
 fn scim_etags_filters_sorting_and_paging() {
     let front = Front::start("");
     let token = front.token("idp", "scim", "alice");

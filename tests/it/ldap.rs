@@ -154,10 +154,15 @@ pub fn connector_block(url: &str, extra: &str) -> String {
 
 impl Tenure {
     pub fn start(url: &str, extra: &str) -> Tenure {
+        Tenure::start_block(&connector_block(url, extra))
+    }
+
+    /// A tenure server with this `[[connectors]]` block.
+    pub fn start_block(block: &str) -> Tenure {
         let inst = Instance::initialised();
         std::fs::write(inst.path("ldap_password"), format!("{ADMIN_PW}\n")).unwrap();
         let mut config = std::fs::read_to_string(&inst.config).unwrap();
-        config.push_str(&connector_block(url, extra));
+        config.push_str(block);
         std::fs::write(&inst.config, config).unwrap();
         let server = Some(inst.serve());
         let key = inst.path("alice");
@@ -578,4 +583,191 @@ fn reconcile_reports_drift_and_orphans_fixes_what_tenure_owns_and_disables_orpha
         (code, err.trim()),
         (3, "error: no connector named 'nosuch'")
     );
+}
+
+#[test]
+fn on_delete_move_parks_the_entry_restore_brings_it_back_and_a_foreign_entry_is_disputed_until_adopted(
+) {
+    let slapd = Slapd::start();
+    let deleted = format!("ou=deleted,{BASE}");
+    slapd.ldap(
+        "ldapadd",
+        &[],
+        &format!("dn: {deleted}\nobjectClass: organizationalUnit\nou: deleted\n"),
+    );
+    let block = connector_block(&slapd.url(), &format!("deleted_dn = \"{deleted}\"\n"))
+        .replace("on_delete = \"delete\"", "on_delete = \"move\"");
+    let t = Tenure::start_block(&block);
+    t.ok("group create devs");
+    t.ok("user create carl --email carl@x.io --display-name Carl --kind contractor --end +30d --sponsor alice --group devs");
+    t.ok_in("password set carl", Some(&format!("{PASSWORD}\n")));
+    let (live, parked) = (format!("uid=carl,{PEOPLE}"), format!("uid=carl,{deleted}"));
+    eventually("carl in the directory", || {
+        t.in_sync("carl") && slapd.binds(&live, PASSWORD)
+    });
+    let uid_number = one(&slapd.person("carl").unwrap(), "uidNumber");
+
+    // Deleted: moved under deleted_dn, locked, out of its groups.
+    t.ok("user delete carl");
+    eventually("carl moved", || {
+        t.in_sync("carl") && slapd.person("carl").is_none()
+    });
+    let moved = slapd.search(&deleted, "(uid=carl)");
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].0, parked);
+    assert_eq!(one(&moved[0].1, "pwdAccountLockedTime"), "000001010000Z");
+    assert_eq!(one(&moved[0].1, "uidNumber"), uid_number);
+    assert!(slapd.members("devs").is_empty());
+    assert!(!slapd.binds(&parked, PASSWORD));
+    assert_eq!(t.link("carl").unwrap()["target_id"], parked.as_str());
+    // A reconcile finds it where it belongs: in sync, not an orphan.
+    let dry = t.json("connector reconcile directory --dry-run --json");
+    assert_eq!(
+        (dry["in_sync"].as_u64(), dry["objects"].as_u64()),
+        (Some(1), Some(1)),
+        "{dry}"
+    );
+    assert!(dry["unmatched"].as_array().unwrap().is_empty(), "{dry}");
+
+    // Restored and enabled: moved back, unlocked, in its group, same password.
+    t.ok("user restore carl");
+    t.ok("user enable carl");
+    eventually("carl back", || {
+        t.in_sync("carl")
+            && slapd
+                .person("carl")
+                .is_some_and(|e| one(&e, "pwdAccountLockedTime").is_empty())
+    });
+    assert!(slapd.search(&deleted, "(uid=carl)").is_empty());
+    assert_eq!(one(&slapd.person("carl").unwrap(), "uidNumber"), uid_number);
+    assert_eq!(slapd.members("devs"), [live.clone()]);
+    assert!(slapd.binds(&live, PASSWORD));
+
+    // An entry made by hand under a new account's name, with another
+    // uidNumber: someone else's. tenure leaves it alone and says so.
+    slapd.ldap(
+        "ldapadd",
+        &[],
+        &format!("dn: uid=dora,{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\nuid: dora\ncn: Dora Other\nsn: Other\nmail: dora.other@elsewhere.io\nuidNumber: 5001\ngidNumber: 5001\nhomeDirectory: /home/dora\n"),
+    );
+    t.ok("user create dora --email dora@x.io --display-name Dora --kind contractor --end +30d --sponsor alice");
+    eventually("dora disputed", || {
+        t.link("dora").is_some_and(|l| l["status"] == "disputed")
+    });
+    let e = slapd.person("dora").unwrap();
+    assert_eq!(
+        (one(&e, "mail"), one(&e, "uidNumber")),
+        ("dora.other@elsewhere.io".into(), "5001".into())
+    );
+    let why = t.link("dora").unwrap()["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        why.contains("uidNumber 5001") && why.contains("someone else's"),
+        "{why}"
+    );
+    let list = t.json("connector list --json");
+    assert_eq!(list[0]["disputed"], 1, "{list}");
+    assert!(t.ok("connector status directory").contains("disputed"));
+    let dry = t.json("connector reconcile directory --dry-run --json");
+    let row = dry["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["account"] == "dora")
+        .cloned()
+        .unwrap_or_else(|| panic!("{dry}"));
+    assert_eq!(row["class"], "disputed");
+    // A real reconcile does not overwrite it either.
+    let real = t.json("connector reconcile directory --json");
+    assert_eq!(real["queued"], 0, "{real}");
+    let orphans = t.json("report orphans --json");
+    assert!(
+        orphans
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["problem"] == "target_disputed" && o["username"] == "dora"),
+        "{orphans}"
+    );
+    assert!(t
+        .ok("audit tail -n 50 --action connector.disputed")
+        .contains("dora"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        one(&slapd.person("dora").unwrap(), "mail"),
+        "dora.other@elsewhere.io"
+    );
+
+    // The admin adopts it: tenure takes the entry over.
+    let out = t.ok("connector retry directory --user dora --adopt");
+    assert!(out.contains("take over"), "{out}");
+    eventually("dora adopted", || {
+        t.in_sync("dora")
+            && slapd
+                .person("dora")
+                .is_some_and(|e| one(&e, "mail") == "dora@x.io")
+    });
+    assert_ne!(one(&slapd.person("dora").unwrap(), "uidNumber"), "5001");
+    let (code, _, err) =
+        t.server()
+            .exec("alice", &t.key, "connector retry directory --adopt", None);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn a_bind_dn_that_may_write_but_not_read_user_password_sets_it_and_reconcile_does_not_call_it_drift(
+) {
+    let writer = format!("cn=writer,{BASE}");
+    let slapd = Slapd::start_with(&format!(
+        "access to attrs=userPassword\n  by dn.exact=\"{writer}\" =wxm\n  by anonymous auth\n  by * none\naccess to *\n  by dn.exact=\"{writer}\" manage\n  by * read\n"
+    ));
+    slapd.ldap(
+        "ldapadd",
+        &[],
+        &format!("dn: {writer}\nobjectClass: simpleSecurityObject\nobjectClass: organizationalRole\ncn: writer\nuserPassword: writer-secret\n"),
+    );
+    let block = connector_block(&slapd.url(), "").replace(ADMIN_DN, &writer);
+    let t = Tenure::start_block(&block);
+    std::fs::write(t.inst.path("ldap_password"), "writer-secret\n").unwrap();
+    t.ok("user create carl --email carl@x.io --display-name Carl --kind contractor --end +30d --sponsor alice");
+    t.ok_in("password set carl", Some(&format!("{PASSWORD}\n")));
+    let dn = format!("uid=carl,{PEOPLE}");
+    eventually("carl can bind", || {
+        t.in_sync("carl") && slapd.binds(&dn, PASSWORD)
+    });
+    // The writer does not see the hash (the rootdn does).
+    let seen = Command::new("ldapsearch")
+        .args([
+            "-x",
+            "-H",
+            &slapd.url(),
+            "-D",
+            &writer,
+            "-w",
+            "writer-secret",
+            "-LLL",
+            "-b",
+            &dn,
+            "userPassword",
+        ])
+        .output()
+        .unwrap();
+    assert!(seen.status.success());
+    assert!(!String::from_utf8_lossy(&seen.stdout).contains("userPassword"));
+    assert!(one(&slapd.person("carl").unwrap(), "userPassword").starts_with("{ARGON2}"));
+
+    let report = t.json("connector reconcile directory --json");
+    assert_eq!(report["in_sync"], 1, "{report}");
+    assert!(report["rows"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("userpassword") && n.contains("not compared")),
+        "{report}"
+    );
+    assert!(t
+        .ok("connector reconcile directory --dry-run")
+        .contains("note: the target does not let tenure read userpassword"));
 }

@@ -19,6 +19,7 @@ mod ldap;
 mod lifecycle;
 mod notify;
 mod passwords;
+mod prefs;
 mod scale;
 mod scim;
 mod security;

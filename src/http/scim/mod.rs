@@ -766,11 +766,47 @@ mod users {
         Failure::bad(b.1).scim(b.0)
     }
 
-    /// Filters answered from an index: `userName eq`, `externalId eq`, `id eq`,
-    /// `emails.value eq` / `emails eq`.
+    /// Filters answered from an index (the candidates; each is checked
+    /// against the whole filter after): `userName eq`, `userName sw` (an
+    /// ordered range), `externalId eq`, `id eq`, `emails.value eq` /
+    /// `emails eq`, `active eq false`; `and` with one indexed side, `or`
+    /// with both. Anything else scans every account, one at a time.
     fn indexed(ctx: &Ctx, f: &Filter) -> Result<Option<Vec<String>>, Failure> {
         let s = &ctx.services;
+        let core = |p: &filter::AttrPath| {
+            p.urn
+                .as_deref()
+                .is_none_or(|u| u.eq_ignore_ascii_case(USER))
+        };
         let one = |name: Option<String>| Ok(Some(name.into_iter().collect()));
+        match f {
+            Filter::And(a, b) => {
+                return match indexed(ctx, a)? {
+                    Some(names) => Ok(Some(names)),
+                    None => indexed(ctx, b),
+                };
+            }
+            Filter::Or(a, b) => {
+                let (Some(mut left), Some(right)) = (indexed(ctx, a)?, indexed(ctx, b)?) else {
+                    return Ok(None);
+                };
+                left.extend(right);
+                left.sort();
+                left.dedup();
+                return Ok(Some(left));
+            }
+            Filter::Compare(p, filter::Op::Sw, Value::String(v))
+                if p.attr.eq_ignore_ascii_case("userName") && p.sub.is_none() && core(p) =>
+            {
+                return Ok(Some(s.scim_user_name_prefix(v)?));
+            }
+            Filter::Compare(p, filter::Op::Eq, Value::Bool(false))
+                if p.attr.eq_ignore_ascii_case("active") && p.sub.is_none() && core(p) =>
+            {
+                return Ok(Some(s.scim_disabled_names()?));
+            }
+            _ => {}
+        }
         if let Some(v) = filter::simple_eq(f, "userName") {
             return one(s.scim_find_user_name(v)?);
         }
@@ -867,8 +903,36 @@ mod users {
         Ok(())
     }
 
+    /// One account by an indexed `eq` (`userName`, `externalId`, `id`), for
+    /// a caller who may read any account (so nothing is refused, nothing
+    /// written): a few reads — answered on the request's own task. This is
+    /// what identity providers send before each change. Anything else runs
+    /// on the blocking pool.
+    fn single_lookup(ctx: &Ctx, params: &ListParams) -> bool {
+        let Ok(query) = ListQuery::from(params) else {
+            return false;
+        };
+        let Some(f) = &query.filter else {
+            return false;
+        };
+        query.sort_by.is_none()
+            && ["userName", "externalId", "id"]
+                .iter()
+                .any(|a| filter::simple_eq(f, a).is_some())
+            && crate::service::authz::allowed(
+                &ctx.actor,
+                crate::service::authz::Permission::ReadAccount,
+                None,
+            )
+    }
+
     pub async fn list(ctx: Ctx, Query(params): Query<ListParams>) -> Response {
-        match blocking(move || run_list(ctx, params)).await {
+        let answer = if single_lookup(&ctx, &params) {
+            run_list(ctx, params)
+        } else {
+            blocking(move || run_list(ctx, params)).await
+        };
+        match answer {
             Ok(v) => scim_json(StatusCode::OK, &v),
             Err(f) => failure(f),
         }
