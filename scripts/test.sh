@@ -10,7 +10,8 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 command -v faketime >/dev/null || need_apt+=(faketime)
 command -v oathtool >/dev/null || need_apt+=(oathtool)
 # The LDAP connector's real targets: OpenLDAP (ppolicy, memberof, argon2)
-# and Dovecot IMAP authenticating against it (tests/it/ldap.rs).
+# and Dovecot IMAP authenticating against it (tests/it/ldap.rs); slapd is
+# also the directory that accounts are synced in from (tests/it/sources.rs).
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
 command -v ldapadd >/dev/null || need_apt+=(ldap-utils)
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)

@@ -619,6 +619,19 @@ pub fn print_account_password(
         ),
         ("last login", when(a.last_login, zone)),
     ];
+    let mut rows = rows;
+    if let Some(l) = &a.source {
+        let locked: Vec<String> = l
+            .owned
+            .iter()
+            .filter(|f| *f != "username")
+            .map(|f| f.replace("group:", "group "))
+            .collect();
+        rows.push((
+            "source",
+            format!("{} {} (read-only here: {})", l.source, l.dn, list(locked)),
+        ));
+    }
     for (label, value) in rows {
         say(out, &format!("{label:<13} {value}"))?;
     }

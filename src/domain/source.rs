@@ -15,19 +15,21 @@ use serde::{Deserialize, Serialize};
 
 use super::account::{Account, DisableReason, Kind, Status};
 
-/// Where a source-owned account comes from, kept on the account.
+/// Where a source-owned account comes from, kept on the account. (Fields
+/// in name order: the fast JSON account view writes them as declared, and
+/// must match `account_view`'s sorted object.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceLink {
-    /// The `[[sources]]` name.
-    pub source: String,
-    /// The directory's immutable id (entryUUID, or objectGUID as text).
-    pub id: String,
     /// The entry's DN at the last sync (it may move: the id decides).
     pub dn: String,
+    /// The directory's immutable id (entryUUID, or objectGUID as text).
+    pub id: String,
     /// The account fields the directory set at the last sync (read-only in
     /// tenure): `display_name`, `email`, …, `fields.NAME`, `group:NAME`.
     #[serde(default)]
     pub owned: BTreeSet<String>,
+    /// The `[[sources]]` name.
+    pub source: String,
 }
 
 impl SourceLink {

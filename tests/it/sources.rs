@@ -129,6 +129,14 @@ fn an_import_follows_renames_removals_returns_and_group_changes() {
         "the vendor policy gives an end date: {amy}"
     );
     assert_eq!(inst.show("bob")["sponsor"], "amy");
+    let text = inst.sh("user show amy");
+    let source = text.lines().find(|l| l.starts_with("source")).unwrap();
+    assert!(
+        source.contains(&format!("corp {amy_dn} (read-only here:"))
+            && source.contains("display_name")
+            && source.contains("group developers"),
+        "{source}"
+    );
     assert_eq!(inst.run(&["user", "show", "zed"]).0, 3);
 
     // Nothing changed in the directory: nothing written.
