@@ -311,8 +311,12 @@ impl Services {
             })?;
             sent += 1;
         }
-        // Far ahead when nothing waits: a new notice brings it forward.
-        *self.digest_due() = Some(next.unwrap_or(now + Duration::days(365)));
+        // When nothing waits, the next round looks again (an empty queue costs
+        // nothing to read): a notice stored by a transaction that committed
+        // after this read began may have moved the due time forward, and that
+        // must not be overwritten with "far ahead". A notice stored later is
+        // never due before the oldest one seen here.
+        *self.digest_due() = next;
         Ok(sent)
     }
 }
