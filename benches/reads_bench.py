@@ -2,18 +2,25 @@
 
 Builds nothing itself: point it at a data directory made by
 `BENCH_ACCOUNTS=1000000 BENCH_KEEP=DIR cargo bench --bench store`. It adds a
-key to `root` once (offline), starts `serve` on the data, and runs each
-command of the issue's table through the real OpenSSH client, reading the
-output as fast as it comes. For each: seconds, bytes out, and the server's
-peak RSS above its idle RSS (VmHWM, reset through /proc/PID/clear_refs).
+key to `root` once (offline), starts `serve` on the data, waits until the
+server has built its indexes, and runs each command of the issue's table
+through the real OpenSSH client, reading the output as fast as it comes. For
+each: seconds, bytes out, rows per second, and the server's peak RSS above
+its idle RSS (VmHWM, reset through /proc/PID/clear_refs before the command).
 
-    python3 benches/reads_bench.py --dir /tmp/bench1m [--bin target/release/tenure]
+With `--before OLD_BINARY` the same table is measured with that binary first
+(e.g. a release build of an earlier commit) and both are printed side by
+side; the issue's own figures (the buffered output of issue 16's table) are
+printed beside them for reference.
+
+    python3 benches/reads_bench.py --dir /tmp/bench1m [--bin target/release/tenure] [--before /tmp/tenure-old]
 """
 
 import argparse
 import os
 import re
 import subprocess
+import sys
 import time
 
 COMMANDS = [
@@ -25,6 +32,16 @@ COMMANDS = [
     "report orphans",
 ]
 
+# Issue 16's table (buffered output, release build, this machine): seconds, server +MB.
+ISSUE = {
+    "user list --json": (38.9, 7180),
+    "export --format csv": (13.4, 218),
+    "audit tail -n 200000 --json": (6.9, 180),
+    "audit verify": (19.2, 380),
+    "lifecycle preview --until +365d --json": (21.3, None),
+    "report orphans": (15.8, 220),
+}
+
 
 def status(pid):
     text = open("/proc/%d/status" % pid).read()
@@ -32,10 +49,73 @@ def status(pid):
     return get("VmRSS"), get("VmHWM")
 
 
+def rows_in(command, chunk):
+    """Rows of output in a chunk: elements of a JSON array (`  {` at the
+    array's indent), else lines."""
+    if "--json" in command:
+        return chunk.count(b"\n  {")
+    return chunk.count(b"\n")
+
+
+def measure(binary, d, key, only):
+    cfg = os.path.join(d, "config.toml")
+    start = time.monotonic()
+    server = subprocess.Popen(
+        [binary, "--config", cfg, "serve", "--listen", "127.0.0.1:0"],
+        cwd=d, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    results = {}
+    try:
+        line = server.stdout.readline()
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+        print("%s: listening after %.1f s" % (binary, time.monotonic() - start), flush=True)
+        # The indexes are built in the background: wait for them (bounded).
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line or "indexed" in line:
+                break
+        print("%s: indexed after %.1f s" % (binary, time.monotonic() - start), flush=True)
+        time.sleep(2)
+        ssh = [
+            "ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-i", key,
+            "-p", str(port), "root@127.0.0.1",
+        ]
+        for command in COMMANDS:
+            if only and only not in command:
+                continue
+            idle, _ = status(server.pid)
+            with open("/proc/%d/clear_refs" % server.pid, "w") as f:
+                f.write("5")
+            t0 = time.monotonic()
+            proc = subprocess.Popen(ssh + [command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            nbytes = rows = 0
+            while True:
+                chunk = proc.stdout.read(1 << 20)
+                if not chunk:
+                    break
+                nbytes += len(chunk)
+                rows += rows_in(command, chunk)
+            proc.wait()
+            secs = time.monotonic() - t0
+            _, peak = status(server.pid)
+            err = proc.stderr.read().decode(errors="replace").strip()
+            results[command] = (secs, nbytes / 1e6, rows / secs if secs else 0, peak - idle, idle,
+                                ("exit %d: %s" % (proc.returncode, err[:80])) if proc.returncode else "")
+            print("  %-40s %7.1f s %9.1f MB %10.0f rows/s  +%5.0f MB (idle %.0f MB) %s" % (
+                (command,) + results[command]), flush=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
     ap.add_argument("--bin", default="target/release/tenure")
+    ap.add_argument("--before", default=None, help="an earlier binary to measure side by side")
     ap.add_argument("--only", default=None, help="run only commands containing this")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
@@ -50,47 +130,24 @@ def main():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
         with open(key + ".pub", "rb") as pub:
             subprocess.run([binary, "--config", cfg, "key", "add", "root"], input=pub.read(), check=True, cwd=d)
-    start = time.monotonic()
-    server = subprocess.Popen(
-        [binary, "--config", cfg, "serve", "--listen", "127.0.0.1:0"],
-        cwd=d, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    line = server.stdout.readline()
-    port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
-    print("serve listening after %.1f s" % (time.monotonic() - start))
-    time.sleep(2)
-    ssh = [
-        "ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-i", key,
-        "-p", str(port), "root@127.0.0.1",
-    ]
-    print("%-42s %9s %10s %12s %14s" % ("command", "seconds", "MB out", "lines/s", "server +MB peak"))
-    try:
-        for command in COMMANDS:
-            if args.only and args.only not in command:
-                continue
-            idle, _ = status(server.pid)
-            with open("/proc/%d/clear_refs" % server.pid, "w") as f:
-                f.write("5")
-            t0 = time.monotonic()
-            proc = subprocess.Popen(ssh + [command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            nbytes = lines = 0
-            while True:
-                chunk = proc.stdout.read(1 << 20)
-                if not chunk:
-                    break
-                nbytes += len(chunk)
-                lines += chunk.count(b"\n")
-            proc.wait()
-            secs = time.monotonic() - t0
-            _, peak = status(server.pid)
-            err = proc.stderr.read().decode(errors="replace").strip()
-            print("%-42s %9.1f %10.1f %12.0f %14.0f%s" % (
-                command, secs, nbytes / 1e6, lines / secs if secs else 0, peak - idle,
-                ("  (exit %d: %s)" % (proc.returncode, err[:80])) if proc.returncode else ""))
-    finally:
-        server.terminate()
-        server.wait(30)
+    before = measure(os.path.abspath(args.before), d, key, args.only) if args.before else {}
+    now = measure(binary, d, key, args.only)
+
+    def cell(r):
+        return "%7.1f s %6.0f MB" % (r[0], r[3]) if r else "%16s" % "-"
+
+    print()
+    print("%-40s | %-16s | %-16s | %-16s | %9s | %s" % (
+        "command", "issue (buffered)", "before", "now", "rows/s", "MB out"))
+    for command in COMMANDS:
+        if command not in now:
+            continue
+        t, mb = ISSUE[command]
+        issue = "%7.1f s %6s MB" % (t, "-" if mb is None else "%d" % mb)
+        r = now[command]
+        print("%-40s | %s | %s | %s | %9.0f | %.0f %s" % (
+            command, issue, cell(before.get(command)), cell(r), r[2], r[1], r[5]))
+    sys.stdout.flush()
 
 
 main()

@@ -309,6 +309,119 @@ pub struct Config {
     pub hosts: HostsConfig,
     /// The HTTP front door (`[http]`); off unless `listen` is set.
     pub http: Option<crate::http::config::HttpConfig>,
+    /// Directories accounts are synced in from (`[[sources]]`); none by default.
+    pub sources: Vec<SourceConfig>,
+}
+
+impl Config {
+    /// The `[[sources]]` entry of that name.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.rules.name == name)
+    }
+}
+
+/// How much of the tree under `base_dn` a source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchScope {
+    /// The base entry and everything below it.
+    Sub,
+    /// The entries directly below the base.
+    One,
+}
+
+impl SearchScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchScope::Sub => "sub",
+            SearchScope::One => "one",
+        }
+    }
+}
+
+/// One `[[sources]]` entry (`type = "ldap"`): a directory read in full each
+/// run, paged (RFC 2696), its entries made into accounts.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Name, mapping, groups, kind, template, the deprovision threshold.
+    pub rules: crate::domain::source::SourceRules,
+    /// `ldap://` (with `starttls = true` to upgrade) or `ldaps://` (rustls).
+    pub url: String,
+    pub starttls: bool,
+    pub bind_dn: String,
+    pub bind_password_file: PathBuf,
+    pub base_dn: String,
+    pub filter: String,
+    pub scope: SearchScope,
+    pub page_size: i32,
+    /// A run every this many minutes in the server (None: only by hand).
+    pub interval_minutes: Option<u32>,
+    /// For connecting and for each page.
+    pub timeout_seconds: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: String,
+    #[serde(rename = "type")]
+    kind_of_source: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    starttls: Option<bool>,
+    #[serde(default)]
+    bind_dn: Option<String>,
+    #[serde(default)]
+    bind_password_file: Option<String>,
+    #[serde(default)]
+    base_dn: Option<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    page_size: Option<i32>,
+    #[serde(default)]
+    map: Option<RawSourceMap>,
+    #[serde(default)]
+    id_attribute: Option<String>,
+    #[serde(default)]
+    member_of_attribute: Option<String>,
+    #[serde(default)]
+    groups: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    interval_minutes: Option<u32>,
+    #[serde(default)]
+    max_deprovision_percent: Option<u32>,
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSourceMap {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    company: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    sponsor: Option<String>,
+    #[serde(default)]
+    start_date: Option<String>,
+    #[serde(default)]
+    end_date: Option<String>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
 }
 
 /// `[requests]`.
@@ -416,6 +529,9 @@ pub enum TargetAction {
     RemoveGroups,
     /// The object is removed.
     Delete,
+    /// LDAP `on_delete` only: the entry is locked, taken out of its groups
+    /// and moved under `deleted_dn`; a restore moves it back.
+    Move,
 }
 
 impl TargetAction {
@@ -424,6 +540,7 @@ impl TargetAction {
             "disable" => Some(TargetAction::Disable),
             "remove_groups" => Some(TargetAction::RemoveGroups),
             "delete" => Some(TargetAction::Delete),
+            "move" => Some(TargetAction::Move),
             _ => None,
         }
     }
@@ -433,6 +550,7 @@ impl TargetAction {
             TargetAction::Disable => "disable",
             TargetAction::RemoveGroups => "remove_groups",
             TargetAction::Delete => "delete",
+            TargetAction::Move => "move",
         }
     }
 }
@@ -474,6 +592,8 @@ pub struct LdapConfig {
     pub login_shell: String,
     /// Write `ldapPublicKey`/`sshPublicKey` (needs the openssh-lpk schema).
     pub ssh_public_keys: bool,
+    /// Where `on_delete = "move"` puts a deleted account's entry.
+    pub deleted_dn: Option<String>,
 }
 
 /// One `[[connectors]]` entry.
@@ -486,6 +606,9 @@ pub struct ConnectorConfig {
     pub timeout_seconds: u64,
     /// Reconcile on a schedule, every this many hours (unset: only by hand).
     pub reconcile_hours: Option<u32>,
+    /// The target takes the password itself (SCIM, command): the service
+    /// hands it to this connector once, in memory, when it is set.
+    pub passwords: bool,
 }
 
 impl ConnectorConfig {
@@ -544,6 +667,10 @@ struct RawConnector {
     bearer_token_file: Option<String>,
     #[serde(default)]
     patch: Option<bool>,
+    #[serde(default)]
+    deleted_dn: Option<String>,
+    #[serde(default)]
+    passwords: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -709,6 +836,8 @@ struct RawConfig {
     hosts: RawHosts,
     #[serde(default)]
     http: crate::http::config::RawHttp,
+    #[serde(default)]
+    sources: Vec<Spanned<RawSource>>,
 }
 
 fn default_notify() -> Spanned<NotifyConfig> {
@@ -1053,7 +1182,7 @@ impl Config {
                     let action = |value: &Option<String>, key: &str, default: TargetAction| match value {
                         None => Ok(default),
                         Some(v) => TargetAction::parse(v).ok_or_else(|| {
-                            fail(span.clone(), format!("{at}.{key}: '{}' must be \"disable\", \"remove_groups\" or \"delete\"", crate::text::escape_text(v)))
+                            fail(span.clone(), format!("{at}.{key}: '{}' must be \"disable\", \"remove_groups\" or \"delete\" (on_delete may also be \"move\")", crate::text::escape_text(v)))
                         }),
                     };
                     let group_style = match c.group_style.as_deref() {
@@ -1066,6 +1195,20 @@ impl Config {
                             ))
                         }
                     };
+                    let on_delete = action(&c.on_delete, "on_delete", TargetAction::Delete)?;
+                    let deleted_dn = c.deleted_dn.clone().filter(|d| !d.trim().is_empty());
+                    if on_delete == TargetAction::Move && deleted_dn.is_none() {
+                        return Err(fail(
+                            span,
+                            format!("{at}.deleted_dn: required with on_delete = \"move\", e.g. \"ou=deleted,dc=example,dc=com\""),
+                        ));
+                    }
+                    if c.passwords == Some(true) {
+                        return Err(fail(
+                            span,
+                            format!("{at}.passwords: an ldap connector gets tenure's argon2 hash, never the password (leave it out)"),
+                        ));
+                    }
                     ConnectorType::Ldap(Box::new(LdapConfig {
                         url,
                         starttls: c.starttls.unwrap_or(false),
@@ -1078,7 +1221,7 @@ impl Config {
                         people_dn: need(&c.people_dn, "people_dn", "\"ou=people,dc=example,dc=com\"")?,
                         groups_dn: need(&c.groups_dn, "groups_dn", "\"ou=groups,dc=example,dc=com\"")?,
                         on_disable: action(&c.on_disable, "on_disable", TargetAction::Disable)?,
-                        on_delete: action(&c.on_delete, "on_delete", TargetAction::Delete)?,
+                        on_delete,
                         group_style,
                         group_map: c.groups.clone().unwrap_or_default(),
                         attributes: c.attributes.clone().unwrap_or_default(),
@@ -1087,6 +1230,7 @@ impl Config {
                         home_directory: c.home_directory.clone().unwrap_or_else(|| "/home/{username}".into()),
                         login_shell: c.login_shell.clone().unwrap_or_else(|| "/bin/bash".into()),
                         ssh_public_keys: c.ssh_public_keys.unwrap_or(true),
+                        deleted_dn,
                     }))
                 }
                 "scim" => {
@@ -1170,12 +1314,33 @@ impl Config {
                     format!("{at}.reconcile_hours: must be at least 1 (leave it out to reconcile only by hand)"),
                 ));
             }
+            let moves = |a: TargetAction| a == TargetAction::Move;
+            let misplaced_move = match &kind {
+                ConnectorType::Ldap(l) => moves(l.on_disable).then_some("on_disable"),
+                ConnectorType::Scim(s) => moves(s.on_disable)
+                    .then_some("on_disable")
+                    .or(moves(s.on_delete).then_some("on_delete")),
+                ConnectorType::Command { .. } => None,
+            };
+            if let Some(key) = misplaced_move {
+                return Err(fail(
+                    span,
+                    format!("{at}.{key}: \"move\" is only for an ldap connector's on_delete"),
+                ));
+            }
+            if c.deleted_dn.is_some() && !matches!(kind, ConnectorType::Ldap(_)) {
+                return Err(fail(
+                    span,
+                    format!("{at}.deleted_dn: only an ldap connector moves entries"),
+                ));
+            }
             connectors.push(ConnectorConfig {
                 name: c.name.clone(),
                 kind,
                 kinds,
                 timeout_seconds,
                 reconcile_hours: c.reconcile_hours,
+                passwords: c.passwords.unwrap_or(false),
             });
         }
         let mut hosts = HostsConfig {
@@ -1208,6 +1373,20 @@ impl Config {
             .http
             .resolve(&|p: &str| resolve(p), &templates)
             .map_err(|e| ConfigError(format!("config {source}: {e}")))?;
+        let mut sources: Vec<SourceConfig> = Vec::new();
+        for (i, spanned) in raw.sources.iter().enumerate() {
+            let span = spanned.span();
+            let fail = |what: String| fail(span.clone(), format!("sources[{i}].{what}"));
+            let parsed = source_config(spanned.get_ref(), &templates, &custom_fields, &resolve)
+                .map_err(fail)?;
+            if sources.iter().any(|o| o.rules.name == parsed.rules.name) {
+                return Err(fail(format!(
+                    "name: a source named '{}' is already configured",
+                    parsed.rules.name
+                )));
+            }
+            sources.push(parsed);
+        }
         Ok(Config {
             source: source.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -1252,8 +1431,189 @@ impl Config {
             requests: raw.requests,
             hosts,
             http,
+            sources,
         })
     }
+}
+
+/// One `[[sources]]` entry checked; the error names the key (`url: …`).
+fn source_config(
+    c: &RawSource,
+    templates: &BTreeMap<String, Template>,
+    custom_fields: &[CustomField],
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<SourceConfig, String> {
+    use crate::domain::source::{AttrMap, SourceRules};
+    let valid_name = !c.name.is_empty()
+        && c.name.len() <= 64
+        && c.name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(format!(
+            "name: '{}' must be 1-64 of a-z, 0-9, - and _",
+            c.name
+        ));
+    }
+    if c.kind_of_source != "ldap" {
+        return Err(format!(
+            "type: unknown source type '{}' (expected \"ldap\")",
+            c.kind_of_source
+        ));
+    }
+    let need = |value: &Option<String>, key: &str, example: &str| {
+        value
+            .clone()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("{key}: required, e.g. {key} = {example}"))
+    };
+    let url = need(&c.url, "url", "\"ldap://127.0.0.1:389\"")?;
+    if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+        return Err(format!("url: '{url}' must start with ldap:// or ldaps://"));
+    }
+    let starttls = c.starttls.unwrap_or(false);
+    if starttls && url.starts_with("ldaps://") {
+        return Err("starttls: an ldaps:// URL is already TLS (leave starttls out)".into());
+    }
+    let bind_dn = need(&c.bind_dn, "bind_dn", "\"cn=admin,dc=example,dc=com\"")?;
+    let bind_password_file = resolve(&need(
+        &c.bind_password_file,
+        "bind_password_file",
+        "\"keys/ldap_password\"",
+    )?);
+    let base_dn = need(&c.base_dn, "base_dn", "\"ou=vendors,dc=example,dc=com\"")?;
+    let filter = c
+        .filter
+        .clone()
+        .map(|f| f.trim().to_string())
+        .unwrap_or_else(|| "(objectClass=inetOrgPerson)".into());
+    if !(filter.starts_with('(') && filter.ends_with(')')) {
+        return Err(format!(
+            "filter: '{filter}' must be an LDAP filter in parentheses, e.g. \"(objectClass=inetOrgPerson)\""
+        ));
+    }
+    let scope = match c.scope.as_deref() {
+        None | Some("sub") | Some("subtree") => SearchScope::Sub,
+        Some("one") | Some("onelevel") => SearchScope::One,
+        Some(other) => return Err(format!("scope: '{other}' must be \"sub\" or \"one\"")),
+    };
+    let page_size = c.page_size.unwrap_or(500);
+    if !(1..=10_000).contains(&page_size) {
+        return Err(format!("page_size: {page_size} must be 1 to 10000"));
+    }
+    let Some(map) = &c.map else {
+        return Err(
+            "map: required, e.g. map = { username = \"uid\", display_name = \"cn\", email = \"mail\" }"
+                .into(),
+        );
+    };
+    let attr = |value: &Option<String>, key: &str| -> Result<Option<String>, String> {
+        match value.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some(v)
+                if !v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b';') =>
+            {
+                Ok(Some(v.to_string()))
+            }
+            Some(v) => Err(format!("map.{key}: '{v}' is not an attribute name")),
+        }
+    };
+    let username = attr(&map.username, "username")?
+        .ok_or("map.username: required (the attribute holding the username, e.g. \"uid\" or \"sAMAccountName\")")?;
+    let display_name = attr(&map.display_name, "display_name")?;
+    let email = attr(&map.email, "email")?;
+    if display_name.is_none() || email.is_none() {
+        return Err("map: display_name and email are required (every account has them)".into());
+    }
+    let mut fields = BTreeMap::new();
+    for (field, a) in &map.fields {
+        if !custom_fields.iter().any(|f| &f.name == field) {
+            return Err(format!(
+                "map.fields.{field}: no custom field of that name (declare it in [[custom_fields]])"
+            ));
+        }
+        let a = attr(&Some(a.clone()), &format!("fields.{field}"))?.unwrap_or_default();
+        fields.insert(field.clone(), a);
+    }
+    let template = c.template.clone();
+    if let Some(t) = &template {
+        if !templates.contains_key(t) {
+            let known: Vec<&String> = templates.keys().collect();
+            return Err(format!(
+                "template: no template named '{t}' (known: {known:?})"
+            ));
+        }
+    }
+    let kind = match &c.kind {
+        Some(k) => k.parse::<crate::domain::Kind>().map_err(|e| format!("kind: {e}"))?,
+        None => template
+            .as_ref()
+            .and_then(|t| templates.get(t))
+            .and_then(|t| t.kind)
+            .ok_or("kind: required (the kind of the accounts made from this source), e.g. kind = \"vendor\"")?,
+    };
+    let mut groups = BTreeMap::new();
+    for (dir, tenure) in c.groups.clone().unwrap_or_default() {
+        crate::domain::validate::validate_group_name(&tenure)
+            .map_err(|e| format!("groups.{dir}: {e}"))?;
+        groups.insert(dir.trim().to_ascii_lowercase(), tenure);
+    }
+    if c.interval_minutes == Some(0) {
+        return Err(
+            "interval_minutes: must be at least 1 (leave it out to sync only by hand)".into(),
+        );
+    }
+    let max = c.max_deprovision_percent.unwrap_or(10);
+    if max > 100 {
+        return Err(format!("max_deprovision_percent: {max} must be 0 to 100"));
+    }
+    let timeout_seconds = c.timeout_seconds.unwrap_or(30);
+    if timeout_seconds == 0 || timeout_seconds > 3600 {
+        return Err(format!(
+            "timeout_seconds: {timeout_seconds} must be 1 to 3600"
+        ));
+    }
+    let id_attribute = attr(&c.id_attribute, "id_attribute")
+        .map_err(|e| e.replace("map.", ""))?
+        .unwrap_or_else(|| "entryUUID".into());
+    let member_of_attribute = attr(&c.member_of_attribute, "member_of_attribute")
+        .map_err(|e| e.replace("map.", ""))?
+        .unwrap_or_else(|| "memberOf".into());
+    Ok(SourceConfig {
+        rules: SourceRules {
+            name: c.name.clone(),
+            map: AttrMap {
+                username,
+                display_name,
+                email,
+                company: attr(&map.company, "company")?,
+                project: attr(&map.project, "project")?,
+                sponsor: attr(&map.sponsor, "sponsor")?,
+                start_date: attr(&map.start_date, "start_date")?,
+                end_date: attr(&map.end_date, "end_date")?,
+                fields,
+            },
+            id_attribute,
+            member_of_attribute,
+            groups,
+            kind,
+            template,
+            max_deprovision_percent: max,
+        },
+        url,
+        starttls,
+        bind_dn,
+        bind_password_file,
+        base_dn,
+        filter,
+        scope,
+        page_size,
+        interval_minutes: Some(c.interval_minutes.unwrap_or(15)),
+        timeout_seconds,
+    })
 }
 
 #[cfg(test)]
@@ -1273,6 +1633,77 @@ mod tests {
             err,
             "config test.toml: line 3: console.theme: unknown theme 'neon' (shipped: default, light, high-contrast)"
         );
+    }
+
+    #[test]
+    fn sources_parse_from_the_example_and_bad_ones_name_the_key() {
+        // The example's commented-out [[sources]], uncommented, is a working config.
+        let block: String = EXAMPLE
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[sources]]"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.strip_prefix("# ").unwrap_or(""))
+            .take_while(|l| !l.starts_with("Active Directory"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(block.contains("[[sources]]"), "{block}");
+        let c = parse(&format!("{EXAMPLE}\n{block}\n")).unwrap();
+        let s = &c.sources[0];
+        assert_eq!(s.rules.name, "corp");
+        assert_eq!(s.rules.kind, crate::domain::Kind::Vendor);
+        assert_eq!(s.rules.max_deprovision_percent, 10);
+        assert_eq!(s.rules.id_attribute, "entryUUID");
+        assert_eq!(s.rules.map.username, "uid");
+        assert_eq!(
+            s.rules.groups.get("vendor-devs").map(String::as_str),
+            Some("developers")
+        );
+        assert_eq!((s.page_size, s.interval_minutes), (500, Some(15)));
+        assert_eq!(
+            s.bind_password_file,
+            PathBuf::from("/srv/tenure/keys/ldap_password")
+        );
+        // As a table of its own, with AD's names and a custom field.
+        let ad = parse(&format!(
+            "{EXAMPLE}\n[[sources]]\nname = \"ad\"\ntype = \"ldap\"\nurl = \"ldaps://dc1.example.com\"\n\
+             bind_dn = \"CN=sync,DC=example,DC=com\"\nbind_password_file = \"keys/ad\"\nbase_dn = \"OU=Vendors,DC=example,DC=com\"\n\
+             id_attribute = \"objectGUID\"\nkind = \"contractor\"\n[sources.map]\nusername = \"sAMAccountName\"\n\
+             display_name = \"displayName\"\nemail = \"mail\"\nend_date = \"accountExpires\"\nfields = {{ cost_center = \"departmentNumber\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ad.sources[0].rules.map.end_date.as_deref(),
+            Some("accountExpires")
+        );
+        assert_eq!(ad.sources[0].rules.max_deprovision_percent, 10);
+
+        let base = "[[sources]]\nname = \"corp\"\ntype = \"ldap\"\nurl = \"ldap://x\"\nbind_dn = \"cn=a\"\n\
+                    bind_password_file = \"p\"\nbase_dn = \"ou=v\"\nkind = \"vendor\"\n";
+        let map = "map = { username = \"uid\", display_name = \"cn\", email = \"mail\" }\n";
+        for (text, wanted) in [
+            (base.replace("ldap://x", "http://x") + map, "sources[0].url: 'http://x' must start with ldap:// or ldaps://"),
+            (base.replace("type = \"ldap\"", "type = \"ad\"") + map, "sources[0].type: unknown source type 'ad'"),
+            (base.to_string(), "sources[0].map: required"),
+            (base.to_string() + "map = { username = \"uid\" }\n", "sources[0].map: display_name and email are required"),
+            (base.to_string() + map + "max_deprovision_percent = 150\n", "sources[0].max_deprovision_percent: 150 must be 0 to 100"),
+            (base.to_string() + map + "page_size = 0\n", "sources[0].page_size: 0 must be 1 to 10000"),
+            (base.to_string() + map + "filter = \"uid=*\"\n", "sources[0].filter: 'uid=*' must be an LDAP filter in parentheses"),
+            (base.to_string() + map + "starttls = true\n" , ""),
+            (base.replace("ldap://x", "ldaps://x") + map + "starttls = true\n", "sources[0].starttls: an ldaps:// URL is already TLS"),
+            (base.replace("kind = \"vendor\"\n", "") + map, "sources[0].kind: required"),
+            (base.to_string() + "map = { username = \"uid\", display_name = \"cn\", email = \"mail\", fields = { shoe = \"x\" } }\n", "sources[0].map.fields.shoe: no custom field of that name"),
+            (base.to_string() + map + "template = \"nope\"\n", "sources[0].template: no template named 'nope'"),
+            (base.to_string() + map + "bogus = 1\n", "unknown field `bogus`"),
+            (format!("{base}{map}{base}{map}"), "sources[1].name: a source named 'corp' is already configured"),
+        ] {
+            let result = parse(&text);
+            if wanted.is_empty() {
+                assert!(result.is_ok(), "{text}: {:?}", result.err());
+                continue;
+            }
+            let err = result.unwrap_err().0;
+            assert!(err.contains(wanted), "{text}\n→ {err}");
+        }
     }
 
     #[test]
@@ -1343,6 +1774,55 @@ mod tests {
             err.contains("line 5") && err.contains("connectors[1].name"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn move_on_delete_and_passwords_are_checked_where_they_apply() {
+        let ldap = "[[connectors]]\nname = \"d\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:3890\"\nbind_dn = \"cn=a\"\nbind_password_file = \"p\"\npeople_dn = \"ou=p\"\ngroups_dn = \"ou=g\"\n";
+        let ok = parse(&format!(
+            "{ldap}on_delete = \"move\"\ndeleted_dn = \"ou=gone\"\n"
+        ))
+        .unwrap();
+        let ConnectorType::Ldap(l) = &ok.connectors[0].kind else {
+            panic!("not ldap")
+        };
+        assert_eq!(
+            (l.on_delete, l.deleted_dn.as_deref()),
+            (TargetAction::Move, Some("ou=gone"))
+        );
+        assert!(!ok.connectors[0].passwords);
+        let scim = "[[connectors]]\nname = \"s\"\ntype = \"scim\"\nurl = \"http://x\"\nbearer_token_file = \"t\"\n";
+        assert!(
+            parse(&format!("{scim}passwords = true\n"))
+                .unwrap()
+                .connectors[0]
+                .passwords
+        );
+        for (text, want) in [
+            (
+                format!("{ldap}on_delete = \"move\"\n"),
+                "connectors[0].deleted_dn: required",
+            ),
+            (
+                format!("{ldap}on_disable = \"move\"\n"),
+                "connectors[0].on_disable: \"move\" is only",
+            ),
+            (
+                format!("{ldap}passwords = true\n"),
+                "connectors[0].passwords: an ldap connector gets",
+            ),
+            (
+                format!("{scim}on_delete = \"move\"\n"),
+                "connectors[0].on_delete: \"move\" is only",
+            ),
+            (
+                format!("{scim}deleted_dn = \"ou=x\"\n"),
+                "connectors[0].deleted_dn: only an ldap",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
     }
 
     #[test]

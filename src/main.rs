@@ -29,6 +29,8 @@ struct Cli {
     /// The config file (default: the embedded example, paths relative to the current directory)
     #[arg(long, global = true, env = "TENURE_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    display: cli::DisplayArgs,
     #[command(subcommand)]
     command: Top,
 }
@@ -91,6 +93,7 @@ fn open(config: &Config, must_exist: bool) -> Result<Services, ExitCode> {
     )
     .map_err(|e| fail(e, 1))?;
     services.set_applier(Arc::new(tenure::connect::Runner::default()));
+    services.set_source_reader(Arc::new(tenure::sources::LdapReader));
     Ok(services)
 }
 
@@ -400,7 +403,8 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                 }
             }
         });
-        // The notification worker: delivers the outbox, retrying with backoff.
+        // The notification worker: sends the digests due and delivers the
+        // outbox, retrying with backoff.
         let courier = services.clone();
         let sender = std::sync::Arc::new(tenure::notify::Sender::new(config));
         let delivery = tokio::spawn(async move {
@@ -408,7 +412,14 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
             loop {
                 tick.tick().await;
                 let (s, d) = (courier.clone(), sender.clone());
-                match tokio::task::spawn_blocking(move || s.outbox_deliver(d.as_ref())).await {
+                // Digests on their own schedule (`[notify] digest_hours`), then delivery.
+                let round = move || {
+                    if let Err(e) = s.digests_round() {
+                        tracing::warn!(error = %e, "digest round failed");
+                    }
+                    s.outbox_deliver(d.as_ref())
+                };
+                match tokio::task::spawn_blocking(round).await {
                     Ok(Ok((sent, failed))) if sent + failed > 0 => {
                         tracing::info!(sent, failed, "notifications")
                     }
@@ -458,6 +469,40 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
                 }
             }
         });
+        // Directory sync: each source at its interval (checked every 30 s;
+        // the first run at start). Runs go through the service like a
+        // `source sync` by hand, as `system:source:NAME`.
+        let syncer = services.clone();
+        let sources = tokio::spawn(async move {
+            if syncer.config().sources.is_empty() {
+                return;
+            }
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                for name in syncer.sources_due() {
+                    let s = syncer.clone();
+                    let n = name.clone();
+                    let result = tokio::task::spawn_blocking(move || {
+                        s.source_sync(
+                            &Actor::system(&format!("source:{n}")),
+                            &n,
+                            tenure::service::sources::SyncOptions::default(),
+                        )
+                    })
+                    .await;
+                    match result {
+                        Ok(Ok(run)) => tracing::info!(
+                            source = %name,
+                            "directory sync: {}",
+                            tenure::text::escape_text(&run.summary())
+                        ),
+                        Ok(Err(e)) => tracing::warn!(source = %name, error = %e, "directory sync"),
+                        Err(_) => {}
+                    }
+                }
+            }
+        });
         // The HTTP front door (REST and SCIM), when `[http] listen` is set.
         let http = match &config.http {
             Some(http_config) => Some(
@@ -481,6 +526,7 @@ fn serve(config: &Config, listen: Option<String>) -> Result<(), ExitCode> {
         scheduler.abort();
         delivery.abort();
         connectors.abort();
+        sources.abort();
         if let Some(http) = &http {
             http.stop();
         }
@@ -575,7 +621,15 @@ fn main() -> ExitCode {
             let actor = Actor::local_operator();
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            match cli::run(&services, &actor, command, &mut std::io::stdin(), &mut out) {
+            let display = cli.display.into();
+            match cli::run_with(
+                &services,
+                &actor,
+                command,
+                display,
+                &mut std::io::stdin(),
+                &mut out,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     drop(out);

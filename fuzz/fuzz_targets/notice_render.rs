@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
 
     // The built-in templates take any values.
     let event = EVENTS[data.len() % EVENTS.len()];
-    let (subject, body) = default_template(event);
+    let (subject, body) = default_template(event, tenure::locale::Lang::En);
     let _ = render(subject, &vars);
     let _ = render(body, &vars);
 });

@@ -147,6 +147,9 @@ fn rows() -> Vec<Row> {
         row("connector status", "connector status hr", "", Nothing,                             [A, A, D, D, D, D]),
         row("connector retry", "connector retry hr", "", Nothing,                               [A, A, D, D, D, D]),
         row("connector reconcile", "connector reconcile hr --dry-run", "", Nothing,             [A, D, D, D, D, D]),
+        row("source list", "source list", "", Nothing,                                          [A, A, D, D, D, D]),
+        row("source status", "source status corp", "", Nothing,                                 [A, A, D, D, D, D]),
+        row("source sync", "source sync corp --dry-run", "", Nothing,                           [A, D, D, D, D, D]),
         row("host add", "host add web9 --group web", "NEWKEY", Nothing,                         [A, D, D, D, D, D]),
         row("host list", "host list", "", HostWeb,                                              [A, A, D, D, D, D]),
         row("host show", "host show web1", "", HostWeb,                                         [A, A, D, D, D, D]),
@@ -200,11 +203,20 @@ fn cell(before: Before) -> Cell {
     // Mail configured, so `password reset` has a way to deliver its code.
     let config = format!(
         "{}\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"/bin/true\"]\n\
-         [notify.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nfrom = \"t@example.org\"\nsecurity = \"plain\"\n",
+         [notify.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nfrom = \"t@example.org\"\nsecurity = \"plain\"\n\
+         [[sources]]\nname = \"corp\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbind_dn = \"cn=admin\"\n\
+         bind_password_file = \"keys/ldap_password\"\nbase_dn = \"ou=vendors\"\nkind = \"vendor\"\n\
+         map = {{ username = \"uid\", display_name = \"cn\", email = \"mail\" }}\n",
         crate::config::EXAMPLE
     );
     let (s, _clock, local) = testkit::services_with(&config, None);
     s.set_applier(std::sync::Arc::new(crate::connect::Runner::default()));
+    // `source sync corp --dry-run` reads a directory of one entry.
+    s.set_source_reader(std::sync::Arc::new(
+        crate::service::sources::FixedReader::new(Ok(vec![crate::service::sources::test_entry(
+            "neo", "id-neo",
+        )])),
+    ));
     person(&s, &local, "ada", &[Role::Admin], None);
     s.key_add(&local, "ada", &key_line(7, "ada@x"), None)
         .unwrap();

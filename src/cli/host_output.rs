@@ -39,7 +39,12 @@ pub fn print_hosts(out: &mut dyn Write, hosts: &[HostView], json: bool) -> Resul
     Ok(())
 }
 
-pub fn print_host(out: &mut dyn Write, h: &HostView, json: bool) -> Result<()> {
+pub fn print_host(
+    out: &mut dyn Write,
+    h: &HostView,
+    zone: crate::locale::Zone,
+    json: bool,
+) -> Result<()> {
     if json {
         return print_json(out, h);
     }
@@ -55,11 +60,7 @@ pub fn print_host(out: &mut dyn Write, h: &HostView, json: bool) -> Result<()> {
         out,
         &row(
             "added",
-            format!(
-                "{} by {}",
-                h.added_at.format("%Y-%m-%d %H:%M UTC"),
-                h.added_by
-            ),
+            format!("{} by {}", zone.minute(h.added_at), h.added_by),
         ),
     )?;
     say(
@@ -68,7 +69,7 @@ pub fn print_host(out: &mut dyn Write, h: &HostView, json: bool) -> Result<()> {
             "last seen",
             h.last_seen
                 .map_or("never (logs in when sshd first asks)".to_string(), |t| {
-                    t.format("%Y-%m-%d %H:%M UTC (updated hourly)").to_string()
+                    format!("{} (updated hourly)", zone.minute(t))
                 }),
         ),
     )?;

@@ -6,6 +6,7 @@
 mod authz_table;
 mod host_output;
 mod output;
+pub mod sources;
 pub mod tokens;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::domain::dates::parse_date;
 use crate::domain::{DisableReason, Kind, Role};
+use crate::locale::Zone;
 use crate::service::accounts::{AccountInput, ListFilter};
 use crate::service::import::{ImportOptions, ImportRow, ImportRows};
 use crate::service::integrity::AuditFilter;
@@ -46,7 +48,7 @@ pub enum Command {
     /// Passwords (argon2id)
     #[command(subcommand)]
     Password(PasswordCommand),
-    /// Notification preferences of an account (muted events, digest)
+    /// Preferences of an account: timezone, language, muted notices, digest
     #[command(subcommand)]
     Prefs(PrefsCommand),
     /// Per-account IP allowlists
@@ -82,6 +84,9 @@ pub enum Command {
     /// Provisioning targets: their links, queued jobs, retries
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Directory sources (LDAP / Active Directory) accounts are synced in from
+    #[command(subcommand)]
+    Source(sources::SourceCommand),
     /// Target hosts (OpenSSH servers that ask tenure for keys): register, list, show, remove
     #[command(subcommand)]
     Host(HostCommand),
@@ -319,6 +324,12 @@ pub enum PrefsCommand {
         mute: Vec<String>,
         #[arg(long, value_delimiter = ',')]
         unmute: Vec<String>,
+        /// IANA timezone every time is shown in, e.g. Europe/Berlin ("" for UTC)
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Language of the console and the notices: en or de ("" for English)
+        #[arg(long)]
+        language: Option<String>,
     },
 }
 
@@ -394,11 +405,16 @@ pub enum ConnectorCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make the waiting jobs (of one account with --user) due now
+    /// Make the waiting jobs (of one account with --user) due now; with
+    /// --adopt, take over a disputed object in the target (admins)
     Retry {
         name: String,
         #[arg(long)]
         user: Option<String>,
+        /// Overwrite the object found under the account's name although it
+        /// looks like someone else's (needs --user)
+        #[arg(long, requires = "user")]
+        adopt: bool,
     },
     /// Read the target back: in sync, drifted (fixed), missing (created),
     /// enabled there though disabled here (fixed), unmatched (orphans: reported)
@@ -648,6 +664,7 @@ impl AccountArgs {
             notes: self.notes.clone(),
             inactivity_exempt: self.inactivity_exempt,
             allowlist: None,
+            source: None,
         })
     }
 }
@@ -821,6 +838,7 @@ fn import_row(
                 notes: get("notes"),
                 inactivity_exempt,
                 allowlist,
+                source: None,
             },
         })
     }
@@ -920,6 +938,26 @@ fn io(e: std::io::Error) -> Error {
     Error::Failed(format!("cannot write output: {e}"))
 }
 
+/// Global flags that change how output is shown, not what a command does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Display {
+    /// `--utc`: instants in UTC whatever the viewer's timezone (for scripts).
+    pub utc: bool,
+}
+
+/// The zone instants are shown in: the viewer's own (`prefs set NAME
+/// --timezone`), UTC for `--utc`, for the offline operator (no account) and
+/// for an account that chose none. JSON is always UTC RFC 3339.
+pub fn viewer_zone(services: &Services, actor: &Actor, display: Display) -> Zone {
+    if display.utc || !actor.is_account {
+        return Zone::UTC;
+    }
+    services
+        .load(&actor.name)
+        .map(|a| Zone::named(a.timezone.as_deref()))
+        .unwrap_or_default()
+}
+
 /// Runs one command. Output goes to `out`; errors come back for the front
 /// door to render (one line, an exit code).
 pub fn run(
@@ -929,8 +967,21 @@ pub fn run(
     input: &mut dyn Read,
     out: &mut dyn Write,
 ) -> Result<()> {
+    run_with(services, actor, command, Display::default(), input, out)
+}
+
+/// `run` with the global display flags.
+pub fn run_with(
+    services: &Services,
+    actor: &Actor,
+    command: Command,
+    display: Display,
+    input: &mut dyn Read,
+    out: &mut dyn Write,
+) -> Result<()> {
     use output::*;
     let today = services.today();
+    let zone = viewer_zone(services, actor, display);
     services.command_gate(actor, command.host_query())?;
     match command {
         Command::Whoami { json } => {
@@ -961,7 +1012,7 @@ pub fn run(
                     after,
                     limit,
                 };
-                let mut rows = AccountRows::new(out, today, json)?;
+                let mut rows = AccountRows::new(out, today, zone, json)?;
                 services.list_each(actor, &filter, &mut |a| rows.row(&a))?;
                 rows.finish()
             }
@@ -975,6 +1026,7 @@ pub fn run(
                     &links,
                     &hosts,
                     today,
+                    zone,
                     json,
                     (&services.config().passwords, services.now()),
                 )
@@ -1060,7 +1112,7 @@ pub fn run(
             }
             KeyCommand::List { name, json } => {
                 let keys = services.key_list(actor, &name)?;
-                print_keys(out, &keys, json)
+                print_keys(out, &keys, zone, json)
             }
             KeyCommand::Remove { name, fingerprint } => {
                 let key = services.key_remove(actor, &name, &fingerprint)?;
@@ -1091,8 +1143,17 @@ pub fn run(
                     digest,
                     mute,
                     unmute,
+                    timezone,
+                    language,
                 } => {
-                    let p = services.prefs_set(actor, &name, digest, &mute, &unmute)?;
+                    let change = crate::service::digest::PrefsChange {
+                        digest,
+                        mute,
+                        unmute,
+                        timezone,
+                        language,
+                    };
+                    let p = services.prefs_set(actor, &name, &change)?;
                     (name, p, false)
                 }
             };
@@ -1102,7 +1163,9 @@ pub fn run(
                 say(
                     out,
                     &format!(
-                        "{name}: digest {}, muted: {}",
+                        "{name}: timezone {}, language {}, digest {}, muted: {}",
+                        prefs.timezone.as_deref().unwrap_or("UTC"),
+                        prefs.language.as_deref().unwrap_or("en"),
                         if prefs.digest { "on" } else { "off" },
                         if prefs.mute.is_empty() {
                             "none".to_string()
@@ -1123,7 +1186,7 @@ pub fn run(
                     &format!(
                         "one-time code for {name} mailed to {} (valid until {})",
                         crate::text::escape_text(&issued.email),
-                        issued.valid_until.format("%Y-%m-%d %H:%M UTC")
+                        zone.minute(issued.valid_until)
                     ),
                 )
             }
@@ -1186,7 +1249,7 @@ pub fn run(
                     target,
                     action,
                 };
-                let mut rows = EventRows::new(out, json)?;
+                let mut rows = EventRows::new(out, zone, json)?;
                 services.audit_tail_each(actor, &filter, &mut |e| rows.row(&e))?;
                 rows.finish()
             }
@@ -1233,7 +1296,7 @@ pub fn run(
         }
         Command::Session(SessionCommand::List { json }) => {
             let sessions = services.session_list(actor)?;
-            print_sessions(out, &sessions, json)
+            print_sessions(out, &sessions, zone, json)
         }
         Command::Session(SessionCommand::Kill { id, user }) => match (id, user) {
             (Some(id), _) => {
@@ -1268,7 +1331,7 @@ pub fn run(
                         "{:<8} {:<40} until {}  ({})",
                         l.kind,
                         l.who,
-                        l.until.format("%Y-%m-%d %H:%M:%S UTC"),
+                        zone.second(l.until),
                         l.why
                     ),
                 )?;
@@ -1287,8 +1350,10 @@ pub fn run(
                 Some(text) => parse_date(&text, today).map_err(Error::Invalid)?,
                 None => today + chrono::Duration::days(30),
             };
-            let items = services.lifecycle_preview(actor, until)?;
-            print_plan(out, &items, json, &format!("nothing planned until {until}"))
+            let empty = format!("nothing planned until {until}");
+            let mut rows = PlanRows::new(out, json);
+            services.lifecycle_preview_each(actor, until, &mut |item| rows.row(&item))?;
+            rows.finish(&empty)
         }
         Command::Lifecycle(LifecycleCommand::Run { dry_run, json }) => {
             let items = services.lifecycle_run(actor, dry_run)?;
@@ -1312,7 +1377,7 @@ pub fn run(
                 )
             }
             RequestCommand::List { json } => {
-                print_requests(out, &services.request_list(actor)?, json)
+                print_requests(out, &services.request_list(actor)?, zone, json)
             }
             RequestCommand::Create {
                 name,
@@ -1384,11 +1449,18 @@ pub fn run(
                 print_connectors(out, &services.connector_list(actor)?, json)
             }
             ConnectorCommand::Status { name, json } => {
-                print_connector_status(out, &services.connector_status(actor, &name)?, json)
+                print_connector_status(out, &services.connector_status(actor, &name)?, zone, json)
             }
-            ConnectorCommand::Retry { name, user } => {
-                let n = services.connector_retry(actor, &name, user.as_deref())?;
-                say(out, &format!("{name}: {n} jobs due now"))
+            ConnectorCommand::Retry { name, user, adopt } => {
+                let n = services.connector_retry_adopting(actor, &name, user.as_deref(), adopt)?;
+                if adopt {
+                    say(
+                        out,
+                        &format!("{name}: {n} jobs due now; they take over what the target holds"),
+                    )
+                } else {
+                    say(out, &format!("{name}: {n} jobs due now"))
+                }
             }
             ConnectorCommand::Reconcile {
                 name,
@@ -1406,7 +1478,7 @@ pub fn run(
                 print_reconcile(out, &report, json)
             }
         },
-        Command::Host(cmd) => run_host(services, actor, cmd, input, out),
+        Command::Host(cmd) => run_host(services, actor, cmd, zone, input, out),
         Command::AuthorizedKeys { user } => {
             for line in services.authorized_keys(actor, &user)? {
                 writeln!(out, "{line}").map_err(io)?;
@@ -1435,9 +1507,10 @@ pub fn run(
             writeln!(out, "{}", issued.certificate.trim()).map_err(io)
         }
         Command::Token(cmd) => tokens::run(services, actor, cmd, out),
+        Command::Source(cmd) => sources::run(services, actor, cmd, out),
         Command::Notify(NotifyCommand::Queue { json }) => {
             let entries = services.notify_queue(actor)?;
-            print_outbox(out, &entries, json)
+            print_outbox(out, &entries, zone, json)
         }
         Command::Import {
             dry_run,
@@ -1474,7 +1547,7 @@ pub fn run(
         Command::Export { format } => match format {
             ExportFormat::Json => {
                 let mut rows = JsonRows::new(out)?;
-                services.export_each(actor, &mut |a| rows.item(&account_view(&a, today)))?;
+                services.export_each(actor, &mut |a| rows.item(&AccountView::new(&a, today)))?;
                 rows.finish()
             }
             ExportFormat::Csv => {
@@ -1511,6 +1584,7 @@ fn run_host(
     services: &Services,
     actor: &Actor,
     command: HostCommand,
+    zone: Zone,
     input: &mut dyn Read,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -1561,7 +1635,7 @@ fn run_host(
         }
         HostCommand::List { json } => print_hosts(out, &services.host_list(actor)?, json),
         HostCommand::Show { name, json } => {
-            print_host(out, &services.host_show(actor, &name)?, json)
+            print_host(out, &services.host_show(actor, &name)?, zone, json)
         }
         HostCommand::Remove { name } => {
             services.host_remove(actor, &name)?;
@@ -1637,15 +1711,36 @@ mod tests {
 #[derive(Debug, clap::Parser)]
 #[command(name = "tenure", no_binary_name = true, disable_version_flag = true)]
 struct ExecWords {
+    #[command(flatten)]
+    display: DisplayArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The global display flags, as every front door's grammar takes them.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct DisplayArgs {
+    /// Show times in UTC, not in your timezone (for scripts; --json is always UTC)
+    #[arg(long, global = true)]
+    pub utc: bool,
+}
+
+impl From<DisplayArgs> for Display {
+    fn from(args: DisplayArgs) -> Display {
+        Display { utc: args.utc }
+    }
 }
 
 /// Parses the words of an exec line (after `shell_words::split`) as the SSH
 /// exec front door does. Public so the fuzz targets reach the real grammar.
 pub fn parse_exec_words(words: &[String]) -> std::result::Result<Command, clap::Error> {
+    parse_exec_line(words).map(|(command, _)| command)
+}
+
+/// `parse_exec_words` with the global display flags (`--utc`).
+pub fn parse_exec_line(words: &[String]) -> std::result::Result<(Command, Display), clap::Error> {
     use clap::Parser;
-    ExecWords::try_parse_from(words).map(|parsed| parsed.command)
+    ExecWords::try_parse_from(words).map(|parsed| (parsed.command, parsed.display.into()))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::domain::lifecycle::{effective, Effective};
 use crate::domain::{Account, AuditEvent, CustomField, SshKey};
+use crate::locale::Zone;
 use crate::service::groups::GroupView;
 use crate::service::{Actor, Error, Result};
 use crate::text::escape_text;
@@ -34,11 +35,8 @@ fn days_left(end: Option<NaiveDate>, today: NaiveDate) -> Option<i64> {
     end.map(|e| (e - today).num_days())
 }
 
-fn when(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(
-        || "never".into(),
-        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-    )
+fn when(t: Option<DateTime<Utc>>, zone: Zone) -> String {
+    t.map_or_else(|| "never".into(), |t| zone.minute(t))
 }
 
 pub fn key_view(key: &SshKey) -> Value {
@@ -91,7 +89,119 @@ pub fn account_view(a: &Account, today: NaiveDate) -> Value {
         "updated_at": a.updated_at,
         "updated_by": a.updated_by,
         "last_login": a.last_login,
+        "source": a.source,
     })
+}
+
+/// `account_view` as a borrowed struct, for the large streamed outputs:
+/// the same document byte for byte (fields in the sorted order a JSON
+/// object of `serde_json` has) without building a `Value` per account.
+/// The test `the_fast_account_view_prints_what_account_view_prints` keeps
+/// the two in step.
+#[derive(Serialize)]
+pub struct AccountView<'a> {
+    allowlist: &'a [ipnet::IpNet],
+    company: &'a Option<String>,
+    created_at: DateTime<Utc>,
+    created_by: &'a str,
+    days_left: Option<i64>,
+    deleted_at: Option<DateTime<Utc>>,
+    disable_note: &'a Option<String>,
+    disable_reason: Option<crate::domain::DisableReason>,
+    disabled_at: Option<DateTime<Utc>>,
+    display_name: &'a str,
+    effective_status: &'static str,
+    email: &'a str,
+    end_date: Option<NaiveDate>,
+    fields: &'a std::collections::BTreeMap<String, String>,
+    groups: &'a std::collections::BTreeSet<String>,
+    inactivity_exempt: bool,
+    keys: Vec<KeyView<'a>>,
+    kind: crate::domain::Kind,
+    language: &'a Option<String>,
+    last_login: Option<DateTime<Utc>>,
+    notes: &'a Option<String>,
+    password_set: bool,
+    password_set_at: Option<DateTime<Utc>>,
+    password_temporary: bool,
+    project: &'a Option<String>,
+    roles: &'a std::collections::BTreeSet<crate::domain::Role>,
+    sponsor: &'a Option<String>,
+    start_date: NaiveDate,
+    status: crate::domain::Status,
+    theme: &'a Option<String>,
+    timezone: &'a Option<String>,
+    updated_at: DateTime<Utc>,
+    updated_by: &'a str,
+    username: &'a str,
+}
+
+/// `key_view` as a borrowed struct (see `AccountView`).
+#[derive(Serialize)]
+struct KeyView<'a> {
+    added_at: DateTime<Utc>,
+    added_by: &'a str,
+    algorithm: &'a str,
+    comment: &'a str,
+    expires_on: Option<NaiveDate>,
+    fingerprint: &'a str,
+    last_used: Option<DateTime<Utc>>,
+    public_key: &'a str,
+}
+
+impl<'a> AccountView<'a> {
+    pub fn new(a: &'a Account, today: NaiveDate) -> AccountView<'a> {
+        AccountView {
+            allowlist: &a.allowlist,
+            company: &a.company,
+            created_at: a.created_at,
+            created_by: &a.created_by,
+            days_left: days_left(a.end_date, today),
+            deleted_at: a.deleted_at,
+            disable_note: &a.disable_note,
+            disable_reason: a.disable_reason,
+            disabled_at: a.disabled_at,
+            display_name: &a.display_name,
+            effective_status: effective(a, today).as_str(),
+            email: &a.email,
+            end_date: a.end_date,
+            fields: &a.fields,
+            groups: &a.groups,
+            inactivity_exempt: a.inactivity_exempt,
+            keys: a
+                .credentials
+                .keys
+                .iter()
+                .map(|k| KeyView {
+                    added_at: k.added_at,
+                    added_by: &k.added_by,
+                    algorithm: &k.algorithm,
+                    comment: &k.comment,
+                    expires_on: k.expires_on,
+                    fingerprint: &k.fingerprint,
+                    last_used: k.last_used,
+                    public_key: &k.public_key,
+                })
+                .collect(),
+            kind: a.kind,
+            language: &a.language,
+            last_login: a.last_login,
+            notes: &a.notes,
+            password_set: a.credentials.password_hash.is_some(),
+            password_set_at: a.credentials.password_set_at,
+            password_temporary: a.credentials.password_temporary,
+            project: &a.project,
+            roles: &a.roles,
+            sponsor: &a.sponsor,
+            start_date: a.start_date,
+            status: a.status,
+            theme: &a.theme,
+            timezone: &a.timezone,
+            updated_at: a.updated_at,
+            updated_by: &a.updated_by,
+            username: &a.username,
+        }
+    }
 }
 
 pub(super) fn table(header: &[&str]) -> Table {
@@ -133,27 +243,98 @@ fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
 pub struct JsonRows<'a> {
     out: &'a mut dyn Write,
     any: bool,
+    /// One element, kept from row to row.
+    buf: Vec<u8>,
+}
+
+/// serde_json's pretty layout with every line after the first moved in by
+/// the array's indent, as the element would print inside the whole array.
+/// Only the structural writes (brackets, commas, line breaks) go through
+/// `Indent`; strings never hold a raw newline.
+struct Nested(serde_json::ser::PrettyFormatter<'static>);
+
+/// Adds the array's indent after each line break a structural write ends with.
+struct Indent<'w, W: ?Sized>(&'w mut W);
+
+impl<W: Write + ?Sized> Write for Indent<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf)?;
+        if buf.last() == Some(&b'\n') {
+            self.0.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl serde_json::ser::Formatter for Nested {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(&mut Indent(w))
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(&mut Indent(w))
+    }
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(&mut Indent(w), first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(&mut Indent(w))
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(&mut Indent(w))
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(&mut Indent(w))
+    }
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(&mut Indent(w), first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(&mut Indent(w))
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(&mut Indent(w))
+    }
 }
 
 impl<'a> JsonRows<'a> {
     pub fn new(out: &'a mut dyn Write) -> Result<JsonRows<'a>> {
-        Ok(JsonRows { out, any: false })
+        Ok(JsonRows {
+            out,
+            any: false,
+            buf: Vec::new(),
+        })
     }
 
     pub fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        let pretty = serde_json::to_vec_pretty(value).map_err(io)?;
-        self.out
-            .write_all(if self.any { b",\n  " } else { b"[\n  " })
-            .map_err(io)?;
+        self.buf.clear();
+        self.buf
+            .extend_from_slice(if self.any { b",\n  " } else { b"[\n  " });
         self.any = true;
-        // Nested lines move in by the array's indent (JSON strings hold no raw newline).
-        for (i, line) in pretty.split(|b| *b == b'\n').enumerate() {
-            if i > 0 {
-                self.out.write_all(b"\n  ").map_err(io)?;
-            }
-            self.out.write_all(line).map_err(io)?;
-        }
-        Ok(())
+        let formatter = Nested(serde_json::ser::PrettyFormatter::new());
+        value
+            .serialize(&mut serde_json::Serializer::with_formatter(
+                &mut self.buf,
+                formatter,
+            ))
+            .map_err(io)?;
+        self.out.write_all(&self.buf).map_err(io)
     }
 
     pub fn finish(self) -> Result<()> {
@@ -271,29 +452,34 @@ pub const ACCOUNT_COLUMNS: [&str; 8] = [
 /// Accounts as `user list` prints them, one at a time.
 pub enum AccountRows<'a> {
     Json(JsonRows<'a>, NaiveDate),
-    Table(TableRows<'a>, NaiveDate),
+    Table(TableRows<'a>, NaiveDate, Zone),
 }
 
 impl<'a> AccountRows<'a> {
-    pub fn new(out: &'a mut dyn Write, today: NaiveDate, json: bool) -> Result<AccountRows<'a>> {
+    pub fn new(
+        out: &'a mut dyn Write,
+        today: NaiveDate,
+        zone: Zone,
+        json: bool,
+    ) -> Result<AccountRows<'a>> {
         Ok(if json {
             AccountRows::Json(JsonRows::new(out)?, today)
         } else {
-            AccountRows::Table(TableRows::new(out, &ACCOUNT_COLUMNS), today)
+            AccountRows::Table(TableRows::new(out, &ACCOUNT_COLUMNS), today, zone)
         })
     }
 
     pub fn row(&mut self, a: &Account) -> Result<()> {
         match self {
-            AccountRows::Json(rows, today) => rows.item(&account_view(a, *today)),
-            AccountRows::Table(rows, today) => rows.row(account_cells(a, *today)),
+            AccountRows::Json(rows, today) => rows.item(&AccountView::new(a, *today)),
+            AccountRows::Table(rows, today, zone) => rows.row(account_cells(a, *today, *zone)),
         }
     }
 
     pub fn finish(self) -> Result<()> {
         match self {
             AccountRows::Json(rows, _) => rows.finish(),
-            AccountRows::Table(rows, _) => {
+            AccountRows::Table(rows, _, _) => {
                 let footer = format!("{} account(s)", rows.count);
                 rows.finish("no accounts match", Some(footer))
             }
@@ -301,7 +487,8 @@ impl<'a> AccountRows<'a> {
     }
 }
 
-fn account_cells(a: &Account, today: NaiveDate) -> Vec<String> {
+/// The last login is the calendar day it fell on in the viewer's zone.
+fn account_cells(a: &Account, today: NaiveDate, zone: Zone) -> Vec<String> {
     let end = match (a.end_date, days_left(a.end_date, today)) {
         (Some(e), Some(d)) if d >= 0 => format!("{e} ({d}d)"),
         (Some(e), _) => e.to_string(),
@@ -315,8 +502,7 @@ fn account_cells(a: &Account, today: NaiveDate) -> Vec<String> {
         a.sponsor.clone().unwrap_or_else(|| "-".into()),
         status_text(a, today),
         end,
-        a.last_login
-            .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+        a.last_login.map_or_else(|| "never".into(), |t| zone.day(t)),
     ]
 }
 
@@ -326,6 +512,7 @@ pub fn print_account_password(
     out: &mut dyn Write,
     a: &Account,
     today: NaiveDate,
+    zone: Zone,
     json: bool,
     password: Option<(
         &crate::domain::password_policy::PasswordPolicy,
@@ -404,9 +591,9 @@ pub fn print_account_password(
         (
             "password",
             match password {
-                Some((policy, now)) => policy.describe(&a.credentials, now),
+                Some((policy, now)) => policy.describe(&a.credentials, now, zone),
                 None if a.credentials.password_hash.is_some() => {
-                    format!("set {}", when(a.credentials.password_set_at))
+                    format!("set {}", when(a.credentials.password_set_at, zone))
                 }
                 None => "not set".into(),
             },
@@ -422,13 +609,13 @@ pub fn print_account_password(
         ("notes", opt(&a.notes)),
         (
             "created",
-            format!("{} by {}", when(Some(a.created_at)), a.created_by),
+            format!("{} by {}", when(Some(a.created_at), zone), a.created_by),
         ),
         (
             "updated",
-            format!("{} by {}", when(Some(a.updated_at)), a.updated_by),
+            format!("{} by {}", when(Some(a.updated_at), zone), a.updated_by),
         ),
-        ("last login", when(a.last_login)),
+        ("last login", when(a.last_login, zone)),
     ];
     for (label, value) in rows {
         say(out, &format!("{label:<13} {value}"))?;
@@ -460,7 +647,9 @@ pub fn print_changed(
     )
 }
 
-pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()> {
+/// Added and last used are the days they fell on in the viewer's zone; the
+/// expiry is a calendar date.
+pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], zone: Zone, json: bool) -> Result<()> {
     if json {
         return print_json(out, &keys.iter().map(key_view).collect::<Vec<_>>());
     }
@@ -486,9 +675,8 @@ pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()
                 } else {
                     k.comment.clone()
                 },
-                k.added_at.format("%Y-%m-%d").to_string(),
-                k.last_used
-                    .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
+                zone.day(k.added_at),
+                k.last_used.map_or_else(|| "never".into(), |t| zone.day(t)),
                 k.expires_on.map_or_else(|| "-".into(), |d| d.to_string()),
             ],
         );
@@ -499,6 +687,7 @@ pub fn print_keys(out: &mut dyn Write, keys: &[SshKey], json: bool) -> Result<()
 pub fn print_sessions(
     out: &mut dyn Write,
     sessions: &[crate::service::sessions::SessionInfo],
+    zone: Zone,
     json: bool,
 ) -> Result<()> {
     if json {
@@ -526,13 +715,53 @@ pub fn print_sessions(
                 s.address.clone(),
                 s.method.clone(),
                 format!("{:?}", s.kind).to_lowercase(),
-                s.started.format("%Y-%m-%d %H:%M:%S").to_string(),
-                s.last_input.format("%H:%M:%S").to_string(),
+                zone.second(s.started),
+                zone.clock(s.last_input),
                 s.command.clone().unwrap_or_else(|| "-".into()),
             ],
         );
     }
     write_table(out, &t)
+}
+
+/// The lifecycle plan as it comes, item by item (`lifecycle preview`):
+/// the same bytes `print_plan` prints for the whole list.
+pub enum PlanRows<'a> {
+    Json(JsonRows<'a>),
+    Table(TableRows<'a>),
+}
+
+impl<'a> PlanRows<'a> {
+    pub fn new(out: &'a mut dyn Write, json: bool) -> PlanRows<'a> {
+        if json {
+            PlanRows::Json(JsonRows {
+                out,
+                any: false,
+                buf: Vec::new(),
+            })
+        } else {
+            PlanRows::Table(TableRows::new(out, &["DATE", "ACCOUNT", "ACTION", "WHY"]))
+        }
+    }
+
+    pub fn row(&mut self, i: &crate::service::lifecycle::PreviewItem) -> Result<()> {
+        match self {
+            PlanRows::Json(rows) => rows.item(i),
+            PlanRows::Table(rows) => rows.row(vec![
+                i.date.to_string(),
+                i.username.clone(),
+                i.action.clone(),
+                i.why.clone(),
+            ]),
+        }
+    }
+
+    pub fn finish(self, empty: &str) -> Result<()> {
+        match self {
+            PlanRows::Json(rows) => rows.finish(),
+            PlanRows::Table(rows) => rows.finish(empty, None),
+        }
+    }
 }
 
 pub fn print_plan(
@@ -565,6 +794,7 @@ pub fn print_plan(
 pub fn print_requests(
     out: &mut dyn Write,
     requests: &[crate::service::requests::Request],
+    zone: Zone,
     json: bool,
 ) -> Result<()> {
     if json {
@@ -586,7 +816,7 @@ pub fn print_requests(
                 r.end_date.map_or_else(|| "-".into(), |d| d.to_string()),
                 format!("{:?}", r.status).to_lowercase(),
                 r.requested_by.clone(),
-                r.requested_at.format("%Y-%m-%d %H:%M").to_string(),
+                zone.minute(r.requested_at),
                 r.reason.clone(),
             ],
         );
@@ -633,6 +863,7 @@ impl<'a> OrphanRows<'a> {
 pub fn print_outbox(
     out: &mut dyn Write,
     entries: &[crate::service::notify::OutboxEntry],
+    zone: Zone,
     json: bool,
 ) -> Result<()> {
     use crate::service::notify::Delivery;
@@ -666,7 +897,7 @@ pub fn print_outbox(
                 to,
                 format!("{:?}", e.state).to_lowercase(),
                 e.attempts.to_string(),
-                e.next_attempt.format("%Y-%m-%d %H:%M:%S").to_string(),
+                zone.second(e.next_attempt),
                 e.last_error.clone().unwrap_or_else(|| "-".into()),
             ],
         );
@@ -706,7 +937,7 @@ fn describe_change(c: &crate::domain::Change) -> String {
 
 #[cfg(test)]
 fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> Result<()> {
-    let mut rows = EventRows::new(out, json)?;
+    let mut rows = EventRows::new(out, Zone::UTC, json)?;
     for e in events {
         rows.row(e)?;
     }
@@ -716,27 +947,27 @@ fn print_events(out: &mut dyn Write, events: &[AuditEvent], json: bool) -> Resul
 /// Audit events as `audit tail` prints them, one at a time.
 pub enum EventRows<'a> {
     Json(JsonRows<'a>),
-    Lines(&'a mut dyn Write, u64),
+    Lines(&'a mut dyn Write, u64, Zone),
 }
 
 impl<'a> EventRows<'a> {
-    pub fn new(out: &'a mut dyn Write, json: bool) -> Result<EventRows<'a>> {
+    pub fn new(out: &'a mut dyn Write, zone: Zone, json: bool) -> Result<EventRows<'a>> {
         Ok(if json {
             EventRows::Json(JsonRows::new(out)?)
         } else {
-            EventRows::Lines(out, 0)
+            EventRows::Lines(out, 0, zone)
         })
     }
 
     pub fn row(&mut self, e: &AuditEvent) -> Result<()> {
         match self {
             EventRows::Json(rows) => rows.item(e),
-            EventRows::Lines(out, n) => {
+            EventRows::Lines(out, n, zone) => {
                 *n += 1;
                 let mut line = format!(
                     "#{} {} {} {} {}",
                     e.seq,
-                    e.at.format("%Y-%m-%d %H:%M:%S"),
+                    zone.second(e.at),
                     e.actor,
                     e.action,
                     e.target.as_deref().unwrap_or("-")
@@ -756,7 +987,7 @@ impl<'a> EventRows<'a> {
     pub fn finish(self) -> Result<()> {
         match self {
             EventRows::Json(rows) => rows.finish(),
-            EventRows::Lines(out, 0) => writeln!(out, "no events").map_err(io),
+            EventRows::Lines(out, 0, _) => writeln!(out, "no events").map_err(io),
             EventRows::Lines(..) => Ok(()),
         }
     }
@@ -929,6 +1160,7 @@ pub fn print_account_with_links(
     links: &[crate::service::connect::Link],
     hosts: &[String],
     today: NaiveDate,
+    zone: Zone,
     json: bool,
     password: (
         &crate::domain::password_policy::PasswordPolicy,
@@ -947,7 +1179,7 @@ pub fn print_account_with_links(
         view["hosts"] = serde_json::json!(hosts);
         return print_json(out, &view);
     }
-    print_account_password(out, a, today, false, Some(password))?;
+    print_account_password(out, a, today, zone, false, Some(password))?;
     let where_ = if hosts.is_empty() {
         "-".to_string()
     } else {
@@ -966,7 +1198,7 @@ pub fn print_account_with_links(
                     l.status.as_str(),
                     l.target_id.as_deref().unwrap_or("-")
                 );
-                if let Some(e) = &l.last_error {
+                if let Some(e) = l.last_error.as_ref().or(l.notice.as_ref()) {
                     s = format!("{s} ({e})");
                 }
                 s
@@ -995,6 +1227,7 @@ pub fn print_connectors(
         "IN SYNC",
         "PENDING",
         "FAILED",
+        "DISPUTED",
         "JOBS",
         "LAST ERROR",
     ]);
@@ -1008,6 +1241,7 @@ pub fn print_connectors(
                 c.in_sync.to_string(),
                 c.pending.to_string(),
                 c.failed.to_string(),
+                c.disputed.to_string(),
                 c.jobs_queued.to_string(),
                 c.last_error.clone().unwrap_or_else(|| "-".into()),
             ],
@@ -1025,6 +1259,9 @@ pub fn print_reconcile(
         return print_json(out, report);
     }
     say(out, &report.summary())?;
+    for note in &report.notes {
+        say(out, &format!("note: {note}"))?;
+    }
     if !report.rows.is_empty() {
         let mut t = table(&["ACCOUNT", "CLASS", "FIELD", "TENURE", "TARGET", "FIX"]);
         for r in &report.rows {
@@ -1036,7 +1273,10 @@ pub fn print_reconcile(
                 "job waiting"
             };
             if r.drift.is_empty() {
-                let target = r.target_id.clone().unwrap_or_else(|| "(absent)".into());
+                let mut target = r.target_id.clone().unwrap_or_else(|| "(absent)".into());
+                if let Some(why) = &r.why {
+                    target = format!("{target}: {why}");
+                }
                 add_row(
                     &mut t,
                     vec![
@@ -1086,14 +1326,13 @@ pub fn print_reconcile(
 pub fn print_connector_status(
     out: &mut dyn Write,
     status: &crate::service::connect::ConnectorStatus,
+    zone: Zone,
     json: bool,
 ) -> Result<()> {
     if json {
         return print_json(out, status);
     }
-    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-    };
+    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("-".into(), |t| zone.second(t));
     if status.links.is_empty() {
         say(out, &format!("{}: no accounts linked yet", status.name))?;
     } else {
@@ -1102,10 +1341,15 @@ pub fn print_connector_status(
             "STATUS",
             "TARGET ID",
             "TRIES",
-            "LAST ERROR",
+            "LAST ERROR / NOTICE",
             "LAST SUCCESS",
         ]);
         for l in &status.links {
+            let error = match (&l.last_error, &l.notice) {
+                (Some(e), _) => e.clone(),
+                (None, Some(n)) => n.clone(),
+                (None, None) => "-".into(),
+            };
             add_row(
                 &mut t,
                 vec![
@@ -1113,7 +1357,7 @@ pub fn print_connector_status(
                     l.status.as_str().to_string(),
                     l.target_id.clone().unwrap_or_else(|| "-".into()),
                     l.attempts.to_string(),
-                    l.last_error.clone().unwrap_or_else(|| "-".into()),
+                    error,
                     fmt(l.last_success),
                 ],
             );
@@ -1179,7 +1423,7 @@ mod tests {
 
     fn streamed(accounts: &[Account], json: bool) -> String {
         let mut out = Vec::new();
-        let mut rows = AccountRows::new(&mut out, at().date_naive(), json).unwrap();
+        let mut rows = AccountRows::new(&mut out, at().date_naive(), Zone::UTC, json).unwrap();
         for a in accounts {
             rows.row(a).unwrap();
         }
@@ -1213,7 +1457,7 @@ mod tests {
         let header = ACCOUNT_COLUMNS;
         let rows: Vec<Vec<String>> = small
             .iter()
-            .map(|a| account_cells(a, at().date_naive()))
+            .map(|a| account_cells(a, at().date_naive(), Zone::UTC))
             .collect();
         let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
         for r in &rows {
@@ -1256,6 +1500,70 @@ mod tests {
         .unwrap()
     }
 
+    #[test]
+    fn the_fast_account_view_prints_what_account_view_prints() {
+        let today = at().date_naive();
+        let bare = account();
+        let mut full = account();
+        full.company = Some("Acme".into());
+        full.sponsor = Some("root".into());
+        full.project = Some("p".into());
+        full.end_date = Some(today + chrono::Duration::days(9));
+        full.groups = ["b", "a"].iter().map(|g| g.to_string()).collect();
+        full.roles = [crate::domain::Role::User, crate::domain::Role::Admin]
+            .into_iter()
+            .collect();
+        full.fields = [("z".to_string(), "1".to_string()), ("a".into(), "2".into())]
+            .into_iter()
+            .collect();
+        full.timezone = Some("Europe/Paris".into());
+        full.language = Some("fr".into());
+        full.theme = Some("light".into());
+        full.notes = Some(HOSTILE.into());
+        full.allowlist = vec!["10.0.0.0/8".parse().unwrap()];
+        full.inactivity_exempt = true;
+        full.credentials.keys = vec![key(), key()];
+        full.credentials.keys[1].last_used = Some(at());
+        full.credentials.keys[1].expires_on = Some(today);
+        full.credentials.password_hash = Some("$argon2id$x".into());
+        full.credentials.password_set_at = Some(at());
+        full.credentials.password_temporary = true;
+        full.status = crate::domain::Status::Disabled;
+        full.disable_reason = Some(crate::domain::DisableReason::Manual);
+        full.disable_note = Some("done".into());
+        full.disabled_at = Some(at());
+        full.deleted_at = Some(at());
+        full.last_login = Some(at());
+        for a in [&bare, &full] {
+            let slow = serde_json::to_string_pretty(&account_view(a, today)).unwrap();
+            let fast = serde_json::to_string_pretty(&AccountView::new(a, today)).unwrap();
+            assert_eq!(fast, slow);
+            assert!(!slow.contains("argon2"), "no secret in the view");
+        }
+        // Streamed as array elements (nested objects and arrays, empty ones
+        // too): the bytes of the whole document printed at once.
+        let mut streamed = Vec::new();
+        let mut rows = JsonRows::new(&mut streamed).unwrap();
+        for a in [&bare, &full, &bare] {
+            rows.item(&AccountView::new(a, today)).unwrap();
+        }
+        rows.finish().unwrap();
+        let mut three = Vec::new();
+        print_json(
+            &mut three,
+            &[
+                account_view(&bare, today),
+                account_view(&full, today),
+                account_view(&bare, today),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            String::from_utf8(three).unwrap()
+        );
+    }
+
     fn key() -> SshKey {
         SshKey {
             fingerprint: "SHA256:abc".into(),
@@ -1288,11 +1596,14 @@ mod tests {
 
     #[test]
     fn key_comments_print_escaped_in_key_list_and_user_show() {
-        inert(|o| print_keys(o, &[key()], false), 2);
+        inert(|o| print_keys(o, &[key()], Zone::UTC, false), 2);
         let mut a = account();
         a.credentials.keys.push(key());
         let today = at().date_naive();
-        let text = inert(|o| print_account_password(o, &a, today, false, None), 24);
+        let text = inert(
+            |o| print_account_password(o, &a, today, Zone::UTC, false, None),
+            24,
+        );
         assert!(text.contains("\\u{202e}"), "{text}");
     }
 
@@ -1327,7 +1638,7 @@ mod tests {
             kind: SessionKind::Exec,
             command: Some(HOSTILE.into()),
         };
-        inert(|o| print_sessions(o, &[session], false), 2);
+        inert(|o| print_sessions(o, &[session], Zone::UTC, false), 2);
         let request = Request {
             id: 1,
             kind: "extend".into(),
@@ -1342,13 +1653,13 @@ mod tests {
             decision_reason: None,
             accounts: Vec::new(),
         };
-        inert(|o| print_requests(o, &[request], false), 2);
+        inert(|o| print_requests(o, &[request], Zone::UTC, false), 2);
     }
 
     #[test]
     fn json_output_keeps_the_value_and_escapes_it_as_json() {
         let mut out = Vec::new();
-        print_keys(&mut out, &[key()], true).unwrap();
+        print_keys(&mut out, &[key()], Zone::UTC, true).unwrap();
         assert!(!out.contains(&0x1b));
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back[0]["comment"], HOSTILE);

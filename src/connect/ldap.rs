@@ -25,7 +25,7 @@ use ldap3::{
 use serde_json::Value;
 
 use crate::config::{ConnectorConfig, GroupStyle, LdapConfig, TargetAction};
-use crate::service::connect::{Drift, TargetObject, Verdict};
+use crate::service::connect::{disputed, Drift, TargetObject, Verdict};
 
 /// The relax control (draft-zeilenga-ldap-relax): lets the bind DN write the
 /// ppolicy operational attributes.
@@ -114,7 +114,7 @@ pub fn desired(cfg: &LdapConfig, document: &Value) -> Result<Desired, String> {
         .or_else(|| text(&document["previous"], "username"))
         .ok_or("the job names no account")?
         .to_string();
-    let dn = person_dn(cfg, &username);
+    let mut dn = person_dn(cfg, &username);
     if state.is_null() {
         return Ok(Desired {
             dn,
@@ -134,6 +134,11 @@ pub fn desired(cfg: &LdapConfig, document: &Value) -> Result<Desired, String> {
             username,
             entry: None,
         });
+    }
+    if action == Some(TargetAction::Move) {
+        if let Some(base) = &cfg.deleted_dn {
+            dn = format!("uid={},{base}", dn_escape(&username));
+        }
     }
     let uid_number = state
         .get("uid_number")
@@ -201,7 +206,10 @@ pub fn desired(cfg: &LdapConfig, document: &Value) -> Result<Desired, String> {
             (!value.is_empty()).then_some(value).into_iter().collect(),
         );
     }
-    let groups = if action == Some(TargetAction::RemoveGroups) {
+    let groups = if matches!(
+        action,
+        Some(TargetAction::RemoveGroups | TargetAction::Move)
+    ) {
         BTreeSet::new()
     } else {
         state
@@ -227,6 +235,21 @@ pub fn desired(cfg: &LdapConfig, document: &Value) -> Result<Desired, String> {
     })
 }
 
+/// Where person entries live: people_dn, and deleted_dn unless it is
+/// inside people_dn already.
+fn bases(cfg: &LdapConfig) -> Vec<&str> {
+    let mut out = vec![cfg.people_dn.as_str()];
+    if let Some(d) = cfg.deleted_dn.as_deref() {
+        let inside = d
+            .to_ascii_lowercase()
+            .ends_with(&format!(",{}", cfg.people_dn.to_ascii_lowercase()));
+        if !inside {
+            out.push(d);
+        }
+    }
+    out
+}
+
 /// A person entry as tenure compares it.
 fn object_of(entry: SearchEntry) -> TargetObject {
     let mut attrs: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -241,6 +264,7 @@ fn object_of(entry: SearchEntry) -> TargetObject {
         enabled,
         attrs,
         groups: BTreeSet::new(),
+        unreadable: BTreeSet::new(),
     }
 }
 
@@ -271,6 +295,9 @@ pub fn drift(want: &DesiredEntry, have: &TargetObject) -> Vec<Drift> {
         });
     }
     for (attr, values) in &want.attrs {
+        if have.unreadable.contains(&attr.to_ascii_lowercase()) {
+            continue;
+        }
         let (w, h) = (sorted(values.clone()), sorted(have.values(attr)));
         if w != h {
             let show = |v: &[String]| {
@@ -399,13 +426,66 @@ impl Session {
             }
         }
         let filter = format!("(uid={})", ldap_escape(username));
-        let found = self
-            .search(&cfg.people_dn, Scope::Subtree, &filter, &attrs)
-            .map_err(|e| describe(&format!("search {} for {filter}", cfg.people_dn), e))?;
-        match found.into_iter().next() {
-            Some(e) => self.with_groups(cfg, object_of(e)).map(Some),
-            None => Ok(None),
+        let bases = bases(cfg);
+        for base in bases {
+            let mut found = self
+                .search(base, Scope::Subtree, &filter, &attrs)
+                .map_err(|e| describe(&format!("search {base} for {filter}"), e))?;
+            if found.len() > 1 {
+                let dns: Vec<String> = found.iter().map(|e| e.dn.clone()).collect();
+                return Err(disputed(format!(
+                    "{} entries carry {filter} under {base} ({}): remove the one that is not theirs",
+                    found.len(),
+                    dns.join("; ")
+                )));
+            }
+            if let Some(e) = found.pop() {
+                return self.with_groups(cfg, object_of(e)).map(Some);
+            }
         }
+        Ok(None)
+    }
+
+    /// Adds the entry of a new account; `None` if one exists already there.
+    fn create_new(&mut self, cfg: &LdapConfig, want: &Desired) -> Result<Option<String>, String> {
+        let Some(entry) = &want.entry else {
+            return Ok(None);
+        };
+        match self.add(&want.dn, Self::entry_attrs(entry)) {
+            Ok(()) => {}
+            Err(e) if rc_of(&e) == Some(68) => return Ok(None),
+            Err(e) => return Err(describe(&format!("create {}", want.dn), e)),
+        }
+        for cn in &entry.groups {
+            self.join_group(cfg, cn, &want.dn, &want.username)?;
+        }
+        Ok(Some(want.dn.clone()))
+    }
+
+    fn entry_attrs(entry: &DesiredEntry) -> Vec<(String, HashSet<String>)> {
+        let mut attrs: Vec<(String, HashSet<String>)> = vec![(
+            "objectClass".into(),
+            entry.object_classes.iter().cloned().collect(),
+        )];
+        for (k, v) in &entry.attrs {
+            if !v.is_empty() {
+                attrs.push((k.clone(), v.iter().cloned().collect()));
+            }
+        }
+        attrs
+    }
+
+    /// Moves an entry to `to` (another parent, same rdn).
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), String> {
+        let (rdn, parent) = to
+            .split_once(',')
+            .ok_or_else(|| format!("cannot move {from} to {to}: no parent"))?;
+        self.conn
+            .with_timeout(self.timeout)
+            .modifydn(from, rdn, true, Some(parent))
+            .and_then(|r| r.success())
+            .map(|_| ())
+            .map_err(|e| describe(&format!("move {from} to {to}"), e))
     }
 
     fn member_filter(cfg: &LdapConfig, dn: &str, username: &str) -> String {
@@ -537,23 +617,23 @@ impl Session {
         };
         let dn = match found {
             None => {
-                let mut attrs: Vec<(String, HashSet<String>)> = vec![(
-                    "objectClass".into(),
-                    entry.object_classes.iter().cloned().collect(),
-                )];
-                for (k, v) in &entry.attrs {
-                    if !v.is_empty() {
-                        attrs.push((k.clone(), v.iter().cloned().collect()));
-                    }
-                }
-                self.add(&want.dn, attrs)
+                self.add(&want.dn, Self::entry_attrs(entry))
                     .map_err(|e| describe(&format!("create {}", want.dn), e))?;
                 for cn in &entry.groups {
                     self.join_group(cfg, cn, &want.dn, &want.username)?;
                 }
                 return Ok(Some(want.dn.clone()));
             }
-            Some(found) => {
+            Some(mut found) => {
+                // Moved on delete, or back on restore: out of its groups
+                // under the old DN first (no referential integrity assumed).
+                if !found.id.eq_ignore_ascii_case(&want.dn) {
+                    for cn in std::mem::take(&mut found.groups) {
+                        self.leave_group(cfg, &cn, &found.id, &want.username)?;
+                    }
+                    self.rename(&found.id, &want.dn)?;
+                    found.id = want.dn.clone();
+                }
                 let mut mods: Vec<Mod<String>> = Vec::new();
                 let classes: HashSet<String> = found
                     .values("objectClass")
@@ -609,31 +689,42 @@ impl Session {
     /// Every person entry under people_dn (paged), with its groups.
     pub fn people(&mut self, cfg: &LdapConfig) -> Result<Vec<TargetObject>, String> {
         use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
-            Box::new(EntriesOnly::new()),
-            Box::new(PagedResults::new(500)),
-        ];
-        let mut stream = self
-            .conn
-            .streaming_search_with(
-                adapters,
-                &cfg.people_dn,
-                Scope::Subtree,
-                "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))",
-                vec!["*", "+"],
-            )
-            .map_err(|e| describe(&format!("search {}", cfg.people_dn), e))?;
         let mut out = Vec::new();
-        loop {
-            match stream.next() {
-                Ok(Some(entry)) => out.push(object_of(SearchEntry::construct(entry))),
-                Ok(None) => break,
-                Err(e) => return Err(describe(&format!("search {}", cfg.people_dn), e)),
+        let bases = bases(cfg);
+        for base in bases {
+            let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+                Box::new(EntriesOnly::new()),
+                Box::new(PagedResults::new(500)),
+            ];
+            let mut stream = self
+                .conn
+                .streaming_search_with(
+                    adapters,
+                    base,
+                    Scope::Subtree,
+                    "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))",
+                    vec!["*", "+"],
+                )
+                .map_err(|e| describe(&format!("search {base}"), e))?;
+            loop {
+                match stream.next() {
+                    Ok(Some(entry)) => out.push(object_of(SearchEntry::construct(entry))),
+                    Ok(None) => break,
+                    Err(e) => return Err(describe(&format!("search {base}"), e)),
+                }
+            }
+            let result = stream.result();
+            if result.rc != 0 && result.rc != 32 {
+                return Err(format!("search {base}: {result}"));
             }
         }
-        let result = stream.result();
-        if result.rc != 0 && result.rc != 32 {
-            return Err(format!("search {}: {result}", cfg.people_dn));
+        // A bind DN that may write userPassword but not read it (a common
+        // ACL) shows it on no entry at all: then it cannot be compared, and
+        // is not reported as drift on every run.
+        if !out.is_empty() && !out.iter().any(|o| o.attrs.contains_key("userpassword")) {
+            for o in &mut out {
+                o.unreadable.insert("userpassword".into());
+            }
         }
         // Group memberships in one pass over the managed groups.
         let attr = match cfg.group_style {
@@ -688,6 +779,29 @@ impl Session {
     }
 }
 
+/// Why the entry found under the account's name (not through its link) is
+/// someone else's: it carries another uidNumber than the one tenure gave the
+/// account (uidNumbers are stable for an account's life). None: it is ours
+/// to converge, or the admin said to adopt it.
+pub fn dispute(want: &Desired, document: &Value, found: &TargetObject) -> Option<String> {
+    if document.get("adopt").and_then(Value::as_bool) == Some(true) {
+        return None;
+    }
+    let linked = text(document, "link_id").is_some_and(|l| l.eq_ignore_ascii_case(&found.id));
+    if linked {
+        return None;
+    }
+    let ours = want.entry.as_ref()?.attrs.get("uidNumber")?.first()?;
+    let theirs = found.values("uidNumber");
+    let theirs = theirs.first()?;
+    (theirs != ours).then(|| {
+        format!(
+            "{} carries uidNumber {theirs}, tenure gave '{}' {ours}: it looks like someone else's entry",
+            found.id, want.username
+        )
+    })
+}
+
 /// How the entry `found` differs from what `document` asks for.
 pub fn compare(
     cfg: &LdapConfig,
@@ -695,12 +809,25 @@ pub fn compare(
     found: Option<&TargetObject>,
 ) -> Result<Verdict, String> {
     let want = desired(cfg, document)?;
+    if let Some(why) = found.and_then(|f| dispute(&want, document, f)) {
+        return Ok(Verdict::Disputed(why));
+    }
     Ok(match (&want.entry, found) {
         (None, None) => Verdict::InSync,
         (None, Some(_)) => Verdict::Unwanted,
         (Some(_), None) => Verdict::Missing,
         (Some(entry), Some(have)) => {
-            let d = drift(entry, have);
+            let mut d = drift(entry, have);
+            if !have.id.eq_ignore_ascii_case(&want.dn) {
+                d.insert(
+                    0,
+                    Drift {
+                        field: "dn".into(),
+                        tenure: want.dn.clone(),
+                        target: have.id.clone(),
+                    },
+                );
+            }
             if d.is_empty() {
                 Verdict::InSync
             } else {
@@ -766,8 +893,19 @@ impl Pool {
     ) -> Result<Option<String>, String> {
         let want = desired(cfg, document)?;
         let link = text(document, "link_id");
+        let fresh = link.is_none() && text(document, "action") == Some("create");
         self.with(connector, cfg, |s| {
+            // A new account's entry is most likely not there: add it in one
+            // round trip, and look only if the directory says it exists.
+            if fresh {
+                if let Some(dn) = s.create_new(cfg, &want)? {
+                    return Ok(Some(dn));
+                }
+            }
             let found = s.locate(cfg, link, &want.username)?;
+            if let Some(why) = found.as_ref().and_then(|f| dispute(&want, document, f)) {
+                return Err(disputed(why));
+            }
             s.converge(cfg, &want, found)
         })
     }
@@ -796,6 +934,7 @@ mod tests {
             home_directory: "/home/{username}".into(),
             login_shell: "/bin/sh".into(),
             ssh_public_keys: true,
+            deleted_dn: None,
         }
     }
 
@@ -875,6 +1014,7 @@ mod tests {
             enabled: true,
             attrs,
             groups: BTreeSet::from(["dev".into(), "ops".into()]),
+            unreadable: BTreeSet::new(),
         };
         assert!(drift(&want, &have).is_empty());
         have.attrs.insert("mail".into(), vec!["evil@x.io".into()]);

@@ -208,6 +208,7 @@ mod tests {
             kinds: Default::default(),
             timeout_seconds: timeout,
             reconcile_hours: None,
+            passwords: false,
         }
     }
 

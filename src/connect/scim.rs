@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::config::{ConnectorConfig, ScimConfig, TargetAction};
-use crate::service::connect::{Drift, TargetObject, Verdict};
+use crate::service::connect::{disputed, Drift, TargetObject, Verdict};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -163,6 +163,7 @@ fn object_of(user: &Value) -> TargetObject {
             })
             .collect(),
         groups: BTreeSet::new(),
+        unreadable: BTreeSet::new(),
     }
 }
 
@@ -197,12 +198,45 @@ pub fn drift(want: &Value, groups: &BTreeSet<String>, have: &TargetObject) -> Ve
     out
 }
 
+/// Why the User found under the account's userName is someone else's: it
+/// carries another externalId (tenure writes its username there). None: it
+/// is ours, it came through the link, or the admin said to adopt it.
+fn dispute(username: &str, document: &Value, found: &Value) -> Option<String> {
+    if document.get("adopt").and_then(Value::as_bool) == Some(true) {
+        return None;
+    }
+    let id = text(found, "id").unwrap_or_default();
+    if text(document, "link_id") == Some(id) {
+        return None;
+    }
+    let external = text(found, "externalId")?;
+    (external != username).then(|| {
+        format!(
+            "User {id} has userName '{username}' but externalId '{external}': it looks like someone else's"
+        )
+    })
+}
+
 pub fn compare(
     cfg: &ScimConfig,
     document: &Value,
     found: Option<&TargetObject>,
 ) -> Result<Verdict, String> {
     let want = desired(cfg, document)?;
+    if let Some(f) = found {
+        let external = f.values("externalId");
+        let linked = text(document, "link_id") == Some(f.id.as_str());
+        let adopt = document.get("adopt").and_then(Value::as_bool) == Some(true);
+        if let Some(e) = external
+            .first()
+            .filter(|e| **e != want.username && !linked && !adopt)
+        {
+            return Ok(Verdict::Disputed(format!(
+                "User {} has userName '{}' but externalId '{e}': it looks like someone else's",
+                f.id, want.username
+            )));
+        }
+    }
     Ok(match (&want.user, found) {
         (None, None) => Verdict::InSync,
         (None, Some(_)) => Verdict::Unwanted,
@@ -471,6 +505,15 @@ impl<'a> Client<'a> {
         let want = desired(self.cfg, document)?;
         let link = text(document, "link_id");
         let found = self.locate(link, &want.username)?;
+        if let Some(why) = found
+            .as_ref()
+            .and_then(|f| dispute(&want.username, document, f))
+        {
+            return Err(disputed(why));
+        }
+        // Handed over in memory for this one job when it was set; sent,
+        // never stored or logged.
+        let password = text(document, "password");
         let Some(user) = &want.user else {
             if let Some(f) = found {
                 let id = text(&f, "id").unwrap_or_default();
@@ -483,7 +526,11 @@ impl<'a> Client<'a> {
         };
         let id = match found {
             None => {
-                let reply = self.send("POST", "Users", user)?;
+                let mut body = user.clone();
+                if let Some(pw) = password {
+                    body["password"] = Value::String(pw.to_string());
+                }
+                let reply = self.send("POST", "Users", &body)?;
                 Self::ok(&format!("create user {}", want.username), &reply)?;
                 text(&reply.body, "id")
                     .ok_or("the target answered the create without an id")?
@@ -491,9 +538,23 @@ impl<'a> Client<'a> {
             }
             Some(f) => {
                 let id = text(&f, "id").unwrap_or_default().to_string();
-                if fields_of(user) != fields_of(&f) {
+                let changed = fields_of(user) != fields_of(&f);
+                let mut patched = false;
+                if let (false, Some(pw), true) = (changed, password, self.cfg.patch) {
+                    let body = json!({"schemas": [PATCH_OP], "Operations": [
+                        {"op": "replace", "path": "password", "value": pw}]});
+                    let reply = self.send("PATCH", &format!("Users/{id}"), &body)?;
+                    if !matches!(reply.status, 405 | 501) {
+                        Self::ok(&format!("PATCH Users/{id}"), &reply)?;
+                        patched = true;
+                    }
+                }
+                if changed || (password.is_some() && !patched) {
                     let mut body = user.clone();
                     body["id"] = Value::String(id.clone());
+                    if let Some(pw) = password {
+                        body["password"] = Value::String(pw.to_string());
+                    }
                     let reply = self.send("PUT", &format!("Users/{id}"), &body)?;
                     Self::ok(&format!("PUT Users/{id}"), &reply)?;
                 }

@@ -193,6 +193,10 @@ pub struct Account {
     /// connectors); handed out once and kept for the account's life.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid_number: Option<u32>,
+    /// The directory this account is synced from (`[[sources]]`), if any:
+    /// its fields named in `owned` are read-only in tenure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::source::SourceLink>,
 }
 
 impl Account {
@@ -263,5 +267,6 @@ pub(crate) fn sample(status: Status, start: &str, end: Option<&str>) -> Account 
         last_login: None,
         warnings_sent: Default::default(),
         uid_number: None,
+        source: None,
     }
 }

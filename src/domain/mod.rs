@@ -12,6 +12,7 @@ pub mod notice;
 pub mod password_policy;
 pub mod plan;
 pub mod policy;
+pub mod source;
 pub mod validate;
 
 pub use account::{Account, DisableReason, Group, Kind, Role, SshKey, Status};

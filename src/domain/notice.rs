@@ -100,71 +100,18 @@ pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// The built-in subject and body of each event.
-pub fn default_template(event: &str) -> (&'static str, &'static str) {
-    match event {
-        "created" => (
-            "[tenure] account {username} created for {display_name}",
-            "A new account was created by {actor}.\n\n\
-             username:     {username}\n\
-             name:         {display_name}\n\
-             email:        {email}\n\
-             kind:         {kind}\n\
-             company:      {company}\n\
-             sponsor:      {sponsor}\n\
-             project:      {project}\n\
-             start date:   {start_date}\n\
-             end date:     {end_date}\n\
-             groups:       {groups}\n",
-        ),
-        "expiry_warning" => (
-            "[tenure] {username} ends in {days_left} days ({end_date})",
-            "The account {username} ({display_name}, {company}) ends on {end_date}, in {days_left} days.\n\n\
-             If the work continues, ask for an extension:\n\
-             \x20   ssh -p 2222 HOST request extend {username} --end YYYY-MM-DD --reason \"...\"\n",
-        ),
-        "disabled" => (
-            "[tenure] {username} disabled: {reason}",
-            "The account {username} ({display_name}, {company}) was disabled by {actor}.\nReason: {reason}\n",
-        ),
-        "deleted" => (
-            "[tenure] {username} deleted",
-            "The account {username} ({display_name}, {company}) was deleted by {actor}.\n",
-        ),
-        "password_expiry" => (
-            "[tenure] your password for {username} expires {expires}",
-            "The password of the account {username} ({display_name}) expires {expires}.\n\n\
-             Choose a new one before then:\n\
-             \x20   ssh -p 2222 {username}@HOST password set {username}\n\
-             (the new password on stdin). After it expires you are asked for a new one when you log in.\n",
-        ),
-        "password_reset" => (
-            "[tenure] one-time code for {username}",
-            "{actor} issued a one-time enrolment code for the account {username} ({display_name}).\n\n\
-             code: {code}\n\n\
-             It works once, within {valid_minutes} minutes. Log in with it (you are asked for the\n\
-             \"Enrolment code\") and set a new password or add a key:\n\
-             \x20   ssh -p 2222 -o PreferredAuthentications=keyboard-interactive {username}@HOST password set {username}\n\
-             \x20   ssh -p 2222 -o PreferredAuthentications=keyboard-interactive {username}@HOST key add {username} < ~/.ssh/id_ed25519.pub\n\n\
-             If you did not expect this, tell your sponsor.\n",
-        ),
-        "request_approved" => (
-            "[tenure] request #{request_id} approved: {request_for}",
-            "Your request #{request_id} ({request_kind} {request_for}) was approved by {actor}.\n\
-             The accounts are created; their sponsors are told separately.\n",
-        ),
-        "request_denied" => (
-            "[tenure] request #{request_id} denied: {request_for}",
-            "Your request #{request_id} ({request_kind} {request_for}) was denied by {actor}.\n\
-             Reason: {decision_reason}\n",
-        ),
-        "request_expired" => (
-            "[tenure] request #{request_id} expired: {request_for}",
-            "Your request #{request_id} ({request_kind} {request_for}) was {decision_reason} and is closed.\n\
-             Ask again if it is still needed.\n",
-        ),
-        _ => ("[tenure] {username}", "{username}\n"),
-    }
+/// The built-in subject and body of each event in `lang`, from the
+/// catalogue (`assets/i18n/*.toml`, section `notice.EVENT`).
+pub fn default_template(event: &str, lang: crate::locale::Lang) -> (&'static str, &'static str) {
+    let event = if EVENTS.contains(&event) {
+        event
+    } else {
+        "other"
+    };
+    (
+        lang.tr(&format!("notice.{event}.subject")),
+        lang.tr(&format!("notice.{event}.body")),
+    )
 }
 
 #[cfg(test)]

@@ -97,11 +97,16 @@ impl PasswordPolicy {
     }
 
     /// The password line of `user show` and the console's detail.
-    pub fn describe(&self, creds: &super::account::Credentials, now: DateTime<Utc>) -> String {
+    pub fn describe(
+        &self,
+        creds: &super::account::Credentials,
+        now: DateTime<Utc>,
+        zone: crate::locale::Zone,
+    ) -> String {
         if creds.password_hash.is_none() {
             return "not set".into();
         }
-        let at = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        let at = |t: DateTime<Utc>| zone.minute(t);
         let set = creds
             .password_set_at
             .map_or_else(|| "set".to_string(), |t| format!("set {}", at(t)));

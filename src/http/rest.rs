@@ -235,6 +235,7 @@ impl AccountBody {
             notes: self.notes,
             inactivity_exempt: self.inactivity_exempt,
             allowlist: None,
+            source: None,
         })
     }
 }

@@ -134,7 +134,9 @@ fn resolve(base: &Path, file: &str) -> PathBuf {
 impl Deliverer for Sender {
     fn deliver(&self, delivery: &Delivery) -> Result<(), String> {
         match delivery {
-            Delivery::Email { to, subject, body } => self.email(to, subject, body),
+            Delivery::Email {
+                to, subject, body, ..
+            } => self.email(to, subject, body),
             Delivery::Webhook {
                 url,
                 secret_file,

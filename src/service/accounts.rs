@@ -42,6 +42,9 @@ pub struct AccountInput {
     pub inactivity_exempt: Option<bool>,
     /// Replaces the per-account allowlist when given.
     pub allowlist: Option<Vec<ipnet::IpNet>>,
+    /// The directory link of an account a source creates (never from a client).
+    #[serde(skip)]
+    pub source: Option<crate::domain::source::SourceLink>,
 }
 
 /// Filters of `user list`.
@@ -109,6 +112,9 @@ fn merge(mut base: Account, input: &AccountInput) -> Account {
     }
     if let Some(nets) = &input.allowlist {
         base.allowlist = nets.clone();
+    }
+    if let Some(link) = &input.source {
+        base.source = Some(link.clone());
     }
     base
 }
@@ -552,6 +558,7 @@ pub(crate) fn update_in(tx: &mut Tx<'_>, name: &str, input: &AccountInput) -> Re
             "{name} is deleted: restore it first"
         )));
     }
+    super::sources::refuse_owned(tx.actor, &old, &super::sources::touched_fields(&old, input))?;
     let mut new = merge(old.clone(), input);
     if new == old {
         return Err(Error::Invalid(format!(
@@ -682,6 +689,7 @@ pub(crate) fn extend_in(
     if end < tx.today() {
         return Err(Error::Invalid(format!("end date {end} is in the past")));
     }
+    super::sources::refuse_owned(tx.actor, &old, &["end_date".to_string()])?;
     let mut new = lifecycle::extend(&old, end, tx.today());
     validate_in(tx, name, &new, Some(&old), &[])?;
     new.updated_at = tx.now;
@@ -690,7 +698,7 @@ pub(crate) fn extend_in(
     Ok(new)
 }
 
-fn validate_in(
+pub(crate) fn validate_in(
     tx: &Tx<'_>,
     name: &str,
     account: &Account,
@@ -836,6 +844,7 @@ fn create_in_with(
         last_login: None,
         warnings_sent: Default::default(),
         uid_number: None,
+        source: None,
     };
     // Explicit groups add to the template's.
     let explicit_groups = input.groups.clone();

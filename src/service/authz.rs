@@ -49,6 +49,10 @@ pub enum Permission {
     RetryConnector,
     /// Read a target back and fix what differs (admins only).
     ReconcileConnector,
+    /// See the directory sources and their last runs.
+    ReadSources,
+    /// Run a directory sync (admins only).
+    SyncSource,
     /// See the registered hosts and who may log in on them.
     ReadHosts,
     /// Register and remove hosts.
@@ -102,6 +106,8 @@ impl Permission {
             Permission::ReadConnectors => "read the connectors",
             Permission::RetryConnector => "retry connector jobs",
             Permission::ReconcileConnector => "reconcile a connector",
+            Permission::ReadSources => "read the directory sources",
+            Permission::SyncSource => "run a directory sync",
             Permission::ReadHosts => "read the hosts",
             Permission::ManageHosts => "manage hosts",
             Permission::HostQuery => "ask what a host asks",
@@ -179,6 +185,7 @@ pub fn allowed(actor: &Actor, permission: Permission, target: Option<&Account>) 
             | PreviewLifecycle
             | ReadLockouts
             | ReadConnectors
+            | ReadSources
             | ReadHosts
     );
     if operator && (reads || permission == RetryConnector) {

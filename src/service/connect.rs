@@ -31,9 +31,78 @@ const RECORD_BATCH: usize = 200;
 /// re-applies at most this much work, and a slow target records each job).
 const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// A job, what applying it gave, and whether the round holds later jobs of
-/// its account.
-type Outcome = (Job, std::result::Result<Option<String>, String>, bool);
+/// A job, what applying it gave, whether the round holds later jobs of
+/// its account, and whether it should have carried a password that was no
+/// longer in memory.
+type Outcome = (Job, std::result::Result<Option<String>, String>, bool, bool);
+
+/// How long a password waits in memory for its connectors (a target down
+/// longer than this gets the change without it, and the link says so).
+pub const PASSWORD_HANDOFF_MINUTES: u64 = 30;
+
+/// What the link of a password job says when the password was gone.
+pub const PASSWORD_NOT_DELIVERED: &str =
+    "password not delivered (tenure restarted, or the target was unreachable for longer than it is kept in memory) — set it again";
+
+/// An error from an applier that starts with this means the target object
+/// belongs to someone else: tenure does not overwrite it (the link is
+/// `disputed`) until an admin adopts it (`connector retry NAME --user U --adopt`).
+pub const DISPUTED: &str = "disputed: ";
+
+/// `Err(disputed("why"))` from an applier.
+pub fn disputed(why: impl std::fmt::Display) -> String {
+    format!("{DISPUTED}{why}")
+}
+
+/// Passwords on their way to the connectors that take them, in this
+/// process's memory only: job id → (password, when it was handed over).
+/// Never written to the store, the audit, a log or a status.
+#[derive(Default)]
+pub struct Handoff {
+    waiting: std::sync::Mutex<
+        std::collections::HashMap<u64, (zeroize::Zeroizing<String>, std::time::Instant)>,
+    >,
+}
+
+impl Handoff {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<u64, (zeroize::Zeroizing<String>, std::time::Instant)>,
+    > {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn put(&self, jobs: Vec<(u64, zeroize::Zeroizing<String>)>) {
+        let now = std::time::Instant::now();
+        let mut w = self.lock();
+        for (id, pw) in jobs {
+            w.insert(id, (pw, now));
+        }
+    }
+
+    /// The password for a job, if it is still here (expired ones are dropped).
+    pub(crate) fn get(&self, id: u64) -> Option<zeroize::Zeroizing<String>> {
+        let keep = std::time::Duration::from_secs(PASSWORD_HANDOFF_MINUTES * 60);
+        let mut w = self.lock();
+        w.retain(|_, (_, at)| at.elapsed() < keep);
+        w.get(&id).map(|(pw, _)| pw.clone())
+    }
+
+    pub(crate) fn forget(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// How many passwords wait (tests).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// The most of a target's stderr kept as the error.
 pub const ERROR_BYTES: usize = 512;
@@ -97,6 +166,14 @@ pub struct Job {
     pub state: Option<Value>,
     #[serde(default)]
     pub previous: Option<Value>,
+    /// The password was set by this change and waits in memory for this
+    /// job (never in the job itself).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub password: bool,
+    /// An admin said to take over the object found in the target even if
+    /// it looks like someone else's (`connector retry --adopt`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +182,10 @@ pub enum LinkStatus {
     Pending,
     InSync,
     Failed,
+    /// The object the target holds under this account's name is someone
+    /// else's (another uidNumber or externalId, or two candidates): tenure
+    /// does not overwrite it until an admin adopts it.
+    Disputed,
 }
 
 impl LinkStatus {
@@ -113,6 +194,7 @@ impl LinkStatus {
             LinkStatus::Pending => "pending",
             LinkStatus::InSync => "in_sync",
             LinkStatus::Failed => "failed",
+            LinkStatus::Disputed => "disputed",
         }
     }
 }
@@ -134,6 +216,10 @@ pub struct Link {
     pub last_error: Option<String>,
     #[serde(default)]
     pub last_success: Option<DateTime<Utc>>,
+    /// Something the admin should know although the job applied (e.g. the
+    /// password did not reach the target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// `connector list`: one row per configured connector.
@@ -146,6 +232,9 @@ pub struct ConnectorSummary {
     pub in_sync: usize,
     pub pending: usize,
     pub failed: usize,
+    pub disputed: usize,
+    /// Links whose password did not reach the target.
+    pub notices: usize,
     pub jobs_queued: usize,
     pub last_error: Option<String>,
     pub last_reconcile: Option<ReconcileBrief>,
@@ -222,6 +311,9 @@ pub struct TargetObject {
     pub attrs: BTreeMap<String, Vec<String>>,
     /// Lower-cased names of the groups (that tenure manages) it is in.
     pub groups: std::collections::BTreeSet<String>,
+    /// Lower-cased attributes the target would not show tenure (e.g. a bind
+    /// DN without read access to userPassword): not compared.
+    pub unreadable: std::collections::BTreeSet<String>,
 }
 
 impl TargetObject {
@@ -248,6 +340,8 @@ pub enum Verdict {
     Drifted(Vec<Drift>),
     /// Should be there, is not.
     Missing,
+    /// What is there under the account's name is someone else's.
+    Disputed(String),
     /// Is there, should not be (deleted or disabled with "delete").
     Unwanted,
 }
@@ -270,6 +364,9 @@ pub struct ReconcileRow {
     pub target_id: Option<String>,
     #[serde(default)]
     pub drift: Vec<Drift>,
+    /// Why a `disputed` object is not tenure's to overwrite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// A job was queued to fix it (false in a dry run, or when one waits already).
     pub fixing: bool,
 }
@@ -303,6 +400,9 @@ pub struct ReconcileReport {
     pub queued: usize,
     #[serde(default)]
     pub error: Option<String>,
+    /// What the run could not check, in a sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl ReconcileReport {
@@ -318,7 +418,7 @@ impl ReconcileReport {
             );
         }
         format!(
-            "{}: {} objects, {} in sync, {} drifted, {} missing, {} enabled in target, {} unwanted, {} unmatched{}",
+            "{}: {} objects, {} in sync, {} drifted, {} missing, {} enabled in target, {} unwanted, {} disputed, {} unmatched{}",
             self.connector,
             self.objects,
             self.in_sync,
@@ -326,6 +426,7 @@ impl ReconcileReport {
             self.count("missing"),
             self.count("enabled_in_target"),
             self.count("unwanted"),
+            self.count("disputed"),
             self.unmatched.len(),
             if self.dry_run {
                 " (dry run: nothing changed)".to_string()
@@ -342,6 +443,15 @@ impl ReconcileReport {
 
 /// The most unmatched objects a stored reconcile keeps for `report orphans`.
 const ORPHANS_KEPT: usize = 10_000;
+
+/// What a queued job carries besides the change.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct JobExtra {
+    /// A password waits in memory for it.
+    pub password: bool,
+    /// It takes over a disputed object.
+    pub adopt: bool,
+}
 
 fn job_key(id: u64) -> String {
     format!("{id:012}")
@@ -507,13 +617,55 @@ impl Tx<'_> {
             }
         }
         let queued = planned.len();
+        let takes_password = |name: &str| connectors.iter().any(|c| c.name == name && c.passwords);
         for (connector, account, action, state, previous) in planned {
-            self.enqueue_job(connector, account, action, state, previous)?;
+            // The password set by this change goes, in memory, with the job
+            // of each connector that takes passwords (not with a purge).
+            let password = state.is_some()
+                && takes_password(&connector)
+                && self
+                    .password_for
+                    .as_ref()
+                    .is_some_and(|(who, _)| *who == account);
+            let id = self.enqueue_job(
+                connector,
+                account,
+                action,
+                state,
+                previous,
+                JobExtra {
+                    password,
+                    adopt: false,
+                },
+            )?;
+            if password {
+                if let Some((_, pw)) = &self.password_for {
+                    self.handed.push((id, pw.clone()));
+                }
+            }
         }
         Ok(queued)
     }
 
-    /// Stores one job and marks its link pending.
+    /// The plaintext of the password this transaction sets for `account`,
+    /// handed (after the commit, in memory only) to the connectors that
+    /// take passwords.
+    pub(crate) fn hand_password(&mut self, account: &str, password: &str) {
+        if self
+            .services
+            .config()
+            .connectors
+            .iter()
+            .any(|c| c.passwords)
+        {
+            self.password_for = Some((
+                account.to_string(),
+                zeroize::Zeroizing::new(password.to_string()),
+            ));
+        }
+    }
+
+    /// Stores one job and marks its link pending; returns the job's id.
     pub(crate) fn enqueue_job(
         &mut self,
         connector: String,
@@ -521,7 +673,8 @@ impl Tx<'_> {
         action: JobAction,
         state: Option<Value>,
         previous: Option<Value>,
-    ) -> Result<()> {
+        extra: JobExtra,
+    ) -> Result<u64> {
         {
             let id = self.next_job_id()?;
             let job = Job {
@@ -535,6 +688,8 @@ impl Tx<'_> {
                 last_error: None,
                 state,
                 previous,
+                password: extra.password,
+                adopt: extra.adopt,
             };
             self.put_record(Collection::Jobs, &job_key(id), Some(&job))?;
             let key = link_key(&connector, &account);
@@ -549,15 +704,17 @@ impl Tx<'_> {
                     attempts: 0,
                     last_error: None,
                     last_success: None,
+                    notice: None,
                 },
             };
-            // A failed link stays failed (with its error) until its jobs go through.
+            // A failed or disputed link stays so (with its error) until its
+            // jobs go through.
             if link.status == LinkStatus::InSync {
                 link.status = LinkStatus::Pending;
             }
             self.put_record(Collection::Links, &key, Some(&link))?;
+            Ok(id)
         }
-        Ok(())
     }
 }
 
@@ -579,6 +736,9 @@ impl Services {
             "link_id": link_id,
             "job": job.id,
         });
+        if job.adopt {
+            document["adopt"] = Value::Bool(true);
+        }
         if matches!(config.kind, ConnectorType::Ldap(_)) && job.state.is_some() {
             if let Some(hash) = password_hash {
                 document["password_hash"] = Value::String(hash);
@@ -644,7 +804,18 @@ impl Services {
             unmatched: Vec::new(),
             queued: 0,
             error: None,
+            notes: Vec::new(),
         };
+        let unreadable: std::collections::BTreeSet<String> = objects
+            .iter()
+            .flatten()
+            .flat_map(|o| o.unreadable.iter().cloned())
+            .collect();
+        for attr in unreadable {
+            report.notes.push(format!(
+                "the target does not let tenure read {attr}: it was not compared"
+            ));
+        }
         // (account, whether its record must be rewritten to get a uidNumber)
         let mut fix: Vec<(String, bool)> = Vec::new();
         match &objects {
@@ -660,10 +831,13 @@ impl Services {
                     std::collections::HashMap::new();
                 let mut by_name: std::collections::HashMap<String, usize> =
                     std::collections::HashMap::new();
+                let mut named: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::new();
                 for (i, o) in objects.iter().enumerate() {
                     by_id.insert(o.id.to_ascii_lowercase(), i);
                     if let Some(u) = &o.username {
                         by_name.entry(u.clone()).or_insert(i);
+                        *named.entry(u.clone()).or_default() += 1;
                     }
                 }
                 let mut matched = vec![false; objects.len()];
@@ -671,16 +845,25 @@ impl Services {
                 for a in &accounts {
                     let link = links.get(&a.username);
                     let link_id = link.and_then(|l| l.target_id.as_deref());
-                    let at = link_id
+                    let by_link = link_id
                         .and_then(|id| by_id.get(&id.to_ascii_lowercase()))
-                        .or_else(|| by_name.get(&a.username))
                         .copied();
+                    let at = by_link.or_else(|| by_name.get(&a.username).copied());
                     if let Some(i) = at {
                         matched[i] = true;
                     }
                     let found = at.and_then(|i| objects.get(i));
                     let needs_uid = ldap && a.uid_number.is_none();
-                    let verdict = if needs_uid {
+                    let twins = named.get(&a.username).copied().unwrap_or(0);
+                    let verdict = if let Some(l) = link.filter(|l| l.status == LinkStatus::Disputed)
+                    {
+                        Verdict::Disputed(l.last_error.clone().unwrap_or_default())
+                    } else if by_link.is_none() && twins > 1 {
+                        Verdict::Disputed(format!(
+                            "{twins} objects in the target carry the name '{}'",
+                            a.username
+                        ))
+                    } else if needs_uid {
                         if found.is_some() {
                             Verdict::Drifted(vec![Drift {
                                 field: "uidNumber".into(),
@@ -704,6 +887,8 @@ impl Services {
                             last_error: None,
                             state: Some(target_state(a)),
                             previous: None,
+                            password: false,
+                            adopt: false,
                         };
                         let document = self.job_document(
                             &config,
@@ -730,12 +915,19 @@ impl Services {
                             "enabled_in_target"
                         }
                         Verdict::Unwanted => "unwanted",
+                        Verdict::Disputed(_) => "disputed",
                     };
                     let drift = match &verdict {
                         Verdict::Drifted(d) => d.clone(),
                         _ => vec![],
                     };
-                    let fixing = !options.dry_run && !waiting.contains(&a.username);
+                    let why = match &verdict {
+                        Verdict::Disputed(w) => Some(w.clone()),
+                        _ => None,
+                    };
+                    // A disputed object is not tenure's to overwrite.
+                    let fixing =
+                        !options.dry_run && why.is_none() && !waiting.contains(&a.username);
                     if fixing {
                         fix.push((a.username.clone(), needs_uid));
                     }
@@ -744,6 +936,7 @@ impl Services {
                         class: class.to_string(),
                         target_id: found.map(|f| f.id.clone()),
                         drift,
+                        why,
                         fixing,
                     });
                 }
@@ -804,6 +997,7 @@ impl Services {
                         JobAction::Update,
                         Some(target_state(a)),
                         None,
+                        JobExtra::default(),
                     )?;
                 }
                 queued += 1;
@@ -853,6 +1047,7 @@ impl Services {
                         unmatched: vec![],
                         queued: 0,
                         error: Some(e.to_string()),
+                        notes: Vec::new(),
                     };
                     let stored = serde_json::to_string(&failed).unwrap_or_default();
                     let _ = self.write(&actor, |tx| {
@@ -897,7 +1092,7 @@ impl Services {
             .collect()
     }
 
-    fn links_all(&self) -> Result<Vec<Link>> {
+    pub(crate) fn links_all(&self) -> Result<Vec<Link>> {
         self.store()
             .records(Collection::Links)?
             .into_iter()
@@ -931,6 +1126,8 @@ impl Services {
                     in_sync: count(LinkStatus::InSync),
                     pending: count(LinkStatus::Pending),
                     failed: count(LinkStatus::Failed),
+                    disputed: count(LinkStatus::Disputed),
+                    notices: mine.iter().filter(|l| l.notice.is_some()).count(),
                     jobs_queued: jobs.iter().filter(|j| j.connector == c.name).count(),
                     last_error: jobs
                         .iter()
@@ -980,7 +1177,28 @@ impl Services {
 
     /// `connector retry NAME [--user U]`: the waiting jobs are due now.
     pub fn connector_retry(&self, actor: &Actor, name: &str, user: Option<&str>) -> Result<usize> {
+        self.connector_retry_adopting(actor, name, user, false)
+    }
+
+    /// `connector retry NAME --user U --adopt`: as retry, and the account's
+    /// next job takes over the object found in the target even though it
+    /// looked like someone else's (a disputed link). Admins only.
+    pub fn connector_retry_adopting(
+        &self,
+        actor: &Actor,
+        name: &str,
+        user: Option<&str>,
+        adopt: bool,
+    ) -> Result<usize> {
         self.authorize(actor, Permission::RetryConnector, None)?;
+        if adopt {
+            self.authorize(actor, Permission::ReconcileConnector, None)?;
+            if user.is_none() {
+                return Err(Error::Invalid(
+                    "--adopt needs --user U (one account at a time)".into(),
+                ));
+            }
+        }
         self.connector_named(name)?;
         if let Some(u) = user {
             if !self.account_links(u)?.iter().any(|l| l.connector == name) {
@@ -996,15 +1214,38 @@ impl Services {
                 if job.connector != name || user.is_some_and(|u| u != job.account) {
                     continue;
                 }
-                if job.next_attempt > now {
-                    job.next_attempt = now;
+                if job.next_attempt > now || (adopt && !job.adopt) {
+                    job.next_attempt = job.next_attempt.min(now);
+                    job.adopt |= adopt;
                     tx.put_record(Collection::Jobs, &job_key(job.id), Some(&job))?;
                 }
                 n += 1;
             }
-            let detail = match user {
-                Some(u) => format!("{name}: {n} jobs of {u} due now"),
-                None => format!("{name}: {n} jobs due now"),
+            if adopt && n == 0 {
+                // Nothing waits: queue a job to take the object over.
+                if let Some(u) = user {
+                    if let Some(a) = tx.get(u)? {
+                        tx.enqueue_job(
+                            name.to_string(),
+                            u.to_string(),
+                            JobAction::Update,
+                            Some(target_state(&a)),
+                            None,
+                            JobExtra {
+                                password: false,
+                                adopt: true,
+                            },
+                        )?;
+                        n = 1;
+                    }
+                }
+            }
+            let detail = match (user, adopt) {
+                (Some(u), true) => {
+                    format!("{name}: {n} jobs of {u} due now, adopting what the target holds")
+                }
+                (Some(u), false) => format!("{name}: {n} jobs of {u} due now"),
+                (None, _) => format!("{name}: {n} jobs due now"),
             };
             tx.event("connector.retry", user, vec![], Some(detail));
             Ok(n)
@@ -1065,13 +1306,27 @@ impl Services {
                 } else {
                     None
                 };
-                let document = self.job_document(config, &job, link_id.as_deref(), hash);
+                let mut document = self.job_document(config, &job, link_id.as_deref(), hash);
+                // A password set with this change rides along, from memory,
+                // for this one job; gone (a restart, a long outage), the job
+                // applies without it and the link says so.
+                let mut undelivered = false;
+                if job.password {
+                    match self.inner.handoff.get(job.id) {
+                        Some(pw) => document["password"] = Value::String(pw.to_string()),
+                        None => undelivered = true,
+                    }
+                }
                 let outcome = applier.apply(config, &document);
+                drop(document);
                 let ok = outcome.is_ok();
+                if ok && job.password {
+                    self.inner.handoff.forget(job.id);
+                }
                 if let Ok(Some(id)) = &outcome {
                     link_id = Some(id.clone());
                 }
-                outcomes.push((job, outcome, more));
+                outcomes.push((job, outcome, more, undelivered));
                 if !ok || outcomes.len() >= RECORD_BATCH || recorded.elapsed() >= RECORD_EVERY {
                     self.connector_record(&std::mem::take(&mut outcomes), last_id)?;
                     recorded = std::time::Instant::now();
@@ -1098,7 +1353,7 @@ impl Services {
     /// queued since may be the account's too).
     fn connector_record(&self, outcomes: &[Outcome], last_id: u64) -> Result<()> {
         let in_batch: std::collections::HashSet<u64> =
-            outcomes.iter().map(|(j, _, _)| j.id).collect();
+            outcomes.iter().map(|(j, _, _, _)| j.id).collect();
         self.write(&Actor::system("connector"), |tx| {
             let newer = tx.services.last_job_id()? > last_id;
             let waiting = if newer {
@@ -1112,7 +1367,7 @@ impl Services {
                 std::collections::HashSet::new()
             };
             let mut links: BTreeMap<String, Link> = BTreeMap::new();
-            for (job, outcome, more) in outcomes {
+            for (job, outcome, more, undelivered) in outcomes {
                 let key = job_key(job.id);
                 let Some(bytes) = tx.services.store().record(Collection::Jobs, &key)? else {
                     continue;
@@ -1132,6 +1387,7 @@ impl Services {
                             attempts: 0,
                             last_error: None,
                             last_success: None,
+                            notice: None,
                         },
                     },
                 };
@@ -1152,6 +1408,9 @@ impl Services {
                         link.attempts = 0;
                         link.last_error = None;
                         link.last_success = Some(tx.now);
+                        if stored.password {
+                            link.notice = undelivered.then(|| PASSWORD_NOT_DELIVERED.to_string());
+                        }
                         if stored.action == JobAction::Purge && !more {
                             tx.put_record::<Link>(Collection::Links, &lkey, None)?;
                         } else {
@@ -1163,12 +1422,45 @@ impl Services {
                             Some(&job.account),
                             vec![],
                             Some(format!(
-                                "{} {} #{}",
+                                "{} {} #{}{}",
                                 job.connector,
                                 stored.action.as_str(),
-                                job.id
+                                job.id,
+                                match (stored.password, *undelivered) {
+                                    (true, false) => " (with the password)",
+                                    (true, true) => " (password not delivered)",
+                                    _ => "",
+                                }
                             )),
                         );
+                    }
+                    Err(why) if why.starts_with(DISPUTED) => {
+                        // Not retried on its own: it waits for an admin
+                        // (`connector retry --user U [--adopt]`).
+                        let why = why[DISPUTED.len()..].to_string();
+                        stored.attempts += 1;
+                        stored.last_error = Some(format!("disputed: {why}"));
+                        stored.next_attempt = tx.now + Duration::days(36500);
+                        stored.adopt = false;
+                        tx.put_record(Collection::Jobs, &key, Some(&stored))?;
+                        link.status = LinkStatus::Disputed;
+                        link.attempts = stored.attempts;
+                        link.last_error = Some(why.clone());
+                        tx.put_record(Collection::Links, &lkey, Some(&link))?;
+                        tx.event(
+                            "connector.disputed",
+                            Some(&job.account),
+                            vec![],
+                            Some(format!(
+                                "{} {} #{}: {why}; not overwritten (adopt it with `connector retry {} --user {} --adopt`)",
+                                job.connector,
+                                stored.action.as_str(),
+                                job.id,
+                                job.connector,
+                                job.account
+                            )),
+                        );
+                        links.insert(lkey, link);
                     }
                     Err(why) => {
                         stored.attempts += 1;
@@ -1276,6 +1568,67 @@ mod tests {
         assert!(s.account_links("bea").unwrap().is_empty());
         // The root account (an employee) is out of the default scope.
         assert!(s.account_links("root").unwrap().is_empty());
+    }
+
+    /// Says every object it is given is someone else's, unless adopted.
+    struct Claimed;
+
+    impl Applier for Claimed {
+        fn apply(
+            &self,
+            _connector: &ConnectorConfig,
+            document: &Value,
+        ) -> std::result::Result<Option<String>, String> {
+            if document["adopt"] == true {
+                Ok(Some("t-adopted".into()))
+            } else {
+                Err(disputed("uid=bob carries uidNumber 1"))
+            }
+        }
+    }
+
+    #[test]
+    fn a_disputed_job_waits_for_an_admin_and_only_an_admin_adopts() {
+        let (s, clock, admin) = setup();
+        s.create(&admin, "bob", input("bob@x.io", Kind::Contractor))
+            .unwrap();
+        assert_eq!(s.connector_round(&Claimed).unwrap(), (0, 1));
+        let link = &s.account_links("bob").unwrap()[0];
+        assert_eq!(link.status, LinkStatus::Disputed);
+        assert_eq!(
+            link.last_error.as_deref(),
+            Some("uid=bob carries uidNumber 1")
+        );
+        // Not retried on its own, whatever time passes.
+        clock.advance(Duration::days(30));
+        assert_eq!(s.connector_round(&Claimed).unwrap(), (0, 0));
+        let olga = AccountInput {
+            roles: Some(vec![crate::domain::Role::Operator]),
+            ..input("olga@x.io", Kind::Employee)
+        };
+        let olga = s.create(&admin, "olga", olga).unwrap();
+        let olga = Actor::account(&olga, crate::service::Source::Cli, None);
+        assert!(matches!(
+            s.connector_retry_adopting(&olga, "hr", Some("bob"), true),
+            Err(Error::Denied(_))
+        ));
+        assert!(matches!(
+            s.connector_retry_adopting(&admin, "hr", None, true),
+            Err(Error::Invalid(_))
+        ));
+        // A plain retry asks again and is refused again.
+        s.connector_retry(&olga, "hr", Some("bob")).unwrap();
+        assert_eq!(s.connector_round(&Claimed).unwrap(), (0, 1));
+        // Adopted: applied, in sync, and the next job is not an adoption.
+        s.connector_retry_adopting(&admin, "hr", Some("bob"), true)
+            .unwrap();
+        assert_eq!(s.connector_round(&Claimed).unwrap(), (1, 0));
+        let link = &s.account_links("bob").unwrap()[0];
+        assert_eq!(
+            (link.status, link.target_id.as_deref()),
+            (LinkStatus::InSync, Some("t-adopted"))
+        );
+        assert!(jobs(&s, &admin).is_empty());
     }
 
     #[test]

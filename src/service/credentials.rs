@@ -192,6 +192,7 @@ impl Services {
             new.credentials.password_temporary = temporary;
             new.credentials.password_warned = None;
             new.updated_at = tx.now;
+            tx.hand_password(name, password);
             new.updated_by = tx.actor.name.clone();
             tx.stage(Some(&old), Some(new));
             let change = Change {

@@ -68,6 +68,7 @@ impl Services {
                     "{name} is already in group '{group}'"
                 )));
             }
+            super::sources::refuse_owned(tx.actor, &old, &[format!("group:{group}")])?;
             let mut new = old.clone();
             new.groups.insert(group.to_string());
             new.updated_at = tx.now;
@@ -89,6 +90,7 @@ impl Services {
             if !old.groups.contains(group) {
                 return Err(Error::NotFound(format!("{name} is not in group '{group}'")));
             }
+            super::sources::refuse_owned(tx.actor, &old, &[format!("group:{group}")])?;
             let mut new = old.clone();
             new.groups.remove(group);
             new.updated_at = tx.now;

@@ -122,6 +122,7 @@ impl Services {
                 // A host is not a person: the inactivity rules do not apply.
                 inactivity_exempt: true,
                 uid_number: None,
+                source: None,
                 credentials: Credentials {
                     keys: vec![SshKey {
                         fingerprint: parsed.fingerprint.clone(),

@@ -4,6 +4,9 @@
 //! action takes effect as of its due date, so the next one in the chain
 //! (delete after disable, purge after delete) falls due on time too.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 
@@ -231,6 +234,95 @@ fn simulate(account: &Account, planned: &Planned) -> Option<Account> {
     Some(next)
 }
 
+/// An item waiting for its turn: by date, account, then the order in
+/// which it was planned.
+struct Waiting {
+    date: NaiveDate,
+    username: String,
+    order: u64,
+    item: PreviewItem,
+}
+
+impl PartialEq for Waiting {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Waiting {}
+
+impl PartialOrd for Waiting {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Waiting {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.date, &self.username, self.order).cmp(&(other.date, &other.username, other.order))
+    }
+}
+
+/// What the policies will do to one account up to `until`: its steps in
+/// order (each as of its due date), then the expiry warnings sent while it
+/// is still active.
+fn plan_of(
+    mut account: Account,
+    name: &str,
+    until: NaiveDate,
+    today: NaiveDate,
+    policy: &crate::domain::Policy,
+    cutoffs: &[AdminCutoff],
+) -> Vec<PreviewItem> {
+    let mut out = Vec::new();
+    let original = account.clone();
+    let mut cutoff = None;
+    for _ in 0..MAX_STEPS {
+        let Some(planned) = next_action(&account, policy) else {
+            break;
+        };
+        if planned.due > until {
+            break;
+        }
+        if kept_by_the_sweep(cutoffs, name, &planned) {
+            out.push(PreviewItem {
+                username: name.to_string(),
+                date: planned.due.max(today),
+                action: "keep: exempt from inactivity".into(),
+                why: format!(
+                    "{} due: the last active admin who can log in",
+                    planned.action.describe()
+                ),
+            });
+            account.inactivity_exempt = true;
+            continue;
+        }
+        cutoff = cutoff.or(Some(planned.due.max(today)));
+        out.push(PreviewItem {
+            username: name.to_string(),
+            date: planned.due.max(today),
+            action: planned.action.describe(),
+            why: planned.why.clone(),
+        });
+        match simulate(&account, &planned) {
+            Some(next) => account = next,
+            None => break,
+        }
+    }
+    // Warnings only while the account is still active by then.
+    for (date, days) in warnings(&original, policy, today) {
+        if date <= until && cutoff.is_none_or(|c| date < c) {
+            out.push(PreviewItem {
+                username: name.to_string(),
+                date,
+                action: format!("warn sponsor ({days} days left)"),
+                why: format!("end date {}", original.end_date.unwrap_or(date)),
+            });
+        }
+    }
+    out
+}
+
 impl Services {
     /// Expiry warnings: for accounts ending within the largest threshold, the
     /// most urgent threshold reached and not yet warned about is sent once;
@@ -272,89 +364,100 @@ impl Services {
 
     /// Every action the policies will take up to `until`, in date order.
     pub fn lifecycle_preview(&self, actor: &Actor, until: NaiveDate) -> Result<Vec<PreviewItem>> {
+        let mut out = Vec::new();
+        self.lifecycle_preview_each(actor, until, &mut |item| {
+            out.push(item);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// `lifecycle_preview`, handed to `visit` item by item in (date,
+    /// account) order as the accounts are read, never as a list of every
+    /// item. Each account is read at the earliest date any of its items
+    /// can have (its next due date, or its first expiry warning); its items
+    /// wait in a heap until no account read later can come before them.
+    /// What is held is one (date, name) pair per account with something
+    /// planned, and the items of the accounts whose later steps are still
+    /// ahead. The first error `visit` returns ends the walk.
+    pub fn lifecycle_preview_each(
+        &self,
+        actor: &Actor,
+        until: NaiveDate,
+        visit: &mut dyn FnMut(PreviewItem) -> Result<()>,
+    ) -> Result<()> {
         // Not ListAccounts: a sponsor lists only its own accounts, and the
         // plan names every account.
         if !allowed(actor, Permission::PreviewLifecycle, None) {
             return Err(self.deny(actor, Permission::PreviewLifecycle, None));
         }
         let today = self.today();
-        let names: Vec<String> = {
+        let max_warning = i64::from(
+            self.config()
+                .policy
+                .expiry_warning_days
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0),
+        );
+        // (earliest date an item of the account can have, account), the
+        // names shared with the index (no copy of the strings).
+        let mut starts: Vec<(NaiveDate, super::index::Name)> = {
             let guard = self.indexes()?;
             let indexes = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-            let mut names: Vec<String> = indexes.due_until(until);
             // Warnings come before the due date of the expiry itself.
-            let horizon = until
-                + Duration::days(i64::from(
-                    self.config()
-                        .policy
-                        .expiry_warning_days
-                        .iter()
-                        .copied()
-                        .max()
-                        .unwrap_or(0),
-                ));
-            names.extend(indexes.ending_between(today, horizon));
-            names.sort();
-            names.dedup();
-            names
+            let horizon = until + Duration::days(max_warning);
+            let due = indexes
+                .by_due
+                .range(..=(until, super::search::Id::MAX))
+                .map(|(day, id)| (*day, id));
+            let ending = indexes
+                .by_end
+                .range((today, 0)..=(horizon, super::search::Id::MAX))
+                .map(|(end, id)| (*end - Duration::days(max_warning), id));
+            due.chain(ending)
+                .filter_map(|(day, id)| {
+                    Some((day.max(today), indexes.search.name_of(*id)?.clone()))
+                })
+                .collect()
         };
+        // One entry per account, at the earlier of its two dates.
+        starts.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+        starts.dedup_by(|later, first| later.1 == first.1);
+        starts.sort();
         let policy = &self.config().policy;
         let cutoffs = self.admin_cutoffs(until)?;
-        let mut out = Vec::new();
-        for name in names {
-            let Some(mut account) = self.store().account(&name)? else {
+        let mut waiting: BinaryHeap<Reverse<Waiting>> = BinaryHeap::new();
+        let mut order = 0u64;
+        for (start, name) in starts {
+            while let Some(Reverse(w)) = waiting.peek() {
+                if w.date >= start {
+                    break;
+                }
+                if let Some(Reverse(w)) = waiting.pop() {
+                    visit(w.item)?;
+                }
+            }
+            let Some(account) = self.store().account(&name)? else {
                 continue;
             };
-            let original = account.clone();
-            let mut cutoff = None;
-            for _ in 0..MAX_STEPS {
-                let Some(planned) = next_action(&account, policy) else {
-                    break;
-                };
-                if planned.due > until {
-                    break;
-                }
-                if kept_by_the_sweep(&cutoffs, &name, &planned) {
-                    out.push(PreviewItem {
-                        username: name.clone(),
-                        date: planned.due.max(today),
-                        action: "keep: exempt from inactivity".into(),
-                        why: format!(
-                            "{} due: the last active admin who can log in",
-                            planned.action.describe()
-                        ),
-                    });
-                    account.inactivity_exempt = true;
-                    continue;
-                }
-                cutoff = cutoff.or(Some(planned.due.max(today)));
-                out.push(PreviewItem {
-                    username: name.clone(),
-                    date: planned.due.max(today),
-                    action: planned.action.describe(),
-                    why: planned.why.clone(),
-                });
-                match simulate(&account, &planned) {
-                    Some(next) => account = next,
-                    None => break,
-                }
-            }
-            // Warnings only while the account is still active by then.
-            for (date, days) in warnings(&original, policy, today) {
-                if date <= until && cutoff.is_none_or(|c| date < c) {
-                    out.push(PreviewItem {
-                        username: name.clone(),
-                        date,
-                        action: format!("warn sponsor ({days} days left)"),
-                        why: format!("end date {}", original.end_date.unwrap_or(date)),
-                    });
-                }
+            for item in plan_of(account, &name, until, today, policy, &cutoffs) {
+                order += 1;
+                waiting.push(Reverse(Waiting {
+                    date: item.date,
+                    username: item.username.clone(),
+                    order,
+                    item,
+                }));
             }
         }
-        out.sort_by(|a, b| (a.date, &a.username).cmp(&(b.date, &b.username)));
-        Ok(out)
+        while let Some(Reverse(w)) = waiting.pop() {
+            visit(w.item)?;
+        }
+        Ok(())
     }
 
     /// The admins who can log in today, each with the first planned
@@ -432,7 +535,6 @@ impl Services {
         done.extend(self.send_expiry_warnings(actor)?);
         done.extend(self.password_warnings_hourly(actor)?);
         done.extend(self.expire_requests(actor)?);
-        self.send_digests(actor)?;
         Ok(done)
     }
 }
@@ -473,6 +575,58 @@ mod tests {
             ..Default::default()
         };
         s.create(admin, name, input).unwrap();
+    }
+
+    #[test]
+    fn the_streamed_preview_is_every_account_plan_in_date_then_name_order() {
+        let (s, clock, admin) = setup();
+        // Accounts of every shape: starting later, ending soon or late, no
+        // end, exempt, logged in or never, some disabled by hand.
+        for i in 0..120i64 {
+            let name = format!("u{:03}", (i * 37) % 120);
+            let end = match i % 5 {
+                0 => None,
+                1 => Some(16 + i % 20),
+                2 => Some(30 + i * 2),
+                3 => Some(200 + i),
+                _ => Some(340 + i % 20),
+            };
+            create(&s, &admin, &name, i % 4 * 5, end, i % 11 == 0);
+            if i % 3 == 0 {
+                s.login_succeeded(&name, "127.0.0.1".parse().unwrap(), "publickey", None, None)
+                    .unwrap();
+            }
+            if i % 13 == 0 {
+                s.disable(&admin, &name, DisableReason::Manual, Some("left".into()))
+                    .unwrap();
+            }
+        }
+        clock.advance(Duration::days(20));
+        let until = s.today() + Duration::days(365);
+        let streamed = s.lifecycle_preview(&admin, until).unwrap();
+        // The same plans, account by account, sorted as a whole.
+        let cutoffs = s.admin_cutoffs(until).unwrap();
+        let mut expected = Vec::new();
+        for i in 0..120 {
+            let name = format!("u{i:03}");
+            let account = s.store().account(&name).unwrap().unwrap();
+            expected.extend(plan_of(
+                account,
+                &name,
+                until,
+                s.today(),
+                &s.config().policy,
+                &cutoffs,
+            ));
+        }
+        expected.sort_by(|a, b| (a.date, &a.username).cmp(&(b.date, &b.username)));
+        let show = |v: &[PreviewItem]| {
+            v.iter()
+                .map(|i| format!("{} {} {} ({})", i.date, i.username, i.action, i.why))
+                .collect::<Vec<_>>()
+        };
+        assert!(expected.len() > 200, "{}", expected.len());
+        assert_eq!(show(&streamed), show(&expected));
     }
 
     fn state(s: &Services, name: &str) -> Option<(Status, Option<DisableReason>)> {

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -76,6 +77,76 @@ struct FailureWindow {
     written: u32,
     more: u64,
     accounts: BTreeSet<String>,
+}
+
+/// A successful login waiting for its audit event to be written (see
+/// `Services::login_succeeded`).
+struct PendingLogin {
+    name: String,
+    ip: IpAddr,
+    method: String,
+    fingerprint: Option<String>,
+    totp_step: Option<u64>,
+    result: Arc<Mutex<Option<Result<Account>>>>,
+}
+
+/// The logins waiting to be written, and who writes them.
+#[derive(Default)]
+pub(crate) struct LoginQueue {
+    queue: Mutex<Vec<PendingLogin>>,
+    leader: Mutex<()>,
+    batches: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// One login inside a group transaction: last login, the key's last use,
+/// the TOTP step, and the `auth.login` event in the name of the account.
+/// Refusals come before anything is staged, so a refused login leaves the
+/// others of its group untouched.
+fn record_login(tx: &mut super::Tx<'_>, login: &PendingLogin) -> Result<Account> {
+    let name = login.name.as_str();
+    let old = tx.load(name)?;
+    let mut new = old.clone();
+    new.last_login = Some(tx.now);
+    if let Some(fp) = &login.fingerprint {
+        if let Some(k) = new
+            .credentials
+            .keys
+            .iter_mut()
+            .find(|k| &k.fingerprint == fp)
+        {
+            k.last_used = Some(tx.now);
+        }
+    }
+    if let Some(step) = login.totp_step {
+        if new
+            .credentials
+            .totp_last_step
+            .is_some_and(|last| step <= last)
+        {
+            return Err(Error::Conflict("verification code already used".into()));
+        }
+        new.credentials.totp_last_step = Some(step);
+    }
+    tx.stage(Some(&old), Some(new.clone()));
+    let (method, ip) = (&login.method, login.ip);
+    let detail = match &login.fingerprint {
+        Some(fp) => format!("{method} {fp} from {ip}"),
+        None => format!("{method} from {ip}"),
+    };
+    tx.event("auth.login", Some(name), vec![], Some(detail));
+    if let Some(event) = tx.events.last_mut() {
+        event.actor = name.to_string();
+        event.source = Source::Ssh(ip.to_string()).to_string();
+        event.session = None;
+    }
+    Ok(new)
 }
 
 impl Services {
@@ -419,38 +490,53 @@ impl Services {
         if let Some(host) = self.host_login(&actor, name, ip)? {
             return Ok(host);
         }
-        self.write(&actor, |tx| {
-            let old = tx.load(name)?;
-            let mut new = old.clone();
-            new.last_login = Some(tx.now);
-            if let Some(fp) = fingerprint {
-                if let Some(k) = new
-                    .credentials
-                    .keys
-                    .iter_mut()
-                    .find(|k| k.fingerprint == fp)
-                {
-                    k.last_used = Some(tx.now);
+        let login = PendingLogin {
+            name: name.to_string(),
+            ip,
+            method: method.to_string(),
+            fingerprint: fingerprint.map(str::to_string),
+            totp_step,
+            result: Arc::new(Mutex::new(None)),
+        };
+        let slot = login.result.clone();
+        lock(&self.inner.logins.queue).push(login);
+        // Group commit: whoever holds the leader lock writes every login
+        // queued so far in one transaction (one flush); the logins queued
+        // while it writes go together in the next one. Each caller returns
+        // once the transaction holding its event is durable.
+        let _leader = lock(&self.inner.logins.leader);
+        if let Some(done) = lock(&slot).take() {
+            return done;
+        }
+        let batch = std::mem::take(&mut *lock(&self.inner.logins.queue));
+        let written = self.write(&actor, |tx| {
+            Ok(batch
+                .iter()
+                .map(|login| record_login(tx, login))
+                .collect::<Vec<_>>())
+        });
+        match written {
+            Ok(results) => {
+                for (login, result) in batch.iter().zip(results) {
+                    *lock(&login.result) = Some(result);
                 }
             }
-            if let Some(step) = totp_step {
-                if new
-                    .credentials
-                    .totp_last_step
-                    .is_some_and(|last| step <= last)
-                {
-                    return Err(Error::Conflict("verification code already used".into()));
+            Err(e) => {
+                let why = e.to_string();
+                for login in &batch {
+                    *lock(&login.result) = Some(Err(Error::Failed(why.clone())));
                 }
-                new.credentials.totp_last_step = Some(step);
             }
-            tx.stage(Some(&old), Some(new.clone()));
-            let detail = match fingerprint {
-                Some(fp) => format!("{method} {fp} from {ip}"),
-                None => format!("{method} from {ip}"),
-            };
-            tx.event("auth.login", Some(name), vec![], Some(detail));
-            Ok(new)
-        })
+        }
+        self.inner.logins.batches.fetch_add(1, Ordering::Relaxed);
+        let done = lock(&slot).take();
+        done.unwrap_or_else(|| Err(Error::Failed("login not recorded".into())))
+    }
+
+    /// Transactions that recorded logins so far (group commit: fewer than
+    /// the logins when they come together).
+    pub fn login_batches(&self) -> u64 {
+        self.inner.logins.batches.load(Ordering::Relaxed)
     }
 
     /// Records a connection that tried and failed to log in. The first
@@ -774,5 +860,102 @@ mod tests {
         );
         s.flush_login_failures();
         assert_eq!(fails(&s, &admin).len(), 12, "nothing is written twice");
+    }
+
+    #[test]
+    fn logins_that_come_together_are_written_in_one_transaction_each_with_its_event() {
+        let (s, _clock, admin) = services();
+        for name in ["ann", "bob", "cat", "dan"] {
+            let input = crate::service::accounts::AccountInput {
+                email: Some(format!("{name}@example.com")),
+                display_name: Some(name.to_uppercase()),
+                kind: Some(crate::domain::Kind::Employee),
+                ..Default::default()
+            };
+            s.create(&admin, name, input).unwrap();
+        }
+        let before = s.login_batches();
+        // Hold the writer's seat while five logins queue up: the next
+        // leader writes them all at once.
+        let seat = s.inner.logins.leader.lock().unwrap();
+        let threads: Vec<_> = [
+            ("ann", Some(7)),
+            ("bob", None),
+            ("cat", None),
+            ("dan", Some(9)),
+            ("dan", Some(9)),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, step))| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let ip: IpAddr = format!("192.0.2.{}", i + 1).parse().unwrap();
+                s.login_succeeded(name, ip, "publickey", Some("SHA256:x"), step)
+                    .map(|a| a.username)
+            })
+        })
+        .collect();
+        while s.inner.logins.queue.lock().unwrap().len() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(seat);
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            s.login_batches() - before,
+            1,
+            "one transaction for five logins"
+        );
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let replayed: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
+        assert_eq!(ok, 4, "{results:?}");
+        assert_eq!(replayed.len(), 1, "{results:?}");
+        assert!(
+            replayed[0]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("already used"),
+            "the second use of dan's code is refused: {results:?}"
+        );
+        let filter = AuditFilter {
+            limit: 100,
+            action: Some("auth.login".into()),
+            ..Default::default()
+        };
+        let events = s.audit_tail(&admin, &filter).unwrap();
+        assert_eq!(events.len(), 4, "{events:#?}");
+        for e in &events {
+            assert_eq!(Some(e.actor.as_str()), e.target.as_deref(), "{e:?}");
+            assert!(e.source.starts_with("ssh"), "{e:?}");
+            let ip = e.source.trim_start_matches("ssh:");
+            assert!(
+                e.detail
+                    .as_deref()
+                    .unwrap()
+                    .ends_with(&format!("from {ip}")),
+                "{e:?}"
+            );
+        }
+        for name in ["ann", "bob", "cat", "dan"] {
+            assert!(s
+                .store()
+                .account(name)
+                .unwrap()
+                .unwrap()
+                .last_login
+                .is_some());
+        }
+        assert_eq!(
+            s.store()
+                .account("dan")
+                .unwrap()
+                .unwrap()
+                .credentials
+                .totp_last_step,
+            Some(9)
+        );
+        // The chain is intact across the group.
+        s.audit_verify(&admin, false).unwrap();
     }
 }

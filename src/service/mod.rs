@@ -29,6 +29,7 @@ pub mod requests;
 pub mod scim;
 pub mod search;
 pub mod sessions;
+pub mod sources;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod tokens;
@@ -227,17 +228,30 @@ struct Inner {
     sealer: std::sync::OnceLock<std::result::Result<crate::auth::sealed::Sealer, String>>,
     /// Wakes the connector worker after a write queued jobs.
     connect_wake: Arc<tokio::sync::Notify>,
+    /// Passwords waiting in memory for the connectors that take them.
+    handoff: connect::Handoff,
     /// When the password-expiry scan last ran (it reads every account: hourly).
     password_scan: Mutex<Option<DateTime<Utc>>>,
+    /// When the next digest may be due (None: unknown, look): the
+    /// notification worker asks every few seconds without reading the queue.
+    digest_due: Mutex<Option<DateTime<Utc>>>,
     /// What reaches the targets (set by the binary: `crate::connect::Runner`).
     applier: std::sync::OnceLock<Arc<dyn connect::Applier>>,
     /// The user CA (keys/user_ca), loaded or made on first use (see `certs`).
     user_ca: std::sync::OnceLock<std::result::Result<russh::keys::PrivateKey, String>>,
     /// Host logins since each host's last `host.login` event (see `hosts`).
     host_seen: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
+    /// Successful logins waiting to be written together (group commit).
+    logins: login::LoginQueue,
     /// API tokens used since the last flush: name → (last use, uses); written
     /// in one transaction every few seconds (see `tokens::flush_token_use`).
     token_used: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
+    /// What reads the directories (set by the binary: `crate::sources::LdapReader`).
+    source_reader: std::sync::OnceLock<Arc<dyn sources::SourceReader>>,
+    /// Each source's latest run in this process (a run that changed nothing is only here).
+    source_last: Mutex<HashMap<String, sources::SourceRun>>,
+    /// Sources with a run under way.
+    source_running: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Services {
@@ -296,15 +310,21 @@ impl Services {
                 sessions: sessions::Registry::default(),
                 sealer: std::sync::OnceLock::new(),
                 connect_wake: Arc::new(tokio::sync::Notify::new()),
+                handoff: connect::Handoff::default(),
                 applier: std::sync::OnceLock::new(),
                 host_seen: Mutex::new(HashMap::new()),
+                logins: login::LoginQueue::default(),
                 token_used: Mutex::new(HashMap::new()),
+                source_reader: std::sync::OnceLock::new(),
+                source_last: Mutex::new(HashMap::new()),
+                source_running: Mutex::new(Default::default()),
                 user_ca: std::sync::OnceLock::new(),
                 throttle: Mutex::new(crate::auth::throttle::Throttle::new(throttle_config(
                     &config,
                 ))),
                 failures: Mutex::new(login::FailureLog::default()),
                 password_scan: Mutex::new(None),
+                digest_due: Mutex::new(None),
                 config,
             }),
         })
@@ -561,6 +581,7 @@ impl Services {
             mut events,
             meta,
             mut records,
+            handed,
             ..
         } = tx;
         drop(index_guard);
@@ -588,6 +609,10 @@ impl Services {
             records,
         };
         self.store().commit(&batch)?;
+        // Committed: the password may now wait for its jobs (in memory).
+        if !handed.is_empty() {
+            self.inner.handoff.put(handed);
+        }
         head.seq = seq;
         head.hash = hash;
         self.indexes_follow(accounts.values().cloned());
@@ -713,6 +738,10 @@ pub(crate) struct Tx<'a> {
     fingerprint_delta: HashMap<String, Option<String>>,
     /// What earlier chunks of a bulk import staged (not yet in the store).
     overlay: Option<&'a import::Overlay>,
+    /// The password this transaction sets, for the connectors that take it.
+    password_for: Option<(String, zeroize::Zeroizing<String>)>,
+    /// (job id, password) to hand over once this transaction commits.
+    handed: Vec<(u64, zeroize::Zeroizing<String>)>,
 }
 
 impl<'a> Tx<'a> {
@@ -740,6 +769,8 @@ impl<'a> Tx<'a> {
             email_delta: HashMap::new(),
             fingerprint_delta: HashMap::new(),
             overlay: None,
+            password_for: None,
+            handed: Vec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::authz::{allowed, Permission};
 use super::{Actor, Error, Result, Services, Tx};
 use crate::domain::notice::{default_template, render, variables};
 use crate::domain::Account;
+use crate::locale::Lang;
 use crate::store::Collection;
 
 /// Deliveries in flight at once.
@@ -26,6 +27,11 @@ pub enum Delivery {
         to: Vec<String>,
         subject: String,
         body: String,
+        /// A one-time code sealed with the at-rest key (keys/at_rest.key):
+        /// the stored body holds `{code}`, filled in only when the mail is
+        /// handed to the SMTP server, so the queue never keeps it readable.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sealed_code: Option<String>,
     },
     Webhook {
         url: String,
@@ -101,6 +107,23 @@ impl Tx<'_> {
         self.put_record(Collection::Outbox, &key(id), Some(&entry))
     }
 
+    /// The language a notice to `address` is written in: the holder's or
+    /// the sponsor's choice when it is theirs, else English.
+    fn language_of(&self, account: &Account, address: &str) -> Result<Lang> {
+        let chosen = if account.email.eq_ignore_ascii_case(address) {
+            account.language.clone()
+        } else {
+            match &account.sponsor {
+                Some(s) => self
+                    .get(s)?
+                    .filter(|sp| sp.email.eq_ignore_ascii_case(address))
+                    .and_then(|sp| sp.language),
+                None => None,
+            }
+        };
+        Ok(Lang::from_code(chosen.as_deref()))
+    }
+
     /// Queues the notices of `event` about `account`: email to the people the
     /// config names, and every webhook that wants the event.
     pub fn notify(
@@ -112,6 +135,14 @@ impl Tx<'_> {
         let notify = self.config().notify.clone();
         let mut extra: Vec<(&str, String)> = extra.to_vec();
         extra.push(("actor", self.actor.name.clone()));
+        // A one-time code is sealed, and its place in the text kept for the
+        // moment of sending (`outbox_deliver`).
+        let mut sealed_code = None;
+        if let Some((_, code)) = extra.iter_mut().find(|(k, _)| *k == "code") {
+            let sealer = self.services.sealer()?;
+            sealed_code = Some(sealer.seal(code).map_err(Error::Failed)?);
+            *code = "{code}".into();
+        }
         let vars = variables(account, self.today(), &extra);
         if notify.smtp.is_some() {
             let mut to: Vec<String> = Vec::new();
@@ -142,21 +173,37 @@ impl Tx<'_> {
             }
             to.sort();
             to.dedup();
-            let (subject, body) = match notify.templates.get(event) {
-                Some(t) => (t.subject.clone(), t.body.clone().unwrap_or_default()),
+            // The operator's template (one text for everyone), else the
+            // catalogue's in each recipient's language: one mail per language.
+            let custom = notify
+                .templates
+                .get(event)
+                .map(|t| (t.subject.clone(), t.body.clone().unwrap_or_default()));
+            let text = |lang: Lang| match &custom {
+                Some((s, b)) => (render(s, &vars), render(b, &vars)),
                 None => {
-                    let (s, b) = default_template(event);
-                    (s.to_string(), b.to_string())
+                    let (s, b) = default_template(event, lang);
+                    (render(s, &vars), render(b, &vars))
                 }
             };
-            let subject = render(&subject, &vars);
-            // The sponsor's and the holder's preferences: muted, or gathered in a digest.
-            let to = self.apply_preferences(event, account, to, &subject)?;
-            if !to.is_empty() {
+            // The sponsor's and the holder's preferences: muted, or gathered
+            // in a digest (which lists the subject in its recipient's language).
+            let to = self.apply_preferences(event, account, to, &|lang| text(lang).0)?;
+            let mut by_lang: Vec<(Lang, Vec<String>)> = Vec::new();
+            for address in to {
+                let lang = self.language_of(account, &address)?;
+                match by_lang.iter_mut().find(|(l, _)| *l == lang) {
+                    Some((_, list)) => list.push(address),
+                    None => by_lang.push((lang, vec![address])),
+                }
+            }
+            for (lang, to) in by_lang {
+                let (subject, body) = text(lang);
                 let delivery = Delivery::Email {
                     to,
                     subject,
-                    body: render(&body, &vars),
+                    body,
+                    sealed_code: sealed_code.clone(),
                 };
                 self.enqueue(event, &account.username, delivery)?;
             }
@@ -211,6 +258,27 @@ impl Services {
             .collect())
     }
 
+    /// The delivery as it is sent: a sealed code opened into the body.
+    pub(crate) fn opened(&self, delivery: &Delivery) -> std::result::Result<Delivery, String> {
+        match delivery {
+            Delivery::Email {
+                to,
+                subject,
+                body,
+                sealed_code: Some(sealed),
+            } => {
+                let code = self.sealer().map_err(|e| e.to_string())?.open(sealed)?;
+                Ok(Delivery::Email {
+                    to: to.clone(),
+                    subject: subject.clone(),
+                    body: body.replace("{code}", &code),
+                    sealed_code: None,
+                })
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
     pub(crate) fn outbox_all(&self) -> Result<Vec<OutboxEntry>> {
         self.store()
             .records(Collection::Outbox)?
@@ -241,7 +309,9 @@ impl Services {
         // Several deliveries at once: each waits on a remote server, and an
         // SMTP exchange costs tens of milliseconds of round trips.
         let settle = |mut entry: OutboxEntry| {
-            let outcome = deliverer.deliver(&entry.delivery);
+            let outcome = self
+                .opened(&entry.delivery)
+                .and_then(|delivery| deliverer.deliver(&delivery));
             entry.attempts += 1;
             match outcome {
                 Ok(()) => {
@@ -379,7 +449,10 @@ mod tests {
             1,
             "no webhook for 'created': that hook wants only 'disabled'"
         );
-        let Delivery::Email { to, subject, body } = &created[0].delivery else {
+        let Delivery::Email {
+            to, subject, body, ..
+        } = &created[0].delivery
+        else {
             panic!("not an email")
         };
         assert_eq!(

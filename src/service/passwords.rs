@@ -124,6 +124,7 @@ impl Services {
             changed.credentials.password_temporary = false;
             changed.credentials.password_warned = None;
             changed.updated_at = tx.now;
+            tx.hand_password(name, new);
             changed.updated_by = tx.actor.name.clone();
             tx.stage(Some(&old), Some(changed));
             let change = Change {
@@ -167,18 +168,43 @@ impl Services {
         let email = account.email.clone();
         self.write(actor, |tx| {
             let current = tx.load(name)?;
+            // A reset replaces the password, as an AD or PAM admin reset does:
+            // the old one stops working now (it may be known to someone else,
+            // or forgotten — either way it is no use), the holder sets a new
+            // one with the code. Keys and TOTP stay.
+            let mut cleared = current.clone();
+            let had = cleared.credentials.password_hash.take().is_some();
+            cleared.credentials.password_set_at = None;
+            cleared.credentials.password_temporary = false;
+            cleared.credentials.password_warned = None;
+            if had {
+                super::admins::keep_an_admin(
+                    tx,
+                    &current,
+                    Some(&cleared),
+                    "clearing its password for a reset",
+                )?;
+                cleared.updated_at = tx.now;
+                cleared.updated_by = tx.actor.name.clone();
+                tx.stage(Some(&current), Some(cleared.clone()));
+            }
             tx.set_meta(&super::login::enrolment_key(name), &record);
+            let change = crate::domain::Change {
+                field: "password".into(),
+                old: serde_json::json!(if had { "set" } else { "none" }),
+                new: serde_json::json!("none"),
+            };
             tx.event(
                 "password.reset",
                 Some(name),
-                vec![],
+                if had { vec![change] } else { vec![] },
                 Some(format!(
-                    "one-time code valid {RESET_MINUTES} minutes, mailed to the account's address"
+                    "old password cleared; one-time code valid {RESET_MINUTES} minutes, mailed to the account's address"
                 )),
             );
             tx.notify(
                 "password_reset",
-                &current,
+                &cleared,
                 &[
                     ("code", code.clone()),
                     ("valid_minutes", RESET_MINUTES.to_string()),
@@ -251,7 +277,9 @@ impl Services {
                         vec![],
                         Some(format!("password expires {when}")),
                     );
-                    tx.notify("password_expiry", &new, &[("expires", when.clone())])?;
+                    // The mail goes to the holder alone: in their timezone.
+                    let theirs = crate::locale::Zone::named(new.timezone.as_deref()).minute(at);
+                    tx.notify("password_expiry", &new, &[("expires", theirs)])?;
                     items.push(PreviewItem {
                         username: name.clone(),
                         date: tx.today(),
@@ -355,7 +383,15 @@ mod tests {
     fn a_reset_mails_a_code_to_the_holder_that_logs_in_once() {
         let (s, _clock, admin) = services_with(&config(SMTP), None);
         bob(&s, &admin);
+        s.password_set(&admin, "bob", "violet staple orbit", false)
+            .unwrap();
         let issued = s.password_reset(&admin, "bob").unwrap();
+        // The old password stops working at once.
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(s.load("bob").unwrap().credentials.password_hash.is_none());
+        assert!(s
+            .login_password("bob", ip, "violet staple orbit", None)
+            .is_err());
         assert_eq!(issued.email, "bob@example.org");
         // Whoever reads the queue does not see the code.
         assert!(s
@@ -364,24 +400,28 @@ mod tests {
             .iter()
             .any(|e| matches!(&e.delivery, crate::service::notify::Delivery::Email { body, .. } if body.contains("not shown"))));
         let queue = s.outbox_all().unwrap();
-        let body = queue
+        let entry = queue
             .iter()
-            .find_map(|e| match &e.delivery {
-                crate::service::notify::Delivery::Email { to, body, .. }
-                    if e.event == "password_reset" =>
-                {
-                    assert_eq!(to, &vec!["bob@example.org".to_string()]);
-                    Some(body.clone())
-                }
-                _ => None,
-            })
+            .find(|e| e.event == "password_reset")
             .expect("a reset mail");
-        let code = body
-            .split_whitespace()
-            .find(|w| w.len() == 9 && w.as_bytes()[4] == b'-')
-            .expect("the code in the mail")
-            .to_string();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let code_in = |text: &str| {
+            text.split_whitespace()
+                .find(|w| w.len() == 9 && w.as_bytes()[4] == b'-')
+                .map(str::to_string)
+        };
+        // The stored entry holds the code sealed, never readable...
+        let stored = serde_json::to_string(entry).unwrap();
+        assert_eq!(code_in(&stored), None, "{stored}");
+        assert!(stored.contains("sealed1:"), "{stored}");
+        // ...and the mail handed to SMTP has it.
+        let body = match s.opened(&entry.delivery).unwrap() {
+            crate::service::notify::Delivery::Email { to, body, .. } => {
+                assert_eq!(to, vec!["bob@example.org".to_string()]);
+                body
+            }
+            other => panic!("{other:?}"),
+        };
+        let code = code_in(&body).expect("the code in the mail");
         assert!(s.enrolment_pending("bob"));
         s.login_enrolment("bob", ip, &code).unwrap();
         assert!(

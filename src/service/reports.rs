@@ -12,7 +12,8 @@ use crate::domain::Kind;
 pub struct Orphan {
     pub username: String,
     /// sponsor_inactive, sponsor_missing, no_sponsor, no_end_date, never_logged_in, key_unused,
-    /// target_orphan (an object a connector's target holds that no account accounts for)
+    /// target_orphan (an object a connector's target holds that no account accounts for),
+    /// target_disputed (the object under an account's name in a target is someone else's)
     pub problem: String,
     pub detail: String,
     /// For an object left in a target (`target_orphan`): the connector.
@@ -141,6 +142,25 @@ impl Services {
         if let Some(e) = failed.or(lookup_failed) {
             return Err(e);
         }
+        // Objects in a target that look like someone else's, which tenure
+        // refuses to overwrite until an admin adopts them.
+        for l in self.links_all()? {
+            if l.status != super::connect::LinkStatus::Disputed {
+                continue;
+            }
+            visit(Orphan {
+                username: l.account.clone(),
+                problem: "target_disputed".into(),
+                detail: format!(
+                    "{}: {} (not overwritten; `connector retry {} --user {} --adopt` takes it over)",
+                    l.connector,
+                    l.last_error.clone().unwrap_or_default(),
+                    l.connector,
+                    l.account
+                ),
+                connector: Some(l.connector.clone()),
+            })?;
+        }
         // Objects the targets hold that no account accounts for, as the
         // last reconcile of each connector found them.
         for c in &self.config().connectors {
@@ -157,7 +177,7 @@ impl Services {
                         u.object,
                         u.why,
                         if u.enabled { "enabled" } else { "disabled" },
-                        report.at.format("%Y-%m-%d %H:%M")
+                        report.at.format("%Y-%m-%d %H:%M UTC")
                     ),
                     connector: Some(c.name.clone()),
                 })?;

@@ -55,6 +55,7 @@ impl TokenScope {
                     | PreviewLifecycle
                     | ReadLockouts
                     | ReadConnectors
+                    | ReadSources
             ),
             TokenScope::Scim => matches!(
                 permission,

@@ -34,7 +34,7 @@ struct ChannelState {
     size: (u16, u16),
     stdin: Vec<u8>,
     /// An exec command waiting for EOF on stdin.
-    pending: Option<(Command, String)>,
+    pending: Option<(Command, String, cli::Display)>,
     /// The console running on this channel.
     console: Option<crate::tui::session::ConsoleLink>,
     /// The channel's sending side: it waits for the client's window, so a
@@ -290,6 +290,7 @@ impl Connection {
         &mut self,
         channel: ChannelId,
         command: Command,
+        display: cli::Display,
         stdin: Vec<u8>,
         pty: bool,
         session: &mut Session,
@@ -321,7 +322,14 @@ impl Connection {
             let result = tokio::task::spawn_blocking(move || {
                 let mut out = ChannelOut::new(tx, pty);
                 let outcome = actor.and_then(|actor| {
-                    cli::run(&services, &actor, command, &mut stdin.as_slice(), &mut out)
+                    cli::run_with(
+                        &services,
+                        &actor,
+                        command,
+                        display,
+                        &mut stdin.as_slice(),
+                        &mut out,
+                    )
                 });
                 let flushed = std::io::Write::flush(&mut out);
                 drop(out);
@@ -879,7 +887,7 @@ impl russh::server::Handler for Connection {
             }
         };
         // The exec grammar: the same `Command` as the offline CLI (and the fuzz target).
-        let command = match cli::parse_exec_words(&words) {
+        let (command, display) = match cli::parse_exec_line(&words) {
             Ok(p) => p,
             Err(e) => {
                 use clap::error::ErrorKind;
@@ -909,11 +917,11 @@ impl russh::server::Handler for Connection {
                 .is_ok_and(|actor| !self.services.may_import(&actor));
         if command.reads_stdin() && !refused_import {
             if let Some(state) = self.channels.get_mut(&channel) {
-                state.pending = Some((command, line));
+                state.pending = Some((command, line, display));
             }
             return Ok(());
         }
-        self.run_exec(channel, command, Vec::new(), pty, session);
+        self.run_exec(channel, command, display, Vec::new(), pty, session);
         Ok(())
     }
 
@@ -1040,7 +1048,7 @@ impl russh::server::Handler for Connection {
         }
         // Without a pending command (none asked for stdin, or its input was
         // refused) whatever the client sends is dropped.
-        if let Some((command, _)) = &state.pending {
+        if let Some((command, _, _)) = &state.pending {
             let limit = command.stdin_limit();
             if state.stdin.len() + data.len() > limit {
                 let what = format!(
@@ -1079,10 +1087,10 @@ impl russh::server::Handler for Connection {
         let Some(state) = self.channels.get_mut(&channel) else {
             return Ok(());
         };
-        if let Some((command, _line)) = state.pending.take() {
+        if let Some((command, _line, display)) = state.pending.take() {
             let stdin = std::mem::take(&mut state.stdin);
             let pty = state.pty;
-            self.run_exec(channel, command, stdin, pty, session);
+            self.run_exec(channel, command, display, stdin, pty, session);
         }
         Ok(())
     }

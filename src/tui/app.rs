@@ -13,17 +13,19 @@ use clap::Parser;
 
 use super::form::{Form, FormOutcome, Lookup, Stage};
 use super::keymap::{action_for, Action, Scope};
+pub use super::popup::{Change, Popup, Prompt};
 use super::theme::{Theme, SHIPPED};
 use crate::cli::Command;
 use crate::domain::dates::parse_date;
 use crate::domain::lifecycle::{effective, Effective};
-use crate::domain::{Account, AuditEvent, DisableReason};
+use crate::domain::{Account, AuditEvent};
+use crate::locale::{Lang, Zone};
 use crate::service::authz::{allowed, Permission};
 use crate::service::integrity::AuditFilter;
 pub use crate::service::search::{Filters, SortKey};
 use crate::service::search::{Hits, Query};
 use crate::service::sessions::SessionInfo;
-use crate::service::{Actor, Error, Services};
+use crate::service::{Actor, Services};
 use crate::term::input::Key;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,132 +66,6 @@ impl Screen {
     }
 }
 
-/// What a typed line is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Prompt {
-    DisableReason,
-    ExtendDate,
-    /// A user asks for an extension: the date, then why.
-    RequestDate,
-    RequestReason,
-    /// The create form submitted as a request (by one who may not create): why.
-    AccountRequestReason,
-    PurgeName,
-    DenyReason(u64),
-    KeyLine,
-    /// After a valid key line (carried): when the key stops working.
-    KeyExpiry,
-    Password,
-    ListFilter,
-    AuditFilter,
-}
-
-impl Prompt {
-    pub fn label(self) -> &'static str {
-        match self {
-            Prompt::DisableReason | Prompt::DenyReason(_) | Prompt::RequestReason => "Reason",
-            Prompt::AccountRequestReason => "Why is this account needed (an admin decides)",
-            Prompt::ExtendDate | Prompt::RequestDate => "New end date (YYYY-MM-DD, +30d)",
-            Prompt::PurgeName => "Type the username to purge it for good",
-            Prompt::KeyLine => "Paste the OpenSSH public key line",
-            Prompt::KeyExpiry => "Key expires (YYYY-MM-DD or +90d; empty: never)",
-            Prompt::Password => "New password",
-            Prompt::ListFilter => "status= kind= sponsor= project= expiring=DAYS (empty clears)",
-            Prompt::AuditFilter => "actor= target= action= (empty clears)",
-        }
-    }
-
-    /// Typed text shown as dots.
-    pub fn secret(self) -> bool {
-        self == Prompt::Password
-    }
-}
-
-/// A popup owns the keyboard until it is answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Popup {
-    Input {
-        prompt: Prompt,
-        title: String,
-        targets: Vec<String>,
-        text: String,
-        /// Carried from an earlier prompt (the date of an extension request).
-        carry: Option<String>,
-        error: Option<String>,
-    },
-    /// Yes or no before a change; `targets` are listed when there are several.
-    Confirm {
-        question: String,
-        targets: Vec<String>,
-        change: Change,
-    },
-    /// Text to read: command output, a TOTP enrolment.
-    Text {
-        title: String,
-        text: String,
-        error: bool,
-        scroll: u16,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    Disable {
-        targets: Vec<String>,
-        reason: String,
-    },
-    Enable {
-        targets: Vec<String>,
-    },
-    Extend {
-        targets: Vec<String>,
-        end: NaiveDate,
-    },
-    Delete {
-        targets: Vec<String>,
-    },
-    Restore {
-        targets: Vec<String>,
-    },
-    Purge {
-        target: String,
-    },
-    KillSession {
-        id: u64,
-    },
-    KillUser {
-        target: String,
-    },
-    Unlock {
-        what: String,
-    },
-    /// A connector's reconcile, after its dry run was shown.
-    Reconcile {
-        name: String,
-    },
-    RemoveHost {
-        name: String,
-    },
-    Cert {
-        target: String,
-    },
-    Decide {
-        id: u64,
-        approve: bool,
-        reason: Option<String>,
-    },
-    RevokeToken {
-        name: String,
-    },
-    RemoveKey {
-        target: String,
-        fingerprint: String,
-    },
-    Totp {
-        target: String,
-    },
-}
-
 /// The open account: its record, recent audit events and live sessions.
 #[derive(Clone, Debug)]
 pub struct Detail {
@@ -206,6 +82,8 @@ pub struct Detail {
 #[derive(Debug, Parser)]
 #[command(name = "", no_binary_name = true, disable_version_flag = true)]
 struct CommandLine {
+    #[command(flatten)]
+    display: crate::cli::DisplayArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -220,6 +98,10 @@ pub struct App {
     pub(crate) services: Services,
     pub actor: Actor,
     pub theme: Theme,
+    /// The viewer's language and timezone (`prefs set NAME --language
+    /// --timezone`), read again when something changed.
+    pub lang: Lang,
+    pub zone: Zone,
     no_color: bool,
     pub screen: Screen,
     /// Where Esc goes from the form.
@@ -306,6 +188,8 @@ impl App {
             services,
             actor,
             theme,
+            lang: Lang::En,
+            zone: Zone::UTC,
             no_color,
             screen: Screen::Accounts,
             form_return: Screen::Accounts,
@@ -358,6 +242,30 @@ impl App {
         app
     }
 
+    /// The viewer's own language and zone; true if either changed.
+    fn load_locale(&mut self) -> bool {
+        let own = self
+            .actor
+            .is_account
+            .then(|| self.services.load(&self.actor.name).ok())
+            .flatten();
+        let lang = Lang::from_code(own.as_ref().and_then(|a| a.language.as_deref()));
+        let zone = Zone::named(own.as_ref().and_then(|a| a.timezone.as_deref()));
+        let changed = (lang, zone) != (self.lang, self.zone);
+        (self.lang, self.zone) = (lang, zone);
+        changed
+    }
+
+    /// The viewer's text for a catalogue key (`assets/i18n`).
+    pub fn tr(&self, key: &str) -> &'static str {
+        self.lang.tr(key)
+    }
+
+    /// `tr` with `{name}` placeholders filled.
+    pub fn trf(&self, key: &str, vars: &[(&str, &str)]) -> String {
+        self.lang.trf(key, vars)
+    }
+
     /// True for an account that only serves itself (role `user`).
     pub fn self_service(&self) -> bool {
         !allowed(&self.actor, Permission::ListAccounts, None)
@@ -365,6 +273,11 @@ impl App {
 
     fn fail(&mut self, e: impl std::fmt::Display) {
         self.message = Some((true, e.to_string()));
+    }
+
+    /// A status line from the catalogue.
+    fn said(&mut self, key: &str) {
+        self.message = Some((false, self.tr(key).to_string()));
     }
 
     /// Whether `refresh` has anything to do: a change since the last load, a
@@ -390,6 +303,7 @@ impl App {
         let mut changed = false;
         if stale {
             self.generation = generation;
+            changed |= self.load_locale();
             changed |= self.reload_accounts();
             if let Some(name) = self.detail.as_ref().map(|d| d.account.username.clone()) {
                 let fresh = self.load_detail(&name);
@@ -817,16 +731,13 @@ impl App {
             Action::Search => self.searching = true,
             Action::Filter if self.screen == Screen::Audit => {
                 let text = self.audit_filter.clone();
-                self.input_popup(
-                    Prompt::AuditFilter,
-                    "Filter the audit trail".into(),
-                    vec![],
-                    text,
-                )
+                let title = self.tr("console.action.filter_audit").into();
+                self.input_popup(Prompt::AuditFilter, title, vec![], text)
             }
             Action::Filter => {
                 let text = self.filters.describe();
-                self.input_popup(Prompt::ListFilter, "Filter accounts".into(), vec![], text)
+                let title = self.tr("console.action.filter_accounts").into();
+                self.input_popup(Prompt::ListFilter, title, vec![], text)
             }
             Action::Sort => {
                 self.sort = self.sort.next();
@@ -867,7 +778,8 @@ impl App {
             Action::Disable => {
                 let targets = self.targets();
                 if !targets.is_empty() {
-                    let title = format!("Disable {}", list_names(&targets));
+                    let names = list_names(&targets);
+                    let title = self.trf("console.action.disable", &[("names", &names)]);
                     self.input_popup(Prompt::DisableReason, title, targets, String::new());
                 }
             }
@@ -883,47 +795,48 @@ impl App {
                 });
                 if own && !may {
                     // A user asks instead: an admin decides.
-                    let title = "Ask for a later end date".to_string();
+                    let title = self.tr("console.action.ask_later").to_string();
                     self.input_popup(Prompt::RequestDate, title, targets, String::new());
                 } else if !targets.is_empty() {
-                    let title = format!("Extend {}", list_names(&targets));
+                    let names = list_names(&targets);
+                    let title = self.trf("console.action.extend", &[("names", &names)]);
                     self.input_popup(Prompt::ExtendDate, title, targets, String::new());
                 }
             }
             Action::Enable | Action::Delete | Action::Restore => {
                 let targets = self.targets();
                 if !targets.is_empty() {
-                    let (verb, change) = match action {
+                    let (question, change) = match action {
                         Action::Enable => (
-                            "Enable",
+                            "console.action.enable_q",
                             Change::Enable {
                                 targets: targets.clone(),
                             },
                         ),
                         Action::Delete => (
-                            "Delete (restorable until purged)",
+                            "console.action.delete_q",
                             Change::Delete {
                                 targets: targets.clone(),
                             },
                         ),
                         _ => (
-                            "Restore",
+                            "console.action.restore_q",
                             Change::Restore {
                                 targets: targets.clone(),
                             },
                         ),
                     };
-                    let question = format!("{verb} {}?", list_names(&targets));
+                    let question = self.trf(question, &[("names", &list_names(&targets))]);
                     self.confirm(question, targets, change);
                 }
             }
             Action::Purge => match self.targets().as_slice() {
                 [one] => {
-                    let title = format!("Purge {one}: this cannot be undone");
+                    let title = self.trf("console.action.purge", &[("name", one)]);
                     self.input_popup(Prompt::PurgeName, title, vec![one.clone()], String::new())
                 }
                 [] => {}
-                _ => self.fail("purge one account at a time (unmark the others)"),
+                _ => self.fail(self.tr("console.action.purge_one")),
             },
             Action::Create => self.start_form(None),
             Action::Clone => {
@@ -964,7 +877,7 @@ impl App {
             }
             Action::AddKey => {
                 if let Some(name) = self.targets().first().cloned() {
-                    let title = format!("Add a key to {name}");
+                    let title = self.trf("console.action.add_key", &[("name", &name)]);
                     self.input_popup(Prompt::KeyLine, title, vec![name], String::new());
                 }
             }
@@ -977,9 +890,13 @@ impl App {
                         .map(|k| (d.account.username.clone(), k.clone()))
                 });
                 if let Some((target, k)) = key {
-                    let question = format!(
-                        "Remove key {} ({}) from {target}?",
-                        k.fingerprint, k.comment
+                    let question = self.trf(
+                        "console.action.remove_key_q",
+                        &[
+                            ("fingerprint", &k.fingerprint),
+                            ("comment", &k.comment),
+                            ("name", &target),
+                        ],
                     );
                     let change = Change::RemoveKey {
                         target,
@@ -990,23 +907,24 @@ impl App {
             }
             Action::Password => {
                 if let Some(name) = self.targets().first().cloned() {
-                    let title = format!("Set the password of {name}");
-                    self.input_popup(Prompt::Password, title, vec![name], String::new());
+                    let title = self.trf("console.action.set_password", &[("name", &name)]);
+                    let prompt = super::password::prompt(&self.actor, &name);
+                    self.input_popup(prompt, title, vec![name], String::new());
                 }
             }
             Action::Cert => {
                 if let Some(target) = self.targets().first().cloned() {
-                    let question = format!(
-                        "Issue an SSH certificate for {target} (valid {} h at most, never past the end date)?",
-                        self.services.config().hosts.cert_validity.num_hours()
+                    let hours = self.services.config().hosts.cert_validity.num_hours();
+                    let question = self.trf(
+                        "console.action.cert_q",
+                        &[("name", &target), ("hours", &hours.to_string())],
                     );
                     self.confirm(question, vec![], Change::Cert { target });
                 }
             }
             Action::Totp => {
                 if let Some(target) = self.targets().first().cloned() {
-                    let question =
-                        format!("Enrol {target} in TOTP? Any earlier authenticator stops working.");
+                    let question = self.trf("console.action.totp_q", &[("name", &target)]);
                     self.confirm(question, vec![], Change::Totp { target });
                 }
             }
@@ -1048,13 +966,19 @@ impl App {
                     .cloned();
                 match (pending, action) {
                     (Some(r), Action::Approve) => {
+                        let id = r.id.to_string();
                         let question = match (r.kind.as_str(), r.end_date) {
-                            ("extend", Some(end)) => {
-                                format!("Approve #{}: extend {} to {end}?", r.id, r.account)
-                            }
-                            (_, _) => format!(
-                                "Approve #{}: create {} (asked by {})?",
-                                r.id, r.account, r.requested_by
+                            ("extend", Some(end)) => self.trf(
+                                "console.action.approve_extend_q",
+                                &[
+                                    ("id", &id),
+                                    ("name", &r.account),
+                                    ("date", &end.to_string()),
+                                ],
+                            ),
+                            (_, _) => self.trf(
+                                "console.action.approve_create_q",
+                                &[("id", &id), ("name", &r.account), ("who", &r.requested_by)],
                             ),
                         };
                         let change = Change::Decide {
@@ -1065,10 +989,11 @@ impl App {
                         self.confirm(question, vec![], change)
                     }
                     (Some(r), _) => {
-                        let title = format!("Deny request #{}", r.id);
+                        let title =
+                            self.trf("console.action.deny_title", &[("id", &r.id.to_string())]);
                         self.input_popup(Prompt::DenyReason(r.id), title, vec![], String::new())
                     }
-                    (None, _) => self.fail("no pending request selected"),
+                    (None, _) => self.fail(self.tr("console.action.no_request")),
                 }
             }
             Action::Sessions => match self.services.session_list(&self.actor) {
@@ -1082,15 +1007,21 @@ impl App {
             Action::Kill => match self.screen {
                 Screen::Sessions => {
                     if let Some(s) = self.sessions.get(self.selected) {
-                        let question =
-                            format!("Kill session {} of {} from {}?", s.id, s.account, s.address);
+                        let question = self.trf(
+                            "console.action.kill_session_q",
+                            &[
+                                ("id", &s.id.to_string()),
+                                ("name", &s.account),
+                                ("address", &s.address),
+                            ],
+                        );
                         let change = Change::KillSession { id: s.id };
                         self.confirm(question, vec![], change);
                     }
                 }
                 _ => {
                     if let [target] = self.targets().as_slice() {
-                        let question = format!("Kill every live session of {target}?");
+                        let question = self.trf("console.action.kill_all_q", &[("name", target)]);
                         let change = Change::KillUser {
                             target: target.clone(),
                         };
@@ -1106,7 +1037,9 @@ impl App {
                 Err(e) => self.fail(e),
             },
             Action::Unlock => {
-                if let Some((what, question)) = self.lockouts.unlock_question(self.selected) {
+                if let Some((what, question)) =
+                    self.lockouts.unlock_question(self.selected, self.zone)
+                {
                     self.confirm(question, vec![], Change::Unlock { what });
                 }
             }
@@ -1155,8 +1088,16 @@ impl App {
                 // Kept on the account: the next console opens with it.
                 let kept =
                     self.actor.is_account && self.services.set_own_theme(&self.actor, next).is_ok();
-                let note = if kept { " (kept for next time)" } else { "" };
-                self.message = Some((false, format!("theme: {}{note}", self.theme.name)));
+                let note = if kept {
+                    self.tr("console.message.theme_kept")
+                } else {
+                    ""
+                };
+                let line = self.trf(
+                    "console.message.theme",
+                    &[("name", &self.theme.name), ("note", note)],
+                );
+                self.message = Some((false, line));
             }
             Action::Help if self.screen == Screen::Help => self.screen = self.help_from,
             Action::Help => {
@@ -1225,7 +1166,7 @@ impl App {
             FormOutcome::Stay => self.form = Some(form),
             FormOutcome::Cancel => {
                 if !matches!(form.stage, Stage::Done(_)) {
-                    self.message = Some((false, "nothing created".into()));
+                    self.said("console.message.nothing_created");
                 }
                 self.screen = self.form_return;
             }
@@ -1274,7 +1215,7 @@ impl App {
     fn notices_about(&self, name: &str) -> String {
         use crate::service::notify::Delivery;
         match self.services.notify_queue(&self.actor) {
-            Err(_) => "not visible to you".into(),
+            Err(_) => self.tr("console.notices.hidden").into(),
             Ok(queue) => {
                 let to: Vec<String> = queue
                     .iter()
@@ -1286,11 +1227,14 @@ impl App {
                     .collect();
                 let notify = &self.services.config().notify;
                 if to.is_empty() && notify.smtp.is_none() && notify.webhooks.is_empty() {
-                    "none: no mail server or webhook in [notify]".into()
+                    self.tr("console.notices.none").into()
                 } else if to.is_empty() {
-                    "sent (none left in the outbox)".into()
+                    self.tr("console.notices.sent").into()
                 } else {
-                    format!("{} queued for {}", to.len(), to.join("; "))
+                    self.trf(
+                        "console.notices.queued",
+                        &[("count", &to.len().to_string()), ("to", &to.join("; "))],
+                    )
                 }
             }
         }
@@ -1346,18 +1290,22 @@ impl App {
                     _ => (crate::cli::usage_line(&e, ":help"), true),
                 }
             }
-            Ok(parsed) if matches!(parsed.command, crate::cli::Command::Import { .. }) => (
-                "import reads a CSV on stdin: run it with ssh (ssh HOST import < people.csv)".into(),
-                true,
-            ),
-            Ok(parsed) if parsed.command.reads_stdin() => (
-                "this command reads stdin: use the console's own keys (p then a for a key, w for a password)".into(),
-                true,
-            ),
+            Ok(parsed) if matches!(parsed.command, crate::cli::Command::Import { .. }) => {
+                (self.tr("console.message.import_stdin").into(), true)
+            }
+            Ok(parsed) if parsed.command.reads_stdin() => {
+                (self.tr("console.message.reads_stdin").into(), true)
+            }
             Ok(parsed) => {
                 let mut out = Vec::new();
-                let result =
-                    crate::cli::run(&self.services, &self.actor, parsed.command, &mut &[][..], &mut out);
+                let result = crate::cli::run_with(
+                    &self.services,
+                    &self.actor,
+                    parsed.command,
+                    parsed.display.into(),
+                    &mut &[][..],
+                    &mut out,
+                );
                 let mut text = String::from_utf8_lossy(&out).into_owned();
                 match result {
                     Ok(()) => (text, false),
@@ -1385,7 +1333,7 @@ impl App {
     fn answer(&mut self, popup: Popup, key: Key) {
         match popup {
             Popup::Input {
-                prompt,
+                mut prompt,
                 title,
                 targets,
                 mut text,
@@ -1393,12 +1341,13 @@ impl App {
                 error,
             } => {
                 match key {
-                    Key::Esc => return self.message = Some((false, "cancelled".into())),
+                    Key::Esc => return self.said("console.message.cancelled"),
                     Key::Enter => return self.submit(prompt, title, targets, text, carry),
                     Key::Backspace => {
                         text.pop();
                     }
                     Key::Ctrl('u') => text.clear(),
+                    Key::Tab => prompt = super::password::toggle(prompt),
                     Key::Char(c) => text.push(c),
                     Key::Paste(p) if prompt == Prompt::KeyLine => text.push_str(p.trim()),
                     Key::Paste(p) => text.push_str(p.lines().next().unwrap_or_default()),
@@ -1420,7 +1369,7 @@ impl App {
             } => match key {
                 Key::Char('y') | Key::Char('Y') => self.apply(change),
                 Key::Char('n') | Key::Char('N') | Key::Esc => {
-                    self.message = Some((false, "cancelled".into()))
+                    self.said("console.message.cancelled")
                 }
                 _ => {
                     self.popup = Some(Popup::Confirm {
@@ -1480,12 +1429,15 @@ impl App {
             | Prompt::AccountRequestReason
                 if value.is_empty() =>
             {
-                self.popup = Some(again("a reason is required".into(), text));
+                self.popup = Some(again(
+                    self.tr("console.action.reason_required").into(),
+                    text,
+                ));
             }
             Prompt::DisableReason => {
-                let question = format!(
-                    "Disable {} ({value})? Live sessions close at once.",
-                    list_names(&targets)
+                let question = self.trf(
+                    "console.action.disable_q",
+                    &[("names", &list_names(&targets)), ("reason", &value)],
                 );
                 let change = Change::Disable {
                     targets: targets.clone(),
@@ -1499,14 +1451,18 @@ impl App {
                     approve: false,
                     reason: Some(value.clone()),
                 };
-                self.confirm(format!("Deny #{id} ({value})?"), vec![], change);
+                let question = self.trf(
+                    "console.action.deny_q",
+                    &[("id", &id.to_string()), ("reason", &value)],
+                );
+                self.confirm(question, vec![], change);
             }
             Prompt::ExtendDate | Prompt::RequestDate => match parse_date(&value, self.today) {
                 Err(e) => self.popup = Some(again(e, text)),
                 Ok(end) if prompt == Prompt::RequestDate => {
                     self.popup = Some(Popup::Input {
                         prompt: Prompt::RequestReason,
-                        title: format!("Ask for {end}"),
+                        title: self.trf("console.action.ask_for", &[("date", &end.to_string())]),
                         targets,
                         text: String::new(),
                         carry: Some(end.to_string()),
@@ -1514,7 +1470,10 @@ impl App {
                     });
                 }
                 Ok(end) => {
-                    let question = format!("Extend {} to {end}?", list_names(&targets));
+                    let question = self.trf(
+                        "console.action.extend_q",
+                        &[("names", &list_names(&targets)), ("date", &end.to_string())],
+                    );
                     let change = Change::Extend {
                         targets: targets.clone(),
                         end,
@@ -1534,13 +1493,12 @@ impl App {
                     Ok(r) => {
                         self.screen = self.form_return;
                         self.requests = self.services.request_list(&self.actor).unwrap_or_default();
-                        self.message = Some((
-                            false,
-                            format!(
-                                "request #{} for {name} is pending an admin's decision",
-                                r.id
-                            ),
-                        ));
+                        let id = r.id.to_string();
+                        let line = self.trf(
+                            "console.message.request_pending",
+                            &[("id", &id), ("name", &name)],
+                        );
+                        self.message = Some((false, line));
                     }
                     Err(e) => {
                         form.stage = Stage::Editing;
@@ -1558,8 +1516,15 @@ impl App {
                 };
                 match self.services.request_extend(&self.actor, name, end, &value) {
                     Ok(r) => {
-                        self.message =
-                            Some((false, format!("request #{} sent: {name} to {end}", r.id)))
+                        let line = self.trf(
+                            "console.message.request_sent",
+                            &[
+                                ("id", &r.id.to_string()),
+                                ("name", name),
+                                ("date", &end.to_string()),
+                            ],
+                        );
+                        self.message = Some((false, line))
                     }
                     Err(e) => self.fail(e),
                 }
@@ -1569,11 +1534,12 @@ impl App {
                     let change = Change::Purge {
                         target: name.clone(),
                     };
-                    let question = format!("Purge {name}? Only the audit trail will remember it.");
+                    let question = self.trf("console.action.purge_q", &[("name", name)]);
                     self.confirm(question, vec![], change);
                 }
                 Some(name) => {
-                    self.popup = Some(again(format!("type {name} exactly to purge it"), text))
+                    let line = self.trf("console.action.purge_exactly", &[("name", name)]);
+                    self.popup = Some(again(line, text))
                 }
                 None => {}
             },
@@ -1603,20 +1569,34 @@ impl App {
                 let line = carry.clone().unwrap_or_default();
                 match self.services.key_add(&self.actor, name, &line, expires) {
                     Ok(k) => {
-                        let until = expires.map_or(String::new(), |d| format!(" until {d}"));
+                        let until = expires.map_or(String::new(), |d| {
+                            self.trf("console.message.key_until", &[("date", &d.to_string())])
+                        });
                         let short: String = k.fingerprint.chars().take(19).collect();
-                        let added = format!("added {short}… to {name}{until}");
+                        let added = self.trf(
+                            "console.message.key_added",
+                            &[("fingerprint", &short), ("name", name), ("until", &until)],
+                        );
                         self.message = Some((false, added));
                         self.after_change();
                     }
                     Err(e) => self.popup = Some(again(e.to_string(), text)),
                 }
             }
-            Prompt::Password => {
+            Prompt::Password(temporary) => {
                 let Some(name) = targets.first() else { return };
-                match self.services.password_set(&self.actor, name, &text, false) {
-                    Ok(()) => self.message = Some((false, format!("password of {name} set"))),
-                    Err(e) => self.popup = Some(again(e.to_string(), String::new())),
+                let temporary = temporary.unwrap_or(false);
+                let set = super::password::submit(
+                    &self.services,
+                    &self.actor,
+                    self.lang,
+                    name,
+                    &text,
+                    temporary,
+                );
+                match set {
+                    Ok(line) => self.message = Some((false, line)),
+                    Err(e) => self.popup = Some(again(e, String::new())),
                 }
             }
             Prompt::ListFilter => match Filters::parse(&value) {
@@ -1640,132 +1620,17 @@ impl App {
     }
 
     fn apply(&mut self, change: Change) {
-        let each = |targets: &[String], verb: &str, f: &dyn Fn(&str) -> Result<(), Error>| {
-            let mut done = Vec::new();
-            let mut failed = Vec::new();
-            for t in targets {
-                match f(t) {
-                    Ok(()) => done.push(t.clone()),
-                    Err(e) => failed.push(format!("{t}: {e}")),
-                }
-            }
-            if failed.is_empty() {
-                Ok(format!("{verb} {}", list_names(&done)))
-            } else if done.is_empty() {
-                Err(failed.join("; "))
-            } else {
-                Err(format!(
-                    "{verb} {}; failed {}",
-                    list_names(&done),
-                    failed.join("; ")
-                ))
-            }
-        };
-        let (s, a) = (&self.services, &self.actor);
-        let result: Result<String, String> = match &change {
-            Change::Disable { targets, reason } => each(targets, "disabled", &|t| {
-                s.disable(a, t, DisableReason::Manual, Some(reason.clone()))
-                    .map(drop)
-            }),
-            Change::Enable { targets } => each(targets, "enabled", &|t| s.enable(a, t).map(drop)),
-            Change::Extend { targets, end } => {
-                each(targets, &format!("extended to {end}:"), &|t| {
-                    s.extend(a, t, *end).map(drop)
-                })
-            }
-            Change::Delete { targets } => each(targets, "deleted", &|t| s.delete(a, t).map(drop)),
-            Change::Restore { targets } => {
-                each(targets, "restored", &|t| s.restore(a, t).map(drop))
-            }
-            Change::Purge { target } => s
-                .purge(a, target)
-                .map(|()| format!("purged {target}"))
-                .map_err(|e| e.to_string()),
-            Change::Decide {
-                id,
-                approve,
-                reason,
-            } => s
-                .request_decide(a, *id, *approve, reason.clone())
-                .map(|r| format!("request #{id} {:?}", r.status).to_lowercase())
-                .map_err(|e| e.to_string()),
-            Change::KillSession { id } => s
-                .session_kill(a, *id)
-                .map(|x| format!("killed session {id} of {}", x.account))
-                .map_err(|e| e.to_string()),
-            Change::Reconcile { name } => super::connectors::reconcile(s, a, name),
-            Change::RemoveHost { name } => s
-                .host_remove(a, name)
-                .map(|()| format!("removed host {name}"))
-                .map_err(|e| e.to_string()),
-            Change::Unlock { what } => s
-                .auth_unlock(a, what)
-                .map(|was| {
-                    if was {
-                        format!("unlocked {what}")
-                    } else {
-                        format!("{what} was no longer locked out")
-                    }
-                })
-                .map_err(|e| e.to_string()),
-            Change::KillUser { target } => s
-                .session_kill_user(a, target)
-                .map(|n| format!("killed {n} session(s) of {target}"))
-                .map_err(|e| e.to_string()),
-            Change::RevokeToken { name } => s
-                .token_revoke(a, name)
-                .map(|t| format!("revoked token {} of {}", t.name, t.owner))
-                .map_err(|e| e.to_string()),
-            Change::RemoveKey {
-                target,
-                fingerprint,
-            } => s
-                .key_remove(a, target, fingerprint)
-                .map(|k| format!("removed {} from {target}", k.fingerprint))
-                .map_err(|e| e.to_string()),
-            Change::Cert { target } => match s.console_cert(a, target) {
-                Ok(issued) => {
-                    self.popup = Some(Popup::Text {
-                        title: format!(
-                            "Certificate for {target}, serial {}: save as KEY-cert.pub",
-                            issued.record.serial
-                        ),
-                        text: format!(
-                            "{}\n\nvalid {} to {} (UTC), principals {}",
-                            issued.certificate.trim(),
-                            issued.record.valid_after.format("%Y-%m-%d %H:%M"),
-                            issued.record.valid_before.format("%Y-%m-%d %H:%M"),
-                            issued.principals.join(",")
-                        ),
-                        error: false,
-                        scroll: 0,
-                    });
-                    Ok(format!(
-                        "issued certificate serial {} for {target}",
-                        issued.record.serial
-                    ))
-                }
-                Err(e) => Err(e.to_string()),
-            },
-            Change::Totp { target } => match s.totp_enroll(a, target) {
-                Ok(enrolment) => {
-                    let qr = crate::auth::totp::qr_text(&enrolment.uri).unwrap_or_default();
-                    self.popup = Some(Popup::Text {
-                        title: format!("TOTP for {target}: scan, then log in with a code"),
-                        text: format!(
-                            "{}\n\n{}\nsecret {}",
-                            qr.trim_end(),
-                            enrolment.uri,
-                            enrolment.secret
-                        ),
-                        error: false,
-                        scroll: 0,
-                    });
-                    Ok(format!("enrolled {target} in TOTP"))
-                }
-                Err(e) => Err(e.to_string()),
-            },
-        };
+        let mut popup = None;
+        let result = super::changes::run(
+            &self.services,
+            &self.actor,
+            (self.lang, self.zone),
+            &change,
+            &mut popup,
+        );
+        if popup.is_some() {
+            self.popup = popup;
+        }
         self.message = Some(match result {
             Ok(done) => (false, done),
             Err(e) => (true, e),

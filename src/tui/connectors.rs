@@ -5,6 +5,7 @@
 //! before fixing. Its state and drawing live here; `App` routes keys and the
 //! confirmed reconcile to it.
 
+use crate::locale::Zone;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Row, Table, TableState};
 use ratatui::Frame;
@@ -41,11 +42,14 @@ pub struct Connectors {
     /// The connector whose troubles are listed (after Enter).
     pub open: Option<String>,
     pub troubles: Vec<Trouble>,
+    /// The directory sources, shown under the targets.
+    pub sources: super::sources::Sources,
 }
 
 impl Connectors {
     pub fn load(&mut self, services: &Services, actor: &Actor) -> Result<(), String> {
         self.list = services.connector_list(actor).map_err(|e| e.to_string())?;
+        self.sources.load(services, actor);
         if let Some(name) = self.open.clone() {
             self.troubles = troubles(services, actor, &name)?;
         }
@@ -176,11 +180,21 @@ fn troubles(services: &Services, actor: &Actor, name: &str) -> Result<Vec<Troubl
     let mut out: Vec<Trouble> = status
         .links
         .iter()
-        .filter(|l| l.status == LinkStatus::Failed)
+        .filter(|l| {
+            matches!(l.status, LinkStatus::Failed | LinkStatus::Disputed) || l.notice.is_some()
+        })
         .map(|l| Trouble {
             account: l.account.clone(),
-            what: format!("failed ×{}", l.attempts),
-            detail: l.last_error.clone().unwrap_or_default(),
+            what: match l.status {
+                LinkStatus::Failed => format!("failed ×{}", l.attempts),
+                LinkStatus::Disputed => "disputed".into(),
+                _ => "password".into(),
+            },
+            detail: l
+                .last_error
+                .clone()
+                .or_else(|| l.notice.clone())
+                .unwrap_or_default(),
         })
         .collect();
     if let Ok(Some(report)) = services.last_reconcile(name) {
@@ -205,14 +219,14 @@ fn troubles(services: &Services, actor: &Actor, name: &str) -> Result<Vec<Troubl
     Ok(out)
 }
 
-fn last_reconcile(r: &Option<ReconcileBrief>) -> String {
+fn last_reconcile(r: &Option<ReconcileBrief>, zone: Zone) -> String {
     match r {
         None => "never".into(),
         Some(r) => match &r.error {
-            Some(e) => format!("{} failed: {e}", r.at.format("%m-%d %H:%M")),
+            Some(e) => format!("{} failed: {e}", zone.short_bare(r.at)),
             None => format!(
                 "{} {} to fix, {} unmatched",
-                r.at.format("%m-%d %H:%M"),
+                zone.short_bare(r.at),
                 r.not_in_sync,
                 r.unmatched
             ),
@@ -221,7 +235,7 @@ fn last_reconcile(r: &Option<ReconcileBrief>) -> String {
 }
 
 impl Connectors {
-    pub fn draw(&self, theme: &Theme, selected: usize, frame: &mut Frame, area: Rect) {
+    pub fn draw(&self, theme: &Theme, zone: Zone, selected: usize, frame: &mut Frame, area: Rect) {
         if let Some(name) = &self.open {
             let rows = self
                 .troubles
@@ -251,6 +265,21 @@ impl Connectors {
             frame.render_stateful_widget(table, area, &mut state);
             return;
         }
+        let area = if self.sources.height() > 0 {
+            let sources = self.sources.height().min(area.height / 2);
+            let below = Rect {
+                y: area.y + area.height - sources,
+                height: sources,
+                ..area
+            };
+            self.sources.draw(theme, frame, below);
+            Rect {
+                height: area.height - sources,
+                ..area
+            }
+        } else {
+            area
+        };
         let rows = self.list.iter().map(|c| {
             Row::new(vec![
                 c.name.clone(),
@@ -258,8 +287,9 @@ impl Connectors {
                 c.in_sync.to_string(),
                 c.pending.to_string(),
                 c.failed.to_string(),
+                c.disputed.to_string(),
                 c.jobs_queued.to_string(),
-                last_reconcile(&c.last_reconcile),
+                last_reconcile(&c.last_reconcile, zone),
                 c.last_error.clone().unwrap_or_else(|| "-".into()),
             ])
         });
@@ -269,6 +299,7 @@ impl Connectors {
             Constraint::Length(8),
             Constraint::Length(8),
             Constraint::Length(7),
+            Constraint::Length(9),
             Constraint::Length(6),
             Constraint::Length(34),
             Constraint::Fill(1),
@@ -281,6 +312,7 @@ impl Connectors {
                 self.list.len()
             )
         };
+        let last = format!("LAST RECONCILE ({})", zone.name());
         let table = Table::new(rows, widths)
             .header(
                 Row::new(vec![
@@ -289,8 +321,9 @@ impl Connectors {
                     "IN SYNC",
                     "PENDING",
                     "FAILED",
+                    "DISPUTED",
                     "JOBS",
-                    "LAST RECONCILE",
+                    last.as_str(),
                     "LAST ERROR",
                 ])
                 .style(theme.header),

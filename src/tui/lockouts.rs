@@ -3,6 +3,7 @@
 //! Its state and drawing live here; `App` routes keys and the confirmed
 //! change to it.
 
+use crate::locale::{Lang, Zone};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Row, Table, TableState};
 use ratatui::Frame;
@@ -25,7 +26,7 @@ impl Lockouts {
     }
 
     /// What `u` would unlock on the selected row, and the question to ask.
-    pub fn unlock_question(&self, selected: usize) -> Option<(String, String)> {
+    pub fn unlock_question(&self, selected: usize, zone: Zone) -> Option<(String, String)> {
         let l = self.list.get(selected)?;
         Some((
             l.who.clone(),
@@ -33,33 +34,42 @@ impl Lockouts {
                 "Lift the lockout of {} {} (until {})?",
                 l.kind,
                 l.who,
-                l.until.format("%H:%M:%S UTC")
+                zone.clock(l.until)
             ),
         ))
     }
 
-    pub fn draw(&self, theme: &Theme, selected: usize, frame: &mut Frame, area: Rect) {
+    pub fn draw(
+        &self,
+        (theme, lang, zone): (&Theme, Lang, Zone),
+        selected: usize,
+        frame: &mut Frame,
+        area: Rect,
+    ) {
         let rows = self.list.iter().map(|l| {
             Row::new(vec![
                 l.kind.clone(),
                 l.who.clone(),
-                l.until.format("%Y-%m-%d %H:%M:%S").to_string(),
+                zone.second(l.until),
                 l.why.clone(),
             ])
         });
         let widths = [
             Constraint::Length(8),
             Constraint::Length(40),
-            Constraint::Length(20),
+            Constraint::Length(24),
             Constraint::Fill(1),
         ];
         let title = if self.list.is_empty() {
-            " Login lockouts: none ".to_string()
+            lang.tr("console.lockouts.none").to_string()
         } else {
-            format!(" Login lockouts: {} (u lift one) ", self.list.len())
+            let count = self.list.len().to_string();
+            lang.trf("console.lockouts.title", &[("count", &count)])
         };
+        let header =
+            ["kind", "who", "until", "why"].map(|c| lang.tr(&format!("console.columns.{c}")));
         let table = Table::new(rows, widths)
-            .header(Row::new(vec!["KIND", "WHO", "UNTIL (UTC)", "WHY"]).style(theme.header))
+            .header(Row::new(header.to_vec()).style(theme.header))
             .block(block(theme, title))
             .row_highlight_style(theme.selected);
         let mut state = TableState::default().with_selected(

@@ -4,12 +4,16 @@
 //! service layer; no screen touches the store.
 
 pub mod app;
+mod changes;
 pub mod connectors;
 pub mod form;
 pub mod hosts;
 pub mod keymap;
 pub mod lockouts;
+pub mod password;
+pub mod popup;
 pub mod session;
+pub mod sources;
 pub mod theme;
 pub mod tokens;
 pub mod view;

@@ -489,8 +489,9 @@ fn help_is_drawn_from_the_keymap() {
     app.handle(Key::Char('?'));
     // At 120x40 every binding fits; on a small terminal the list scrolls.
     let text = screen(&app, 120, 40);
+    let help = |b: &super::keymap::Binding| crate::locale::Lang::En.tr(b.help);
     for b in super::keymap::KEYMAP {
-        assert!(text.contains(b.help), "help lacks {}", b.help);
+        assert!(text.contains(help(b)), "help lacks {}", help(b));
     }
     snap("help", &app);
     let mut seen = String::new();
@@ -499,7 +500,7 @@ fn help_is_drawn_from_the_keymap() {
         app.handle(Key::Char('j'));
     }
     for b in super::keymap::KEYMAP {
-        assert!(seen.contains(b.help), "80x24 help never shows {}", b.help);
+        assert!(seen.contains(help(b)), "80x24 help never shows {}", help(b));
     }
     app.handle(Key::Char('?'));
     assert_eq!(
@@ -899,4 +900,139 @@ fn a_certificate_is_issued_from_the_account_after_confirming() {
         .unwrap()
         .iter()
         .any(|e| e.action == "cert.issue"));
+}
+
+#[test]
+fn the_console_speaks_the_viewers_language_and_shows_times_in_their_zone() {
+    let mut app = app();
+    // Set from the console's own command line, as the holder would.
+    app.handle(Key::Char(':'));
+    typed(
+        &mut app,
+        "prefs set root --language de --timezone Asia/Tokyo",
+    );
+    app.handle(Key::Enter);
+    app.handle(Key::Esc);
+    app.refresh();
+    assert_eq!(app.lang, crate::locale::Lang::De);
+    app.screen = Screen::Accounts;
+    let text = screen(&app, 120, 40);
+    for german in ["4 Konten", "BENUTZER", "ENDE", "suchen", "öffnen"] {
+        assert!(text.contains(german), "{german} missing:\n{text}");
+    }
+    assert!(!text.contains("USERNAME"), "{text}");
+    open(&mut app, "bob");
+    let text = screen(&app, 120, 40);
+    for german in ["Status", "letzte Aktivität", "Schlüssel (1)", "Sponsor"] {
+        assert!(text.contains(german), "{german} missing:\n{text}");
+    }
+    // Instants in the viewer's zone, named; the end date stays a date.
+    let created = app.detail.as_ref().unwrap().events[0].at;
+    let tokyo = crate::locale::Zone::named(Some("Asia/Tokyo")).minute(created);
+    assert!(
+        tokyo.ends_with("JST") && text.contains(&tokyo),
+        "{tokyo}:\n{text}"
+    );
+    let end = (app.services.today() + chrono::Duration::days(20)).to_string();
+    assert!(text.contains(&end), "{text}");
+    snap("detail_german", &app);
+    app.handle(Key::Char('d'));
+    let text = screen(&app, 120, 40);
+    assert!(
+        text.contains("bob sperren") && text.contains("abbrechen"),
+        "{text}"
+    );
+    app.handle(Key::Esc);
+    app.handle(Key::Char('?'));
+    let text = screen(&app, 120, 40);
+    assert!(
+        text.contains("vorige Zeile") && text.contains("Tasten"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_password_screen_sets_a_temporary_password_with_tab_and_ones_own_without() {
+    let mut app = app();
+    open(&mut app, "bob");
+    app.handle(Key::Char('w'));
+    assert!(screen(&app, 80, 24).contains("[ ] temporary"));
+    app.handle(Key::Tab);
+    assert!(screen(&app, 80, 24).contains("[x] temporary"));
+    typed(&mut app, "quiet harbour lamp 42");
+    app.handle(Key::Enter);
+    assert!(app.popup.is_none(), "{:?}", app.popup);
+    let bob = app.services.load("bob").unwrap();
+    assert!(bob.credentials.password_temporary);
+    assert!(screen(&app, 120, 40).contains("temporary password of bob set"));
+    // Tab again: a normal password.
+    app.handle(Key::Char('w'));
+    app.handle(Key::Tab);
+    app.handle(Key::Tab);
+    typed(&mut app, "violet staple orbit 7");
+    app.handle(Key::Enter);
+    assert!(
+        !app.services
+            .load("bob")
+            .unwrap()
+            .credentials
+            .password_temporary
+    );
+    // One's own password has no toggle.
+    let me = app.actor.name.clone();
+    app.open(&me);
+    app.handle(Key::Char('w'));
+    assert!(!screen(&app, 80, 24).contains("temporary"));
+}
+
+#[test]
+fn directory_sources_show_on_the_connectors_screen_and_their_fields_are_locked() {
+    let config = format!(
+        "{}\n[[sources]]\nname = \"corp\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbind_dn = \"cn=admin\"\n\
+         bind_password_file = \"keys/ldap_password\"\nbase_dn = \"ou=vendors\"\nkind = \"vendor\"\n\
+         map = {{ username = \"uid\", display_name = \"cn\", email = \"mail\" }}\n",
+        crate::config::EXAMPLE
+    );
+    let (s, _clock, local) = crate::service::testkit::services_with(&config, Some("root@x.io"));
+    let dir = std::sync::Arc::new(crate::service::sources::FixedReader::new(Ok(vec![
+        crate::service::sources::test_entry("amy", "id-amy"),
+        crate::service::sources::test_entry("ben", "id-ben"),
+    ])));
+    s.set_source_reader(dir.clone());
+    s.source_sync(&local, "corp", Default::default()).unwrap();
+    let root = s.load("root").unwrap();
+    let admin = Actor::account(&root, Source::Ssh("192.0.2.1".into()), None);
+    let mut app = App::new(s.clone(), admin);
+    app.handle(Key::Char('C'));
+    assert_eq!(app.screen, Screen::Connectors);
+    let shown = screen(&app, 160, 40);
+    assert!(shown.contains("Directory sources: 1"), "{shown}");
+    let row = shown.lines().find(|l| l.contains("corp ")).unwrap();
+    assert!(row.contains("15 min") && row.contains("ok"), "{row}");
+    assert!(row.contains("read 2: created 2"), "{row}");
+    // A failed run shows its error there.
+    dir.set(Err(
+        "cannot reach ldap://127.0.0.1:1: connection refused".into()
+    ));
+    s.source_sync(&local, "corp", Default::default())
+        .unwrap_err();
+    app.handle(Key::Char('C'));
+    let shown = screen(&app, 160, 40);
+    let row = shown.lines().find(|l| l.contains("corp ")).unwrap();
+    assert!(
+        row.contains("failed") && row.contains("cannot reach"),
+        "{row}"
+    );
+    // The account's detail marks what the directory owns.
+    app.handle(Key::Esc);
+    app.open("amy");
+    let shown = screen(&app, 120, 40);
+    let name = shown.lines().find(|l| l.contains("amy Example")).unwrap();
+    assert!(name.contains("[locked]"), "{name}");
+    let source = shown.lines().find(|l| l.contains("source")).unwrap();
+    assert!(source.contains("corp uid=amy,ou=vendors"), "{source}");
+    let notes_free = !shown
+        .lines()
+        .any(|l| l.contains("sponsor") && l.contains("[locked]"));
+    assert!(notes_free, "{shown}");
 }

@@ -42,7 +42,7 @@ impl Tokens {
 
     pub fn draw(
         &self,
-        theme: &Theme,
+        (theme, lang, zone): (&Theme, crate::locale::Lang, crate::locale::Zone),
         selected: usize,
         today: chrono::NaiveDate,
         frame: &mut Frame,
@@ -55,8 +55,9 @@ impl Tokens {
                 t.state(today).to_string(),
                 t.expires_on
                     .map_or_else(|| "never".to_string(), |d| d.to_string()),
-                t.last_used_text(),
-                t.created_at.format("%Y-%m-%d").to_string(),
+                t.last_used
+                    .map_or_else(|| "never".to_string(), |u| zone.minute_bare(u)),
+                zone.day(t.created_at),
                 t.created_by.clone(),
             ])
         });
@@ -69,31 +70,25 @@ impl Tokens {
             Constraint::Length(11),
             Constraint::Fill(1),
         ];
+        let count = self.list.len().to_string();
+        let vars = [("name", self.owner.as_str()), ("count", count.as_str())];
         let title = if self.list.is_empty() {
-            format!(
-                " API tokens of {}: none (token create NAME --scope S --for {}) ",
-                self.owner, self.owner
-            )
+            lang.trf("console.tokens.none", &vars)
         } else {
-            format!(
-                " API tokens of {}: {} (d revoke) ",
-                self.owner,
-                self.list.len()
-            )
+            lang.trf("console.tokens.title", &vars)
         };
+        let header = [
+            "name",
+            "scope",
+            "state",
+            "expires",
+            "last_used",
+            "created",
+            "by",
+        ]
+        .map(|c| lang.tr(&format!("console.columns.{c}")));
         let table = Table::new(rows, widths)
-            .header(
-                Row::new(vec![
-                    "NAME",
-                    "SCOPE",
-                    "STATE",
-                    "EXPIRES",
-                    "LAST USED",
-                    "CREATED",
-                    "BY",
-                ])
-                .style(theme.header),
-            )
+            .header(Row::new(header.to_vec()).style(theme.header))
             .block(block(theme, title))
             .row_highlight_style(theme.selected);
         let mut state = TableState::default().with_selected(

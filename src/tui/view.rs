@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 use ratatui::Frame;
 
 use super::app::{count_text, list_names, status, App, Popup, Screen, SortKey};
-use super::form::{Form, Stage};
+use super::form::{Field, FieldKey, Form, Stage};
 use super::keymap::{Scope, KEYMAP};
 use super::theme::Theme;
 
@@ -19,9 +19,14 @@ pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let t = &app.theme;
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let text = format!(
-            "terminal too small: {}x{} (the console needs at least {MIN_WIDTH}x{MIN_HEIGHT})",
-            area.width, area.height
+        let text = app.trf(
+            "console.header.too_small",
+            &[
+                ("width", &area.width.to_string()),
+                ("height", &area.height.to_string()),
+                ("min_width", &MIN_WIDTH.to_string()),
+                ("min_height", &MIN_HEIGHT.to_string()),
+            ],
         );
         frame.render_widget(
             Paragraph::new(text)
@@ -39,14 +44,20 @@ pub fn draw(app: &App, frame: &mut Frame) {
     .areas(area);
     let roles: Vec<String> = app.actor.roles.iter().map(|r| r.to_string()).collect();
     let count = if app.hits.indexing {
-        "indexing…".to_string()
+        app.tr("console.header.indexing").to_string()
     } else {
-        format!("{} accounts", app.account_count)
+        app.trf(
+            "console.header.count",
+            &[("count", &app.account_count.to_string())],
+        )
     };
-    let title = format!(
-        " tenure — {} ({})  {count}",
-        app.actor.name,
-        roles.join(", "),
+    let title = app.trf(
+        "console.header.title",
+        &[
+            ("name", &app.actor.name),
+            ("roles", &roles.join(", ")),
+            ("count", &count),
+        ],
     );
     frame.render_widget(Paragraph::new(title).style(t.title), header);
     match app.screen {
@@ -63,11 +74,16 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Screen::Requests => requests(app, frame, body),
         Screen::Outbox => outbox(app, frame, body),
         Screen::Sessions => sessions(app, frame, body),
-        Screen::Lockouts => app.lockouts.draw(&app.theme, app.selected, frame, body),
-        Screen::Connectors => app.connectors.draw(&app.theme, app.selected, frame, body),
+        Screen::Lockouts => {
+            app.lockouts
+                .draw((&app.theme, app.lang, app.zone), app.selected, frame, body)
+        }
+        Screen::Connectors => app
+            .connectors
+            .draw(&app.theme, app.zone, app.selected, frame, body),
         Screen::Hosts => app.hosts.draw(&app.theme, app.selected, frame, body),
         Screen::Tokens => app.tokens.draw(
-            &app.theme,
+            (&app.theme, app.lang, app.zone),
             app.key_selected,
             app.services.today(),
             frame,
@@ -78,7 +94,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
     }
     frame.render_widget(Paragraph::new(footer_line(app)), footer);
     if let Some(popup) = &app.popup {
-        draw_popup(t, popup, frame, body);
+        draw_popup(app, popup, frame, body);
     }
 }
 
@@ -96,7 +112,7 @@ fn footer_line(app: &App) -> Line<'static> {
             Span::styled("/", t.key),
             Span::styled(app.query.clone(), t.input),
             Span::styled("▏", t.input),
-            Span::styled("  Enter keep · Esc clear", t.muted),
+            Span::styled(app.tr("console.hint.search_keep"), t.muted),
         ]);
     }
     if let Some((error, text)) = &app.message {
@@ -108,6 +124,7 @@ fn footer_line(app: &App) -> Line<'static> {
     use super::keymap::Action as A;
     // Each hint names the action it starts: one the actor may not do here is
     // not offered (`App::offers`, the service's own rule).
+    // The second of each is the hint's catalogue key (`console.hint.KEY`).
     let hints: &[(&str, &str, Option<A>)] = match app.screen {
         Screen::Accounts => &[
             ("/", "search", None),
@@ -121,10 +138,10 @@ fn footer_line(app: &App) -> Line<'static> {
             ("q", "quit", None),
         ],
         Screen::Detail if app.self_service() => &[
-            ("p", "my keys", Some(A::Keys)),
+            ("p", "my_keys", Some(A::Keys)),
             ("w", "password", Some(A::Password)),
-            ("t", "TOTP", Some(A::Totp)),
-            ("x", "ask for more time", Some(A::Extend)),
+            ("t", "totp", Some(A::Totp)),
+            ("x", "ask_time", Some(A::Extend)),
             ("?", "help", None),
             ("q", "quit", None),
         ],
@@ -139,17 +156,17 @@ fn footer_line(app: &App) -> Line<'static> {
             ("?", "help", None),
         ],
         Screen::Keys => &[
-            ("a", "add (paste)", Some(A::AddKey)),
+            ("a", "add_paste", Some(A::AddKey)),
             ("d", "remove", Some(A::RemoveKey)),
             ("Esc", "back", None),
         ],
         Screen::Form => match app.form.as_ref().map(|f| &f.stage) {
             Some(Stage::Review) if app.form_as_request => &[
-                ("Enter", "submit as a request", None),
-                ("Esc", "back to the form", None),
+                ("Enter", "submit_request", None),
+                ("Esc", "back_to_form", None),
             ],
-            Some(Stage::Review) => &[("Enter", "create", None), ("Esc", "back to the form", None)],
-            Some(Stage::Done(_)) => &[("Enter", "open it", None), ("Esc", "back", None)],
+            Some(Stage::Review) => &[("Enter", "create", None), ("Esc", "back_to_form", None)],
+            Some(Stage::Done(_)) => &[("Enter", "open_it", None), ("Esc", "back", None)],
             _ => &[
                 ("Tab/↑↓", "field", None),
                 ("←/→", "choose", None),
@@ -173,7 +190,7 @@ fn footer_line(app: &App) -> Line<'static> {
             ("?", "help", None),
         ],
         Screen::Connectors => &[
-            ("Enter", "failed/drifted", None),
+            ("Enter", "failed_drifted", None),
             ("r", "retry", Some(A::RetryConnector)),
             ("R", "reconcile", Some(A::ReconcileConnector)),
             ("Esc", "back", None),
@@ -201,6 +218,7 @@ fn footer_line(app: &App) -> Line<'static> {
             continue;
         }
         spans.push(Span::styled(format!(" {k}"), t.key));
+        let what = app.tr(&format!("console.hint.{what}"));
         spans.push(Span::styled(format!(" {what} "), t.muted));
     }
     Line::from(spans)
@@ -213,14 +231,14 @@ pub(crate) fn block<'a>(t: &Theme, title: String) -> Block<'a> {
         .title(Span::styled(title, t.title))
 }
 
-fn end_text(end: Option<chrono::NaiveDate>, today: chrono::NaiveDate) -> String {
+fn end_text(app: &App, end: Option<chrono::NaiveDate>, today: chrono::NaiveDate) -> String {
     match end {
         Some(end) => {
             let left = (end - today).num_days();
             if left >= 0 {
                 format!("{end} ({left}d)")
             } else {
-                format!("{end} (past)")
+                format!("{end} ({})", app.tr("console.accounts.past"))
             }
         }
         None => "-".into(),
@@ -229,7 +247,17 @@ fn end_text(end: Option<chrono::NaiveDate>, today: chrono::NaiveDate) -> String 
 
 fn accounts(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    const COLUMNS: [&str; 8] = crate::cli::ACCOUNT_COLUMNS;
+    // The exec output's columns (`crate::cli::ACCOUNT_COLUMNS`) in the viewer's words.
+    const COLUMNS: [&str; 8] = [
+        "console.columns.username",
+        "console.columns.name",
+        "console.columns.kind",
+        "console.columns.company",
+        "console.columns.sponsor",
+        "console.columns.status",
+        "console.columns.end",
+        "console.columns.last_login",
+    ];
     // At 80 columns the company, sponsor and last login give way (the detail has them).
     let wide = area.width >= 110;
     let shown: &[usize] = if wide {
@@ -252,7 +280,7 @@ fn accounts(app: &App, frame: &mut Frame, area: Rect) {
         .collect();
     let sorted = app.sort.column();
     let header = Row::new(shown.iter().map(|i| {
-        let name = COLUMNS.get(*i).copied().unwrap_or_default();
+        let name = app.tr(COLUMNS.get(*i).copied().unwrap_or_default());
         if *i == sorted && (app.sort != SortKey::Username || app.reverse) {
             Cell::from(format!("{name}{}", if app.reverse { "▼" } else { "▲" }))
         } else {
@@ -280,15 +308,15 @@ fn accounts(app: &App, frame: &mut Frame, area: Rect) {
             Cell::from(a.company.clone().unwrap_or_else(|| "-".into())),
             Cell::from(a.sponsor.clone().unwrap_or_else(|| "-".into())),
             Cell::from(word).style(t.status(e)),
-            Cell::from(end_text(a.end_date, app.today)).style(if soon {
+            Cell::from(end_text(app, a.end_date, app.today)).style(if soon {
                 t.warning
             } else {
                 t.text
             }),
-            Cell::from(
-                a.last_login
-                    .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
-            ),
+            Cell::from(a.last_login.map_or_else(
+                || app.tr("console.accounts.never").to_string(),
+                |t| app.zone.day(t),
+            )),
         ];
         if !wide {
             cells = shown
@@ -304,18 +332,20 @@ fn accounts(app: &App, frame: &mut Frame, area: Rect) {
         }
     });
     let count = count_text(&app.hits);
+    let vars = [("count", count.as_str()), ("query", app.query.as_str())];
     let mut title = if app.query.is_empty() {
-        format!(" Accounts: {count} ")
+        app.trf("console.accounts.title", &vars)
     } else if app.hits.fuzzy {
-        format!(" Accounts loosely matching \"{}\": {count} ", app.query)
+        app.trf("console.accounts.title_loose", &vars)
     } else {
-        format!(" Accounts matching \"{}\": {count} ", app.query)
+        app.trf("console.accounts.title_matching", &vars)
     };
     if !app.filters.is_empty() {
         title.push_str(&format!("[{}] ", app.filters.describe()));
     }
     if !app.marked.is_empty() {
-        title.push_str(&format!("· {} marked ", app.marked.len()));
+        let marked = app.marked.len().to_string();
+        title.push_str(&app.trf("console.accounts.marked", &[("count", &marked)]));
     }
     let table = Table::new(rows, widths)
         .header(header)
@@ -332,7 +362,7 @@ fn accounts(app: &App, frame: &mut Frame, area: Rect) {
 fn detail(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let Some(d) = &app.detail else {
-        frame.render_widget(Paragraph::new("no account"), area);
+        frame.render_widget(Paragraph::new(app.tr("console.detail.none")), area);
         return;
     };
     let a = &d.account;
@@ -345,28 +375,89 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             v.join(", ")
         }
     };
-    let label = |l: &str| Span::styled(format!("{l:<14}"), t.muted);
+    // Labels are catalogue keys (`console.detail.*`), padded to the longest
+    // in the viewer's language.
+    const LABELS: [&str; 19] = [
+        "status",
+        "name",
+        "email",
+        "kind",
+        "sponsor",
+        "dates",
+        "groups",
+        "roles",
+        "allowlist",
+        "logs_in_on",
+        "last_login",
+        "links",
+        "timezone",
+        "language",
+        "notes",
+        "reason",
+        "created",
+        "updated",
+        "password",
+    ];
+    let tr = |l: &str| app.tr(&format!("console.detail.{l}"));
+    let width = LABELS
+        .iter()
+        .map(|l| tr(l).chars().count() + 1)
+        .max()
+        .unwrap_or(14)
+        .max(14);
+    let label = |l: &str| Span::styled(format!("{:<width$}", tr(l)), t.muted);
     let row = |l: &str, v: String| Line::from(vec![label(l), Span::styled(v, t.text)]);
     let end = a.end_date.map_or_else(
         || "-".into(),
-        |d| format!("{d} ({} days left)", (d - app.today).num_days()),
+        |d| {
+            let days = (d - app.today).num_days().to_string();
+            app.trf(
+                "console.detail.days_left",
+                &[("date", &d.to_string()), ("days", &days)],
+            )
+        },
     );
+    // Fields a directory source sets are read-only here: marked [locked].
+    let owns = |f: &str| a.source.as_ref().is_some_and(|l| l.owns(f));
+    let lock = |f: &str, v: String| {
+        if owns(f) {
+            format!("{v} [locked]")
+        } else {
+            v
+        }
+    };
+    let groups: Vec<String> = a
+        .groups
+        .iter()
+        .map(|g| lock(&format!("group:{g}"), g.clone()))
+        .collect();
     let mut lines = vec![
         Line::from(vec![label("status"), Span::styled(word, t.status(e))]),
-        row("name", a.display_name.clone()),
-        row("email", a.email.clone()),
+        row("name", lock("display_name", a.display_name.clone())),
+        row("email", lock("email", a.email.clone())),
         row(
             "kind",
-            format!(
-                "{}   company {}   project {}",
-                a.kind,
-                opt(&a.company),
-                opt(&a.project)
+            app.trf(
+                "console.detail.kind_line",
+                &[
+                    ("kind", &a.kind.to_string()),
+                    ("company", &lock("company", opt(&a.company))),
+                    ("project", &lock("project", opt(&a.project))),
+                ],
             ),
         ),
-        row("sponsor", opt(&a.sponsor)),
-        row("dates", format!("start {}   end {end}", a.start_date)),
-        row("groups", list(a.groups.iter().cloned().collect())),
+        row("sponsor", lock("sponsor", opt(&a.sponsor))),
+        row(
+            "dates",
+            app.trf(
+                "console.detail.dates_line",
+                &[
+                    ("start", &lock("start_date", a.start_date.to_string())),
+                    ("end", &lock("end_date", end)),
+                ],
+            ),
+        ),
+        row("groups", list(groups)),
         row(
             "roles",
             list(a.roles.iter().map(|r| r.to_string()).collect()),
@@ -375,12 +466,12 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             "allowlist",
             list(a.allowlist.iter().map(|n| n.to_string()).collect()),
         ),
-        row("logs in on", list(d.hosts.clone())),
+        row("logs_in_on", list(d.hosts.clone())),
         row(
-            "last login",
+            "last_login",
             a.last_login.map_or_else(
-                || "never".into(),
-                |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+                || app.tr("console.detail.never").to_string(),
+                |t| app.zone.minute(t),
             ),
         ),
     ];
@@ -404,7 +495,18 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             .collect();
         lines.push(row("links", list(links)));
     }
+    if let Some(l) = &a.source {
+        lines.push(row(
+            "source",
+            format!(
+                "{} {} ([locked] fields come from the directory)",
+                l.source, l.dn
+            ),
+        ));
+    }
     for (k, v) in &a.fields {
+        // Custom fields keep the label the config gives them.
+        let v = &lock(&format!("fields.{k}"), v.clone());
         let name = app
             .services
             .config()
@@ -412,10 +514,16 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             .iter()
             .find(|f| &f.name == k)
             .map_or(k.as_str(), |f| f.label());
-        lines.push(row(name, v.clone()));
+        lines.push(Line::from(vec![
+            Span::styled(format!("{name:<width$}"), t.muted),
+            Span::styled(v.clone(), t.text),
+        ]));
     }
     if let Some(tz) = &a.timezone {
         lines.push(row("timezone", tz.clone()));
+    }
+    if let Some(code) = &a.language {
+        lines.push(row("language", code.clone()));
     }
     if let Some(notes) = &a.notes {
         lines.push(row("notes", notes.clone()));
@@ -426,25 +534,30 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(note.clone(), t.danger),
         ]));
     }
-    lines.push(row(
-        "created",
-        format!("{} by {}", a.created_at.format("%Y-%m-%d"), a.created_by),
-    ));
-    lines.push(row(
-        "updated",
-        format!("{} by {}", a.updated_at.format("%Y-%m-%d"), a.updated_by),
-    ));
+    let by = |at, who: &str| {
+        app.trf(
+            "console.detail.by",
+            &[("when", &app.zone.day(at)), ("who", who)],
+        )
+    };
+    lines.push(row("created", by(a.created_at, &a.created_by)));
+    lines.push(row("updated", by(a.updated_at, &a.updated_by)));
     lines.push(row(
         "password",
         app.services
             .config()
             .passwords
-            .describe(&a.credentials, app.services.now()),
+            .describe(&a.credentials, app.services.now(), app.zone),
     ));
     let policy = &app.policy;
     let mut planned: Vec<String> = crate::domain::plan::warnings(a, policy, app.today)
         .into_iter()
-        .map(|(date, days)| format!("{date} warn sponsor ({days}d left)"))
+        .map(|(date, days)| {
+            app.trf(
+                "console.detail.warn_sponsor",
+                &[("date", &date.to_string()), ("days", &days.to_string())],
+            )
+        })
         .collect();
     if let Some(next) = crate::domain::plan::next_action(a, policy) {
         planned.push(format!(
@@ -467,34 +580,44 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
     ]));
     let heading = |text: String| Line::from(Span::styled(text, t.header));
     lines.push(Line::from(""));
-    lines.push(heading(format!("keys ({})", a.credentials.keys.len())));
+    let count = |n: usize| n.to_string();
+    lines.push(heading(app.trf(
+        "console.detail.keys",
+        &[("count", &count(a.credentials.keys.len()))],
+    )));
     for k in &a.credentials.keys {
-        lines.push(Line::from(format!("  {}", key_line(k))));
+        lines.push(Line::from(format!("  {}", key_line(app, k))));
     }
     lines.push(Line::from(""));
-    lines.push(heading(format!("live sessions ({})", d.sessions.len())));
+    lines.push(heading(app.trf(
+        "console.detail.sessions",
+        &[("count", &count(d.sessions.len()))],
+    )));
     for s in &d.sessions {
-        lines.push(Line::from(format!(
-            "  #{} {} from {} via {} since {}",
-            s.id,
-            format!("{:?}", s.kind).to_lowercase(),
-            s.address,
-            s.method,
-            s.started.format("%Y-%m-%d %H:%M")
+        lines.push(Line::from(app.trf(
+            "console.detail.session_line",
+            &[
+                ("id", &s.id.to_string()),
+                ("kind", &format!("{:?}", s.kind).to_lowercase()),
+                ("address", &s.address),
+                ("method", &s.method),
+                ("started", &app.zone.minute(s.started)),
+            ],
         )));
     }
     lines.push(Line::from(""));
-    lines.push(heading("recent activity".into()));
+    lines.push(heading(app.tr("console.detail.activity").to_string()));
     for ev in d.events.iter().rev() {
         lines.push(Line::from(vec![
-            Span::styled(format!("  {} ", ev.at.format("%Y-%m-%d %H:%M")), t.muted),
+            Span::styled(format!("  {} ", app.zone.minute(ev.at)), t.muted),
             Span::styled(format!("{} {} ", ev.actor, ev.action), t.text),
             Span::styled(ev.detail.clone().unwrap_or_default(), t.muted),
         ]));
     }
     let mut title = format!(" {} ", a.username);
     if app.detail_scroll > 0 {
-        title.push_str(&format!("(↑ {} more) ", app.detail_scroll));
+        let more = app.detail_scroll.to_string();
+        title.push_str(&app.trf("console.detail.more_above", &[("count", &more)]));
     }
     // Scroll no further than the last line (j/k on a small terminal); a
     // wrapped line takes as many rows as its width needs.
@@ -509,9 +632,10 @@ fn detail(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(paragraph, area);
 }
 
-fn key_line(k: &crate::domain::account::SshKey) -> String {
+fn key_line(app: &App, k: &crate::domain::account::SshKey) -> String {
+    let date = |key: &str, d: String| app.trf(key, &[("date", &d)]);
     format!(
-        "{} {} {}  added {}  {}  {}",
+        "{} {} {}  {}  {}  {}",
         k.fingerprint,
         k.algorithm,
         if k.comment.is_empty() {
@@ -519,13 +643,15 @@ fn key_line(k: &crate::domain::account::SshKey) -> String {
         } else {
             &k.comment
         },
-        k.added_at.format("%Y-%m-%d"),
+        date("console.keys.added", app.zone.day(k.added_at)),
         k.last_used.map_or_else(
-            || "never used".into(),
-            |t| format!("used {}", t.format("%Y-%m-%d"))
+            || app.tr("console.keys.never_used").to_string(),
+            |t| date("console.keys.used", app.zone.day(t))
         ),
-        k.expires_on
-            .map_or_else(|| "no expiry".into(), |d| format!("expires {d}")),
+        k.expires_on.map_or_else(
+            || app.tr("console.keys.no_expiry").to_string(),
+            |d| date("console.keys.expires", d.to_string())
+        ),
     )
 }
 
@@ -550,11 +676,11 @@ fn keys(app: &App, frame: &mut Frame, area: Rect) {
             Cell::from(k.fingerprint.clone()),
             Cell::from(k.algorithm.clone()),
             Cell::from(k.comment.clone()),
-            Cell::from(k.added_at.format("%Y-%m-%d").to_string()),
-            Cell::from(
-                k.last_used
-                    .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d").to_string()),
-            ),
+            Cell::from(app.zone.day(k.added_at)),
+            Cell::from(k.last_used.map_or_else(
+                || app.tr("console.accounts.never").to_string(),
+                |t| app.zone.day(t),
+            )),
             expires,
         ])
     });
@@ -569,12 +695,12 @@ fn keys(app: &App, frame: &mut Frame, area: Rect) {
                 Constraint::Length(10),
             ],
             vec![
-                "FINGERPRINT",
-                "TYPE",
-                "COMMENT",
-                "ADDED",
-                "LAST USED",
-                "EXPIRES",
+                "fingerprint",
+                "type",
+                "comment",
+                "added",
+                "last_used",
+                "expires",
             ],
         )
     } else {
@@ -584,14 +710,17 @@ fn keys(app: &App, frame: &mut Frame, area: Rect) {
                 Constraint::Fill(1),
                 Constraint::Length(10),
             ],
-            vec!["FINGERPRINT", "COMMENT", "EXPIRES"],
+            vec!["fingerprint", "comment", "expires"],
         )
     };
-    let title = format!(
-        " Keys of {}: {} (a add · d remove) ",
-        d.account.username,
-        keys.len()
+    let title = app.trf(
+        "console.keys.title",
+        &[
+            ("name", &d.account.username),
+            ("count", &keys.len().to_string()),
+        ],
     );
+    let header = header.into_iter().map(|c| column(app, c));
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(t.header))
         .block(block(t, title))
@@ -602,6 +731,45 @@ fn keys(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
+/// The catalogue name of a built-in field; custom fields keep the config's label.
+fn field_name(key: &FieldKey) -> Option<&'static str> {
+    Some(match key {
+        FieldKey::Template => "template",
+        FieldKey::Username => "username",
+        FieldKey::DisplayName => "display_name",
+        FieldKey::Email => "email",
+        FieldKey::Kind => "kind",
+        FieldKey::Company => "company",
+        FieldKey::Sponsor => "sponsor",
+        FieldKey::Project => "project",
+        FieldKey::Start => "start",
+        FieldKey::End => "end",
+        FieldKey::Groups => "groups",
+        FieldKey::Custom(_) => return None,
+    })
+}
+
+fn field_label(app: &App, f: &Field) -> String {
+    field_name(&f.key).map_or_else(
+        || f.label.clone(),
+        |n| app.tr(&format!("console.field.{n}")).to_string(),
+    )
+}
+
+fn field_hint(app: &App, f: &Field) -> &'static str {
+    match field_name(&f.key) {
+        Some(n) if !f.hint.is_empty() => app.tr(&format!("console.field_hint.{n}")),
+        _ => f.hint,
+    }
+}
+
+fn form_title(app: &App, form: &Form) -> String {
+    match &form.source {
+        Some(source) => app.trf("console.form.clone_title", &[("name", source)]),
+        None => app.tr("console.form.new_title").to_string(),
+    }
+}
+
 fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     match &form.stage {
@@ -609,7 +777,7 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
             let mut lines = Vec::new();
             if let Some(e) = &form.error {
                 lines.push(Line::from(Span::styled(
-                    format!("not created: {e}"),
+                    app.trf("console.form.not_created", &[("error", e)]),
                     t.danger,
                 )));
                 lines.push(Line::from(""));
@@ -621,7 +789,7 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
                 let mut spans = vec![
                     Span::styled(marker, t.key),
                     Span::styled(
-                        format!("{:<18}{star} ", f.label),
+                        format!("{:<18}{star} ", field_label(app, f)),
                         if focused { t.key } else { t.muted },
                     ),
                 ];
@@ -631,7 +799,7 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
                         if focused { t.input } else { t.text },
                     ));
                 } else if f.value.is_empty() && !focused {
-                    spans.push(Span::styled(f.hint, t.muted));
+                    spans.push(Span::styled(field_hint(app, f), t.muted));
                 } else {
                     spans.push(Span::styled(
                         f.value.clone(),
@@ -650,25 +818,24 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
             }
             lines.push(Line::from(""));
             lines.push(Line::from(Span::styled(
-                "* required · Enter checks every field, then shows them for review",
+                app.tr("console.form.footer"),
                 t.muted,
             )));
             frame.render_widget(
                 Paragraph::new(lines)
-                    .block(block(t, format!(" {} ", form.title())))
+                    .block(block(t, format!(" {} ", form_title(app, form))))
                     .wrap(Wrap { trim: false }),
                 area,
             );
         }
         Stage::Review => {
             let mut lines = vec![
-                Line::from(Span::styled(
-                    "Check every value. Nothing is written until you press Enter.",
-                    t.warning,
-                )),
+                Line::from(Span::styled(app.tr("console.form.check"), t.warning)),
                 Line::from(""),
             ];
-            for (label, value) in form.review(app.today) {
+            let review = form.review(app.today);
+            for (f, (_, value)) in form.fields.iter().zip(review) {
+                let label = field_label(app, f);
                 lines.push(Line::from(vec![
                     Span::styled(format!("  {label:<20}"), t.muted),
                     Span::styled(value, t.text),
@@ -677,66 +844,85 @@ fn form_screen(app: &App, form: &Form, frame: &mut Frame, area: Rect) {
             lines.push(Line::from(""));
             lines.push(Line::from(vec![
                 Span::styled(" Enter y", t.key),
-                Span::styled(" create   ", t.muted),
+                Span::styled(app.tr("console.form.create"), t.muted),
                 Span::styled("Esc n", t.key),
-                Span::styled(" back to the form", t.muted),
+                Span::styled(app.tr("console.form.back_to_form"), t.muted),
             ]));
-            frame.render_widget(
-                Paragraph::new(lines).block(block(t, format!(" Review: {} ", form.title()))),
-                area,
+            let title = app.trf(
+                "console.form.review_title",
+                &[("title", &form_title(app, form))],
             );
+            frame.render_widget(Paragraph::new(lines).block(block(t, title)), area);
         }
         Stage::Done(a) => {
             let (word, e) = status(a, app.today);
+            let label = |l: &str| format!("  {:<12}", app.tr(&format!("console.form.{l}")));
+            let dates = app.trf(
+                "console.detail.dates_line",
+                &[
+                    ("start", &a.start_date.to_string()),
+                    ("end", &end_text(app, a.end_date, app.today)),
+                ],
+            );
+            let groups = if a.groups.is_empty() {
+                "-".to_string()
+            } else {
+                a.groups.iter().cloned().collect::<Vec<_>>().join(", ")
+            };
             let mut lines = vec![
-                Line::from(Span::styled(format!("Created {}.", a.username), t.ok)),
+                Line::from(Span::styled(
+                    app.trf("console.form.created", &[("name", &a.username)]),
+                    t.ok,
+                )),
                 Line::from(""),
                 Line::from(vec![
-                    Span::styled("  status      ", t.muted),
+                    Span::styled(label("status"), t.muted),
                     Span::styled(word, t.status(e)),
                 ]),
-                Line::from(format!("  name        {}", a.display_name)),
-                Line::from(format!("  email       {}", a.email)),
-                Line::from(format!("  kind        {}", a.kind)),
-                Line::from(format!(
-                    "  dates       start {}   end {}",
-                    a.start_date,
-                    end_text(a.end_date, app.today)
-                )),
-                Line::from(format!(
-                    "  groups      {}",
-                    if a.groups.is_empty() {
-                        "-".to_string()
-                    } else {
-                        a.groups.iter().cloned().collect::<Vec<_>>().join(", ")
-                    }
-                )),
+                Line::from(format!("{}{}", label("name"), a.display_name)),
+                Line::from(format!("{}{}", label("email"), a.email)),
+                Line::from(format!("{}{}", label("kind"), a.kind)),
+                Line::from(format!("{}{dates}", label("dates"))),
+                Line::from(format!("{}{groups}", label("groups"))),
             ];
             lines.push(Line::from(format!(
-                "  notices     {}",
+                "{}{}",
+                label("notices"),
                 form.notices.as_deref().unwrap_or("-")
             )));
             lines.push(Line::from(""));
             lines.push(Line::from(vec![
                 Span::styled(" Enter", t.key),
-                Span::styled(" open the account (p to add a key)   ", t.muted),
+                Span::styled(app.tr("console.form.open_hint"), t.muted),
                 Span::styled("Esc", t.key),
-                Span::styled(" back", t.muted),
+                Span::styled(app.tr("console.form.back"), t.muted),
             ]));
-            frame.render_widget(Paragraph::new(lines).block(block(t, " Done ".into())), area);
+            let title = app.tr("console.form.done_title").to_string();
+            frame.render_widget(Paragraph::new(lines).block(block(t, title)), area);
         }
     }
 }
 
+/// A column heading: `console.columns.NAME` in the viewer's language.
+fn column(app: &App, name: &str) -> &'static str {
+    app.tr(&format!("console.columns.{name}"))
+}
+
+/// Column headings from their catalogue names.
+fn columns(app: &App, names: &[&str]) -> Vec<String> {
+    names.iter().map(|c| column(app, c).to_string()).collect()
+}
+
 fn simple_table<'a>(
-    t: &Theme,
+    app: &App,
     title: String,
-    header: &'a [&'a str],
+    header: Vec<String>,
     rows: Vec<Vec<String>>,
     widths: &'a [Constraint],
 ) -> Table<'a> {
+    let t = &app.theme;
     Table::new(rows.into_iter().map(Row::new), widths.to_vec())
-        .header(Row::new(header.to_vec()).style(t.header))
+        .header(Row::new(header).style(t.header))
         .block(block(t, title))
         .row_highlight_style(t.selected)
 }
@@ -754,9 +940,9 @@ fn plan(app: &App, frame: &mut Frame, area: Rect) {
             ]
         })
         .collect();
-    let title = format!(
-        " Lifecycle: {} planned action(s) in the next 30 days ",
-        app.plan.len()
+    let title = app.trf(
+        "console.screens.lifecycle",
+        &[("count", &app.plan.len().to_string())],
     );
     let widths = [
         Constraint::Length(11),
@@ -765,9 +951,9 @@ fn plan(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Fill(1),
     ];
     let table = simple_table(
-        &app.theme,
+        app,
         title,
-        &["DATE", "ACCOUNT", "ACTION", "WHY"],
+        columns(app, &["date", "account", "action", "why"]),
         rows,
         &widths,
     );
@@ -785,11 +971,14 @@ fn orphans(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Length(16),
         Constraint::Fill(1),
     ];
-    let title = format!(" Orphans: {} finding(s) ", app.orphans.len());
+    let title = app.trf(
+        "console.screens.orphans",
+        &[("count", &app.orphans.len().to_string())],
+    );
     let table = simple_table(
-        &app.theme,
+        app,
         title,
-        &["ACCOUNT", "PROBLEM", "DETAIL"],
+        columns(app, &["account", "problem", "detail"]),
         rows,
         &widths,
     );
@@ -812,7 +1001,7 @@ fn requests(app: &App, frame: &mut Frame, area: Rect) {
                 r.account.clone(),
                 r.end_date.map_or_else(|| "-".into(), |d| d.to_string()),
                 r.requested_by.clone(),
-                r.requested_at.format("%Y-%m-%d").to_string(),
+                app.zone.day(r.requested_at),
                 r.reason.clone(),
             ]
         })
@@ -826,11 +1015,17 @@ fn requests(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Length(10),
         Constraint::Fill(1),
     ];
-    let title = format!(" Requests: {} pending (a approve · x deny) ", pending.len());
+    let title = app.trf(
+        "console.screens.requests",
+        &[("count", &pending.len().to_string())],
+    );
     let table = simple_table(
-        &app.theme,
+        app,
         title,
-        &["ID", "KIND", "ACCOUNT", "END", "ASKED BY", "ON", "REASON"],
+        columns(
+            app,
+            &["id", "kind", "account", "end", "asked_by", "on", "reason"],
+        ),
         rows,
         &widths,
     );
@@ -868,11 +1063,17 @@ fn outbox(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Length(5),
         Constraint::Fill(1),
     ];
-    let title = format!(" Notifications not yet delivered: {} ", app.outbox.len());
+    let title = app.trf(
+        "console.screens.outbox",
+        &[("count", &app.outbox.len().to_string())],
+    );
     let table = simple_table(
-        &app.theme,
+        app,
         title,
-        &["ID", "EVENT", "ACCOUNT", "TO", "TRIES", "LAST ERROR"],
+        columns(
+            app,
+            &["id", "event", "account", "to", "tries", "last_error"],
+        ),
         rows,
         &widths,
     );
@@ -890,8 +1091,8 @@ fn sessions(app: &App, frame: &mut Frame, area: Rect) {
                 s.address.clone(),
                 s.method.clone(),
                 format!("{:?}", s.kind).to_lowercase(),
-                s.started.format("%Y-%m-%d %H:%M").to_string(),
-                s.last_input.format("%H:%M:%S").to_string(),
+                app.zone.minute_bare(s.started),
+                app.zone.clock(s.last_input),
             ]
         })
         .collect();
@@ -904,19 +1105,25 @@ fn sessions(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Length(16),
         Constraint::Fill(1),
     ];
-    let title = format!(" Live sessions: {} (K kill) ", app.sessions.len());
+    let title = app.trf(
+        "console.screens.sessions",
+        &[("count", &app.sessions.len().to_string())],
+    );
     let table = simple_table(
-        &app.theme,
+        app,
         title,
-        &[
-            "ID",
-            "ACCOUNT",
-            "ADDRESS",
-            "METHOD",
-            "KIND",
-            "STARTED",
-            "LAST INPUT",
-        ],
+        columns(
+            app,
+            &[
+                "id",
+                "account",
+                "address",
+                "method",
+                "kind",
+                "started",
+                "last_input",
+            ],
+        ),
         rows,
         &widths,
     );
@@ -935,7 +1142,7 @@ fn audit(app: &App, frame: &mut Frame, area: Rect) {
         .map(|e| {
             vec![
                 format!("#{}", e.seq),
-                e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                app.zone.second_bare(e.at),
                 e.actor.clone(),
                 e.action.clone(),
                 e.target.clone().unwrap_or_else(|| "-".into()),
@@ -957,17 +1164,21 @@ fn audit(app: &App, frame: &mut Frame, area: Rect) {
     } else {
         format!(" [{}]", app.audit_filter)
     };
-    let title = format!(" Audit trail, newest first{filter} — {chain} ");
-    let mut table = simple_table(
-        t,
-        title,
-        &["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL"],
-        rows,
-        &widths,
+    let vars = [("filter", filter.as_str()), ("chain", chain.as_str())];
+    let title = app.trf("console.screens.audit", &vars);
+    // The time column names the zone the times are in.
+    let at = app.audit.first().map_or_else(
+        || app.zone.name().to_string(),
+        |e| app.zone.abbreviation(e.at),
     );
+    let mut header = columns(app, &["seq", "at", "actor", "action", "target", "detail"]);
+    if let Some(heading) = header.get_mut(1) {
+        *heading = format!("{heading} ({at})");
+    }
+    let mut table = simple_table(app, title, header, rows, &widths);
     if chain.starts_with("CHAIN BROKEN") {
-        table = table
-            .block(block(t, format!(" Audit trail{filter} — {chain} ")).border_style(t.danger));
+        let title = app.trf("console.screens.audit_broken", &vars);
+        table = table.block(block(t, title).border_style(t.danger));
     }
     let mut state = TableState::default().with_selected(
         (!app.audit.is_empty()).then_some(app.selected.min(app.audit.len().saturating_sub(1))),
@@ -998,11 +1209,11 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
     }
     let mut lines: Vec<Line> = Vec::new();
     for scope in scopes {
-        lines.push(Line::from(Span::styled(scope.title(), t.header)));
+        lines.push(Line::from(Span::styled(app.tr(scope.title()), t.header)));
         for b in KEYMAP.iter().filter(|b| b.scope == scope) {
             lines.push(Line::from(vec![
                 Span::styled(format!(" {:<8} ", b.label), t.key),
-                Span::styled(b.help, t.text),
+                Span::styled(app.tr(b.help), t.text),
             ]));
         }
     }
@@ -1011,12 +1222,10 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
     let capacity = inner_height * columns;
     let scroll = app.help_scroll.min(lines.len().saturating_sub(capacity));
     let title = if lines.len() > capacity {
-        format!(
-            " Keys (j/k scroll · {} more · ? close) ",
-            lines.len() - capacity - scroll
-        )
+        let more = (lines.len() - capacity - scroll).to_string();
+        app.trf("console.help.keys_scroll", &[("count", &more)])
     } else {
-        " Keys (? to close) ".to_string()
+        app.tr("console.help.keys").to_string()
     };
     let b = block(t, title);
     let inner = b.inner(area);
@@ -1044,7 +1253,8 @@ fn centred(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-fn draw_popup(t: &Theme, popup: &Popup, frame: &mut Frame, area: Rect) {
+fn draw_popup(app: &App, popup: &Popup, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
     let (title, lines, border): (String, Vec<Line>, Style) = match popup {
         Popup::Input {
             prompt,
@@ -1059,21 +1269,26 @@ fn draw_popup(t: &Theme, popup: &Popup, frame: &mut Frame, area: Rect) {
                 text.clone()
             };
             let mut lines = vec![
-                Line::from(Span::styled(prompt.label(), t.muted)),
+                Line::from(Span::styled(app.tr(prompt.label()), t.muted)),
                 Line::from(vec![
                     Span::styled("> ", t.key),
                     Span::styled(shown, t.input),
                     Span::styled("▏", t.input),
                 ]),
             ];
+            if let Some(temporary) = prompt.temporary() {
+                let key = if temporary { "on" } else { "off" };
+                let text = app.tr(&format!("console.popup.temporary_{key}"));
+                lines.push(Line::from(Span::styled(text, t.key)));
+            }
             if let Some(e) = error {
                 lines.push(Line::from(Span::styled(e.clone(), t.invalid)));
             }
             lines.push(Line::from(vec![
                 Span::styled("Enter", t.key),
-                Span::styled(" continue · ", t.muted),
+                Span::styled(app.tr("console.popup.continue"), t.muted),
                 Span::styled("Esc", t.key),
-                Span::styled(" cancel", t.muted),
+                Span::styled(app.tr("console.popup.cancel"), t.muted),
             ]));
             (format!(" {title} "), lines, t.border_focus)
         }
@@ -1087,20 +1302,26 @@ fn draw_popup(t: &Theme, popup: &Popup, frame: &mut Frame, area: Rect) {
                     lines.push(Line::from(format!("  • {name}")));
                 }
                 if targets.len() > 12 {
-                    lines.push(Line::from(format!("  … and {} more", targets.len() - 12)));
+                    let more = (targets.len() - 12).to_string();
+                    lines.push(Line::from(
+                        app.trf("console.popup.and_more", &[("count", &more)]),
+                    ));
                 }
             }
             lines.push(Line::from(""));
             lines.push(Line::from(vec![
                 Span::styled("y", t.key),
-                Span::styled(" yes · ", t.muted),
+                Span::styled(app.tr("console.popup.yes"), t.muted),
                 Span::styled("n Esc", t.key),
-                Span::styled(" no", t.muted),
+                Span::styled(app.tr("console.popup.no"), t.muted),
             ]));
             let title = if targets.len() > 1 {
-                format!(" Confirm: {} ", list_names(targets))
+                app.trf(
+                    "console.popup.confirm_names",
+                    &[("names", &list_names(targets))],
+                )
             } else {
-                " Confirm ".to_string()
+                app.tr("console.popup.confirm").to_string()
             };
             (title, lines, t.danger)
         }
@@ -1116,7 +1337,10 @@ fn draw_popup(t: &Theme, popup: &Popup, frame: &mut Frame, area: Rect) {
                 .skip(usize::from(*scroll))
                 .map(|l| Line::from(Span::styled(l.to_string(), style)))
                 .collect();
-            lines.push(Line::from(Span::styled("↑↓ scroll · Esc close", t.muted)));
+            lines.push(Line::from(Span::styled(
+                app.tr("console.popup.scroll"),
+                t.muted,
+            )));
             (format!(" {title} "), lines, t.border_focus)
         }
     };

@@ -32,13 +32,18 @@ struct Target {
 
 impl Target {
     fn start() -> Target {
+        Target::start_with("")
+    }
+
+    /// With `extra` lines in the connector's block.
+    fn start_with(extra: &str) -> Target {
         let inst = Instance::initialised();
         let script = inst.path("push.sh");
         std::fs::write(&script, SCRIPT).unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut config = std::fs::read_to_string(&inst.config).unwrap();
         config.push_str(&format!(
-            "\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"{}\"]\ntimeout_seconds = 10\n",
+            "\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"{}\"]\ntimeout_seconds = 10\n{extra}",
             script.display()
         ));
         std::fs::write(&inst.config, config).unwrap();
@@ -57,6 +62,12 @@ impl Target {
             code == 0 && err.is_empty(),
             "`{line}` exited {code}\n{out}\n{err}"
         );
+        out
+    }
+
+    fn ok_in(&self, line: &str, stdin: &str) -> String {
+        let (code, out, err) = self.server().exec("alice", &self.key, line, Some(stdin));
+        assert!(code == 0, "`{line}` exited {code}\n{out}\n{err}");
         out
     }
 
@@ -256,4 +267,103 @@ fn a_command_connector_gets_every_change_in_order_and_survives_a_down_target_and
     let trail = t.ok("audit tail -n 500 --action connector. --json");
     assert!(trail.contains("connector.apply") && trail.contains("connector.fail"));
     assert!(trail.contains("system:connector"));
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files_containing(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_password_reaches_a_command_target_once_from_memory_and_a_restart_says_set_it_again() {
+    let mut t = Target::start_with("passwords = true\n");
+    t.ok("user create vic --email vic@x.io --display-name Vic --kind contractor --end +30d --sponsor alice");
+    eventually("vic created", || !t.applied_for("vic").is_empty());
+    assert!(t.applied_for("vic")[0].get("password").is_none());
+
+    // Set: the program gets it in the JSON on stdin, for that job only.
+    let first = "Lantern-Quartz-Meadow-41";
+    t.ok_in("password set vic", &format!("{first}\n"));
+    eventually("the password job applied", || {
+        t.applied_for("vic").len() == 2
+    });
+    let docs = t.applied_for("vic");
+    assert_eq!(docs[1]["password"], first, "{}", docs[1]);
+    assert_eq!(docs[1]["action"], "update");
+    t.ok("user extend vic --end +60d");
+    eventually("the next change applied", || {
+        t.applied_for("vic").len() == 3
+    });
+    assert!(t.applied_for("vic")[2].get("password").is_none());
+    let link = t.link("vic").unwrap();
+    assert_eq!(link["status"], "in_sync");
+    assert!(link.get("notice").is_none(), "{link}");
+    let trail = t.ok("audit tail -n 50 --action connector.apply");
+    assert!(trail.contains("(with the password)"), "{trail}");
+
+    // The plaintext is nowhere but in the target's own file: not in the
+    // database, the audit, a status or the server's output.
+    let found: Vec<PathBuf> = files_containing(t.inst.dir.path(), first.as_bytes())
+        .into_iter()
+        .filter(|p| !p.ends_with("applied.jsonl"))
+        .collect();
+    assert!(found.is_empty(), "the password is in {found:?}");
+    let server = t.server();
+    assert!(!server.proc.stdout.text().contains(first));
+    assert!(!server.proc.stderr.text().contains(first));
+    assert!(!t.ok("connector status hr --json").contains(first));
+
+    // The target is down when the password is set, and tenure restarts
+    // before it returns: the change applies without it, and says so.
+    touch(&t.path("DOWN"));
+    let second = "Harbor-Violet-Compass-77";
+    t.ok_in("password set vic", &format!("{second}\n"));
+    eventually("the password job failed", || {
+        t.link("vic").is_some_and(|l| l["status"] == "failed")
+    });
+    assert!(files_containing(t.inst.dir.path(), second.as_bytes()).is_empty());
+    t.restart();
+    std::fs::remove_file(t.path("DOWN")).unwrap();
+    t.ok("connector retry hr");
+    eventually("applied without the password", || {
+        t.applied_for("vic").len() == 4 && t.link("vic").is_some_and(|l| l["status"] == "in_sync")
+    });
+    assert!(t.applied_for("vic")[3].get("password").is_none());
+    let link = t.link("vic").unwrap();
+    assert!(
+        link["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("password not delivered") && n.contains("set it again")),
+        "{link}"
+    );
+    let text = t.ok("connector status hr");
+    assert!(text.contains("password not delivered"), "{text}");
+    assert!(t.ok("user show vic").contains("password not delivered"));
+    assert!(t
+        .ok("audit tail -n 50 --action connector.apply")
+        .contains("(password not delivered)"));
+
+    // Set again: delivered, and the notice goes.
+    let third = "Pebble-Saffron-Orbit-53";
+    t.ok_in("password set vic", &format!("{third}\n"));
+    eventually("delivered this time", || t.applied_for("vic").len() == 5);
+    assert_eq!(t.applied_for("vic")[4]["password"], third);
+    eventually("the notice cleared", || {
+        t.link("vic")
+            .is_some_and(|l| l["status"] == "in_sync" && l.get("notice").is_none())
+    });
 }

@@ -342,3 +342,95 @@ fn create_through_the_form_clone_it_and_kill_a_session_from_the_sessions_screen(
     });
     tmux.keys(&["q"]);
 }
+
+/// The counts on the connectors screen's row for `name`: in sync, pending,
+/// failed, disputed, jobs.
+fn connector_counts(screen: &str, name: &str) -> Option<Vec<u64>> {
+    let words = |l: &str| -> Vec<String> {
+        l.split_whitespace()
+            .map(|w| w.trim_matches('│').to_string())
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let line = screen.lines().map(words).find(|w| {
+        w.first().map(String::as_str) == Some(name)
+            && w.get(1).map(String::as_str) == Some("command")
+    })?;
+    let counts: Vec<u64> = line
+        .iter()
+        .skip(2)
+        .take(5)
+        .map(|w| w.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    (counts.len() == 5).then_some(counts)
+}
+
+#[test]
+fn the_connectors_screen_shows_counts_lists_the_failed_and_retries_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let inst = Instance::initialised();
+    let script = inst.path("push.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncat >/dev/null\nif [ -e \"$(dirname \"$0\")/DOWN\" ]; then echo 'target is down' >&2; exit 1; fi\necho ok\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut config = std::fs::read_to_string(&inst.config).unwrap();
+    config.push_str(&format!(
+        "\n[[connectors]]\nname = \"hr\"\ntype = \"command\"\ncommand = [\"{}\"]\ntimeout_seconds = 10\n",
+        script.display()
+    ));
+    std::fs::write(&inst.config, config).unwrap();
+    std::fs::write(inst.path("DOWN"), "").unwrap();
+    inst.create("bob", "--kind contractor --end +30d");
+    inst.create("carla", "--kind contractor --end +30d");
+    let server = inst.serve();
+    let tmux = Tmux::start(&console_command(&inst, &server, ""));
+    tmux.wait_for("the accounts table", |s| s.contains("USERNAME"));
+
+    // C: the target with its counts: both accounts failed, two jobs waiting.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let screen = loop {
+        tmux.keys(&["C"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let screen = tmux.screen();
+        if connector_counts(&screen, "hr") == Some(vec![0, 0, 2, 0, 2]) {
+            break screen;
+        }
+        assert!(Instant::now() < deadline, "never saw 2 failed:\n{screen}");
+    };
+    assert!(
+        screen.contains("Connectors: 1") && screen.contains("target is down"),
+        "{screen}"
+    );
+
+    // Enter: the failed accounts, with the error.
+    tmux.keys(&["Enter"]);
+    let list = tmux.wait_for("the failed accounts", |s| {
+        s.contains("hr: 2 to look at") && s.contains("bob") && s.contains("carla")
+    });
+    assert!(
+        list.contains("failed ×1") && list.contains("target is down"),
+        "{list}"
+    );
+
+    // The target is back; r retries at once (the backoff is not waited out).
+    std::fs::remove_file(inst.path("DOWN")).unwrap();
+    tmux.keys(&["r"]);
+    tmux.wait_for("the retry said", |s| s.contains("hr: 2 jobs due now"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        tmux.keys(&["C"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let screen = tmux.screen();
+        if connector_counts(&screen, "hr") == Some(vec![2, 0, 0, 0, 0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never saw 2 in sync:\n{screen}");
+    }
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("nothing left to look at", |s| {
+        s.contains("hr: nothing failed or drifted")
+    });
+}

@@ -4,258 +4,17 @@
 //! checking passwords by binding to it (passdb ldap, auth_bind) — what a
 //! contractor experiences when tenure disables, expires or deletes them.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::common::*;
 
-pub const BASE: &str = "dc=example,dc=com";
-pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=com";
-pub const ADMIN_PW: &str = "ldap-admin-secret";
-pub const PEOPLE: &str = "ou=people,dc=example,dc=com";
-pub const GROUPS: &str = "ou=groups,dc=example,dc=com";
-
-const SEED: &str = "dn: dc=example,dc=com
-objectClass: dcObject
-objectClass: organization
-o: Example
-dc: example
-
-dn: ou=people,dc=example,dc=com
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,dc=example,dc=com
-objectClass: organizationalUnit
-ou: groups
-
-dn: ou=policies,dc=example,dc=com
-objectClass: organizationalUnit
-ou: policies
-
-dn: cn=default,ou=policies,dc=example,dc=com
-objectClass: pwdPolicy
-objectClass: device
-cn: default
-pwdAttribute: userPassword
-pwdLockout: TRUE
-";
-
-/// A free loopback port (bound, then released for the peer to take).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `check` until it holds, for at most 30 s.
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// An entry as ldapsearch prints it: lower-cased attribute → values.
-pub type Entry = BTreeMap<String, Vec<String>>;
-
-pub struct Slapd {
-    pub dir: tempfile::TempDir,
-    pub port: u16,
-    proc: Option<Proc>,
-}
-
-impl Slapd {
-    pub fn start() -> Slapd {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("db")).unwrap();
-        let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ldap/openssh-lpk.schema");
-        let d = dir.path().display();
-        let conf = format!(
-            "include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-include /etc/ldap/schema/nis.schema
-include {schema}
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload ppolicy
-moduleload memberof
-moduleload argon2
-pidfile {d}/slapd.pid
-argsfile {d}/slapd.args
-database mdb
-suffix \"{BASE}\"
-rootdn \"{ADMIN_DN}\"
-rootpw {ADMIN_PW}
-directory {d}/db
-maxsize 1073741824
-overlay ppolicy
-ppolicy_default \"cn=default,ou=policies,{BASE}\"
-overlay memberof
-",
-            schema = schema.display()
-        );
-        std::fs::write(dir.path().join("slapd.conf"), conf).unwrap();
-        let mut slapd = Slapd {
-            dir,
-            port: free_port(),
-            proc: None,
-        };
-        slapd.run(None);
-        slapd.ldap("ldapadd", &[], SEED);
-        slapd
-    }
-
-    pub fn url(&self) -> String {
-        format!("ldap://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts slapd (again), its clock shifted by `faketime` if given.
-    pub fn run(&mut self, faketime: Option<&str>) {
-        assert!(self.proc.is_none());
-        let mut cmd = Command::new("/usr/sbin/slapd");
-        cmd.args(["-h", &format!("ldap://127.0.0.1:{}/", self.port)])
-            .arg("-f")
-            .arg(self.dir.path().join("slapd.conf"))
-            .args(["-d", "0"]);
-        if let Some(offset) = faketime {
-            cmd.env("LD_PRELOAD", libfaketime()).env("FAKETIME", offset);
-        }
-        let mut proc = Proc::spawn(&mut cmd);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let up = Command::new("ldapsearch")
-                .args(["-x", "-H", &self.url(), "-b", "", "-s", "base"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap()
-                .success();
-            if up {
-                break;
-            }
-            assert!(
-                proc.running() && Instant::now() < deadline,
-                "slapd did not start: {}",
-                proc.stderr.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.proc = Some(proc);
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.signal("TERM");
-            if p.wait_exit(Duration::from_secs(10)).is_none() {
-                p.signal("KILL");
-            }
-        }
-    }
-
-    /// Runs an ldap-utils client as the rootdn; panics unless it succeeds.
-    pub fn ldap(&self, tool: &str, args: &[&str], stdin: &str) -> String {
-        let mut cmd = Command::new(tool);
-        cmd.args(["-x", "-H", &self.url(), "-D", ADMIN_DN, "-w", ADMIN_PW])
-            .args(args);
-        let (code, out, err) = run_bounded(&mut cmd, Some(stdin), Duration::from_secs(20));
-        assert_eq!(code, 0, "{tool} {args:?}: {out}{err}");
-        out
-    }
-
-    /// `ldapmodify -e relax` (the ppolicy attributes need it).
-    pub fn modify(&self, ldif: &str) {
-        self.ldap("ldapmodify", &["-e", "relax"], ldif);
-    }
-
-    /// Entries under `base` matching `filter`, with operational attributes.
-    pub fn search(&self, base: &str, filter: &str) -> Vec<(String, Entry)> {
-        let out = self.ldap(
-            "ldapsearch",
-            &["-LLL", "-o", "ldif-wrap=no", "-b", base, filter, "*", "+"],
-            "",
-        );
-        let mut entries = Vec::new();
-        for block in out.split("\n\n") {
-            let mut dn = None;
-            let mut entry = Entry::new();
-            for line in block.lines() {
-                let Some((k, v)) = line.split_once(':') else {
-                    continue;
-                };
-                let v = match v.strip_prefix(':') {
-                    // `attr:: base64` for values ldapsearch will not print raw.
-                    Some(b64) => {
-                        use base64::Engine;
-                        let raw = base64::engine::general_purpose::STANDARD
-                            .decode(b64.trim())
-                            .unwrap();
-                        String::from_utf8_lossy(&raw).into_owned()
-                    }
-                    None => v.trim().to_string(),
-                };
-                if k == "dn" {
-                    dn = Some(v);
-                } else {
-                    entry.entry(k.to_ascii_lowercase()).or_default().push(v);
-                }
-            }
-            if let Some(dn) = dn {
-                entries.push((dn, entry));
-            }
-        }
-        entries
-    }
-
-    pub fn person(&self, uid: &str) -> Option<Entry> {
-        self.search(PEOPLE, &format!("(uid={uid})"))
-            .into_iter()
-            .next()
-            .map(|(_, e)| e)
-    }
-
-    pub fn members(&self, group: &str) -> Vec<String> {
-        self.search(GROUPS, &format!("(cn={group})"))
-            .into_iter()
-            .next()
-            .map(|(_, e)| e.get("member").cloned().unwrap_or_default())
-            .unwrap_or_default()
-    }
-
-    /// Whether a simple bind as `dn` with `password` succeeds.
-    pub fn binds(&self, dn: &str, password: &str) -> bool {
-        Command::new("ldapwhoami")
-            .args(["-x", "-H", &self.url(), "-D", dn, "-w", password])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    }
-}
-
-impl Drop for Slapd {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-pub fn one(entry: &Entry, attr: &str) -> String {
-    entry
-        .get(&attr.to_ascii_lowercase())
-        .map(|v| v.join("|"))
-        .unwrap_or_default()
-}
+pub use crate::slapd::*;
 
 /// Dovecot IMAP in the foreground from its own config and base_dir,
 /// checking passwords by binding to the directory as the user.
@@ -395,10 +154,15 @@ pub fn connector_block(url: &str, extra: &str) -> String {
 
 impl Tenure {
     pub fn start(url: &str, extra: &str) -> Tenure {
+        Tenure::start_block(&connector_block(url, extra))
+    }
+
+    /// A tenure server with this `[[connectors]]` block.
+    pub fn start_block(block: &str) -> Tenure {
         let inst = Instance::initialised();
         std::fs::write(inst.path("ldap_password"), format!("{ADMIN_PW}\n")).unwrap();
         let mut config = std::fs::read_to_string(&inst.config).unwrap();
-        config.push_str(&connector_block(url, extra));
+        config.push_str(block);
         std::fs::write(&inst.config, config).unwrap();
         let server = Some(inst.serve());
         let key = inst.path("alice");
@@ -819,4 +583,191 @@ fn reconcile_reports_drift_and_orphans_fixes_what_tenure_owns_and_disables_orpha
         (code, err.trim()),
         (3, "error: no connector named 'nosuch'")
     );
+}
+
+#[test]
+fn on_delete_move_parks_the_entry_restore_brings_it_back_and_a_foreign_entry_is_disputed_until_adopted(
+) {
+    let slapd = Slapd::start();
+    let deleted = format!("ou=deleted,{BASE}");
+    slapd.ldap(
+        "ldapadd",
+        &[],
+        &format!("dn: {deleted}\nobjectClass: organizationalUnit\nou: deleted\n"),
+    );
+    let block = connector_block(&slapd.url(), &format!("deleted_dn = \"{deleted}\"\n"))
+        .replace("on_delete = \"delete\"", "on_delete = \"move\"");
+    let t = Tenure::start_block(&block);
+    t.ok("group create devs");
+    t.ok("user create carl --email carl@x.io --display-name Carl --kind contractor --end +30d --sponsor alice --group devs");
+    t.ok_in("password set carl", Some(&format!("{PASSWORD}\n")));
+    let (live, parked) = (format!("uid=carl,{PEOPLE}"), format!("uid=carl,{deleted}"));
+    eventually("carl in the directory", || {
+        t.in_sync("carl") && slapd.binds(&live, PASSWORD)
+    });
+    let uid_number = one(&slapd.person("carl").unwrap(), "uidNumber");
+
+    // Deleted: moved under deleted_dn, locked, out of its groups.
+    t.ok("user delete carl");
+    eventually("carl moved", || {
+        t.in_sync("carl") && slapd.person("carl").is_none()
+    });
+    let moved = slapd.search(&deleted, "(uid=carl)");
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].0, parked);
+    assert_eq!(one(&moved[0].1, "pwdAccountLockedTime"), "000001010000Z");
+    assert_eq!(one(&moved[0].1, "uidNumber"), uid_number);
+    assert!(slapd.members("devs").is_empty());
+    assert!(!slapd.binds(&parked, PASSWORD));
+    assert_eq!(t.link("carl").unwrap()["target_id"], parked.as_str());
+    // A reconcile finds it where it belongs: in sync, not an orphan.
+    let dry = t.json("connector reconcile directory --dry-run --json");
+    assert_eq!(
+        (dry["in_sync"].as_u64(), dry["objects"].as_u64()),
+        (Some(1), Some(1)),
+        "{dry}"
+    );
+    assert!(dry["unmatched"].as_array().unwrap().is_empty(), "{dry}");
+
+    // Restored and enabled: moved back, unlocked, in its group, same password.
+    t.ok("user restore carl");
+    t.ok("user enable carl");
+    eventually("carl back", || {
+        t.in_sync("carl")
+            && slapd
+                .person("carl")
+                .is_some_and(|e| one(&e, "pwdAccountLockedTime").is_empty())
+    });
+    assert!(slapd.search(&deleted, "(uid=carl)").is_empty());
+    assert_eq!(one(&slapd.person("carl").unwrap(), "uidNumber"), uid_number);
+    assert_eq!(slapd.members("devs"), [live.clone()]);
+    assert!(slapd.binds(&live, PASSWORD));
+
+    // An entry made by hand under a new account's name, with another
+    // uidNumber: someone else's. tenure leaves it alone and says so.
+    slapd.ldap(
+        "ldapadd",
+        &[],
+        &format!("dn: uid=dora,{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\nuid: dora\ncn: Dora Other\nsn: Other\nmail: dora.other@elsewhere.io\nuidNumber: 5001\ngidNumber: 5001\nhomeDirectory: /home/dora\n"),
+    );
+    t.ok("user create dora --email dora@x.io --display-name Dora --kind contractor --end +30d --sponsor alice");
+    eventually("dora disputed", || {
+        t.link("dora").is_some_and(|l| l["status"] == "disputed")
+    });
+    let e = slapd.person("dora").unwrap();
+    assert_eq!(
+        (one(&e, "mail"), one(&e, "uidNumber")),
+        ("dora.other@elsewhere.io".into(), "5001".into())
+    );
+    let why = t.link("dora").unwrap()["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        why.contains("uidNumber 5001") && why.contains("someone else's"),
+        "{why}"
+    );
+    let list = t.json("connector list --json");
+    assert_eq!(list[0]["disputed"], 1, "{list}");
+    assert!(t.ok("connector status directory").contains("disputed"));
+    let dry = t.json("connector reconcile directory --dry-run --json");
+    let row = dry["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["account"] == "dora")
+        .cloned()
+        .unwrap_or_else(|| panic!("{dry}"));
+    assert_eq!(row["class"], "disputed");
+    // A real reconcile does not overwrite it either.
+    let real = t.json("connector reconcile directory --json");
+    assert_eq!(real["queued"], 0, "{real}");
+    let orphans = t.json("report orphans --json");
+    assert!(
+        orphans
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["problem"] == "target_disputed" && o["username"] == "dora"),
+        "{orphans}"
+    );
+    assert!(t
+        .ok("audit tail -n 50 --action connector.disputed")
+        .contains("dora"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        one(&slapd.person("dora").unwrap(), "mail"),
+        "dora.other@elsewhere.io"
+    );
+
+    // The admin adopts it: tenure takes the entry over.
+    let out = t.ok("connector retry directory --user dora --adopt");
+    assert!(out.contains("take over"), "{out}");
+    eventually("dora adopted", || {
+        t.in_sync("dora")
+            && slapd
+                .person("dora")
+                .is_some_and(|e| one(&e, "mail") == "dora@x.io")
+    });
+    assert_ne!(one(&slapd.person("dora").unwrap(), "uidNumber"), "5001");
+    let (code, _, err) =
+        t.server()
+            .exec("alice", &t.key, "connector retry directory --adopt", None);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn a_bind_dn_that_may_write_but_not_read_user_password_sets_it_and_reconcile_does_not_call_it_drift(
+) {
+    let writer = format!("cn=writer,{BASE}");
+    let slapd = Slapd::start_with(&format!(
+        "access to attrs=userPassword\n  by dn.exact=\"{writer}\" =wxm\n  by anonymous auth\n  by * none\naccess to *\n  by dn.exact=\"{writer}\" manage\n  by * read\n"
+    ));
+    slapd.ldap(
+        "ldapadd",
+        &[],
+        &format!("dn: {writer}\nobjectClass: simpleSecurityObject\nobjectClass: organizationalRole\ncn: writer\nuserPassword: writer-secret\n"),
+    );
+    let block = connector_block(&slapd.url(), "").replace(ADMIN_DN, &writer);
+    let t = Tenure::start_block(&block);
+    std::fs::write(t.inst.path("ldap_password"), "writer-secret\n").unwrap();
+    t.ok("user create carl --email carl@x.io --display-name Carl --kind contractor --end +30d --sponsor alice");
+    t.ok_in("password set carl", Some(&format!("{PASSWORD}\n")));
+    let dn = format!("uid=carl,{PEOPLE}");
+    eventually("carl can bind", || {
+        t.in_sync("carl") && slapd.binds(&dn, PASSWORD)
+    });
+    // The writer does not see the hash (the rootdn does).
+    let seen = Command::new("ldapsearch")
+        .args([
+            "-x",
+            "-H",
+            &slapd.url(),
+            "-D",
+            &writer,
+            "-w",
+            "writer-secret",
+            "-LLL",
+            "-b",
+            &dn,
+            "userPassword",
+        ])
+        .output()
+        .unwrap();
+    assert!(seen.status.success());
+    assert!(!String::from_utf8_lossy(&seen.stdout).contains("userPassword"));
+    assert!(one(&slapd.person("carl").unwrap(), "userPassword").starts_with("{ARGON2}"));
+
+    let report = t.json("connector reconcile directory --json");
+    assert_eq!(report["in_sync"], 1, "{report}");
+    assert!(report["rows"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("userpassword") && n.contains("not compared")),
+        "{report}"
+    );
+    assert!(t
+        .ok("connector reconcile directory --dry-run")
+        .contains("note: the target does not let tenure read userpassword"));
 }

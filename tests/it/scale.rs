@@ -54,6 +54,9 @@ fn output_streamed_over_ssh_is_byte_for_byte_the_offline_output_and_csv_round_tr
             .collect()
     };
     let offline: Vec<String> = commands.iter().map(|c| inst.ok(c)).collect();
+    let preview = ["lifecycle", "preview", "--until", "+120d", "--json"];
+    let offline_plan = inst.ok(&preview);
+    let offline_plan_table = inst.ok(&preview[..4]);
     let server = inst.serve();
     for (command, expected) in commands.iter().zip(&offline) {
         let (code, out, err) = server.exec("alice", &inst.path("alice"), &command.join(" "), None);
@@ -66,6 +69,48 @@ fn output_streamed_over_ssh_is_byte_for_byte_the_offline_output_and_csv_round_tr
             expected.len()
         );
     }
+    // The lifecycle plan streams too: the same items over ssh (alice's
+    // own change with her login), in (date, account) order, JSON that parses.
+    let (code, plan, err) = server.exec("alice", &inst.path("alice"), &preview.join(" "), None);
+    assert_eq!(code, 0, "{err}");
+    let items = |text: &str| -> Vec<serde_json::Value> {
+        let all: Vec<serde_json::Value> = serde_json::from_str(text).expect("the plan parses");
+        all.into_iter()
+            .filter(|i| i["username"] != "alice")
+            .collect()
+    };
+    let (over_ssh, offline_items) = (items(&plan), items(&offline_plan));
+    assert!(over_ssh.len() >= 3000, "{}", over_ssh.len());
+    assert!(
+        over_ssh == offline_items,
+        "{} items over ssh, {} offline",
+        over_ssh.len(),
+        offline_items.len()
+    );
+    let keys: Vec<(String, String)> = over_ssh
+        .iter()
+        .map(|i| {
+            (
+                i["date"].as_str().unwrap().to_string(),
+                i["username"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] <= w[1]),
+        "in date, then account order"
+    );
+    // The table holds the same rows, lined up past the first 1,000.
+    let every: Vec<serde_json::Value> = serde_json::from_str(&offline_plan).unwrap();
+    let header = offline_plan_table.lines().next().unwrap();
+    let column = header.find("ACCOUNT").unwrap();
+    let rows: Vec<&str> = offline_plan_table.lines().skip(1).collect();
+    assert_eq!(rows.len(), every.len());
+    assert!(
+        rows.iter()
+            .all(|r| r.as_bytes()[column - 1] == b' ' && r.as_bytes()[column] != b' '),
+        "{header}"
+    );
     drop(server);
     // More rows than a table lays out at once: the streamed table still lines up.
     let table = &offline[1];

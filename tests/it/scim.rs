@@ -245,3 +245,79 @@ fn scim_targets_follow_tenure_users_groups_active_and_delete_and_reconcile() {
     });
     assert_eq!(app.user("ghost").unwrap()["active"], false);
 }
+
+#[test]
+fn a_scim_target_gets_the_password_when_set_and_a_user_with_another_external_id_is_disputed() {
+    let app = ScimServer::start();
+    let inst = Instance::initialised();
+    std::fs::write(inst.path("scim_token"), format!("{TOKEN}\n")).unwrap();
+    let mut config = std::fs::read_to_string(&inst.config).unwrap();
+    config.push_str(&format!(
+        "\n[[connectors]]\nname = \"app\"\ntype = \"scim\"\nurl = \"{}\"\nbearer_token_file = \"scim_token\"\npasswords = true\ntimeout_seconds = 5\n",
+        app.base
+    ));
+    std::fs::write(&inst.config, config).unwrap();
+    let server = inst.serve();
+    let t = Tenure {
+        key: inst.path("alice"),
+        _inst: inst,
+        server,
+    };
+    // scim2-server keeps the password (never returns it) and filters on it:
+    // `password eq "..."` finds the user only with the right one.
+    let with_password = |pw: &str| -> u64 {
+        app.get("Users", Some(&format!("password eq \"{pw}\"")))["totalResults"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    t.ok("user create vera --email vera@x.io --display-name Vera --kind vendor --end +30d --sponsor alice");
+    eventually("vera there", || t.in_sync("app", "vera"));
+    let set = |pw: &str| {
+        let (code, out, err) = t.server.exec(
+            "alice",
+            &t.key,
+            "password set vera",
+            Some(&format!("{pw}\n")),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    };
+    // Changed with nothing else: PATCH replace password.
+    set("Granite-Willow-Ember-62");
+    eventually("the password in the target", || {
+        with_password("Granite-Willow-Ember-62") == 1
+    });
+    // Changed again: the old one no longer matches.
+    set("Cobalt-Thistle-Raven-18");
+    eventually("the new password in the target", || {
+        with_password("Cobalt-Thistle-Raven-18") == 1
+    });
+    assert_eq!(with_password("Granite-Willow-Ember-62"), 0);
+    assert!(t.in_sync("app", "vera"));
+
+    // A user someone else made under a tenure account's name, with their
+    // own externalId: disputed, left alone until adopted.
+    let made = app.send(
+        "POST",
+        "Users",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "zed", "externalId": "hr-4711", "displayName": "Zed Other"}),
+    );
+    assert_eq!(made, 201);
+    t.ok("user create zed --email zed@x.io --display-name Zed --kind vendor --end +30d --sponsor alice");
+    eventually("zed disputed", || {
+        t.json("connector status app --json")["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["account"] == "zed" && l["status"] == "disputed")
+    });
+    assert_eq!(app.user("zed").unwrap()["externalId"], "hr-4711");
+    assert_eq!(t.json("connector list --json")[0]["disputed"], 1);
+    t.ok("connector retry app --user zed --adopt");
+    eventually("zed adopted", || {
+        t.in_sync("app", "zed")
+            && app
+                .user("zed")
+                .is_some_and(|u| u["externalId"] == "zed" && u["displayName"] == "Zed")
+    });
+}
