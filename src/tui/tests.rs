@@ -807,7 +807,8 @@ fn connectors_screen_shows_counts_lists_failures_retries_and_reconciles_after_a_
 
     app.handle(Key::Char('C'));
     assert_eq!(app.screen, Screen::Connectors);
-    let shown = screen(&app, 120, 40);
+    // Wide enough for every column and the whole last error.
+    let shown = screen(&app, 160, 40);
     assert!(shown.contains("Connectors: 1"), "{shown}");
     let row = shown.lines().find(|l| l.contains("hr ")).unwrap();
     assert!(row.contains("command"), "{row}");
