@@ -222,7 +222,17 @@ fn main() {
         started.elapsed().as_secs_f64(),
         rss_kb(pid) / 1024
     );
-    let existing = total.saturating_sub(1).max(1);
+    // The numbered accounts (u0000000…): what the lookups and pages ask for
+    // (a database reused from an earlier run also holds its SCIM-made users).
+    let (_, body) = get(
+        &agent(),
+        &format!("{base}/scim/v2/Users?filter=userName%20sw%20%22u%22&count=0"),
+        &scim_token,
+    );
+    let numbered = serde_json::from_str::<serde_json::Value>(&body).unwrap()["totalResults"]
+        .as_u64()
+        .unwrap() as usize;
+    let existing = numbered.min(total.saturating_sub(1)).max(1);
 
     // 1. SCIM create, one client, then 8 at once.
     let a = agent();

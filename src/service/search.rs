@@ -184,9 +184,12 @@ pub struct SearchIndex {
     free: Vec<Id>,
     /// Username → row, in table order (live rows only).
     by_name: BTreeMap<Name, Id>,
-    /// How many rows of `by_name` are soft-deleted (kept with every change,
-    /// so the count of accounts not deleted is O(1)).
-    deleted: usize,
+    /// The rows that are soft-deleted, and those disabled (kept with every
+    /// change: the count of accounts not deleted is O(1), a walk to a deep
+    /// page skips deleted rows without reading them, and the disabled
+    /// accounts are listed without a walk).
+    deleted: RoaringBitmap,
+    disabled: RoaringBitmap,
     /// Hashed, not ordered: a two-letter term asks for its 256 possible
     /// third bytes, which costs less than keeping 70 million insertions
     /// ordered at start-up.
@@ -274,17 +277,25 @@ impl SearchIndex {
 
     /// How many accounts are not deleted: a kept count, no walk.
     pub fn live_count(&self) -> usize {
-        self.by_name.len().saturating_sub(self.deleted)
+        self.by_name
+            .len()
+            .saturating_sub(self.deleted.len() as usize)
     }
 
     /// `take` of the not-deleted usernames in order after the first `skip`.
-    /// With nothing soft-deleted (the usual case) the walk to `skip` reads
-    /// only the ordered names, none of the rows.
+    /// The walk to `skip` reads only the ordered names and the deleted
+    /// set, none of the rows.
     pub fn live_page(&self, skip: usize, take: usize) -> Vec<Name> {
-        if self.deleted == 0 {
+        if self.deleted.is_empty() {
             return self.by_name.keys().skip(skip).take(take).cloned().collect();
         }
-        self.live_names().skip(skip).take(take).cloned().collect()
+        self.by_name
+            .iter()
+            .filter(|(_, id)| !self.deleted.contains(**id))
+            .skip(skip)
+            .take(take)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// The usernames that start with `prefix`, in order (a range of the
@@ -296,9 +307,23 @@ impl SearchIndex {
             .take_while(move |name| name.starts_with(prefix))
     }
 
-    /// The usernames of the accounts with this status (the in-memory rows,
-    /// no record read).
+    /// The usernames of the accounts with this status, in order (the
+    /// in-memory rows, no record read; disabled and deleted ones from
+    /// their kept sets, without a walk).
     pub fn names_with_status(&self, status: Status) -> Vec<Name> {
+        let kept = match status {
+            Status::Disabled => Some(&self.disabled),
+            Status::Deleted => Some(&self.deleted),
+            _ => None,
+        };
+        if let Some(set) = kept {
+            let mut names: Vec<Name> = set
+                .iter()
+                .filter_map(|id| self.name_of(id).cloned())
+                .collect();
+            names.sort();
+            return names;
+        }
         self.by_name
             .iter()
             .filter(|(_, id)| {
@@ -427,9 +452,6 @@ impl SearchIndex {
             last_login: account.last_login.map_or(0, minutes_since_2000),
             sponsor: account.sponsor.as_deref().map(Name::from),
         };
-        if row.status == Status::Deleted {
-            self.deleted += 1;
-        }
         let id = match self.free.pop() {
             // A reused row keeps its old text when it is the same (a login,
             // a date change): no garbage.
@@ -455,6 +477,15 @@ impl SearchIndex {
         }
         for b in bytes(&text) {
             self.chars.entry(b).or_default().insert(id);
+        }
+        match row.status {
+            Status::Deleted => {
+                self.deleted.insert(id);
+            }
+            Status::Disabled => {
+                self.disabled.insert(id);
+            }
+            _ => {}
         }
         self.rows[id as usize] = row;
         if self.texts.garbage > 1 << 16 && self.texts.garbage * 2 > self.texts.bytes.len() {
@@ -518,10 +549,9 @@ impl SearchIndex {
         if let Ok(entry) = self.emails.find_entry(hash, |other| *other == id) {
             entry.remove();
         }
+        self.deleted.remove(id);
+        self.disabled.remove(id);
         let row = &mut self.rows[id as usize];
-        if row.live && row.status == Status::Deleted {
-            self.deleted = self.deleted.saturating_sub(1);
-        }
         row.live = false;
         row.sponsor = None;
         // The text stays until the slot is reused (or rewritten): garbage.
@@ -565,8 +595,23 @@ impl SearchIndex {
             .values()
             .map(|id| self.rank[*id as usize])
             .collect();
+        let mut expected_deleted = RoaringBitmap::new();
+        let mut expected_disabled = RoaringBitmap::new();
+        for id in self.by_name.values() {
+            match self.rows[*id as usize].status {
+                Status::Deleted => {
+                    expected_deleted.insert(*id);
+                }
+                Status::Disabled => {
+                    expected_disabled.insert(*id);
+                }
+                _ => {}
+            }
+        }
         expected_grams == self.grams
             && expected_chars == self.chars
+            && expected_deleted == self.deleted
+            && expected_disabled == self.disabled
             && ranks.windows(2).all(|w| w[0] < w[1])
             && self.emails.len() == self.by_name.len()
             && self.by_name.iter().all(|(name, id)| {
@@ -1480,6 +1525,23 @@ mod tests {
                 .iter()
                 .any(|a| *a.username == **n && a.status == Status::Disabled)
         }));
+        assert!(disabled.windows(2).all(|w| w[0] < w[1]), "in name order");
+        let kept: Vec<&Account> = accounts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 20 && *i != 1)
+            .map(|(_, a)| a)
+            .collect();
+        assert_eq!(
+            disabled.len(),
+            kept.iter().filter(|a| a.status == Status::Disabled).count()
+        );
+        // The kept sets agree with the rows (what `check` compares).
+        let mut fresh = Indexes::new(&Policy::default());
+        for a in &kept {
+            fresh.insert(a);
+        }
+        assert_eq!(indexes.search, fresh.search);
         let some: String = indexes.search.names().nth(50).unwrap()[..2].to_string();
         let prefix: Vec<&Name> = indexes.search.names_with_prefix(&some).collect();
         assert!(!prefix.is_empty() && prefix.iter().all(|n| n.starts_with(&some)));
