@@ -338,15 +338,43 @@ pub fn drift(want: &DesiredEntry, have: &TargetObject) -> Vec<Drift> {
     out
 }
 
-fn describe(what: &str, e: LdapError) -> String {
-    match e {
-        LdapError::LdapResult { result } => {
-            let mut s = format!("{what}: {result}");
-            s.truncate(400);
-            s
-        }
+/// An LDAP error as one line naming what was tried (cut to 400 bytes).
+pub fn describe(what: &str, e: LdapError) -> String {
+    let mut s = match e {
+        LdapError::LdapResult { result } => format!("{what}: {result}"),
         other => format!("{what}: {other}"),
-    }
+    };
+    s.truncate(400);
+    s
+}
+
+/// A connection to `url` bound as `bind_dn` with the password in
+/// `password_file` (StartTLS first when asked): the connectors' and the
+/// directory sources' one way in.
+pub fn bound(
+    url: &str,
+    starttls: bool,
+    bind_dn: &str,
+    password_file: &std::path::Path,
+    timeout: Duration,
+) -> Result<LdapConn, String> {
+    let password = std::fs::read_to_string(password_file).map_err(|e| {
+        format!(
+            "cannot read bind_password_file {}: {e}",
+            password_file.display()
+        )
+    })?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    let settings = LdapConnSettings::new()
+        .set_conn_timeout(timeout)
+        .set_starttls(starttls);
+    let mut conn = LdapConn::with_settings(settings, url)
+        .map_err(|e| describe(&format!("cannot reach {url}"), e))?;
+    conn.with_timeout(timeout)
+        .simple_bind(bind_dn, password)
+        .and_then(|r| r.success())
+        .map_err(|e| describe(&format!("bind as {bind_dn} refused"), e))?;
+    Ok(conn)
 }
 
 fn rc_of(e: &LdapError) -> Option<u32> {
@@ -372,22 +400,13 @@ pub struct Session {
 
 impl Session {
     pub fn open(cfg: &LdapConfig, timeout: Duration) -> Result<Session, String> {
-        let password = std::fs::read_to_string(&cfg.bind_password_file).map_err(|e| {
-            format!(
-                "cannot read bind_password_file {}: {e}",
-                cfg.bind_password_file.display()
-            )
-        })?;
-        let password = password.trim_end_matches(['\n', '\r']);
-        let settings = LdapConnSettings::new()
-            .set_conn_timeout(timeout)
-            .set_starttls(cfg.starttls);
-        let mut conn = LdapConn::with_settings(settings, &cfg.url)
-            .map_err(|e| describe(&format!("cannot reach {}", cfg.url), e))?;
-        conn.with_timeout(timeout)
-            .simple_bind(&cfg.bind_dn, password)
-            .and_then(|r| r.success())
-            .map_err(|e| describe(&format!("bind as {} refused", cfg.bind_dn), e))?;
+        let conn = bound(
+            &cfg.url,
+            cfg.starttls,
+            &cfg.bind_dn,
+            &cfg.bind_password_file,
+            timeout,
+        )?;
         Ok(Session { conn, timeout })
     }
 

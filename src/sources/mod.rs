@@ -9,9 +9,10 @@
 use std::time::Duration;
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{LdapConn, LdapConnSettings, LdapError, Scope, SearchEntry};
+use ldap3::{Scope, SearchEntry};
 
 use crate::config::{SearchScope, SourceConfig};
+use crate::connect::ldap::{bound, describe};
 use crate::domain::source::DirEntry;
 use crate::service::sources::SourceReader;
 
@@ -23,15 +24,6 @@ impl SourceReader for LdapReader {
     fn read(&self, source: &SourceConfig) -> Result<Vec<DirEntry>, String> {
         read_all(source)
     }
-}
-
-fn describe(what: &str, e: LdapError) -> String {
-    let mut s = match e {
-        LdapError::LdapResult { result } => format!("{what}: {result}"),
-        other => format!("{what}: {other}"),
-    };
-    s.truncate(400);
-    s
 }
 
 /// AD's objectGUID (16 bytes, the first three groups little-endian) as
@@ -84,22 +76,13 @@ pub fn entry_of(source: &SourceConfig, e: SearchEntry) -> DirEntry {
 /// The whole scope, or why not.
 pub fn read_all(source: &SourceConfig) -> Result<Vec<DirEntry>, String> {
     let timeout = Duration::from_secs(source.timeout_seconds);
-    let password = std::fs::read_to_string(&source.bind_password_file).map_err(|e| {
-        format!(
-            "cannot read bind_password_file {}: {e}",
-            source.bind_password_file.display()
-        )
-    })?;
-    let password = password.trim_end_matches(['\n', '\r']);
-    let settings = LdapConnSettings::new()
-        .set_conn_timeout(timeout)
-        .set_starttls(source.starttls);
-    let mut conn = LdapConn::with_settings(settings, &source.url)
-        .map_err(|e| describe(&format!("cannot reach {}", source.url), e))?;
-    conn.with_timeout(timeout)
-        .simple_bind(&source.bind_dn, password)
-        .and_then(|r| r.success())
-        .map_err(|e| describe(&format!("bind as {} refused", source.bind_dn), e))?;
+    let mut conn = bound(
+        &source.url,
+        source.starttls,
+        &source.bind_dn,
+        &source.bind_password_file,
+        timeout,
+    )?;
     let scope = match source.scope {
         SearchScope::Sub => Scope::Subtree,
         SearchScope::One => Scope::OneLevel,
