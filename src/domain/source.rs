@@ -1,6 +1,6 @@
 //! Directory sources (`[[sources]]`): what a directory entry says an
 //! account should be, and what one sync run changes. Pure: the entries come
-//! from the reader (`crate::sources`), the accounts from the store, `today`
+//! from the directory reader (src/sources), the accounts from the store, `today`
 //! from the caller; the service applies the plan and writes.
 //!
 //! Safety rules decided here: an account is disabled only when a complete
