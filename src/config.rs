@@ -1148,6 +1148,23 @@ impl Config {
                     ),
                 ));
             }
+            // A setting the connector's type cannot do without.
+            let which = if c.kind == "ldap" {
+                "an ldap"
+            } else {
+                "a scim"
+            };
+            let need = |value: &Option<String>, key: &str, example: &str| {
+                value
+                    .clone()
+                    .filter(|v| !v.trim().is_empty())
+                    .ok_or_else(|| {
+                        fail(
+                            span.clone(),
+                            format!("{at}.{key}: required for {which} connector, e.g. {example}"),
+                        )
+                    })
+            };
             let kind = match c.kind.as_str() {
                 "command" => {
                     let argv = c.command.clone().unwrap_or_default();
@@ -1164,14 +1181,6 @@ impl Config {
                     ConnectorType::Command { argv }
                 }
                 "ldap" => {
-                    let need = |value: &Option<String>, key: &str, example: &str| {
-                        value
-                            .clone()
-                            .filter(|v| !v.trim().is_empty())
-                            .ok_or_else(|| {
-                                fail(span.clone(), format!("{at}.{key}: required for an ldap connector, e.g. {example}"))
-                            })
-                    };
                     let url = need(&c.url, "url", "\"ldap://127.0.0.1:389\"")?;
                     if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
                         return Err(fail(
@@ -1234,14 +1243,6 @@ impl Config {
                     }))
                 }
                 "scim" => {
-                    let need = |value: &Option<String>, key: &str, example: &str| {
-                        value
-                            .clone()
-                            .filter(|v| !v.trim().is_empty())
-                            .ok_or_else(|| {
-                                fail(span.clone(), format!("{at}.{key}: required for a scim connector, e.g. {example}"))
-                            })
-                    };
                     let url = need(&c.url, "url", "\"https://app.example.com/scim/v2\"")?;
                     if !(url.starts_with("http://") || url.starts_with("https://")) {
                         return Err(fail(
