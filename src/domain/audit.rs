@@ -68,6 +68,8 @@ impl AuditEvent {
 /// replaced by `"}` (an empty hash) when hashing.
 const HASH_TAIL: usize = 66;
 const PREV_TAIL: &[u8] = b"\",\"hash\":\"";
+/// What ends an event's fields but its hash: `,"hash":"`.
+const HASH_KEY: &[u8] = b",\"hash\":\"";
 
 /// `seq`, `prev_hash` and `hash` read in place from an event's stored bytes
 /// `{"seq":N,…,"prev_hash":"HEX","hash":"HEX"}`; `None` if not in that shape.
@@ -163,9 +165,49 @@ impl ChainVerifier {
     /// each event's bytes are exactly the encoding its hash was computed
     /// from, but for the hash's own value, which is the last field. So the
     /// check hashes the stored bytes with that value blanked, reads `seq`
-    /// and `prev_hash` in place, and decodes nothing. An event whose bytes
-    /// are not in that shape is decoded and checked the slow way.
+    /// and `prev_hash` in place, and decodes nothing.
+    ///
+    /// The events are found without a JSON parser: an event starts
+    /// `{"seq":` and ends at the first `,"hash":"` (which no JSON string can
+    /// hold: its `"` follows a `,`), its 64 hex digits and `"}`, followed by
+    /// `,` or the block's closing `]`. Every byte of the block is either
+    /// framing or hashed, so a wrong split cannot let an edit through; and
+    /// any doubt (a nested `"hash"` key, a mismatch) sends the block through
+    /// the JSON parser, which names the exact event.
     pub fn check_block(&mut self, block: &[u8]) -> Result<(), ChainBreak> {
+        let saved = (self.prev_seq, self.prev_hash.clone(), self.checked);
+        if self.check_block_framed(block).is_some() {
+            return Ok(());
+        }
+        (self.prev_seq, self.prev_hash, self.checked) = saved;
+        self.check_block_parsed(block)
+    }
+
+    /// The fast split; `None` when the block is not in the expected shape
+    /// or any event does not check (the caller then parses it).
+    fn check_block_framed(&mut self, block: &[u8]) -> Option<()> {
+        let mut rest = block.strip_prefix(b"[")?;
+        if rest == b"]" {
+            return Some(());
+        }
+        loop {
+            if !rest.starts_with(b"{\"seq\":") {
+                return None;
+            }
+            let end = memchr::memmem::find(rest, HASH_KEY)? + HASH_KEY.len() + 64 + 2;
+            let event = rest.get(..end)?;
+            let fields = fast_fields(event)?;
+            self.check_fast(event, fields).ok()?;
+            match rest.get(end)? {
+                b',' => rest = &rest[end + 1..],
+                b']' if end + 1 == rest.len() => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The block through the JSON parser: exact verdicts for any shape.
+    fn check_block_parsed(&mut self, block: &[u8]) -> Result<(), ChainBreak> {
         let raw: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(block) {
             Ok(raw) => raw,
             Err(_) => {
@@ -177,40 +219,7 @@ impl ChainVerifier {
         for event in raw {
             let bytes = event.get().as_bytes();
             match fast_fields(bytes) {
-                // The checkpoint's own event must still carry the hash it recorded.
-                Some((seq, _, hash)) if seq == self.skip_through && seq > 0 => {
-                    if hash != self.prev_hash.as_bytes() {
-                        return Err(ChainBreak::Altered { seq });
-                    }
-                    continue;
-                }
-                Some((seq, _, _)) if seq < self.skip_through => continue,
-                Some((seq, prev_hash, hash)) => {
-                    if seq != self.prev_seq + 1 {
-                        return Err(ChainBreak::Gap {
-                            expected: self.prev_seq + 1,
-                            found: seq,
-                        });
-                    }
-                    let mut sha = Sha256::new();
-                    sha.update(&bytes[..bytes.len() - HASH_TAIL]);
-                    sha.update(b"\"}");
-                    let digest = sha.finalize();
-                    let mut hex_digest = [0u8; 64];
-                    hex::encode_to_slice(digest, &mut hex_digest)
-                        .map_err(|_| ChainBreak::Altered { seq })?;
-                    if hex_digest != hash {
-                        return Err(ChainBreak::Altered { seq });
-                    }
-                    if prev_hash != self.prev_hash.as_bytes() {
-                        return Err(ChainBreak::Unlinked { seq });
-                    }
-                    self.prev_seq = seq;
-                    self.prev_hash.clear();
-                    self.prev_hash
-                        .push_str(std::str::from_utf8(hash).unwrap_or_default());
-                    self.checked += 1;
-                }
+                Some(fields) => self.check_fast(bytes, fields)?,
                 None => {
                     let decoded: AuditEvent =
                         serde_json::from_str(event.get()).map_err(|_| ChainBreak::Altered {
@@ -223,6 +232,48 @@ impl ChainVerifier {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// One event's stored bytes, with `seq`, `prev_hash` and `hash` read in place.
+    fn check_fast(
+        &mut self,
+        bytes: &[u8],
+        (seq, prev_hash, hash): (u64, &[u8], &[u8]),
+    ) -> Result<(), ChainBreak> {
+        // The checkpoint's own event must still carry the hash it recorded.
+        if seq == self.skip_through && seq > 0 {
+            if hash != self.prev_hash.as_bytes() {
+                return Err(ChainBreak::Altered { seq });
+            }
+            return Ok(());
+        }
+        if seq < self.skip_through {
+            return Ok(());
+        }
+        if seq != self.prev_seq + 1 {
+            return Err(ChainBreak::Gap {
+                expected: self.prev_seq + 1,
+                found: seq,
+            });
+        }
+        let mut sha = Sha256::new();
+        sha.update(&bytes[..bytes.len() - HASH_TAIL]);
+        sha.update(b"\"}");
+        let digest = sha.finalize();
+        let mut hex_digest = [0u8; 64];
+        hex::encode_to_slice(digest, &mut hex_digest).map_err(|_| ChainBreak::Altered { seq })?;
+        if hex_digest != hash {
+            return Err(ChainBreak::Altered { seq });
+        }
+        if prev_hash != self.prev_hash.as_bytes() {
+            return Err(ChainBreak::Unlinked { seq });
+        }
+        self.prev_seq = seq;
+        self.prev_hash.clear();
+        self.prev_hash
+            .push_str(std::str::from_utf8(hash).unwrap_or_default());
+        self.checked += 1;
         Ok(())
     }
 
@@ -387,6 +438,13 @@ mod tests {
             old: serde_json::json!("2027-01-01"),
             new: serde_json::json!({"a": [1, 2]}),
         }];
+        // A nested `"hash"` key (a custom field of that name) trips the fast
+        // split; that block goes through the parser and still verifies.
+        events[7].changes = vec![Change {
+            field: "fields".into(),
+            old: Value::Null,
+            new: serde_json::json!({"a": "x", "hash": "ab".repeat(32)}),
+        }];
         let (prev_seq, prev_hash) = (events[2].seq, events[2].hash.clone());
         events[3].chain_after(prev_seq, &prev_hash);
         for i in 4..10 {
@@ -397,10 +455,25 @@ mod tests {
         for e in &events {
             assert!(fast_fields(&serde_json::to_vec(e).unwrap()).is_some());
         }
+        // Blocks without a nested "hash" key are split without the parser.
+        let mut v = ChainVerifier::default();
+        assert_eq!(v.check_block_framed(&blocks(&events, 4)[0]), Some(()));
+        assert_eq!(v.check_block_framed(&blocks(&events, 4)[1]), None);
         let mut v = ChainVerifier::default();
         assert_eq!(verify_blocks(&mut v, &blocks(&events, 4)), Ok(()));
         assert_eq!(v.checked, 10);
         assert_eq!(v.head(), (10, events[9].hash.as_str()));
+        // The nested key's block, altered after it: the parser names the event.
+        let mut stored = blocks(&events, 4);
+        let text = String::from_utf8(stored[1].clone()).unwrap();
+        stored[1] = text
+            .replacen("user.update.7", "user.update.Y", 1)
+            .into_bytes();
+        let mut v = ChainVerifier::default();
+        assert_eq!(
+            verify_blocks(&mut v, &stored),
+            Err(ChainBreak::Altered { seq: 8 })
+        );
 
         // One byte changed in a stored block: that event is named.
         let mut stored = blocks(&events, 4);

@@ -89,8 +89,15 @@ impl Services {
                     .as_ref()
                     .is_none_or(|a| event.action.starts_with(a.as_str()))
         };
+        let unfiltered =
+            filter.actor.is_none() && filter.target.is_none() && filter.action.is_none();
         let start = match filter.since {
             Some(since) => since + 1,
+            // Every event matches: the tail starts `limit` before the newest.
+            None if unfiltered => match self.store().audit_last()? {
+                Some(last) => last.seq.saturating_sub(limit as u64 - 1).max(1),
+                None => return Ok(()),
+            },
             None => {
                 let mut seen = 0usize;
                 let mut start = None;
@@ -189,22 +196,28 @@ impl Services {
             Some(c) => ChainVerifier::resume(c.seq, &c.hash),
             None => ChainVerifier::default(),
         };
-        let mut broken: Option<ChainBreak> = None;
-        self.store()
+        let mut broken: Option<String> = None;
+        let scanned = self
+            .store()
             .scan_audit_blocks(from.map_or(0, |c| c.seq), &mut |block| match verifier
                 .check_block(block)
             {
                 Ok(()) => true,
                 Err(b) => {
-                    broken = Some(b);
+                    broken = Some(b.to_string());
                     false
                 }
-            })?;
+            });
+        // A stored block or sealed segment that cannot be read (truncated,
+        // altered in length) breaks the chain there.
+        if let Err(e) = scanned {
+            broken.get_or_insert(format!("after event #{}: {e}", verifier.head().0));
+        }
         let head = (verifier.checked > 0).then(|| verifier.head().1.to_string());
         Ok(ChainReport {
             events: verifier.checked,
             head,
-            broken: broken.map(|b| b.to_string()),
+            broken,
             since: from.map(|c| c.seq),
         })
     }

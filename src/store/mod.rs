@@ -7,6 +7,7 @@
 //! The rest (search, dates, groups) is derived in memory when first needed
 //! (see `service::index`); a single writer guards uniqueness.
 
+mod audit_segments;
 pub mod backup;
 mod memory;
 mod sled_store;

@@ -1,11 +1,16 @@
 //! The sled implementation: trees `accounts`, `groups`, `audit`, `meta` and one
-//! per `Collection`; staged import chunks are files in `import_stage/` beside sled's own.
+//! per `Collection`; staged import chunks are files in `import_stage/` beside sled's own,
+//! and the sealed older part of the audit trail is in `audit_segments/`
+//! (see `audit_segments`).
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 
+use super::audit_segments::{SegmentInfo, SegmentReader, Segments, META_PREFIX};
 use super::{audit_blocks, decode, encode, Collection, Result, Store, StoreError, WriteBatch};
 use crate::domain::{Account, AuditEvent, Group};
 
@@ -19,6 +24,20 @@ pub struct SledStore {
     meta: Tree,
     /// One tree per `Collection`, in the order of `Collection::ALL`.
     collections: Vec<Tree>,
+    segments: Arc<Segments>,
+    sealer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.segments.wake.lock() {
+            w.1 = true;
+            self.segments.bell.notify_all();
+        }
+        if let Some(sealer) = self.sealer.take() {
+            let _ = sealer.join();
+        }
+    }
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -45,7 +64,7 @@ impl SledStore {
                 }
                 _ => StoreError::Io(format!("cannot open database at {}: {e}", dir.display())),
             })?;
-        Ok(SledStore {
+        let mut store = SledStore {
             stage_dir: dir.join("import_stage"),
             accounts: db.open_tree("accounts").map_err(io)?,
             groups: db.open_tree("groups").map_err(io)?,
@@ -56,7 +75,225 @@ impl SledStore {
                 .map(|c| db.open_tree(c.tree_name()).map_err(io))
                 .collect::<Result<_>>()?,
             db,
+            segments: Arc::new(Segments::new(dir)),
+            sealer: None,
+        };
+        let sealer = store.sealer();
+        sealer.segments.remove_orphans(&sealer.indexed()?)?;
+        sealer.note_first_live()?;
+        // An existing database's trail is sealed here, before anything reads it.
+        loop {
+            match sealer.seal_once() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                // Not fatal: the trail stays whole in sled and is sealed later.
+                Err(e) => {
+                    crate::log_limited!(warn, "audit-seal", "could not seal audit events: {e}");
+                    break;
+                }
+            }
+        }
+        store.sealer = Some(
+            std::thread::Builder::new()
+                .name("audit-sealer".into())
+                .spawn(move || sealer.run())
+                .map_err(io)?,
+        );
+        Ok(store)
+    }
+
+    fn sealer(&self) -> Sealer {
+        Sealer {
+            db: self.db.clone(),
+            audit: self.audit.clone(),
+            meta: self.meta.clone(),
+            segments: self.segments.clone(),
+        }
+    }
+
+    /// The sealed segments in order (from the index in meta).
+    fn segment_list(&self) -> Result<Vec<SegmentInfo>> {
+        segment_list(&self.meta)
+    }
+
+    /// Every stored block, oldest first, from the block holding `from_seq`:
+    /// the sealed segments, then the live tree. The caller holds the gate.
+    fn each_block(
+        &self,
+        from_seq: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let mut buf = Vec::new();
+        for info in self.segment_list()? {
+            if info.last < from_seq {
+                continue;
+            }
+            let mut reader = SegmentReader::open(&self.segments, &info)?;
+            for i in reader.position_of(from_seq)..reader.index.len() {
+                reader.block(i, &mut buf)?;
+                if !visit(reader.index[i].0, &buf)? {
+                    return Ok(());
+                }
+            }
+        }
+        let start = match self.audit.range(..=from_seq.to_be_bytes()).next_back() {
+            Some(item) => item.map_err(io)?.0.to_vec(),
+            None => Vec::new(),
+        };
+        for item in self.audit.range(start..) {
+            let (key, value) = item.map_err(io)?;
+            if !visit(block_key(&key), &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn block_key(key: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+fn segment_list(meta: &Tree) -> Result<Vec<SegmentInfo>> {
+    meta.scan_prefix(META_PREFIX)
+        .map(|item| {
+            let (key, value) = item.map_err(io)?;
+            decode(&String::from_utf8_lossy(&key), &value)
         })
+        .collect()
+}
+
+/// Moves the oldest audit blocks out of sled into sealed segments, in the
+/// background once the live tail is long enough (see `audit_segments`).
+struct Sealer {
+    db: sled::Db,
+    audit: Tree,
+    meta: Tree,
+    segments: Arc<Segments>,
+}
+
+impl Sealer {
+    fn indexed(&self) -> Result<Vec<SegmentInfo>> {
+        segment_list(&self.meta)
+    }
+
+    fn note_first_live(&self) -> Result<()> {
+        let first = self
+            .audit
+            .first()
+            .map_err(io)?
+            .map_or(0, |(k, _)| block_key(&k));
+        self.segments.first_live.store(first, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn stopping(&self) -> bool {
+        self.segments.wake.lock().map_or(true, |w| w.1)
+    }
+
+    fn run(self) {
+        loop {
+            {
+                let Ok(mut w) = self.segments.wake.lock() else {
+                    return;
+                };
+                while !w.0 && !w.1 {
+                    w = match self.segments.bell.wait(w) {
+                        Ok(w) => w,
+                        Err(_) => return,
+                    };
+                }
+                if w.1 {
+                    return;
+                }
+                w.0 = false;
+            }
+            loop {
+                match self.seal_once() {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        crate::log_limited!(warn, "audit-seal", "could not seal audit events: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seals one segment if the live tail is long enough; true if it did.
+    fn seal_once(&self) -> Result<bool> {
+        let (Some((first, _)), Some((last, _))) = (
+            self.audit.first().map_err(io)?,
+            self.audit.last().map_err(io)?,
+        ) else {
+            return Ok(false);
+        };
+        let (first, last) = (block_key(&first), block_key(&last));
+        let every = self.segments.every;
+        if last.saturating_sub(first) < every + self.segments.keep {
+            return Ok(false);
+        }
+        // Whole blocks from the front, up to `every` events; the segment
+        // ends just before the first block left live.
+        let upto = first + every;
+        let mut keys: Vec<u64> = Vec::new();
+        let mut next = None;
+        for item in self.audit.iter().keys() {
+            let key = block_key(&item.map_err(io)?);
+            if key >= upto && !keys.is_empty() {
+                next = Some(key);
+                break;
+            }
+            keys.push(key);
+        }
+        let Some(next) = next else {
+            return Ok(false);
+        };
+        let end = next - 1;
+        let mut blocks = self
+            .audit
+            .range(first.to_be_bytes()..next.to_be_bytes())
+            .map(|item| item.map(|(k, v)| (block_key(&k), v)).map_err(io));
+        let info = self.segments.write(first, end, &mut blocks)?;
+        if info.blocks != keys.len() as u64 {
+            let _ = std::fs::remove_file(self.segments.path(&info));
+            return Err(io("the audit tree changed while it was being sealed"));
+        }
+        let index = serde_json::to_vec(&info).map_err(io)?;
+        // Readers walk segments then the tree under the gate: swap while none is.
+        let _gate = loop {
+            if self.stopping() {
+                // The file is removed as an orphan on the next open.
+                return Ok(false);
+            }
+            match self.segments.gate.try_write() {
+                Ok(gate) => break gate,
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(std::sync::TryLockError::Poisoned(_)) => {
+                    return Err(io("the audit segment lock is poisoned"))
+                }
+            }
+        };
+        let result = (&self.audit, &self.meta).transaction(|(audit, meta)| {
+            for key in &keys {
+                audit.remove(&key.to_be_bytes())?;
+            }
+            meta.insert(SegmentInfo::meta_key(first).as_str(), index.as_slice())?;
+            Ok::<(), ConflictableTransactionError<StoreError>>(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(io(e)),
+        }
+        self.db.flush().map_err(io)?;
+        self.segments.first_live.store(next, Ordering::Relaxed);
+        Ok(true)
     }
 }
 
@@ -172,8 +409,18 @@ impl Store for SledStore {
     }
 
     fn audit_last(&self) -> Result<Option<AuditEvent>> {
-        match self.audit.last().map_err(io)? {
-            Some((key, value)) => Ok(decode_block(&key, &value)?.pop()),
+        let _gate = self.segments.read()?;
+        if let Some((key, value)) = self.audit.last().map_err(io)? {
+            return Ok(decode_block(&key, &value)?.pop());
+        }
+        match self.segment_list()?.pop() {
+            Some(info) => {
+                let mut reader = SegmentReader::open(&self.segments, &info)?;
+                let mut buf = Vec::new();
+                let last = reader.index.len().saturating_sub(1);
+                reader.block(last, &mut buf)?;
+                Ok(decode_block(&reader.index[last].0.to_be_bytes(), &buf)?.pop())
+            }
             None => Ok(None),
         }
     }
@@ -183,20 +430,30 @@ impl Store for SledStore {
         newest_first: bool,
         visit: &mut dyn FnMut(AuditEvent) -> bool,
     ) -> Result<()> {
-        let blocks: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
-            if newest_first {
-                Box::new(self.audit.iter().rev())
-            } else {
-                Box::new(self.audit.iter())
-            };
-        for item in blocks {
-            let (key, value) = item.map_err(io)?;
-            let mut events = decode_block(&key, &value)?;
+        let _gate = self.segments.read()?;
+        let mut each = |key: u64, block: &[u8]| -> Result<bool> {
+            let mut events = decode_block(&key.to_be_bytes(), block)?;
             if newest_first {
                 events.reverse();
             }
-            for event in events {
-                if !visit(event) {
+            Ok(events.into_iter().all(&mut *visit))
+        };
+        if !newest_first {
+            return self.each_block(0, &mut each);
+        }
+        // Newest first: the live tree backwards, then each segment backwards.
+        for item in self.audit.iter().rev() {
+            let (key, value) = item.map_err(io)?;
+            if !each(block_key(&key), &value)? {
+                return Ok(());
+            }
+        }
+        let mut buf = Vec::new();
+        for info in self.segment_list()?.iter().rev() {
+            let mut reader = SegmentReader::open(&self.segments, info)?;
+            for i in (0..reader.index.len()).rev() {
+                reader.block(i, &mut buf)?;
+                if !each(reader.index[i].0, &buf)? {
                     return Ok(());
                 }
             }
@@ -205,17 +462,8 @@ impl Store for SledStore {
     }
 
     fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
-        let start = match self.audit.range(..=from_seq.to_be_bytes()).next_back() {
-            Some(item) => item.map_err(io)?.0.to_vec(),
-            None => Vec::new(),
-        };
-        for item in self.audit.range(start..) {
-            let (_, value) = item.map_err(io)?;
-            if !visit(&value) {
-                break;
-            }
-        }
-        Ok(())
+        let _gate = self.segments.read()?;
+        self.each_block(from_seq, &mut |_, block| Ok(visit(block)))
     }
 
     fn commit(&self, batch: &WriteBatch) -> Result<()> {
@@ -277,6 +525,11 @@ impl Store for SledStore {
             Err(TransactionError::Storage(e)) => return Err(io(e)),
         }
         self.db.flush().map_err(io)?;
+        if let Some(last) = batch.audit.last() {
+            if self.segments.due(last.seq) {
+                self.segments.ring();
+            }
+        }
         Ok(())
     }
 
@@ -368,7 +621,10 @@ impl Store for SledStore {
     }
 
     fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        let sealed: u64 = self
+            .segment_list()
+            .map_or(0, |list| list.iter().map(|s| s.bytes).sum());
+        self.db.size_on_disk().unwrap_or(0) + sealed
     }
 
     fn export(
@@ -384,10 +640,26 @@ impl Store for SledStore {
             .filter(|n| n != "__sled__default")
             .collect();
         names.sort();
+        // The backup holds the whole trail as `audit` records, sealed or
+        // not, and no segment index: a restored database seals on open.
+        let _gate = self.segments.read()?;
         for name in names {
+            if name == "audit" {
+                for info in self.segment_list()? {
+                    let mut reader = SegmentReader::open(&self.segments, &info)?;
+                    let mut buf = Vec::new();
+                    for i in 0..reader.index.len() {
+                        reader.block(i, &mut buf)?;
+                        visit(&name, &reader.index[i].0.to_be_bytes(), &buf).map_err(io)?;
+                    }
+                }
+            }
             let tree = self.db.open_tree(&name).map_err(io)?;
             for item in tree.iter() {
                 let (key, value) = item.map_err(io)?;
+                if name == "meta" && key.starts_with(META_PREFIX.as_bytes()) {
+                    continue;
+                }
                 visit(&name, &key, &value).map_err(io)?;
             }
         }

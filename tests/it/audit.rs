@@ -177,3 +177,211 @@ fn audit_tail_pages_with_since_and_keeps_its_order_and_filters() {
         "no events"
     );
 }
+
+/// Small sealed segments (the default is 65,536 events each).
+const SEGMENT_EVENTS: &str = "TENURE_AUDIT_SEGMENT_EVENTS";
+
+/// The sealed segment files, oldest first.
+fn segment_files(inst: &Instance) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(inst.data_dir().join("audit_segments"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "seg"));
+    files.sort();
+    files
+}
+
+/// A segment file's header line and its blocks (key, bytes).
+type Blocks = Vec<(u64, Vec<u8>)>;
+
+fn read_segment(path: &std::path::Path) -> (Vec<u8>, Blocks) {
+    let bytes = std::fs::read(path).unwrap();
+    let head = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let mut blocks = Vec::new();
+    let mut at = head;
+    while at < bytes.len() {
+        let key = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        let len = u32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        blocks.push((key, bytes[at + 12..at + 12 + len].to_vec()));
+        at += 12 + len;
+    }
+    (bytes[..head].to_vec(), blocks)
+}
+
+fn write_segment(path: &std::path::Path, head: &[u8], blocks: &Blocks) -> u64 {
+    let mut out = head.to_vec();
+    for (key, block) in blocks {
+        out.extend(key.to_be_bytes());
+        out.extend((block.len() as u32).to_be_bytes());
+        out.extend(block);
+    }
+    std::fs::write(path, &out).unwrap();
+    out.len() as u64
+}
+
+fn seqs(events: &Value) -> Vec<u64> {
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// An instance whose older audit events are sealed in segments of 8.
+fn sealed_instance() -> Instance {
+    let inst = Instance::initialised();
+    inst.set_env(SEGMENT_EVENTS, "8");
+    for i in 0..30 {
+        inst.create(&format!("u{i:02}"), "--kind employee");
+    }
+    inst
+}
+
+#[test]
+fn a_sealed_trail_verifies_and_an_edit_a_removal_or_a_reorder_in_a_segment_is_caught() {
+    let inst = sealed_instance();
+    let files = segment_files(&inst);
+    assert!(files.len() >= 2, "sealed segments: {files:?}");
+    let all = inst.json(&["audit", "tail", "-n", "1000", "--json"]);
+    let n = all.as_array().unwrap().len() as u64;
+    assert_eq!(seqs(&all), (1..=n).collect::<Vec<_>>());
+    let full = inst.json(&["audit", "verify", "--json"]);
+    assert_eq!(full["events"], n, "{full}");
+    assert!(full["broken"].is_null(), "{full}");
+    inst.ok(&["check"]);
+
+    let path = &files[0];
+    let original = std::fs::read(path).unwrap();
+    let (head, blocks) = read_segment(path);
+    assert!(blocks.len() >= 3, "{blocks:?}");
+
+    // One byte changed inside a sealed event: that event is named.
+    let events: Vec<Value> = serde_json::from_slice(&blocks[1].1).unwrap();
+    let seq = events[0]["seq"].as_u64().unwrap();
+    let action = format!("\"action\":\"{}\"", events[0]["action"].as_str().unwrap());
+    let forged = action.replacen("\":\"", "\":\"X", 1).replacen('.', "", 1);
+    assert_eq!(forged.len(), action.len());
+    let mut edited = blocks.clone();
+    let text = String::from_utf8(edited[1].1.clone()).unwrap();
+    edited[1].1 = text.replacen(&action, &forged, 1).into_bytes();
+    write_segment(path, &head, &edited);
+    let (code, out, err) = inst.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("event #{seq} was altered")), "{err}");
+    let (code, out, _) = inst.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("audit chain: event #{seq} was altered")),
+        "{out}"
+    );
+    std::fs::write(path, &original).unwrap();
+    inst.ok(&["audit", "verify"]);
+
+    // A block cut out of the file, even with the index in meta rewritten to
+    // match: the events are missing from the chain.
+    let mut cut = blocks.clone();
+    let (gone, _) = cut.remove(1);
+    let bytes = write_segment(path, &head, &cut);
+    let (code, out, err) = inst.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("altered or truncated"), "{err}");
+    {
+        let db = sled::open(inst.data_dir()).expect("open the database directly");
+        let meta = db.open_tree("meta").unwrap();
+        let key = format!("audit_segment/{:020}", blocks[0].0);
+        let mut index: Value = serde_json::from_slice(&meta.get(&key).unwrap().unwrap()).unwrap();
+        index["bytes"] = Value::from(bytes);
+        index["blocks"] = Value::from(cut.len());
+        meta.insert(key, serde_json::to_vec(&index).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let (code, out, err) = inst.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("event #{gone} is missing")), "{err}");
+
+    // Two blocks swapped (same length, same count): the chain is out of order.
+    let mut swapped = blocks.clone();
+    swapped.swap(1, 2);
+    write_segment(path, &head, &swapped);
+    {
+        let db = sled::open(inst.data_dir()).expect("open the database directly");
+        let meta = db.open_tree("meta").unwrap();
+        let key = format!("audit_segment/{:020}", blocks[0].0);
+        let mut index: Value = serde_json::from_slice(&meta.get(&key).unwrap().unwrap()).unwrap();
+        index["bytes"] = Value::from(original.len());
+        index["blocks"] = Value::from(blocks.len());
+        meta.insert(key, serde_json::to_vec(&index).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let (code, out, err) = inst.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("event #{gone} is missing")), "{err}");
+
+    // Put back, the chain is whole again.
+    std::fs::write(path, &original).unwrap();
+    assert!(inst
+        .ok(&["audit", "verify"])
+        .starts_with("audit chain intact"));
+}
+
+#[test]
+fn audit_tail_prints_the_same_bytes_once_the_trail_is_sealed() {
+    let inst = Instance::initialised();
+    for i in 0..30 {
+        inst.create(&format!("u{i:02}"), "--kind employee");
+    }
+    inst.sh("user disable u03 --reason 'left the company'");
+    inst.sh("user disable u17 --reason 'contract ended'");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["audit", "tail", "-n", "1000", "--json"],
+        vec!["audit", "tail", "-n", "7", "--json"],
+        vec!["audit", "tail", "-n", "5"],
+        vec!["audit", "tail", "--target", "u03", "--json"],
+        vec![
+            "audit",
+            "tail",
+            "--action",
+            "user.disable",
+            "-n",
+            "1",
+            "--json",
+        ],
+        vec!["audit", "tail", "--since", "4", "-n", "6", "--json"],
+        vec!["audit", "tail", "--since", "4", "-n", "6"],
+    ];
+    let before: Vec<String> = commands.iter().map(|c| inst.ok(c)).collect();
+    assert!(segment_files(&inst).is_empty());
+    // The next open seals the older events (the migration of an existing trail).
+    inst.set_env(SEGMENT_EVENTS, "8");
+    let after: Vec<String> = commands.iter().map(|c| inst.ok(c)).collect();
+    assert!(
+        segment_files(&inst).len() >= 2,
+        "{:?}",
+        segment_files(&inst)
+    );
+    for ((command, b), a) in commands.iter().zip(&before).zip(&after) {
+        assert_eq!(b, a, "{command:?}");
+    }
+}
+
+#[test]
+fn the_check_from_a_checkpoint_reads_past_segments_sealed_after_it() {
+    let inst = sealed_instance();
+    let full = inst.json(&["audit", "verify", "--json"]);
+    let head = full["events"].as_u64().unwrap();
+    let sealed = segment_files(&inst).len();
+    for i in 0..20 {
+        inst.create(&format!("v{i:02}"), "--kind employee");
+    }
+    assert!(segment_files(&inst).len() > sealed);
+    let since = inst.json(&["audit", "verify", "--since-checkpoint", "--json"]);
+    // The checkpoint event and the twenty creations.
+    assert_eq!(since["events"], 21, "{since}");
+    assert_eq!(since["since"], head, "{since}");
+    assert!(since["broken"].is_null(), "{since}");
+    let full = inst.json(&["audit", "verify", "--json"]);
+    assert_eq!(full["events"], head + 22, "{full}");
+}

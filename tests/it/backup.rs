@@ -172,3 +172,53 @@ fn the_offline_cli_takes_a_backup_too() {
     assert_eq!(fresh.show("bob")["kind"], "employee");
     fresh.ok(&["audit", "verify"]);
 }
+
+#[test]
+fn a_backup_holds_the_sealed_trail_and_the_restored_database_seals_it_again() {
+    let inst = Instance::initialised();
+    inst.set_env("TENURE_AUDIT_SEGMENT_EVENTS", "8");
+    for i in 0..25 {
+        inst.create(&format!("u{i:02}"), "--kind employee");
+    }
+    let sealed = |i: &Instance| {
+        std::fs::read_dir(i.data_dir().join("audit_segments"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert!(sealed(&inst) >= 2);
+    let (events, _) = inst.snapshot();
+    let events: serde_json::Value = serde_json::from_str(&events).unwrap();
+    let out = inst
+        .command()
+        .arg("--config")
+        .arg(&inst.config)
+        .arg("backup")
+        .current_dir(inst.dir.path())
+        .env("USER", "tester")
+        .env_remove("TENURE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let fresh = twin(&inst);
+    fresh.set_env("TENURE_AUDIT_SEGMENT_EVENTS", "8");
+    let (code, _, err) = restore(&fresh, &out.stdout, false);
+    assert_eq!(code, 0, "{err}");
+    fresh.ok(&["check"]);
+    assert!(sealed(&fresh) >= 2);
+    let (restored, _) = fresh.snapshot();
+    let restored: serde_json::Value = serde_json::from_str(&restored).unwrap();
+    let n = events.as_array().unwrap().len();
+    // Every event as it was, then the backup's own.
+    assert_eq!(
+        restored.as_array().unwrap()[..n],
+        events.as_array().unwrap()[..]
+    );
+    assert!(fresh
+        .ok(&["audit", "verify"])
+        .starts_with("audit chain intact"));
+}

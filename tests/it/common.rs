@@ -20,6 +20,8 @@ pub struct Instance {
     pub config: PathBuf,
     /// When set (e.g. `+40d`), every run preloads libfaketime with FAKETIME=OFFSET.
     faketime: std::cell::RefCell<Option<String>>,
+    /// Extra environment for every later run of the binary (see `set_env`).
+    env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Instance {
@@ -33,6 +35,7 @@ impl Instance {
             dir,
             config,
             faketime: std::cell::RefCell::new(None),
+            env: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -60,6 +63,7 @@ impl Instance {
     /// and collide with a later process of the same pid.)
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
+        cmd.envs(self.env.borrow().iter().map(|(k, v)| (k, v)));
         if let Some(offset) = self.faketime.borrow().as_deref() {
             cmd.env("LD_PRELOAD", libfaketime())
                 .env("FAKETIME", offset)
@@ -67,6 +71,14 @@ impl Instance {
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
         cmd
+    }
+
+    /// Sets `key=value` in the environment of every later run (server or
+    /// offline), e.g. `TENURE_AUDIT_SEGMENT_EVENTS` for small audit segments.
+    pub fn set_env(&self, key: &str, value: &str) {
+        let mut env = self.env.borrow_mut();
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_string(), value.to_string()));
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -108,6 +108,8 @@ fn after_crash(inst: &Instance, acknowledged: &BTreeSet<String>, round: &str) {
 fn sigkill_at_random_moments_loses_nothing_acknowledged_and_half_applies_nothing() {
     let mut rng = Rng::seeded();
     let inst = Instance::initialised();
+    // Small audit segments: the sealer moves events out of sled while the kills land.
+    inst.set_env("TENURE_AUDIT_SEGMENT_EVENTS", "40");
     // Notices go to a webhook that is never there: every one stays queued.
     std::fs::write(inst.path("hook_secret"), "s3cret\n").unwrap();
     let mut config = std::fs::read_to_string(&inst.config).unwrap();
@@ -254,6 +256,11 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_half_applies_nothing
             "{active} contractors still active after {round} passes"
         );
     }
+    // The kills also landed while older events were being sealed out of sled.
+    let sealed = std::fs::read_dir(inst.data_dir().join("audit_segments"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(sealed >= 2, "{sealed} sealed audit segments");
     eprintln!(
         "crash test: {} kills, {made} acknowledged creations kept",
         14 + 6 + round
