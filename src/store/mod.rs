@@ -147,7 +147,8 @@ pub trait Store: Send + Sync {
         visit: &mut dyn FnMut(AuditEvent) -> bool,
     ) -> Result<()>;
     /// The stored audit blocks (JSON arrays of events) in order, starting
-    /// with the block that holds event `from_seq`; the visitor returns false to stop.
+    /// with the block that holds event `from_seq`; the visitor returns false
+    /// to stop. Sealed and live blocks alike, one at a time, in bounded memory.
     fn scan_audit_blocks(&self, from_seq: u64, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()>;
     /// Applies the batch atomically; returns once it is on disk.
     fn commit(&self, batch: &WriteBatch) -> Result<()>;
