@@ -45,6 +45,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::accounts::{create_in, prefix_row, AccountInput};
 use super::{Actor, AuditHead, Error, Permission, Result, Services, Tx};
@@ -81,13 +82,18 @@ pub struct ImportReport {
     pub skipped: usize,
 }
 
-/// What one chunk writes when it is applied.
+/// What one chunk writes when it is applied. Accounts and events are kept
+/// as the JSON they will be stored as: applying copies the records and
+/// patches each event's seq and hashes in place (`store::chain_unchained`),
+/// with no second encoding and no decoding of the events.
 #[derive(Serialize, Deserialize)]
 struct Stage {
-    accounts: Vec<Account>,
+    /// Each the account record's JSON.
+    accounts: Vec<Box<RawValue>>,
     groups: Vec<(String, Option<Group>)>,
-    /// In order, not yet chained (seq and hashes are set when applied).
-    events: Vec<AuditEvent>,
+    /// In order, each an event's JSON not yet chained (seq 0, empty
+    /// hashes; they are set when applied).
+    events: Vec<Box<RawValue>>,
     /// (collection tree name, key, JSON value).
     records: Vec<(String, String, Option<String>)>,
     meta: Vec<(String, Option<String>)>,
@@ -129,9 +135,12 @@ impl Overlay {
             let stage = read_stage(self.store.as_ref(), &stage_key(&self.import_id, chunk))?;
             let accounts = stage
                 .accounts
-                .into_iter()
-                .map(|a| (a.username.clone(), a))
-                .collect();
+                .iter()
+                .map(|raw| {
+                    let a = decode_account(raw)?;
+                    Ok((a.username.clone(), a))
+                })
+                .collect::<Result<_>>()?;
             *cache = Some((chunk, accounts));
         }
         Ok(cache
@@ -155,6 +164,16 @@ fn read_stage(store: &dyn Store, key: &str) -> Result<Stage> {
         .ok_or_else(|| Error::Failed(format!("staged import chunk {key} is missing")))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::Failed(format!("staged import chunk {key}: {e}")))
+}
+
+fn decode_account(raw: &RawValue) -> Result<Account> {
+    serde_json::from_str(raw.get())
+        .map_err(|e| Error::Failed(format!("staged account record: {e}")))
+}
+
+fn raw<T: Serialize>(value: &T) -> Result<Box<RawValue>> {
+    serde_json::value::to_raw_value(value)
+        .map_err(|e| Error::Failed(format!("encode staged record: {e}")))
 }
 
 fn collection_named(name: &str) -> Result<Collection> {
@@ -187,11 +206,21 @@ fn apply(
 ) -> Result<Vec<Account>> {
     let stage = read_stage(store, key)?;
     let (mut seq, mut hash) = (head.seq, head.hash.clone());
-    let mut events = stage.events;
-    for event in &mut events {
-        event.chain_after(seq, &hash);
-        seq = event.seq;
-        hash = event.hash.clone();
+    let mut audit_encoded = Vec::with_capacity(stage.events.len());
+    for event in &stage.events {
+        let encoded = crate::store::chain_unchained(event.get().as_bytes(), seq, &hash)?;
+        seq = encoded.seq;
+        hash = encoded.hash.clone();
+        audit_encoded.push(encoded);
+    }
+    // The records go to the store as staged; decoded once for the indexes.
+    let mut accounts = Vec::with_capacity(stage.accounts.len());
+    let mut accounts_encoded = Vec::with_capacity(stage.accounts.len());
+    for record in stage.accounts {
+        let account = decode_account(&record)?;
+        let bytes = Box::<str>::from(record).into_string().into_bytes();
+        accounts_encoded.push((account.username.clone(), bytes));
+        accounts.push(account);
     }
     let records = stage
         .records
@@ -210,19 +239,16 @@ fn apply(
         meta.push((APPLIED.to_string(), Some(chunk.to_string().into_bytes())));
     }
     store.commit(&WriteBatch {
-        accounts: stage
-            .accounts
-            .iter()
-            .map(|a| (a.username.clone(), Some(a.clone())))
-            .collect(),
+        accounts_encoded,
         groups: stage.groups,
-        audit: events,
+        audit_encoded,
         meta,
         records,
+        ..Default::default()
     })?;
     head.seq = seq;
     head.hash = hash;
-    Ok(stage.accounts)
+    Ok(accounts)
 }
 
 /// Finishes or discards an import interrupted by a crash. Runs when the
@@ -324,7 +350,7 @@ impl Services {
                     return Ok(());
                 }
                 let number = chunks.len() as u32;
-                let stage = self.stage_chunk(
+                let (accounts, stage) = self.stage_chunk(
                     actor,
                     now,
                     &overlay,
@@ -334,10 +360,10 @@ impl Services {
                     options,
                     &mut report,
                 )?;
-                if stage.accounts.is_empty() {
+                if accounts.is_empty() {
                     continue;
                 }
-                for account in &stage.accounts {
+                for account in &accounts {
                     overlay.names.insert(account.username.clone(), number);
                     overlay
                         .emails
@@ -429,7 +455,8 @@ impl Services {
     }
 
     /// Checks one chunk of rows in a transaction that sees the store and
-    /// the chunks before it; returns what applying it will write.
+    /// the chunks before it; returns the accounts it creates and what
+    /// applying it will write.
     #[allow(clippy::too_many_arguments)]
     fn stage_chunk(
         &self,
@@ -441,7 +468,7 @@ impl Services {
         rows: Vec<ImportRow>,
         options: ImportOptions,
         report: &mut ImportReport,
-    ) -> Result<Stage> {
+    ) -> Result<(Vec<Account>, Stage)> {
         let index_guard = self.read_indexes()?;
         let indexes = index_guard.as_ref();
         let mut tx = Tx::new(self, indexes, actor, now);
@@ -493,13 +520,14 @@ impl Services {
             .into_iter()
             .map(|(k, v)| Ok((k, v.map(text).transpose()?)))
             .collect::<Result<_>>()?;
-        Ok(Stage {
-            accounts,
+        let stage = Stage {
+            accounts: accounts.iter().map(raw).collect::<Result<_>>()?,
             groups: std::mem::take(&mut tx.groups).into_iter().collect(),
-            events: std::mem::take(&mut tx.events),
+            events: tx.events.iter().map(raw).collect::<Result<_>>()?,
             records,
             meta,
-        })
+        };
+        Ok((accounts, stage))
     }
 }
 
