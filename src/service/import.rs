@@ -99,6 +99,35 @@ struct Stage {
     meta: Vec<(String, Option<String>)>,
 }
 
+/// A checked chunk on its way to the stage (encoded and written by the
+/// staging thread).
+struct Checked {
+    /// In username order.
+    accounts: Arc<Vec<Account>>,
+    groups: Vec<(String, Option<Group>)>,
+    events: Vec<AuditEvent>,
+    records: Vec<(String, String, Option<String>)>,
+    meta: Vec<(String, Option<String>)>,
+}
+
+impl Checked {
+    /// The staged chunk's bytes.
+    fn encode(self) -> Result<Vec<u8>> {
+        let stage = Stage {
+            accounts: self.accounts.iter().map(raw).collect::<Result<_>>()?,
+            groups: self.groups,
+            events: self.events.iter().map(raw).collect::<Result<_>>()?,
+            records: self.records,
+            meta: self.meta,
+        };
+        serde_json::to_vec(&stage).map_err(|e| Error::Failed(format!("encode staged chunk: {e}")))
+    }
+}
+
+/// The chunks checked last, kept in memory: more than the staging thread
+/// can have in hand (one being written, one waiting).
+const RECENT: usize = 3;
+
 /// What earlier chunks of the running import staged, as later chunks see it.
 pub(crate) struct Overlay {
     store: Arc<dyn Store>,
@@ -110,6 +139,9 @@ pub(crate) struct Overlay {
     groups: HashSet<String>,
     /// The accounts of the chunk read last (sponsors cluster).
     cache: RefCell<Option<(u32, HashMap<String, Account>)>>,
+    /// The last `RECENT` chunks checked, their accounts in username order
+    /// (the newest may not be on disk yet).
+    recent: Vec<(u32, Arc<Vec<Account>>)>,
 }
 
 impl Overlay {
@@ -130,6 +162,12 @@ impl Overlay {
         let Some(chunk) = self.chunk_of(name) else {
             return Ok(None);
         };
+        if let Some((_, accounts)) = self.recent.iter().find(|(c, _)| *c == chunk) {
+            return Ok(accounts
+                .binary_search_by(|a| a.username.as_str().cmp(name))
+                .ok()
+                .map(|i| accounts[i].clone()));
+        }
         let mut cache = self.cache.borrow_mut();
         if cache.as_ref().is_none_or(|(c, _)| *c != chunk) {
             let stage = read_stage(self.store.as_ref(), &stage_key(&self.import_id, chunk))?;
@@ -337,50 +375,74 @@ impl Services {
             emails: HashMap::new(),
             groups: HashSet::new(),
             cache: RefCell::new(None),
+            recent: Vec::new(),
         };
         let mut report = ImportReport::default();
         let mut chunks: Vec<String> = Vec::new();
         let started = std::time::Instant::now();
         let mut outbox_next = None;
         let mut jobs_next = (None, None);
-        let staged = (|| -> Result<()> {
-            loop {
-                let chunk: Vec<ImportRow> = rows.by_ref().take(CHUNK).collect::<Result<_>>()?;
-                if chunk.is_empty() {
-                    return Ok(());
+        // Checking runs here; encoding and writing each checked chunk (an
+        // fsync) runs on a second thread, one chunk behind.
+        let staged = std::thread::scope(|scope| -> Result<()> {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<(String, Checked)>(1);
+            let store = self.store();
+            let writer = scope.spawn(move || -> Result<()> {
+                for (key, checked) in receiver {
+                    store.stage_put(&key, &checked.encode()?)?;
                 }
-                let number = chunks.len() as u32;
-                let (accounts, stage) = self.stage_chunk(
-                    actor,
-                    now,
-                    &overlay,
-                    &mut outbox_next,
-                    &mut jobs_next,
-                    chunk,
-                    options,
-                    &mut report,
-                )?;
-                if accounts.is_empty() {
-                    continue;
-                }
-                for account in &accounts {
-                    overlay.names.insert(account.username.clone(), number);
-                    overlay
-                        .emails
-                        .insert(account.email_key(), account.username.clone());
-                }
-                for (name, group) in &stage.groups {
-                    if group.is_some() {
-                        overlay.groups.insert(name.clone());
+                Ok(())
+            });
+            let checked = (|| -> Result<()> {
+                loop {
+                    let chunk: Vec<ImportRow> = rows.by_ref().take(CHUNK).collect::<Result<_>>()?;
+                    if chunk.is_empty() {
+                        return Ok(());
+                    }
+                    let number = chunks.len() as u32;
+                    let checked = self.stage_chunk(
+                        actor,
+                        now,
+                        &overlay,
+                        &mut outbox_next,
+                        &mut jobs_next,
+                        chunk,
+                        options,
+                        &mut report,
+                    )?;
+                    if checked.accounts.is_empty() {
+                        continue;
+                    }
+                    for account in checked.accounts.iter() {
+                        overlay.names.insert(account.username.clone(), number);
+                        overlay
+                            .emails
+                            .insert(account.email_key(), account.username.clone());
+                    }
+                    for (name, group) in &checked.groups {
+                        if group.is_some() {
+                            overlay.groups.insert(name.clone());
+                        }
+                    }
+                    // Until the writer has it on disk, later chunks read it here.
+                    overlay.recent.push((number, checked.accounts.clone()));
+                    if overlay.recent.len() > RECENT {
+                        overlay.recent.remove(0);
+                    }
+                    let key = stage_key(&import_id, number);
+                    chunks.push(key.clone());
+                    if sender.send((key, checked)).is_err() {
+                        // The writer stopped; its error is returned below.
+                        return Ok(());
                     }
                 }
-                let key = stage_key(&import_id, number);
-                let bytes = serde_json::to_vec(&stage)
-                    .map_err(|e| Error::Failed(format!("encode staged chunk: {e}")))?;
-                self.store().stage_put(&key, &bytes)?;
-                chunks.push(key);
-            }
-        })();
+            })();
+            drop(sender);
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(Error::Failed("the import staging thread failed".into())));
+            checked.and(written)
+        });
         if let Err(e) = staged {
             if let Err(cleanup) = discard(self.store(), &chunks) {
                 tracing::warn!(error = %cleanup, "staged import chunks stay until the next start");
@@ -455,8 +517,7 @@ impl Services {
     }
 
     /// Checks one chunk of rows in a transaction that sees the store and
-    /// the chunks before it; returns the accounts it creates and what
-    /// applying it will write.
+    /// the chunks before it; returns what applying it will write.
     #[allow(clippy::too_many_arguments)]
     fn stage_chunk(
         &self,
@@ -468,7 +529,7 @@ impl Services {
         rows: Vec<ImportRow>,
         options: ImportOptions,
         report: &mut ImportReport,
-    ) -> Result<(Vec<Account>, Stage)> {
+    ) -> Result<Checked> {
         let index_guard = self.read_indexes()?;
         let indexes = index_guard.as_ref();
         let mut tx = Tx::new(self, indexes, actor, now);
@@ -520,14 +581,13 @@ impl Services {
             .into_iter()
             .map(|(k, v)| Ok((k, v.map(text).transpose()?)))
             .collect::<Result<_>>()?;
-        let stage = Stage {
-            accounts: accounts.iter().map(raw).collect::<Result<_>>()?,
+        Ok(Checked {
+            accounts: Arc::new(accounts),
             groups: std::mem::take(&mut tx.groups).into_iter().collect(),
-            events: tx.events.iter().map(raw).collect::<Result<_>>()?,
+            events: std::mem::take(&mut tx.events),
             records,
             meta,
-        };
-        Ok((accounts, stage))
+        })
     }
 }
 
