@@ -232,26 +232,21 @@ fn discard(store: &dyn Store, keys: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Writes staged chunk number `chunk` into the live trees, chained after
-/// `head`, and records it as applied, in one transaction. `last` also
-/// removes the commit marker. Returns the accounts written.
-fn apply(
-    store: &dyn Store,
-    head: &mut AuditHead,
-    key: &str,
-    chunk: u32,
-    last: bool,
-) -> Result<Vec<Account>> {
+/// A staged chunk read back and decoded, ready to be chained and written.
+struct Prepared {
+    /// Each an event's JSON, not yet chained.
+    events: Vec<Box<RawValue>>,
+    accounts: Vec<Account>,
+    accounts_encoded: Vec<(String, Vec<u8>)>,
+    groups: Vec<(String, Option<Group>)>,
+    records: Vec<(Collection, String, Option<Vec<u8>>)>,
+    meta: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Reads staged chunk `key` back; the records go to the store as staged,
+/// decoded once for the indexes.
+fn prepare(store: &dyn Store, key: &str) -> Result<Prepared> {
     let stage = read_stage(store, key)?;
-    let (mut seq, mut hash) = (head.seq, head.hash.clone());
-    let mut audit_encoded = Vec::with_capacity(stage.events.len());
-    for event in &stage.events {
-        let encoded = crate::store::chain_unchained(event.get().as_bytes(), seq, &hash)?;
-        seq = encoded.seq;
-        hash = encoded.hash.clone();
-        audit_encoded.push(encoded);
-    }
-    // The records go to the store as staged; decoded once for the indexes.
     let mut accounts = Vec::with_capacity(stage.accounts.len());
     let mut accounts_encoded = Vec::with_capacity(stage.accounts.len());
     for record in stage.accounts {
@@ -265,11 +260,51 @@ fn apply(
         .into_iter()
         .map(|(c, k, v)| Ok((collection_named(&c)?, k, v.map(String::into_bytes))))
         .collect::<Result<Vec<_>>>()?;
-    let mut meta: Vec<(String, Option<Vec<u8>>)> = stage
+    let meta = stage
         .meta
         .into_iter()
         .map(|(k, v)| (k, v.map(String::into_bytes)))
         .collect();
+    Ok(Prepared {
+        events: stage.events,
+        accounts,
+        accounts_encoded,
+        groups: stage.groups,
+        records,
+        meta,
+    })
+}
+
+/// Writes staged chunk number `chunk` into the live trees, chained after
+/// `head`, and records it as applied, in one transaction. `last` also
+/// removes the commit marker. Returns the accounts written.
+fn apply(
+    store: &dyn Store,
+    head: &mut AuditHead,
+    key: &str,
+    chunk: u32,
+    last: bool,
+) -> Result<Vec<Account>> {
+    apply_prepared(store, head, prepare(store, key)?, chunk, last)
+}
+
+/// `apply` of a chunk already read back.
+fn apply_prepared(
+    store: &dyn Store,
+    head: &mut AuditHead,
+    prepared: Prepared,
+    chunk: u32,
+    last: bool,
+) -> Result<Vec<Account>> {
+    let (mut seq, mut hash) = (head.seq, head.hash.clone());
+    let mut audit_encoded = Vec::with_capacity(prepared.events.len());
+    for event in &prepared.events {
+        let encoded = crate::store::chain_unchained(event.get().as_bytes(), seq, &hash)?;
+        seq = encoded.seq;
+        hash = encoded.hash.clone();
+        audit_encoded.push(encoded);
+    }
+    let mut meta = prepared.meta;
     if last {
         meta.push((MARKER.to_string(), None));
         meta.push((APPLIED.to_string(), None));
@@ -277,16 +312,16 @@ fn apply(
         meta.push((APPLIED.to_string(), Some(chunk.to_string().into_bytes())));
     }
     store.commit(&WriteBatch {
-        accounts_encoded,
-        groups: stage.groups,
+        accounts_encoded: prepared.accounts_encoded,
+        groups: prepared.groups,
         audit_encoded,
         meta,
-        records,
+        records: prepared.records,
         ..Default::default()
     })?;
     head.seq = seq;
     head.hash = hash;
-    Ok(accounts)
+    Ok(prepared.accounts)
 }
 
 /// Finishes or discards an import interrupted by a crash. Runs when the
@@ -494,17 +529,37 @@ impl Services {
         head.seq = summary.seq;
         head.hash = summary.hash;
 
-        for (i, key) in chunks.iter().enumerate() {
-            let accounts = apply(
-                self.store(),
-                &mut head,
-                key,
-                i as u32,
-                i + 1 == chunks.len(),
-            )?;
-            self.store().stage_remove(key)?;
-            self.indexes_follow(accounts.into_iter().map(|a| (None, Some(a))));
-        }
+        // A second thread reads and decodes the next chunk while this one
+        // is written.
+        std::thread::scope(|scope| -> Result<()> {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Prepared>>(1);
+            let store = self.store();
+            let keys = &chunks;
+            scope.spawn(move || {
+                for key in keys {
+                    let prepared = prepare(store, key);
+                    let failed = prepared.is_err();
+                    if sender.send(prepared).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for (i, key) in chunks.iter().enumerate() {
+                let prepared = receiver
+                    .recv()
+                    .map_err(|_| Error::Failed("the import reading thread stopped".into()))??;
+                let accounts = apply_prepared(
+                    self.store(),
+                    &mut head,
+                    prepared,
+                    i as u32,
+                    i + 1 == chunks.len(),
+                )?;
+                self.store().stage_remove(key)?;
+                self.indexes_follow(accounts.into_iter().map(|a| (None, Some(a))));
+            }
+            Ok(())
+        })?;
         self.inner
             .generation
             .store(head.seq, std::sync::atomic::Ordering::Release);
