@@ -844,6 +844,55 @@ mod tests {
         }
     }
 
+    /// A sponsor staged by an earlier chunk is found whether that chunk is
+    /// still in memory (possibly not yet written by the staging thread) or
+    /// only on disk.
+    #[test]
+    fn later_chunks_see_sponsors_from_chunks_in_flight_and_on_disk() {
+        let (services, _clock, admin) = crate::service::testkit::services();
+        let chunk = CHUNK as u64;
+        let total = (RECENT as u64 + 2) * chunk;
+        let sponsor_of = |i: u64| -> String {
+            if i >= total - 5 {
+                // The first chunk: no longer among the recent ones.
+                "c00000".into()
+            } else if i >= chunk && i % chunk == 0 {
+                // The last row of the chunk just before.
+                format!("c{:05}", i - 1)
+            } else {
+                "root".into()
+            }
+        };
+        let rows: Vec<ImportRow> = (0..total)
+            .map(|i| ImportRow {
+                line: i + 2,
+                username: format!("c{i:05}"),
+                input: AccountInput {
+                    display_name: Some(format!("C {i}")),
+                    email: Some(format!("c{i:05}@acme.example")),
+                    kind: Some(Kind::Contractor),
+                    sponsor: Some(sponsor_of(i)),
+                    end_date: Some(t0().date_naive() + chrono::Duration::days(30)),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let report = services
+            .import(&admin, ImportOptions::default(), || {
+                Ok(Box::new(rows.into_iter().map(Ok)))
+            })
+            .expect("import");
+        assert_eq!(report.imported as u64, total);
+        for i in [chunk, 2 * chunk, total - 1] {
+            let account = services.load(&format!("c{i:05}")).expect("load");
+            assert_eq!(account.sponsor, Some(sponsor_of(i)), "c{i:05}");
+        }
+        assert_eq!(creations(&services), total as usize + 1);
+        assert!(services.store().stage_keys().expect("keys").is_empty());
+        let report = services.check(&admin).expect("check");
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
     #[test]
     fn skip_existing_finishes_a_file_and_a_name_twice_in_it_is_still_an_error() {
         let (services, _clock, admin) = crate::service::testkit::services();
