@@ -4,6 +4,7 @@
 //!     BENCH_ACCOUNTS=1000000 cargo bench --bench store
 //!
 //!     BENCH_ONLY=import|batch cargo bench --bench store   # one bulk figure, then stop
+//!     MIMALLOC_PURGE_DELAY=0 cargo bench --bench store    # the allocator as `serve` sets it
 //!
 //! Prints: bulk creation as an admin runs it (`import` of a CSV through
 //! `cli::run`: rows parsed, checked and staged 1,000 at a time, committed,
