@@ -3,9 +3,15 @@
 //!     cargo bench --bench store                  # 100,000 accounts
 //!     BENCH_ACCOUNTS=1000000 cargo bench --bench store
 //!
-//! Prints: bulk creation through the service layer (batches of 1,000, one
-//! transaction and one flush per batch, each account with its audit event and
-//! indexes); single interactive changes, each flushed; lookups by username,
+//!     BENCH_ONLY=import|batch cargo bench --bench store   # one bulk figure, then stop
+//!     MIMALLOC_PURGE_DELAY=0 cargo bench --bench store    # the allocator as `serve` sets it
+//!
+//! Prints: bulk creation as an admin runs it (`import` of a CSV through
+//! `cli::run`: rows parsed, checked and staged 1,000 at a time, committed,
+//! then applied one transaction and one flush per 1,000 rows, each account
+//! with its audit event, indexes and outbox entries); the same accounts
+//! through `Services::create_batch` (batches of 1,000) into a second, fresh
+//! database; single interactive changes, each flushed; lookups by username,
 //! email and key fingerprint; start-up (index rebuild) time; size on disk.
 
 use std::sync::Arc;
@@ -47,6 +53,31 @@ fn row(i: usize, today: chrono::NaiveDate) -> (String, AccountInput) {
     )
 }
 
+/// The rows of `row` as the CSV an admin would pipe into `import`.
+fn csv(total: usize, today: chrono::NaiveDate) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(total * 150);
+    writeln!(
+        out,
+        "username,email,display_name,kind,company,project,end_date"
+    )
+    .unwrap();
+    for i in 0..total {
+        let (name, input) = row(i, today);
+        writeln!(
+            out,
+            "{name},{},{},contractor,{},{},{}",
+            input.email.unwrap_or_default(),
+            input.display_name.unwrap_or_default(),
+            input.company.unwrap_or_default(),
+            input.project.unwrap_or_default(),
+            input.end_date.map(|d| d.to_string()).unwrap_or_default()
+        )
+        .unwrap();
+    }
+    out
+}
+
 fn micros(d: Duration, n: usize) -> f64 {
     d.as_secs_f64() * 1e6 / n as f64
 }
@@ -73,7 +104,34 @@ fn main() {
         .expect("init");
     let today = services.today();
 
-    // 1. Bulk creation, batch by batch.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+
+    // 1. Bulk creation as an admin runs it: `import` of a CSV.
+    if only != "batch" {
+        let input = csv(total, today);
+        let command = tenure::cli::parse_exec_words(&["import".to_string()]).expect("grammar");
+        let mut out = Vec::new();
+        let started = Instant::now();
+        tenure::cli::run(&services, &actor, command, &mut input.as_slice(), &mut out)
+            .expect("import");
+        let elapsed = started.elapsed();
+        println!(
+            "import (CSV, the admin's path): {total} accounts in {:.2} s = {:.0} accounts/s ({})",
+            elapsed.as_secs_f64(),
+            total as f64 / elapsed.as_secs_f64(),
+            String::from_utf8_lossy(&out).trim()
+        );
+    }
+    if only == "import" {
+        return;
+    }
+
+    // 1b. The same accounts through `create_batch`, into a fresh database.
+    let batch_dir = tempfile::tempdir().expect("tempdir");
+    let batch_services = open(batch_dir.path());
+    batch_services
+        .initialize(&actor, "root", AccountInput::default())
+        .expect("init");
     let started = Instant::now();
     let mut batch_times = Vec::new();
     for start in (0..total).step_by(BATCH) {
@@ -81,17 +139,23 @@ fn main() {
             .map(|i| row(i, today))
             .collect();
         let t = Instant::now();
-        services.create_batch(&actor, &rows).expect("batch");
+        batch_services.create_batch(&actor, &rows).expect("batch");
         batch_times.push(t.elapsed());
     }
     let elapsed = started.elapsed();
     println!(
-        "bulk create: {total} accounts in {:.2} s = {:.0} accounts/s (batch of {BATCH}: p50 {:.1} ms, p99 {:.1} ms)",
+        "bulk create (Services::create_batch, fresh database): {total} accounts in {:.2} s = {:.0} accounts/s (batch of {BATCH}: p50 {:.1} ms, p99 {:.1} ms)",
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64(),
         percentile(&mut batch_times.clone(), 0.5) / 1000.0,
         percentile(&mut batch_times, 0.99) / 1000.0
     );
+    drop(batch_services);
+    drop(batch_dir);
+    if only == "batch" {
+        return;
+    }
+    // The rest measures the database the import filled.
 
     // 2. Keys on a few accounts (each its own flushed change), for fingerprint lookups.
     let key_count = 200.min(total);

@@ -592,11 +592,14 @@ impl Services {
                 .map(|(old, new)| (old.as_ref(), new.as_ref())),
         ));
 
+        // Each event is encoded once: the bytes hashed are the bytes stored.
         let (mut seq, mut hash) = (head.seq, head.hash.clone());
+        let mut audit_encoded = Vec::with_capacity(events.len());
         for event in &mut events {
-            event.chain_after(seq, &hash);
-            seq = event.seq;
-            hash = event.hash.clone();
+            let encoded = crate::store::chain_encode(event, seq, &hash)?;
+            seq = encoded.seq;
+            hash = encoded.hash.clone();
+            audit_encoded.push(encoded);
         }
         let batch = WriteBatch {
             accounts: accounts
@@ -604,9 +607,10 @@ impl Services {
                 .map(|(name, (_, new))| (name.clone(), new.clone()))
                 .collect(),
             groups: groups.into_iter().collect(),
-            audit: events,
+            audit_encoded,
             meta,
             records,
+            ..Default::default()
         };
         self.store().commit(&batch)?;
         // Committed: the password may now wait for its jobs (in memory).

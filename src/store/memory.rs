@@ -164,7 +164,12 @@ impl Store for MemoryStore {
         for (k, v) in &batch.groups {
             groups.push((k.clone(), v.as_ref().map(encode).transpose()?));
         }
-        let audit = audit_blocks(&batch.audit)?;
+        for (k, bytes) in &batch.accounts_encoded {
+            // Checked like a record written here would be.
+            decode::<Account>(k, bytes)?;
+            accounts.push((k.clone(), Some(bytes.clone())));
+        }
+        let audit = audit_blocks(batch)?;
         let mut inner = self.lock()?;
         for (k, v) in accounts {
             put(&mut inner.accounts, k, v);

@@ -485,7 +485,7 @@ impl Store for SledStore {
             .iter()
             .map(|(k, v)| Ok((k.as_str(), v.as_ref().map(encode).transpose()?)))
             .collect::<Result<_>>()?;
-        let audit = audit_blocks(&batch.audit)?;
+        let audit = audit_blocks(batch)?;
         // The four primary trees, then one per collection (`Collection::ALL` order).
         let mut trees: Vec<&Tree> = vec![&self.accounts, &self.groups, &self.audit, &self.meta];
         trees.extend(self.collections.iter());
@@ -505,6 +505,9 @@ impl Store for SledStore {
                     Some(bytes) => accounts_t.insert(*key, bytes.as_slice())?,
                     None => accounts_t.remove(*key)?,
                 };
+            }
+            for (key, bytes) in &batch.accounts_encoded {
+                accounts_t.insert(key.as_str(), bytes.as_slice())?;
             }
             for (key, value) in &groups {
                 match value {
