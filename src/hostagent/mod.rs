@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::validate::validate_username;
 
+pub mod start;
+
 pub const DEFAULT_CONFIG: &str = "/etc/tenure/host.toml";
 
 #[derive(Debug, Parser)]
@@ -77,9 +79,18 @@ enum HostInit {
 
 /// Is this command line one for the on-host side (before the server's grammar)?
 pub fn is_host_command(args: &[String]) -> bool {
-    match args.get(1).map(String::as_str) {
-        Some("authorized-keys" | "revoked-keys") => true,
-        Some("host") => args.get(2).map(String::as_str) == Some("init"),
+    is_host_words(
+        args.get(1).map(String::as_bytes),
+        args.get(2).map(String::as_bytes),
+    )
+}
+
+/// The same question on the first two words alone, as bytes: main.rs asks
+/// it before the Rust runtime starts (see `on_host_start` there).
+pub fn is_host_words(first: Option<&[u8]>, second: Option<&[u8]>) -> bool {
+    match first {
+        Some(b"authorized-keys" | b"revoked-keys") => true,
+        Some(b"host") => second == Some(b"init"),
         _ => false,
     }
 }
