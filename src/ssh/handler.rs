@@ -419,6 +419,20 @@ impl Connection {
     }
 }
 
+/// The exec grammar (`cli::parse_exec_line`), with sshd's every-login
+/// question `authorized-keys USER` taken as is: the same command the grammar
+/// gives, without building the whole grammar for it. Anything else, a USER
+/// that looks like an option included, goes through the grammar.
+fn parse_words(words: &[String]) -> Result<(Command, cli::Display), clap::Error> {
+    match words {
+        [verb, user] if verb == "authorized-keys" && !user.starts_with('-') => Ok((
+            Command::AuthorizedKeys { user: user.clone() },
+            cli::Display::default(),
+        )),
+        _ => cli::parse_exec_line(words),
+    }
+}
+
 /// The most output a host query writes straight into the session.
 const HOST_ANSWER_INLINE: usize = 32 * 1024;
 
@@ -970,7 +984,7 @@ impl russh::server::Handler for Connection {
             }
         };
         // The exec grammar: the same `Command` as the offline CLI (and the fuzz target).
-        let (command, display) = match cli::parse_exec_line(&words) {
+        let (command, display) = match parse_words(&words) {
             Ok(p) => p,
             Err(e) => {
                 use clap::error::ErrorKind;
@@ -1196,3 +1210,27 @@ impl russh::server::Handler for Connection {
 }
 
 use std::borrow::Cow;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_authorized_keys_shortcut_gives_what_the_grammar_gives() {
+        let words = |line: &str| -> Vec<String> { shell_words::split(line).unwrap() };
+        for line in [
+            "authorized-keys bob",
+            "authorized-keys help",
+            "authorized-keys b.o_b-1",
+            "authorized-keys 'b%o,b'",
+        ] {
+            let fast = parse_words(&words(line)).unwrap();
+            let grammar = cli::parse_exec_line(&words(line)).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{grammar:?}"), "{line}");
+        }
+        // Options and other shapes go through the grammar, errors included.
+        assert!(parse_words(&words("authorized-keys --utc bob")).is_ok());
+        assert!(parse_words(&words("authorized-keys --bogus")).is_err());
+        assert!(parse_words(&words("authorized-keys")).is_err());
+    }
+}
