@@ -299,14 +299,9 @@ impl Services {
     }
 
     /// Whether `fingerprint` is one of `name`'s keys (the probe before a
-    /// signature; changes nothing).
-    pub fn key_registered(&self, name: &str, fingerprint: &str) -> bool {
-        self.key_probe(name, fingerprint).is_some()
-    }
-
-    /// The same probe, saying whether the key is a host's (`Some(true)`),
-    /// a person's (`Some(false)`) or not registered (`None`): the SSH front
-    /// door answers a host's signed login at once (`host_key_login`).
+    /// signature; changes nothing): a host's (`Some(true)`), a person's
+    /// (`Some(false)`) or not registered (`None`). The SSH front door answers
+    /// a host's signed login at once (`host_key_login`).
     pub fn key_probe(&self, name: &str, fingerprint: &str) -> Option<bool> {
         match self.store().account(name) {
             Ok(Some(a)) if a.key(fingerprint).is_some() => Some(crate::domain::host::is_host(&a)),

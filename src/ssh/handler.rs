@@ -402,7 +402,8 @@ impl Connection {
             Err(e) => (e.exit_code() as u32, Some(format!("error: {e}\n"))),
         };
         if out.len() > HOST_ANSWER_INLINE {
-            // Larger than any client's first window: sent by a task that waits for it.
+            // More than an answer's few lines: sent by a task that waits
+            // for the client's window.
             let handle = session.handle();
             tokio::spawn(async move { send_output(&handle, channel, out, err, code, pty).await });
             return Ok(());
