@@ -20,7 +20,8 @@ both removed at the end). Figures, printed as text and as JSON on the last line:
      over ssh, 4 clients at once).
 
 With `--before OLD_BINARY` every figure is taken for both binaries in the
-same run, turn about (new, old, new, old...): each binary has its own
+same run, turn about (new, old, old, new, ...: who goes first changes every
+round, as it matters under load): each binary has its own
 `tenure serve`, its own host.toml and its own sshd, and the runs of the two
 alternate, so a machine that gets busier or quieter mid-run moves both. The
 ratio new/old is printed beside each figure (the median of the pair-by-pair
@@ -165,6 +166,12 @@ class Side:
         return time.perf_counter() - t0, r.returncode == 0
 
 
+def turn(seq, i):
+    """`seq` rotated by `i`: who goes first changes from one round to the next."""
+    i %= len(seq)
+    return seq[i:] + seq[:i]
+
+
 def paired_ratio(a, b):
     """Median of the run-by-run ratios a[i]/b[i]."""
     return round(statistics.median(x / y for x, y in zip(a, b)), 3)
@@ -185,8 +192,8 @@ def bench(args, work, target, procs):
         for s in sides:
             s.authorized_keys()
     times = {s.label: [] for s in sides}
-    for _ in range(args.runs):
-        for s in sides:
+    for i in range(args.runs):
+        for s in turn(sides, i):
             dt, out = s.authorized_keys()
             if not out.startswith("expiry-time="):
                 sys.exit(f"[{s.label}] authorized-keys printed {out!r}")
@@ -235,8 +242,8 @@ def bench(args, work, target, procs):
     for label, s, p in rounds:
         if not s.login(p)[1]:
             sys.exit(f"login via {label} failed")
-    for _ in range(args.logins):
-        for label, s, p in rounds:
+    for i in range(args.logins):
+        for label, s, p in turn(rounds, i):
             dt, ok = s.login(p)
             if not ok:
                 sys.exit(f"login via {label} failed")
@@ -255,8 +262,8 @@ def bench(args, work, target, procs):
     # 3. disable -> refused, rounds turn about.
     to_empty = {s.label: [] for s in sides}
     to_refused = {s.label: [] for s in sides}
-    for _ in range(args.disables):
-        for s in sides:
+    for i in range(args.disables):
+        for s in turn(sides, i):
             s.enable()
             if not s.login()[1]:
                 sys.exit(f"[{s.label}] enabled account could not log in")
@@ -287,7 +294,7 @@ def bench(args, work, target, procs):
         results[s.label]["certs_seconds"] = 0.0
         results[s.label]["certs"] = 0
     for half in range(2):
-        for s in sides:
+        for s in turn(sides, half):
             def cert(_):
                 out = s.admin(f"cert {USER} --valid 1h", s.key_line)
                 return out.startswith("ssh-ed25519-cert-v01@openssh.com ")
