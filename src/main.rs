@@ -12,6 +12,41 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The on-host commands (`authorized-keys`, which sshd runs for every
+/// login; `revoked-keys`; `host init`) set mimalloc's options for a short
+/// run before anything allocates: glibc calls `.init_array` entries with
+/// (argc, argv, envp) before `main`, and priority 99 puts this one ahead of
+/// mimalloc's own constructor (101 with clang, the default with gcc), which
+/// reads the options. See src/hostagent/start.rs; the server keeps mimalloc's
+/// defaults. Reads argv without allocating.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod on_host_start {
+    use std::ffi::{c_char, c_int, CStr};
+
+    extern "C" fn on_host_start(
+        argc: c_int,
+        argv: *const *const c_char,
+        _envp: *const *const c_char,
+    ) {
+        if argv.is_null() {
+            return;
+        }
+        // SAFETY: glibc passes the process's argv: `argc` pointers to
+        // NUL-terminated strings.
+        let word = |i: c_int| -> Option<&'static [u8]> {
+            (i < argc).then(|| unsafe { CStr::from_ptr(*argv.add(i as usize)).to_bytes() })
+        };
+        if tenure::hostagent::is_host_words(word(1), word(2)) {
+            tenure::hostagent::start::tune_allocator();
+        }
+    }
+
+    #[used]
+    #[link_section = ".init_array.00099"]
+    static ON_HOST_START: extern "C" fn(c_int, *const *const c_char, *const *const c_char) =
+        on_host_start;
+}
+
 use tenure::cli::{self, Command};
 use tenure::config::Config;
 use tenure::hostkey;

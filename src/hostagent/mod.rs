@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::validate::validate_username;
 
+pub mod start;
+
 pub const DEFAULT_CONFIG: &str = "/etc/tenure/host.toml";
 
 #[derive(Debug, Parser)]
@@ -77,9 +79,18 @@ enum HostInit {
 
 /// Is this command line one for the on-host side (before the server's grammar)?
 pub fn is_host_command(args: &[String]) -> bool {
-    match args.get(1).map(String::as_str) {
-        Some("authorized-keys" | "revoked-keys") => true,
-        Some("host") => args.get(2).map(String::as_str) == Some("init"),
+    is_host_words(
+        args.get(1).map(String::as_bytes),
+        args.get(2).map(String::as_bytes),
+    )
+}
+
+/// The same question on the first two words alone, as bytes: main.rs asks
+/// it before the Rust runtime starts (see `on_host_start` there).
+pub fn is_host_words(first: Option<&[u8]>, second: Option<&[u8]>) -> bool {
+    match first {
+        Some(b"authorized-keys" | b"revoked-keys") => true,
+        Some(b"host") => second == Some(b"init"),
         _ => false,
     }
 }
@@ -385,9 +396,10 @@ fn vetted(line: &str) -> bool {
 
 /// Writes `entry` as `dir/user` (0600, atomically). Only a changed answer
 /// is forced to disk (fsync): that is what must survive a crash (a refusal
-/// replacing keys). An unchanged answer only moves `fetched` forward, and
-/// losing that in a crash leaves an older time, which is safe — so sshd's
-/// every-login query does not wait for the disk.
+/// replacing keys). An unchanged answer (written here only when the file
+/// could not be touched, see `record_answer`) only moves `fetched` forward,
+/// and losing that in a crash leaves an older time, which is safe — so
+/// sshd's every-login query does not wait for the disk.
 fn write_cache(
     dir: &Path,
     user: &str,
@@ -423,15 +435,48 @@ fn write_cache(
     Ok(())
 }
 
+/// A cached answer, with the file it came from.
+struct Cached {
+    entry: CacheEntry,
+    file: std::fs::File,
+    /// When the answer was last confirmed: the later of `fetched` and the
+    /// file's modification time (an unchanged answer only touches the file).
+    confirmed: u64,
+}
+
 /// The cached answer for `user`: one small read (at most 64 KiB).
-fn read_cache(dir: &Path, user: &str) -> Option<CacheEntry> {
+fn read_cache(dir: &Path, user: &str) -> Option<Cached> {
     use std::io::Read;
     let mut file = std::fs::File::open(dir.join(user)).ok()?;
     let mut bytes = Vec::with_capacity(4096);
     Read::take(&mut file, 64 * 1024)
         .read_to_end(&mut bytes)
         .ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
+    let modified = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Some(Cached {
+        confirmed: entry.fetched.max(modified),
+        entry,
+        file,
+    })
+}
+
+/// Records the server's answer: an unchanged one only sets the cache
+/// file's modification time to now (no new file, no rename: the every-login
+/// case); a changed one is written anew (`write_cache`, forced to disk).
+fn record_answer(dir: &Path, user: &str, entry: &CacheEntry) -> Result<(), String> {
+    let previous = read_cache(dir, user);
+    if let Some(p) = &previous {
+        if p.entry.lines == entry.lines && p.file.set_modified(SystemTime::now()).is_ok() {
+            return Ok(());
+        }
+    }
+    write_cache(dir, user, entry, previous.as_ref().map(|p| &p.entry))
 }
 
 /// What `authorized-keys USER` prints: the server's answer (cached, the
@@ -466,8 +511,7 @@ pub fn authorized_keys(config_path: &Path, user: &str, fail_closed: bool) -> Vec
                 fetched: now_secs(),
                 lines,
             };
-            let previous = read_cache(&config.cache_dir, user);
-            if let Err(e) = write_cache(&config.cache_dir, user, &entry, previous.as_ref()) {
+            if let Err(e) = record_answer(&config.cache_dir, user, &entry) {
                 say(&e);
             }
             entry.lines
@@ -482,11 +526,17 @@ pub fn authorized_keys(config_path: &Path, user: &str, fail_closed: bool) -> Vec
                 return vec![];
             }
             match read_cache(&config.cache_dir, user) {
-                Some(entry)
-                    if now_secs().saturating_sub(entry.fetched) <= config.max_staleness_seconds
+                Some(cached)
+                    if now_secs().saturating_sub(cached.confirmed)
+                        <= config.max_staleness_seconds
                         && config.max_staleness_seconds > 0 =>
                 {
-                    entry.lines.into_iter().filter(|l| vetted(l)).collect()
+                    cached
+                        .entry
+                        .lines
+                        .into_iter()
+                        .filter(|l| vetted(l))
+                        .collect()
                 }
                 Some(_) => {
                     say("cached answer too old (max_staleness_seconds): nothing printed");
@@ -639,6 +689,41 @@ mod tests {
     }
 
     #[test]
+    fn an_unchanged_answer_only_touches_the_cache_file_a_changed_one_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let keys = |fetched| CacheEntry {
+            fetched,
+            lines: vec!["ssh-ed25519 AAAA".into()],
+        };
+        record_answer(&cache, "bob", &keys(1)).unwrap();
+        let path = cache.join("bob");
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let first = inode(&path);
+        // Aged: confirmed an hour ago, by its content and its file time.
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::open(&path)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        assert!(now_secs() - read_cache(&cache, "bob").unwrap().confirmed >= 3599);
+        // The same answer again: the same file, confirmed now.
+        record_answer(&cache, "bob", &keys(now_secs())).unwrap();
+        assert_eq!(inode(&path), first);
+        let back = read_cache(&cache, "bob").unwrap();
+        assert!(now_secs() - back.confirmed <= 1);
+        assert_eq!(back.entry.lines, keys(0).lines);
+        // A refusal: a new file with the new answer.
+        let refused = CacheEntry {
+            fetched: now_secs(),
+            lines: vec![],
+        };
+        record_answer(&cache, "bob", &refused).unwrap();
+        assert_ne!(inode(&path), first);
+        assert!(read_cache(&cache, "bob").unwrap().entry.lines.is_empty());
+    }
+
+    #[test]
     fn a_cached_refusal_replaces_the_keys_and_the_file_is_0600() {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
@@ -657,7 +742,7 @@ mod tests {
             Some(&keys),
         )
         .unwrap();
-        let back = read_cache(&cache, "bob").unwrap();
+        let back = read_cache(&cache, "bob").unwrap().entry;
         assert_eq!((back.fetched, back.lines.len()), (2, 0));
         let mode = std::fs::metadata(cache.join("bob"))
             .unwrap()

@@ -336,6 +336,23 @@ impl Services {
         Ok(Some(account))
     }
 
+    /// Counts a host's login in memory when its `host.login` event is not
+    /// due (true); false when `host_login` must write it (nothing counted).
+    pub(crate) fn host_seen_without_write(&self, name: &str) -> bool {
+        let now = self.now();
+        let mut seen = match self.inner.host_seen.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match seen.get_mut(name) {
+            Some(entry) if now - entry.0 < chrono::Duration::hours(1) => {
+                entry.1 += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether `name` is a registered host (a store read).
     pub fn is_host_name(&self, name: &str) -> bool {
         matches!(self.store().account(name), Ok(Some(a)) if is_host(&a))
@@ -437,5 +454,61 @@ mod tests {
             s.host_remove(&local, "bob"),
             Err(Error::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_host_key_login_is_read_only_but_for_the_hourly_host_login_event() {
+        let (s, clock, local) = testkit::services_with(crate::config::EXAMPLE, None);
+        s.host_add(&local, "web1", HOST_KEY, &["web".to_string()])
+            .unwrap();
+        let fp = russh::keys::PublicKey::from_openssh(HOST_KEY)
+            .unwrap()
+            .fingerprint(russh::keys::HashAlg::Sha256)
+            .to_string();
+        let ip: std::net::IpAddr = "192.0.2.5".parse().unwrap();
+        let events = || {
+            let filter = crate::service::integrity::AuditFilter {
+                limit: 100,
+                action: Some("host.login".into()),
+                ..Default::default()
+            };
+            s.audit_tail(&local, &filter).unwrap().len()
+        };
+        assert_eq!(s.key_probe("web1", &fp), Some(true));
+        assert_eq!(s.key_probe("root", &fp), None);
+        // The first login writes the event: not answered read-only.
+        assert!(s.host_key_login("web1", ip, &fp).unwrap().is_none());
+        s.login_succeeded("web1", ip, "publickey", Some(&fp), None)
+            .unwrap();
+        assert_eq!(events(), 1);
+        // Within the hour: answered read-only, nothing written.
+        for _ in 0..3 {
+            let host = s.host_key_login("web1", ip, &fp).unwrap();
+            assert_eq!(host.map(|h| h.username).as_deref(), Some("web1"));
+        }
+        assert_eq!(events(), 1);
+        // An hour on, the event is due again (with the logins counted).
+        clock.advance(chrono::Duration::minutes(61));
+        assert!(s.host_key_login("web1", ip, &fp).unwrap().is_none());
+        s.login_succeeded("web1", ip, "publickey", Some(&fp), None)
+            .unwrap();
+        assert_eq!(events(), 2);
+        let filter = crate::service::integrity::AuditFilter {
+            limit: 1,
+            action: Some("host.login".into()),
+            ..Default::default()
+        };
+        let last = s.audit_tail(&local, &filter).unwrap();
+        let detail = last[0].detail.clone().unwrap_or_default();
+        assert!(detail.contains("(4 since the last"), "{detail}");
+        // A disabled host is refused on the read-only path too.
+        s.disable(
+            &local,
+            "web1",
+            crate::domain::DisableReason::Manual,
+            Some("retired".into()),
+        )
+        .unwrap();
+        assert!(s.host_key_login("web1", ip, &fp).is_err());
     }
 }

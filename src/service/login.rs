@@ -299,9 +299,34 @@ impl Services {
     }
 
     /// Whether `fingerprint` is one of `name`'s keys (the probe before a
-    /// signature; changes nothing).
-    pub fn key_registered(&self, name: &str, fingerprint: &str) -> bool {
-        matches!(self.store().account(name), Ok(Some(a)) if a.key(fingerprint).is_some())
+    /// signature; changes nothing): a host's (`Some(true)`), a person's
+    /// (`Some(false)`) or not registered (`None`). The SSH front door answers
+    /// a host's signed login at once (`host_key_login`).
+    pub fn key_probe(&self, name: &str, fingerprint: &str) -> Option<bool> {
+        match self.store().account(name) {
+            Ok(Some(a)) if a.key(fingerprint).is_some() => Some(crate::domain::host::is_host(&a)),
+            _ => None,
+        }
+    }
+
+    /// A host's signed key login, for sshd's every-login query: the checks
+    /// of `login_key` and the host's login record, when that record costs
+    /// no write (the hourly `host.login` event is not due). Reads only, so
+    /// the SSH front door runs it on its own task instead of two hops
+    /// through the blocking pool. `Ok(None)`: not a host, or a write is
+    /// due — use `login_key` and `login_succeeded` as for anyone.
+    pub fn host_key_login(
+        &self,
+        name: &str,
+        ip: IpAddr,
+        fingerprint: &str,
+    ) -> std::result::Result<Option<Account>, Refused> {
+        match self.login_key(name, ip, fingerprint)? {
+            KeyOutcome::Accept(account) if crate::domain::host::is_host(&account) => {
+                Ok(self.host_seen_without_write(name).then_some(*account))
+            }
+            _ => Ok(None),
+        }
     }
 
     pub fn login_methods(&self, account: &Account) -> Vec<LoginMethod> {

@@ -66,6 +66,9 @@ pub struct Connection {
     limits_recorded: std::collections::BTreeSet<&'static str>,
     /// Authenticated, but over a session limit: every channel is refused with this.
     no_room: Option<String>,
+    /// The user whose probed key is a registered host key: its signed
+    /// login is answered on this task (`host_key_login`).
+    probed_host: Option<String>,
 }
 
 /// Failures described in a connection's `auth.fail` event.
@@ -101,6 +104,7 @@ impl Connection {
             channels: HashMap::new(),
             limits_recorded: Default::default(),
             no_room: None,
+            probed_host: None,
         }
     }
 
@@ -181,16 +185,8 @@ impl Connection {
         fingerprint: Option<String>,
         totp_step: Option<u64>,
     ) -> Auth {
-        if let Err(why) = self.services.session_room(user) {
-            // Authenticated, but no room: the client is told why in the
-            // disconnect message (a plain refusal would read "Permission denied").
-            self.limit_reached("sessions", format!("{user}: {why}"));
-            self.authed = None;
-            self.no_room = Some(why.clone());
-            if let Some(tx) = self.authed_tx.take() {
-                let _ = tx.send(Err(why));
-            }
-            return Auth::Accept;
+        if let Some(auth) = self.no_room_for(user) {
+            return auth;
         }
         let services = self.services.clone();
         let ip = self.peer.ip();
@@ -222,6 +218,34 @@ impl Connection {
                 )
             }
         }
+        self.open_session(user, method, fingerprint)
+    }
+
+    /// Authenticated, but no room: the client is told why in the
+    /// disconnect message (a plain refusal would read "Permission denied").
+    fn no_room_for(&mut self, user: &str) -> Option<Auth> {
+        let why = self.services.session_room(user).err()?;
+        self.limit_reached("sessions", format!("{user}: {why}"));
+        self.authed = None;
+        self.no_room = Some(why.clone());
+        if let Some(tx) = self.authed_tx.take() {
+            let _ = tx.send(Err(why));
+        }
+        Some(Auth::Accept)
+    }
+
+    /// A login already recorded (a host's, which writes nothing): the live
+    /// session, told to the connection task.
+    fn accept_recorded(&mut self, user: &str, method: &str, fingerprint: Option<String>) -> Auth {
+        if let Some(auth) = self.no_room_for(user) {
+            return auth;
+        }
+        self.open_session(user, method, fingerprint)
+    }
+
+    /// Registers the live session and tells the connection task.
+    fn open_session(&mut self, user: &str, method: &str, fingerprint: Option<String>) -> Auth {
+        let ip = self.peer.ip();
         let now = self.services.now();
         let ticket = self.services.session_open(SessionInfo {
             id: 0,
@@ -349,6 +373,69 @@ impl Connection {
         });
     }
 }
+
+impl Connection {
+    /// A host's `authorized-keys` (sshd waits on it for every login): a few
+    /// store reads, so it runs on this task and its answer goes out in the
+    /// same write as the exec reply — no blocking-pool hop, no extra task.
+    /// Authorisation is the service's, as for every command.
+    fn answer_host_query(
+        &mut self,
+        channel: ChannelId,
+        actor: &Actor,
+        command: Command,
+        display: cli::Display,
+        pty: bool,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let mut out = Vec::new();
+        let outcome = cli::run_with(
+            &self.services,
+            actor,
+            command,
+            display,
+            &mut std::io::empty(),
+            &mut out,
+        );
+        let (code, err) = match outcome {
+            Ok(()) => (0, None),
+            Err(e) => (e.exit_code() as u32, Some(format!("error: {e}\n"))),
+        };
+        if out.len() > HOST_ANSWER_INLINE {
+            // More than an answer's few lines: sent by a task that waits
+            // for the client's window.
+            let handle = session.handle();
+            tokio::spawn(async move { send_output(&handle, channel, out, err, code, pty).await });
+            return Ok(());
+        }
+        if !out.is_empty() {
+            session.data(channel, crlf(out, pty))?;
+        }
+        if let Some(err) = err {
+            session.extended_data(channel, 1, crlf(err.into_bytes(), pty))?;
+        }
+        session.exit_status_request(channel, code)?;
+        session.eof(channel)?;
+        session.close(channel)
+    }
+}
+
+/// The exec grammar (`cli::parse_exec_line`), with sshd's every-login
+/// question `authorized-keys USER` taken as is: the same command the grammar
+/// gives, without building the whole grammar for it. Anything else, a USER
+/// that looks like an option included, goes through the grammar.
+fn parse_words(words: &[String]) -> Result<(Command, cli::Display), clap::Error> {
+    match words {
+        [verb, user] if verb == "authorized-keys" && !user.starts_with('-') => Ok((
+            Command::AuthorizedKeys { user: user.clone() },
+            cli::Display::default(),
+        )),
+        _ => cli::parse_exec_line(words),
+    }
+}
+
+/// The most output a host query writes straight into the session.
+const HOST_ANSWER_INLINE: usize = 32 * 1024;
 
 /// Chunks of output queued between a command and the client.
 const OUTPUT_CHUNKS: usize = 4;
@@ -520,8 +607,9 @@ impl russh::server::Handler for Connection {
             return Ok(try_again());
         }
         let fp = offer.public_key.fingerprint(HashAlg::Sha256).to_string();
-        let known = self.services.key_registered(user, &fp);
-        if known {
+        let known = self.services.key_probe(user, &fp);
+        if let Some(host) = known {
+            self.probed_host = host.then(|| user.to_string());
             Ok(Auth::Accept)
         } else if self.services.is_host_name(user) {
             // Said plainly in the trail: a host (or someone posing as one)
@@ -543,6 +631,16 @@ impl russh::server::Handler for Connection {
             return Ok(try_again());
         }
         let fp = key.public_key.fingerprint(HashAlg::Sha256).to_string();
+        // sshd asks for every login: a host's key login is a few reads and
+        // (but once an hour) no write, so it is answered here, not through
+        // two hops of the blocking pool.
+        if self.probed_host.as_deref() == Some(user) {
+            match self.services.host_key_login(user, self.peer.ip(), &fp) {
+                Ok(Some(_)) => return Ok(self.accept_recorded(user, "publickey", Some(fp))),
+                Ok(None) => {}
+                Err(refusal) => return Ok(self.reject(user, "publickey", refusal, true)),
+            }
+        }
         let services = self.services.clone();
         let (u, ip, f) = (user.to_string(), self.peer.ip(), fp.clone());
         let outcome = tokio::task::spawn_blocking(move || services.login_key(&u, ip, &f))
@@ -887,7 +985,7 @@ impl russh::server::Handler for Connection {
             }
         };
         // The exec grammar: the same `Command` as the offline CLI (and the fuzz target).
-        let (command, display) = match cli::parse_exec_line(&words) {
+        let (command, display) = match parse_words(&words) {
             Ok(p) => p,
             Err(e) => {
                 use clap::error::ErrorKind;
@@ -920,6 +1018,13 @@ impl russh::server::Handler for Connection {
                 state.pending = Some((command, line, display));
             }
             return Ok(());
+        }
+        if matches!(command, Command::AuthorizedKeys { .. }) {
+            if let Ok(actor) = self.actor() {
+                if actor.has(crate::domain::Role::Host) {
+                    return self.answer_host_query(channel, &actor, command, display, pty, session);
+                }
+            }
         }
         self.run_exec(channel, command, display, Vec::new(), pty, session);
         Ok(())
@@ -1106,3 +1211,27 @@ impl russh::server::Handler for Connection {
 }
 
 use std::borrow::Cow;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_authorized_keys_shortcut_gives_what_the_grammar_gives() {
+        let words = |line: &str| -> Vec<String> { shell_words::split(line).unwrap() };
+        for line in [
+            "authorized-keys bob",
+            "authorized-keys help",
+            "authorized-keys b.o_b-1",
+            "authorized-keys 'b%o,b'",
+        ] {
+            let fast = parse_words(&words(line)).unwrap();
+            let grammar = cli::parse_exec_line(&words(line)).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{grammar:?}"), "{line}");
+        }
+        // Options and other shapes go through the grammar, errors included.
+        assert!(parse_words(&words("authorized-keys --utc bob")).is_ok());
+        assert!(parse_words(&words("authorized-keys --bogus")).is_err());
+        assert!(parse_words(&words("authorized-keys")).is_err());
+    }
+}

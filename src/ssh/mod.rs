@@ -389,7 +389,13 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext) {
             let max_len = (cfg.max_session_hours > 0.0)
                 .then(|| Duration::from_secs_f64(cfg.max_session_hours * 3600.0));
             let started = tokio::time::Instant::now();
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            // The first check a second in, not at once: the login has just
+            // checked the same, and a host's query (sshd's, every login) is
+            // usually over by then — no blocking-pool hop for it.
+            let mut tick = tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_secs(1),
+                Duration::from_secs(1),
+            );
             let reason: Option<String> = loop {
                 tokio::select! {
                     _ = &mut session => break None,

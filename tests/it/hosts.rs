@@ -310,6 +310,11 @@ fn sshd_asks_tenure_disable_refuses_the_next_login_and_the_cache_never_outlives_
         serde_json::from_slice(&std::fs::read(&cache_file).unwrap()).unwrap();
     entry["fetched"] = serde_json::json!(entry["fetched"].as_u64().unwrap() - 3601);
     std::fs::write(&cache_file, entry.to_string()).unwrap();
+    // An unchanged answer only touches the file: its time counts too.
+    std::fs::File::open(&cache_file)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3601))
+        .unwrap();
     assert!(
         !sshd.login(&bob, &bob_key),
         "past max_staleness_seconds the cache is not used"
