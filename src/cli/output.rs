@@ -1102,37 +1102,56 @@ impl<'a> CsvRows<'a> {
 
     pub fn row(&mut self, a: &Account) -> Result<()> {
         self.header()?;
-        let join = |v: Vec<String>| v.join(";");
-        let mut row = vec![
-            a.username.clone(),
-            a.display_name.clone(),
-            a.email.clone(),
-            a.kind.to_string(),
-            a.company.clone().unwrap_or_default(),
-            a.sponsor.clone().unwrap_or_default(),
-            a.project.clone().unwrap_or_default(),
-            a.start_date.to_string(),
-            a.end_date.map(|d| d.to_string()).unwrap_or_default(),
-            a.status.to_string(),
-            a.disable_reason.map(|r| r.to_string()).unwrap_or_default(),
-            join(a.groups.iter().cloned().collect()),
-            join(a.roles.iter().map(|r| r.to_string()).collect()),
-            a.timezone.clone().unwrap_or_default(),
-            a.language.clone().unwrap_or_default(),
-            a.theme.clone().unwrap_or_default(),
-            join(a.allowlist.iter().map(|n| n.to_string()).collect()),
-            a.credentials.keys.len().to_string(),
-            a.created_at.to_rfc3339(),
-            a.last_login.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> Cow<'static, str> {
+            let mut out = String::new();
+            for (i, item) in items.enumerate() {
+                if i > 0 {
+                    out.push(';');
+                }
+                use std::fmt::Write as _;
+                let _ = write!(out, "{item}");
+            }
+            Cow::Owned(out)
+        }
+        fn text(v: &Option<String>) -> Cow<'_, str> {
+            Cow::Borrowed(v.as_deref().unwrap_or_default())
+        }
+        // Borrowed where the account has the text: no copy per cell.
+        let cells: [Cow<'_, str>; 20] = [
+            Cow::Borrowed(&a.username),
+            Cow::Borrowed(&a.display_name),
+            Cow::Borrowed(&a.email),
+            Cow::Borrowed(a.kind.as_str()),
+            text(&a.company),
+            text(&a.sponsor),
+            text(&a.project),
+            Cow::Owned(a.start_date.to_string()),
+            a.end_date
+                .map_or(Cow::Borrowed(""), |d| Cow::Owned(d.to_string())),
+            Cow::Borrowed(a.status.as_str()),
+            a.disable_reason
+                .map_or(Cow::Borrowed(""), |r| Cow::Borrowed(r.as_str())),
+            join(a.groups.iter()),
+            join(a.roles.iter()),
+            text(&a.timezone),
+            text(&a.language),
+            text(&a.theme),
+            join(a.allowlist.iter()),
+            Cow::Owned(a.credentials.keys.len().to_string()),
+            Cow::Owned(a.created_at.to_rfc3339()),
+            a.last_login
+                .map_or(Cow::Borrowed(""), |t| Cow::Owned(t.to_rfc3339())),
         ];
-        row.extend(
-            self.declared
-                .iter()
-                .map(|f| a.fields.get(&f.name).cloned().unwrap_or_default()),
-        );
-        self.w
-            .write_record(row.iter().map(|cell| formula_guard(cell).into_owned()))
-            .map_err(io)
+        let declared = self
+            .declared
+            .iter()
+            .map(|f| a.fields.get(&f.name).map_or("", String::as_str));
+        for cell in cells.iter().map(|c| c.as_ref()).chain(declared) {
+            self.w
+                .write_field(formula_guard(cell).as_bytes())
+                .map_err(io)?;
+        }
+        self.w.write_record(None::<&[u8]>).map_err(io)
     }
 
     pub fn finish(mut self) -> Result<()> {

@@ -508,22 +508,19 @@ impl Services {
                 }
             }
             None => {
-                let mut failed = None;
-                self.store().scan_accounts_after(after, &mut |_, account| {
-                    if let Ok(account) = account {
-                        if keep(&account) {
-                            if let Err(e) = visit(account) {
-                                failed = Some(e);
-                                return false;
-                            }
-                            given += 1;
-                        }
+                // Only when every account passes the filter does `limit` bound the walk.
+                let unfiltered = status_filter.is_none()
+                    && filter.kind.is_none()
+                    && filter.project.is_none()
+                    && filter.expiring_within.is_none();
+                let wanted = filter.limit.filter(|_| unfiltered);
+                self.each_account(after, wanted, &mut |account| {
+                    if keep(&account) {
+                        visit(account)?;
+                        given += 1;
                     }
-                    given < limit
+                    Ok(given < limit)
                 })?;
-                if let Some(e) = failed {
-                    return Err(e);
-                }
             }
         }
         Ok(())
