@@ -1730,6 +1730,84 @@ mod tests {
         assert_eq!(unformula("'@team"), "@team");
     }
 
+    /// The row as export wrote it before rows borrowed their cells: a
+    /// vector of owned cells, each guarded, written as one record.
+    fn csv_row_as_before(a: &Account, declared: &[CustomField]) -> Vec<String> {
+        let join = |v: Vec<String>| v.join(";");
+        let mut row = vec![
+            a.username.clone(),
+            a.display_name.clone(),
+            a.email.clone(),
+            a.kind.to_string(),
+            a.company.clone().unwrap_or_default(),
+            a.sponsor.clone().unwrap_or_default(),
+            a.project.clone().unwrap_or_default(),
+            a.start_date.to_string(),
+            a.end_date.map(|d| d.to_string()).unwrap_or_default(),
+            a.status.to_string(),
+            a.disable_reason.map(|r| r.to_string()).unwrap_or_default(),
+            join(a.groups.iter().cloned().collect()),
+            join(a.roles.iter().map(|r| r.to_string()).collect()),
+            a.timezone.clone().unwrap_or_default(),
+            a.language.clone().unwrap_or_default(),
+            a.theme.clone().unwrap_or_default(),
+            join(a.allowlist.iter().map(|n| n.to_string()).collect()),
+            a.credentials.keys.len().to_string(),
+            a.created_at.to_rfc3339(),
+            a.last_login.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        ];
+        row.extend(
+            declared
+                .iter()
+                .map(|f| a.fields.get(&f.name).cloned().unwrap_or_default()),
+        );
+        row.iter().map(|c| formula_guard(c).into_owned()).collect()
+    }
+
+    #[test]
+    fn csv_rows_are_byte_for_byte_what_export_wrote_before() {
+        let declared: Vec<CustomField> = serde_json::from_value(json!([
+            {"name": "cost_center"}, {"name": "nda"}, {"name": "absent"}
+        ]))
+        .unwrap();
+        let mut full = account();
+        full.display_name = "Bob \"the\" Builder, Jr.".into();
+        full.company = Some("-minus".into());
+        full.sponsor = Some("alice".into());
+        full.project = Some("p\nq".into());
+        full.end_date = NaiveDate::from_ymd_opt(2027, 3, 1);
+        full.status = crate::domain::Status::Disabled;
+        full.disable_reason = Some(crate::domain::DisableReason::Manual);
+        full.groups = ["dev".to_string(), "ops".to_string()].into();
+        full.roles = [crate::domain::Role::Admin, crate::domain::Role::User].into();
+        full.timezone = Some("Europe/Berlin".into());
+        full.language = Some("de".into());
+        full.theme = Some("light".into());
+        full.allowlist = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        full.credentials.keys = vec![key(), key()];
+        full.last_login = Some(at());
+        full.fields = [
+            ("cost_center".to_string(), "=SUM(A1)".to_string()),
+            ("nda".to_string(), "yes".to_string()),
+        ]
+        .into();
+        for a in [account(), full] {
+            let mut before = Vec::new();
+            {
+                let mut w = csv::Writer::from_writer(&mut before);
+                w.write_record(csv_row_as_before(&a, &declared)).unwrap();
+                w.flush().unwrap();
+            }
+            let mut out = Vec::new();
+            let mut rows = CsvRows::new(&mut out, &declared).unwrap();
+            rows.row(&a).unwrap();
+            rows.finish().unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let row = text.split_once('\n').unwrap().1;
+            assert_eq!(row, String::from_utf8(before).unwrap());
+        }
+    }
+
     #[test]
     fn csv_export_guards_every_cell() {
         let mut a = account();

@@ -355,6 +355,17 @@ impl Services {
         until: NaiveDate,
         visit: &mut dyn FnMut(PreviewItem) -> Result<()>,
     ) -> Result<()> {
+        self.preview_in_runs(actor, until, super::runs::RUN, visit)
+    }
+
+    /// `lifecycle_preview_each` with runs of `run` items.
+    fn preview_in_runs(
+        &self,
+        actor: &Actor,
+        until: NaiveDate,
+        run: usize,
+        visit: &mut dyn FnMut(PreviewItem) -> Result<()>,
+    ) -> Result<()> {
         // Not ListAccounts: a sponsor lists only its own accounts, and the
         // plan names every account.
         if !allowed(actor, Permission::PreviewLifecycle, None) {
@@ -363,7 +374,7 @@ impl Services {
         let today = self.today();
         let policy = &self.config().policy;
         let cutoffs = self.admin_cutoffs(until)?;
-        let mut runs = super::runs::DateRuns::new(super::runs::RUN);
+        let mut runs = super::runs::DateRuns::new(run);
         self.each_account(None, None, &mut |account| {
             let name = account.username.clone();
             for item in plan_of(account, &name, until, today, policy, &cutoffs) {
@@ -541,6 +552,15 @@ mod tests {
         };
         assert!(expected.len() > 200, "{}", expected.len());
         assert_eq!(show(&streamed), show(&expected));
+        // Sorted through runs spilled to files (as at a million accounts),
+        // the same plan.
+        let mut spilled = Vec::new();
+        s.preview_in_runs(&admin, until, 7, &mut |i| {
+            spilled.push(i);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(show(&spilled), show(&expected));
     }
 
     fn state(s: &Services, name: &str) -> Option<(Status, Option<DisableReason>)> {

@@ -50,23 +50,26 @@ impl Services {
         }
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Account>>(QUEUED);
-            let reader = scope.spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                let walked = store.scan_accounts_after(after, &mut |_, account| {
-                    if let Ok(account) = account {
-                        batch.push(account);
+            let reader = std::thread::Builder::new()
+                .name("account-reader".into())
+                .spawn_scoped(scope, move || {
+                    let mut batch = Vec::with_capacity(BATCH);
+                    let walked = store.scan_accounts_after(after, &mut |_, account| {
+                        if let Ok(account) = account {
+                            batch.push(account);
+                        }
+                        if batch.len() < BATCH {
+                            return true;
+                        }
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        tx.send(full).is_ok()
+                    });
+                    if !batch.is_empty() {
+                        let _ = tx.send(batch);
                     }
-                    if batch.len() < BATCH {
-                        return true;
-                    }
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    tx.send(full).is_ok()
-                });
-                if !batch.is_empty() {
-                    let _ = tx.send(batch);
-                }
-                walked
-            });
+                    walked
+                })
+                .map_err(|e| Error::Failed(format!("cannot start the account reader: {e}")))?;
             let mut outcome = Ok(());
             'batches: for batch in rx.iter() {
                 for account in batch {
