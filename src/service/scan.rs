@@ -14,9 +14,9 @@ use super::{Error, Result, Services};
 use crate::domain::Account;
 
 /// Accounts decoded together and handed over at once (one wake-up each).
-const BATCH: usize = 256;
+const BATCH: usize = 512;
 /// Batches that may wait for the caller.
-const QUEUED: usize = 2;
+const QUEUED: usize = 4;
 /// Below this many accounts wanted (`--limit`), the walk stays on the
 /// caller's thread: a second thread would cost more than it saves.
 const SMALL: usize = 2 * BATCH;

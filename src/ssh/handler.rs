@@ -351,7 +351,7 @@ impl Connection {
 }
 
 /// Chunks of output queued between a command and the client.
-const OUTPUT_CHUNKS: usize = 4;
+const OUTPUT_CHUNKS: usize = 8;
 const OUTPUT_CHUNK: usize = 64 * 1024;
 
 /// Where an exec command writes: chunks of 64 KiB handed to the sending
