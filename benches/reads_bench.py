@@ -8,6 +8,10 @@ through the real OpenSSH client, reading the output as fast as it comes. For
 each: seconds, bytes out, rows per second, and the server's peak RSS above
 its idle RSS (VmHWM, reset through /proc/PID/clear_refs before the command).
 
+With `--together` it also runs two big commands at once and one whose
+client reads nothing for its first 5 s (the server must wait for it, not
+hold its output), each with the peak RSS above idle over the whole run.
+
 With `--before OLD_BINARY` the same table is measured with that binary first
 (e.g. a release build of an earlier commit) and both are printed side by
 side; the issue's own figures (the buffered output of issue 16's table) are
@@ -58,6 +62,51 @@ def status(pid):
     return get("VmRSS"), get("VmHWM")
 
 
+# Runs of several commands at once, and one client that reads nothing for
+# its first seconds: (label, [(command, seconds the client waits before reading)]).
+EXTRA = [
+    ("2 x user list --json at once", [("user list --json", 0), ("user list --json", 0)]),
+    ("2 x export --format csv at once", [("export --format csv", 0), ("export --format csv", 0)]),
+    ("user list --json, client reads after 5 s", [("user list --json", 5)]),
+]
+
+
+def run_together(pid, ssh, runs):
+    """Starts every command at once, each read by a thread (after its
+    wait); the server's peak RSS above idle over all of them."""
+    import threading
+    idle, _ = status(pid)
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
+    counts = [[0, 0, ""] for _ in runs]
+
+    def read(i, command, wait):
+        proc = subprocess.Popen(ssh + [command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(wait)
+        while True:
+            chunk = proc.stdout.read(1 << 20)
+            if not chunk:
+                break
+            counts[i][0] += len(chunk)
+            counts[i][1] += rows_in(command, chunk)
+        proc.wait()
+        if proc.returncode:
+            counts[i][2] = "exit %d: %s" % (proc.returncode, proc.stderr.read().decode(errors="replace")[:80])
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=read, args=(i, c, w)) for i, (c, w) in enumerate(runs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    secs = time.monotonic() - t0
+    _, peak = status(pid)
+    nbytes = sum(c[0] for c in counts)
+    rows = sum(c[1] for c in counts)
+    return (secs, nbytes / 1e6, rows / secs if secs else 0, peak - idle, idle,
+            " ".join(c[2] for c in counts if c[2]))
+
+
 def rows_in(command, chunk):
     """Rows of output in a chunk: elements of a JSON array (`  {` at the
     array's indent), else lines; for `audit verify`, the events it checked."""
@@ -69,7 +118,7 @@ def rows_in(command, chunk):
     return chunk.count(b"\n")
 
 
-def measure(binary, d, key, only):
+def measure(binary, d, key, only, extra):
     cfg = os.path.join(d, "config.toml")
     start = time.monotonic()
     server = subprocess.Popen(
@@ -124,6 +173,11 @@ def measure(binary, d, key, only):
                                 ("exit %d: %s" % (proc.returncode, err[:80])) if proc.returncode else "")
             print("  %-40s %7.1f s %9.1f MB %10.0f rows/s  +%5.0f MB (idle %.0f MB) %s" % (
                 (command,) + results[command]), flush=True)
+        if extra:
+            for label, runs in EXTRA:
+                results[label] = run_together(server.pid, ssh, runs)
+                print("  %-40s %7.1f s %9.1f MB %10.0f rows/s  +%5.0f MB (idle %.0f MB) %s" % (
+                    (label,) + results[label]), flush=True)
     finally:
         server.terminate()
         server.wait(30)
@@ -136,6 +190,8 @@ def main():
     ap.add_argument("--bin", default="target/release/tenure")
     ap.add_argument("--before", default=None, help="an earlier binary to measure side by side")
     ap.add_argument("--only", default=None, help="run only commands containing this")
+    ap.add_argument("--together", action="store_true",
+                    help="also run commands at once and a client that reads late (EXTRA)")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     d = os.path.abspath(args.dir)
@@ -149,8 +205,8 @@ def main():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
         with open(key + ".pub", "rb") as pub:
             subprocess.run([binary, "--config", cfg, "key", "add", "root"], input=pub.read(), check=True, cwd=d)
-    before = measure(os.path.abspath(args.before), d, key, args.only) if args.before else {}
-    now = measure(binary, d, key, args.only)
+    before = measure(os.path.abspath(args.before), d, key, args.only, args.together) if args.before else {}
+    now = measure(binary, d, key, args.only, args.together)
 
     def cell(r):
         return "%7.1f s %6.0f MB" % (r[0], r[3]) if r else "%16s" % "-"
@@ -158,11 +214,11 @@ def main():
     print()
     print("%-40s | %-16s | %-16s | %-16s | %9s | %s" % (
         "command", "issue (buffered)", "before", "now", "rows/s", "MB out"))
-    for command in COMMANDS:
+    for command in COMMANDS + [label for label, _ in EXTRA]:
         if command not in now:
             continue
-        t, mb = ISSUE[command]
-        issue = "%7.1f s %6s MB" % (t, "-" if mb is None else "%d" % mb)
+        t, mb = ISSUE.get(command, (None, None))
+        issue = "%16s" % "-" if t is None else "%7.1f s %6s MB" % (t, "-" if mb is None else "%d" % mb)
         r = now[command]
         print("%-40s | %s | %s | %s | %9.0f | %.0f %s" % (
             command, issue, cell(before.get(command)), cell(r), r[2], r[1], r[5]))

@@ -655,21 +655,29 @@ fn main() -> ExitCode {
             }
             let actor = Actor::local_operator();
             let stdout = std::io::stdout();
-            let mut out = stdout.lock();
+            // Into a pipe or file, output goes out in blocks (a million rows
+            // are not a million writes); a terminal sees each line as it comes.
+            let mut out: Box<dyn std::io::Write> = if std::io::IsTerminal::is_terminal(&stdout) {
+                Box::new(stdout.lock())
+            } else {
+                Box::new(std::io::BufWriter::with_capacity(64 * 1024, stdout.lock()))
+            };
             let display = cli.display.into();
-            match cli::run_with(
+            let outcome = cli::run_with(
                 &services,
                 &actor,
                 command,
                 display,
                 &mut std::io::stdin(),
                 &mut out,
-            ) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    drop(out);
-                    fail(&e, e.exit_code() as u8)
-                }
+            );
+            // What was written goes out before any error line.
+            let flushed = std::io::Write::flush(&mut out);
+            drop(out);
+            match (outcome, flushed) {
+                (Ok(()), Ok(())) => ExitCode::SUCCESS,
+                (Err(e), _) => fail(&e, e.exit_code() as u8),
+                (Ok(()), Err(e)) => fail(format!("cannot write output: {e}"), 1),
             }
         }
     }

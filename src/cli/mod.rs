@@ -1547,7 +1547,7 @@ pub fn run_with(
         Command::Export { format } => match format {
             ExportFormat::Json => {
                 let mut rows = JsonRows::new(out)?;
-                services.export_each(actor, &mut |a| rows.item(&AccountView::new(&a, today)))?;
+                services.export_each(actor, &mut |a| rows.account(&AccountView::new(&a, today)))?;
                 rows.finish()
             }
             ExportFormat::Csv => {

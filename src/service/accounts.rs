@@ -445,22 +445,27 @@ impl Services {
         if !wide && filter.sponsor.as_ref().is_some_and(|s| s != &actor.name) {
             return Ok(());
         }
-        let candidates: Option<BTreeSet<String>> = {
-            let guard = self.indexes()?;
-            let indexes = guard
-                .as_ref()
-                .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-            let mut sets: Vec<BTreeSet<String>> = Vec::new();
-            if let Some(s) = &sponsor {
-                sets.push(indexes.sponsored_by(s));
-            }
-            if let Some(days) = filter.expiring_within {
-                let until = today + Duration::days(i64::from(days));
-                sets.push(indexes.ending_between(today, until).into_iter().collect());
-            }
-            sets.into_iter()
-                .reduce(|a, b| a.intersection(&b).cloned().collect())
-        };
+        // The indexes only narrow a sponsor's or an expiry filter's list; a
+        // plain list walks the store without them (offline, nothing builds them).
+        let candidates: Option<BTreeSet<String>> =
+            if sponsor.is_none() && filter.expiring_within.is_none() {
+                None
+            } else {
+                let guard = self.indexes()?;
+                let indexes = guard
+                    .as_ref()
+                    .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
+                let mut sets: Vec<BTreeSet<String>> = Vec::new();
+                if let Some(s) = &sponsor {
+                    sets.push(indexes.sponsored_by(s));
+                }
+                if let Some(days) = filter.expiring_within {
+                    let until = today + Duration::days(i64::from(days));
+                    sets.push(indexes.ending_between(today, until).into_iter().collect());
+                }
+                sets.into_iter()
+                    .reduce(|a, b| a.intersection(&b).cloned().collect())
+            };
         let status_filter = filter.status.as_deref().map(str::to_ascii_lowercase);
         if let Some(s) = &status_filter {
             if !lifecycle::STATUS_WORDS.contains(&s.as_str()) {
@@ -508,22 +513,19 @@ impl Services {
                 }
             }
             None => {
-                let mut failed = None;
-                self.store().scan_accounts_after(after, &mut |_, account| {
-                    if let Ok(account) = account {
-                        if keep(&account) {
-                            if let Err(e) = visit(account) {
-                                failed = Some(e);
-                                return false;
-                            }
-                            given += 1;
-                        }
+                // Only when every account passes the filter does `limit` bound the walk.
+                let unfiltered = status_filter.is_none()
+                    && filter.kind.is_none()
+                    && filter.project.is_none()
+                    && filter.expiring_within.is_none();
+                let wanted = filter.limit.filter(|_| unfiltered);
+                self.each_account(after, wanted, &mut |account| {
+                    if keep(&account) {
+                        visit(account)?;
+                        given += 1;
                     }
-                    given < limit
+                    Ok(given < limit)
                 })?;
-                if let Some(e) = failed {
-                    return Err(e);
-                }
             }
         }
         Ok(())

@@ -4,9 +4,6 @@
 //! action takes effect as of its due date, so the next one in the chain
 //! (delete after disable, purge after delete) falls due on time too.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 
@@ -234,35 +231,6 @@ fn simulate(account: &Account, planned: &Planned) -> Option<Account> {
     Some(next)
 }
 
-/// An item waiting for its turn: by date, account, then the order in
-/// which it was planned.
-struct Waiting {
-    date: NaiveDate,
-    username: String,
-    order: u64,
-    item: PreviewItem,
-}
-
-impl PartialEq for Waiting {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-
-impl Eq for Waiting {}
-
-impl PartialOrd for Waiting {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Waiting {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.date, &self.username, self.order).cmp(&(other.date, &other.username, other.order))
-    }
-}
-
 /// What the policies will do to one account up to `until`: its steps in
 /// order (each as of its due date), then the expiry warnings sent while it
 /// is still active.
@@ -275,7 +243,9 @@ fn plan_of(
     cutoffs: &[AdminCutoff],
 ) -> Vec<PreviewItem> {
     let mut out = Vec::new();
-    let original = account.clone();
+    // Taken before the steps change the account.
+    let warned = warnings(&account, policy, today);
+    let end_date = account.end_date;
     let mut cutoff = None;
     for _ in 0..MAX_STEPS {
         let Some(planned) = next_action(&account, policy) else {
@@ -310,13 +280,13 @@ fn plan_of(
         }
     }
     // Warnings only while the account is still active by then.
-    for (date, days) in warnings(&original, policy, today) {
+    for (date, days) in warned {
         if date <= until && cutoff.is_none_or(|c| date < c) {
             out.push(PreviewItem {
                 username: name.to_string(),
                 date,
                 action: format!("warn sponsor ({days} days left)"),
-                why: format!("end date {}", original.end_date.unwrap_or(date)),
+                why: format!("end date {}", end_date.unwrap_or(date)),
             });
         }
     }
@@ -373,17 +343,27 @@ impl Services {
     }
 
     /// `lifecycle_preview`, handed to `visit` item by item in (date,
-    /// account) order as the accounts are read, never as a list of every
-    /// item. Each account is read at the earliest date any of its items
-    /// can have (its next due date, or its first expiry warning); its items
-    /// wait in a heap until no account read later can come before them.
-    /// What is held is one (date, name) pair per account with something
-    /// planned, and the items of the accounts whose later steps are still
-    /// ahead. The first error `visit` returns ends the walk.
+    /// account) order, never as a list of every item. The accounts are read
+    /// once, in username order (sequential reads: a read in date order
+    /// scattered over the store cost sled a page per account, and held
+    /// those pages), each planned as it comes; the items are put in date
+    /// order in bounded runs (see `runs`). The first error `visit` returns
+    /// ends the walk.
     pub fn lifecycle_preview_each(
         &self,
         actor: &Actor,
         until: NaiveDate,
+        visit: &mut dyn FnMut(PreviewItem) -> Result<()>,
+    ) -> Result<()> {
+        self.preview_in_runs(actor, until, super::runs::RUN, visit)
+    }
+
+    /// `lifecycle_preview_each` with runs of `run` items.
+    fn preview_in_runs(
+        &self,
+        actor: &Actor,
+        until: NaiveDate,
+        run: usize,
         visit: &mut dyn FnMut(PreviewItem) -> Result<()>,
     ) -> Result<()> {
         // Not ListAccounts: a sponsor lists only its own accounts, and the
@@ -392,72 +372,17 @@ impl Services {
             return Err(self.deny(actor, Permission::PreviewLifecycle, None));
         }
         let today = self.today();
-        let max_warning = i64::from(
-            self.config()
-                .policy
-                .expiry_warning_days
-                .iter()
-                .copied()
-                .max()
-                .unwrap_or(0),
-        );
-        // (earliest date an item of the account can have, account), the
-        // names shared with the index (no copy of the strings).
-        let mut starts: Vec<(NaiveDate, super::index::Name)> = {
-            let guard = self.indexes()?;
-            let indexes = guard
-                .as_ref()
-                .ok_or_else(|| Error::Failed("indexes not loaded".into()))?;
-            // Warnings come before the due date of the expiry itself.
-            let horizon = until + Duration::days(max_warning);
-            let due = indexes
-                .by_due
-                .range(..=(until, super::search::Id::MAX))
-                .map(|(day, id)| (*day, id));
-            let ending = indexes
-                .by_end
-                .range((today, 0)..=(horizon, super::search::Id::MAX))
-                .map(|(end, id)| (*end - Duration::days(max_warning), id));
-            due.chain(ending)
-                .filter_map(|(day, id)| {
-                    Some((day.max(today), indexes.search.name_of(*id)?.clone()))
-                })
-                .collect()
-        };
-        // One entry per account, at the earlier of its two dates.
-        starts.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
-        starts.dedup_by(|later, first| later.1 == first.1);
-        starts.sort();
         let policy = &self.config().policy;
         let cutoffs = self.admin_cutoffs(until)?;
-        let mut waiting: BinaryHeap<Reverse<Waiting>> = BinaryHeap::new();
-        let mut order = 0u64;
-        for (start, name) in starts {
-            while let Some(Reverse(w)) = waiting.peek() {
-                if w.date >= start {
-                    break;
-                }
-                if let Some(Reverse(w)) = waiting.pop() {
-                    visit(w.item)?;
-                }
-            }
-            let Some(account) = self.store().account(&name)? else {
-                continue;
-            };
+        let mut runs = super::runs::DateRuns::new(run);
+        self.each_account(None, None, &mut |account| {
+            let name = account.username.clone();
             for item in plan_of(account, &name, until, today, policy, &cutoffs) {
-                order += 1;
-                waiting.push(Reverse(Waiting {
-                    date: item.date,
-                    username: item.username.clone(),
-                    order,
-                    item,
-                }));
+                runs.push(item)?;
             }
-        }
-        while let Some(Reverse(w)) = waiting.pop() {
-            visit(w.item)?;
-        }
-        Ok(())
+            Ok(true)
+        })?;
+        runs.finish(visit)
     }
 
     /// The admins who can log in today, each with the first planned
@@ -627,6 +552,15 @@ mod tests {
         };
         assert!(expected.len() > 200, "{}", expected.len());
         assert_eq!(show(&streamed), show(&expected));
+        // Sorted through runs spilled to files (as at a million accounts),
+        // the same plan.
+        let mut spilled = Vec::new();
+        s.preview_in_runs(&admin, until, 7, &mut |i| {
+            spilled.push(i);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(show(&spilled), show(&expected));
     }
 
     fn state(s: &Services, name: &str) -> Option<(Status, Option<DisableReason>)> {

@@ -26,6 +26,8 @@ pub mod passwords;
 mod proptests;
 pub mod reports;
 pub mod requests;
+mod runs;
+mod scan;
 pub mod scim;
 pub mod search;
 pub mod sessions;

@@ -36,7 +36,7 @@ impl Services {
 
     /// `report_orphans`, one finding at a time, in username order: the
     /// accounts are walked once, sponsors looked up (and remembered: there
-    /// are few of them), nothing else held.
+    /// are few of them), nothing else held (see `scan`).
     pub fn report_orphans_each(
         &self,
         actor: &Actor,
@@ -50,59 +50,43 @@ impl Services {
         let policy = &self.config().policy;
         let mut sponsors: std::collections::HashMap<String, Option<Effective>> =
             std::collections::HashMap::new();
-        let mut failed: Option<super::Error> = None;
-        let mut lookup_failed: Option<super::Error> = None;
-        self.store().scan_accounts(&mut |_, a| {
-            if failed.is_some() || lookup_failed.is_some() {
-                return;
-            }
-            let Ok(a) = a else { return };
-            let mut add = |problem: &str, detail: String| {
-                if failed.is_none() {
-                    if let Err(e) = visit(Orphan {
-                        username: a.username.clone(),
-                        problem: problem.into(),
-                        detail,
-                        connector: None,
-                    }) {
-                        failed = Some(e);
-                    }
-                }
-            };
+        self.each_account(None, None, &mut |a| {
             let state = effective(&a, today);
-            if !matches!(state, Effective::Active | Effective::Staged) {
-                return;
-            }
             // A host is a server, not a person nobody answers for (`host list`).
-            if crate::domain::host::is_host(&a) {
-                return;
+            if !matches!(state, Effective::Active | Effective::Staged)
+                || crate::domain::host::is_host(&a)
+            {
+                return Ok(true);
             }
+            let mut add = |problem: &str, detail: String| {
+                visit(Orphan {
+                    username: a.username.clone(),
+                    problem: problem.into(),
+                    detail,
+                    connector: None,
+                })
+            };
             if a.kind != Kind::Employee {
                 match a.sponsor.as_deref() {
-                    None => add("no_sponsor", format!("{} with no sponsor", a.kind)),
+                    None => add("no_sponsor", format!("{} with no sponsor", a.kind))?,
                     Some(s) => {
                         let sponsor = match sponsors.get(s) {
                             Some(known) => known.clone(),
                             None => {
-                                let found = match self.store().account(s) {
-                                    Ok(found) => found.map(|sp| effective(&sp, today)),
-                                    Err(e) => {
-                                        lookup_failed = Some(e.into());
-                                        return;
-                                    }
-                                };
+                                let found =
+                                    self.store().account(s)?.map(|sp| effective(&sp, today));
                                 sponsors.insert(s.to_string(), found.clone());
                                 found
                             }
                         };
                         match sponsor {
                             None => {
-                                add("sponsor_missing", format!("sponsor '{s}' no longer exists"))
+                                add("sponsor_missing", format!("sponsor '{s}' no longer exists"))?
                             }
                             Some(st) if !matches!(st, Effective::Active) => add(
                                 "sponsor_inactive",
                                 format!("sponsor '{s}' is {}", st.as_str()),
-                            ),
+                            )?,
                             Some(_) => {}
                         }
                     }
@@ -113,7 +97,7 @@ impl Services {
                     add(
                         "no_end_date",
                         format!("a {} needs an end date (max {days} days)", a.kind),
-                    );
+                    )?;
                 }
             }
             if a.last_login.is_none() {
@@ -124,7 +108,7 @@ impl Services {
                         "created {} ({since} days ago), never logged in",
                         a.created_at.date_naive()
                     ),
-                );
+                )?;
             }
             if policy.key_unused_days > 0 {
                 let limit = Duration::days(i64::from(policy.key_unused_days));
@@ -134,14 +118,12 @@ impl Services {
                         add(
                             "key_unused",
                             format!("key {} unused since {}", k.fingerprint, last.date_naive()),
-                        );
+                        )?;
                     }
                 }
             }
+            Ok(true)
         })?;
-        if let Some(e) = failed.or(lookup_failed) {
-            return Err(e);
-        }
         // Objects in a target that look like someone else's, which tenure
         // refuses to overwrite until an admin adopts them.
         for l in self.links_all()? {

@@ -438,10 +438,10 @@ fn parse_words(words: &[String]) -> Result<(Command, cli::Display), clap::Error>
 const HOST_ANSWER_INLINE: usize = 32 * 1024;
 
 /// Chunks of output queued between a command and the client.
-const OUTPUT_CHUNKS: usize = 4;
-const OUTPUT_CHUNK: usize = 32 * 1024;
+const OUTPUT_CHUNKS: usize = 8;
+const OUTPUT_CHUNK: usize = 64 * 1024;
 
-/// Where an exec command writes: chunks of 32 KiB handed to the sending
+/// Where an exec command writes: chunks of 64 KiB handed to the sending
 /// task (blocking while the queue is full), `\n` made `\r\n` for a pty.
 struct ChannelOut {
     tx: tokio::sync::mpsc::Sender<Vec<u8>>,
