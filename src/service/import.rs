@@ -766,7 +766,7 @@ mod tests {
     }
 
     fn open(store: Arc<dyn Store>) -> Services {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let dir = crate::service::testkit::test_dir();
         let config = Config::parse(EXAMPLE, "test", &dir).expect("config");
         Services::new(Arc::new(config), store, Arc::new(FixedClock::new(t0()))).expect("open")
     }
