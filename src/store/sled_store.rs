@@ -86,17 +86,7 @@ impl SledStore {
         sealer.segments.remove_orphans(&sealer.indexed()?)?;
         sealer.note_first_live()?;
         // An existing database's trail is sealed here, before anything reads it.
-        loop {
-            match sealer.seal_once() {
-                Ok(true) => continue,
-                Ok(false) => break,
-                // Not fatal: the trail stays whole in sled and is sealed later.
-                Err(e) => {
-                    crate::log_limited!(warn, "audit-seal", "could not seal audit events: {e}");
-                    break;
-                }
-            }
-        }
+        sealer.seal_all();
         store.sealer = Some(
             std::thread::Builder::new()
                 .name("audit-sealer".into())
@@ -214,14 +204,20 @@ impl Sealer {
                 }
                 w.0 = false;
             }
-            loop {
-                match self.seal_once() {
-                    Ok(true) => continue,
-                    Ok(false) => break,
-                    Err(e) => {
-                        crate::log_limited!(warn, "audit-seal", "could not seal audit events: {e}");
-                        break;
-                    }
+            self.seal_all();
+        }
+    }
+
+    /// Seals segments while the live tail is long enough. A failure is not
+    /// fatal: the trail stays whole in sled and is sealed on a later round.
+    fn seal_all(&self) {
+        loop {
+            match self.seal_once() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    crate::log_limited!(warn, "audit-seal", "could not seal audit events: {e}");
+                    break;
                 }
             }
         }
