@@ -773,7 +773,18 @@ mod tests {
 
     /// 2,500 contractors sponsored by root, the last ones by the first: three chunks.
     fn rows() -> Vec<ImportRow> {
-        (0..2500u64)
+        contractors(2500, |i| {
+            if i > 2400 {
+                "c00000".into()
+            } else {
+                "root".into()
+            }
+        })
+    }
+
+    /// `total` contractors `c00000`…, each sponsored by `sponsor_of(i)`.
+    fn contractors(total: u64, sponsor_of: impl Fn(u64) -> String) -> Vec<ImportRow> {
+        (0..total)
             .map(|i| ImportRow {
                 line: i + 2,
                 username: format!("c{i:05}"),
@@ -781,11 +792,7 @@ mod tests {
                     display_name: Some(format!("C {i}")),
                     email: Some(format!("c{i:05}@acme.example")),
                     kind: Some(Kind::Contractor),
-                    sponsor: Some(if i > 2400 {
-                        "c00000".into()
-                    } else {
-                        "root".into()
-                    }),
+                    sponsor: Some(sponsor_of(i)),
                     end_date: Some(t0().date_naive() + chrono::Duration::days(30)),
                     ..Default::default()
                 },
@@ -867,20 +874,7 @@ mod tests {
                 "root".into()
             }
         };
-        let rows: Vec<ImportRow> = (0..total)
-            .map(|i| ImportRow {
-                line: i + 2,
-                username: format!("c{i:05}"),
-                input: AccountInput {
-                    display_name: Some(format!("C {i}")),
-                    email: Some(format!("c{i:05}@acme.example")),
-                    kind: Some(Kind::Contractor),
-                    sponsor: Some(sponsor_of(i)),
-                    end_date: Some(t0().date_naive() + chrono::Duration::days(30)),
-                    ..Default::default()
-                },
-            })
-            .collect();
+        let rows = contractors(total, sponsor_of);
         let report = services
             .import(&admin, ImportOptions::default(), || {
                 Ok(Box::new(rows.into_iter().map(Ok)))

@@ -40,6 +40,16 @@ impl Drop for SledStore {
     }
 }
 
+/// A sled transaction's outcome as the store's: the error it aborted with,
+/// or sled's own failure.
+fn committed(result: std::result::Result<(), TransactionError<StoreError>>) -> Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(TransactionError::Abort(e)) => Err(e),
+        Err(TransactionError::Storage(e)) => Err(io(e)),
+    }
+}
+
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
 }
@@ -286,11 +296,7 @@ impl Sealer {
             meta.insert(SegmentInfo::meta_key(first).as_str(), index.as_slice())?;
             Ok::<(), ConflictableTransactionError<StoreError>>(())
         });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(io(e)),
-        }
+        committed(result)?;
         self.db.flush().map_err(io)?;
         self.segments.first_live.store(next, Ordering::Relaxed);
         Ok(true)
@@ -522,11 +528,7 @@ impl Store for SledStore {
             }
             Ok::<(), ConflictableTransactionError<StoreError>>(())
         });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(io(e)),
-        }
+        committed(result)?;
         self.db.flush().map_err(io)?;
         if let Some(last) = batch.audit.last() {
             if self.segments.due(last.seq) {

@@ -208,6 +208,20 @@ fn read_segment(path: &std::path::Path) -> (Vec<u8>, Blocks) {
     (bytes[..head].to_vec(), blocks)
 }
 
+/// Rewrites the segment index in meta (as someone covering their tracks
+/// would) to say the segment starting at `first` has this length and count.
+fn rewrite_index(inst: &Instance, first: u64, bytes: u64, blocks: usize) {
+    let db = sled::open(inst.data_dir()).expect("open the database directly");
+    let meta = db.open_tree("meta").unwrap();
+    let key = format!("audit_segment/{first:020}");
+    let mut index: Value = serde_json::from_slice(&meta.get(&key).unwrap().unwrap()).unwrap();
+    index["bytes"] = Value::from(bytes);
+    index["blocks"] = Value::from(blocks);
+    meta.insert(key, serde_json::to_vec(&index).unwrap())
+        .unwrap();
+    db.flush().unwrap();
+}
+
 fn write_segment(path: &std::path::Path, head: &[u8], blocks: &Blocks) -> u64 {
     let mut out = head.to_vec();
     for (key, block) in blocks {
@@ -286,17 +300,7 @@ fn a_sealed_trail_verifies_and_an_edit_a_removal_or_a_reorder_in_a_segment_is_ca
     let (code, out, err) = inst.run(&["audit", "verify"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("altered or truncated"), "{err}");
-    {
-        let db = sled::open(inst.data_dir()).expect("open the database directly");
-        let meta = db.open_tree("meta").unwrap();
-        let key = format!("audit_segment/{:020}", blocks[0].0);
-        let mut index: Value = serde_json::from_slice(&meta.get(&key).unwrap().unwrap()).unwrap();
-        index["bytes"] = Value::from(bytes);
-        index["blocks"] = Value::from(cut.len());
-        meta.insert(key, serde_json::to_vec(&index).unwrap())
-            .unwrap();
-        db.flush().unwrap();
-    }
+    rewrite_index(&inst, blocks[0].0, bytes, cut.len());
     let (code, out, err) = inst.run(&["audit", "verify"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains(&format!("event #{gone} is missing")), "{err}");
@@ -305,17 +309,7 @@ fn a_sealed_trail_verifies_and_an_edit_a_removal_or_a_reorder_in_a_segment_is_ca
     let mut swapped = blocks.clone();
     swapped.swap(1, 2);
     write_segment(path, &head, &swapped);
-    {
-        let db = sled::open(inst.data_dir()).expect("open the database directly");
-        let meta = db.open_tree("meta").unwrap();
-        let key = format!("audit_segment/{:020}", blocks[0].0);
-        let mut index: Value = serde_json::from_slice(&meta.get(&key).unwrap().unwrap()).unwrap();
-        index["bytes"] = Value::from(original.len());
-        index["blocks"] = Value::from(blocks.len());
-        meta.insert(key, serde_json::to_vec(&index).unwrap())
-            .unwrap();
-        db.flush().unwrap();
-    }
+    rewrite_index(&inst, blocks[0].0, original.len() as u64, blocks.len());
     let (code, out, err) = inst.run(&["audit", "verify"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains(&format!("event #{gone} is missing")), "{err}");
