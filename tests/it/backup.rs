@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::common::*;
 
@@ -148,11 +148,10 @@ fn a_backup_taken_over_ssh_restores_every_record_and_a_damaged_one_changes_nothi
     }
 }
 
-#[test]
-fn the_offline_cli_takes_a_backup_too() {
-    let inst = Instance::initialised();
-    inst.create("bob", "--kind employee");
-    let out = Command::new(BIN)
+/// `tenure --config … backup` run offline, as cron would: its output.
+fn offline_backup(inst: &Instance) -> Vec<u8> {
+    let out = inst
+        .command()
         .arg("--config")
         .arg(&inst.config)
         .arg("backup")
@@ -166,8 +165,16 @@ fn the_offline_cli_takes_a_backup_too() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
+}
+
+#[test]
+fn the_offline_cli_takes_a_backup_too() {
+    let inst = Instance::initialised();
+    inst.create("bob", "--kind employee");
+    let backup = offline_backup(&inst);
     let fresh = twin(&inst);
-    let (code, _, err) = restore(&fresh, &out.stdout, false);
+    let (code, _, err) = restore(&fresh, &backup, false);
     assert_eq!(code, 0, "{err}");
     assert_eq!(fresh.show("bob")["kind"], "employee");
     fresh.ok(&["audit", "verify"]);
@@ -188,25 +195,11 @@ fn a_backup_holds_the_sealed_trail_and_the_restored_database_seals_it_again() {
     assert!(sealed(&inst) >= 2);
     let (events, _) = inst.snapshot();
     let events: serde_json::Value = serde_json::from_str(&events).unwrap();
-    let out = inst
-        .command()
-        .arg("--config")
-        .arg(&inst.config)
-        .arg("backup")
-        .current_dir(inst.dir.path())
-        .env("USER", "tester")
-        .env_remove("TENURE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let backup = offline_backup(&inst);
 
     let fresh = twin(&inst);
     fresh.set_env("TENURE_AUDIT_SEGMENT_EVENTS", "8");
-    let (code, _, err) = restore(&fresh, &out.stdout, false);
+    let (code, _, err) = restore(&fresh, &backup, false);
     assert_eq!(code, 0, "{err}");
     fresh.ok(&["check"]);
     assert!(sealed(&fresh) >= 2);
