@@ -118,7 +118,7 @@ def rows_in(command, chunk):
     return chunk.count(b"\n")
 
 
-def measure(binary, d, key, only, extra):
+def measure(binary, d, key, only, extra, repeat=1):
     cfg = os.path.join(d, "config.toml")
     start = time.monotonic()
     server = subprocess.Popen(
@@ -143,7 +143,7 @@ def measure(binary, d, key, only, extra):
             "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-i", key,
             "-p", str(port), "root@127.0.0.1",
         ]
-        for command in COMMANDS:
+        for command in [c for c in COMMANDS for _ in range(repeat)]:
             if only and only not in command:
                 continue
             if command == "audit verify --since-checkpoint":
@@ -169,10 +169,16 @@ def measure(binary, d, key, only, extra):
             secs = time.monotonic() - t0
             _, peak = status(server.pid)
             err = proc.stderr.read().decode(errors="replace").strip()
-            results[command] = (secs, nbytes / 1e6, rows / secs if secs else 0, peak - idle, idle,
-                                ("exit %d: %s" % (proc.returncode, err[:80])) if proc.returncode else "")
+            result = (secs, nbytes / 1e6, rows / secs if secs else 0, peak - idle, idle,
+                      ("exit %d: %s" % (proc.returncode, err[:80])) if proc.returncode else "")
             print("  %-40s %7.1f s %9.1f MB %10.0f rows/s  +%5.0f MB (idle %.0f MB) %s" % (
-                (command,) + results[command]), flush=True)
+                (command,) + result), flush=True)
+            # Over repeats: the slowest time and the highest memory are kept.
+            if command in results:
+                old = results[command]
+                result = (max(old[0], secs), result[1], min(old[2], result[2]), max(old[3], result[3]),
+                          old[4], old[5] or result[5])
+            results[command] = result
         if extra:
             for label, runs in EXTRA:
                 results[label] = run_together(server.pid, ssh, runs)
@@ -190,6 +196,8 @@ def main():
     ap.add_argument("--bin", default="target/release/tenure")
     ap.add_argument("--before", default=None, help="an earlier binary to measure side by side")
     ap.add_argument("--only", default=None, help="run only commands containing this")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each command this many times in a row; the table keeps the slowest time and the highest memory")
     ap.add_argument("--together", action="store_true",
                     help="also run commands at once and a client that reads late (EXTRA)")
     args = ap.parse_args()
@@ -205,8 +213,8 @@ def main():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
         with open(key + ".pub", "rb") as pub:
             subprocess.run([binary, "--config", cfg, "key", "add", "root"], input=pub.read(), check=True, cwd=d)
-    before = measure(os.path.abspath(args.before), d, key, args.only, args.together) if args.before else {}
-    now = measure(binary, d, key, args.only, args.together)
+    before = measure(os.path.abspath(args.before), d, key, args.only, args.together, args.repeat) if args.before else {}
+    now = measure(binary, d, key, args.only, args.together, args.repeat)
 
     def cell(r):
         return "%7.1f s %6.0f MB" % (r[0], r[3]) if r else "%16s" % "-"
