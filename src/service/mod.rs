@@ -363,51 +363,27 @@ impl Services {
         Ok(self.store().meta("initialized_at")?.is_some())
     }
 
-    /// Builds the indexes from the records (used at start and by `check`).
-    /// Reading and decoding the records runs on this thread while a second
-    /// one builds the indexes from them, batch by batch (at a million
-    /// accounts each half takes several seconds).
+    /// Builds the indexes from the records (used at start and by `check`):
+    /// the records are read and decoded on the account reader's thread
+    /// while this one indexes them (`each_record`; at a million accounts
+    /// each half takes several seconds).
     pub fn rebuild_indexes(&self) -> Result<Indexes> {
-        type Batch = Vec<(String, std::result::Result<Account, String>)>;
-        const BATCH: usize = 1024;
-        let policy = &self.config().policy;
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
-            let indexer = scope.spawn(move || {
-                let mut indexes = Indexes::new(policy);
-                let mut bad = None;
-                for batch in rx {
-                    for (key, account) in batch {
-                        match account {
-                            Ok(account) => indexes.insert(&account),
-                            Err(why) => bad = Some(StoreError::Corrupt { key, why }),
-                        }
-                    }
-                }
-                (indexes, bad)
-            });
-            let mut batch: Batch = Vec::with_capacity(BATCH);
-            let scanned = self.store().scan_accounts(&mut |key, account| {
-                batch.push((key, account));
-                if batch.len() == BATCH {
-                    // A send fails only if the indexer died; its join says why.
-                    let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
-                }
-            });
-            let _ = tx.send(batch);
-            drop(tx);
-            let (mut indexes, bad) = indexer
-                .join()
-                .map_err(|_| Error::Failed("building the indexes failed".into()))?;
-            scanned?;
-            match bad {
-                Some(e) => Err(e.into()),
-                None => {
-                    indexes.search.compact();
-                    Ok(indexes)
-                }
+        let mut indexes = Indexes::new(&self.config().policy);
+        let mut bad = None;
+        self.each_record(None, None, &mut |key, account| {
+            match account {
+                Ok(account) => indexes.insert(&account),
+                Err(why) => bad = Some(StoreError::Corrupt { key, why }),
             }
-        })
+            Ok(true)
+        })?;
+        match bad {
+            Some(e) => Err(e.into()),
+            None => {
+                indexes.search.compact();
+                Ok(indexes)
+            }
+        }
     }
 
     /// Read access to the indexes, building them on first use (callers
