@@ -188,4 +188,40 @@ mod tests {
         assert!(matches!(got, Err(Error::Failed(m)) if m.contains("went away")));
         assert_eq!(seen, 10);
     }
+
+    #[test]
+    fn a_record_that_does_not_decode_reaches_each_record_with_its_key_and_each_account_skips_it() {
+        use crate::store::WriteBatch;
+        // sled keeps what it is given; the memory store checks records.
+        let (s, _, admin) = crate::service::testkit::services_on_sled();
+        create_many(&s, &admin, 2 * BATCH);
+        s.store()
+            .commit(&WriteBatch {
+                accounts_encoded: vec![("p00001x".into(), b"{not json".to_vec())],
+                ..Default::default()
+            })
+            .unwrap();
+        let total = names(&s, None, None, usize::MAX).len();
+        for wanted in [None, Some(SMALL)] {
+            let (mut seen, mut bad) = (0, Vec::new());
+            s.each_record(None, wanted, &mut |key, account| {
+                seen += 1;
+                if let Err(why) = account {
+                    assert!(!why.is_empty());
+                    bad.push(key);
+                }
+                Ok(seen < wanted.unwrap_or(usize::MAX))
+            })
+            .unwrap();
+            assert_eq!(bad, vec!["p00001x".to_string()], "wanted {wanted:?}");
+        }
+        assert!(!names(&s, None, None, usize::MAX).contains(&"p00001x".to_string()));
+        assert_eq!(total, 2 * BATCH + 1, "each_account skips it");
+        // The index build names it.
+        let err = s
+            .rebuild_indexes()
+            .err()
+            .expect("a record that does not decode");
+        assert!(err.to_string().contains("p00001x"), "{err}");
+    }
 }

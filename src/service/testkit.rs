@@ -49,16 +49,28 @@ pub(crate) fn services_with(
     config_text: &str,
     root_email: Option<&str>,
 ) -> (Services, Arc<FixedClock>, Actor) {
+    services_in(config_text, root_email, |_| Arc::new(MemoryStore::new()))
+}
+
+/// Services on the example config over a sled database in the test's
+/// directory (for what the memory store will not hold, e.g. a record
+/// that does not decode).
+pub(crate) fn services_on_sled() -> (Services, Arc<FixedClock>, Actor) {
+    services_in(EXAMPLE, None, |dir| {
+        Arc::new(crate::store::SledStore::open(&dir.join("data")).expect("sled store"))
+    })
+}
+
+fn services_in(
+    config_text: &str,
+    root_email: Option<&str>,
+    store: impl FnOnce(&std::path::Path) -> Arc<dyn crate::store::Store>,
+) -> (Services, Arc<FixedClock>, Actor) {
     // A directory of its own, kept for the test's life: keys/ (the at-rest key) lives there.
     let dir = test_dir();
     let config = Config::parse(config_text, "test", &dir).expect("config");
     let clock = Arc::new(FixedClock::new(t0()));
-    let services = Services::new(
-        Arc::new(config),
-        Arc::new(MemoryStore::new()),
-        clock.clone(),
-    )
-    .expect("services");
+    let services = Services::new(Arc::new(config), store(&dir), clock.clone()).expect("services");
     let admin = Actor::local_operator();
     let input = AccountInput {
         email: root_email.map(str::to_string),
