@@ -148,7 +148,7 @@ def measure(binary, d, key, only, extra, repeat=1):
                 continue
             if command == "audit verify --since-checkpoint":
                 # ~1,000 new events after the checkpoint the full check recorded.
-                tag = "%05d" % (int(time.time()) % 100000)
+                tag = "%06d" % (time.time_ns() // 1000 % 1000000)
                 csv_rows = "".join("ck%s%04d,Checkpoint %d,ck%s%04d@bench.example,employee\n" % (tag, i, i, tag, i)
                                for i in range(1000))
                 subprocess.run(ssh + ["import"], input=("username,display_name,email,kind\n" + csv_rows).encode(),

@@ -370,10 +370,10 @@ impl Services {
     pub fn rebuild_indexes(&self) -> Result<Indexes> {
         let mut indexes = Indexes::new(&self.config().policy);
         let mut bad = None;
-        self.each_record(None, None, &mut |key, account| {
+        self.each_record(None, None, &mut |account| {
             match account {
                 Ok(account) => indexes.insert(&account),
-                Err(why) => bad = Some(StoreError::Corrupt { key, why }),
+                Err((key, why)) => bad = Some(StoreError::Corrupt { key, why }),
             }
             Ok(true)
         })?;

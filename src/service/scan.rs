@@ -21,6 +21,16 @@ const QUEUED: usize = 4;
 /// caller's thread: a second thread would cost more than it saves.
 const SMALL: usize = 2 * BATCH;
 
+/// A decoded account, or the key of a record that does not decode and why.
+pub(crate) type Record = std::result::Result<Account, (String, String)>;
+
+/// The key goes with a record only when it does not decode: an account's
+/// is its username, and a key string per account would be allocated on
+/// the reader and freed on the other thread a million times.
+fn record(key: String, account: std::result::Result<Account, String>) -> Record {
+    account.map_err(|why| (key, why))
+}
+
 impl Services {
     /// Every account that decodes, in username order after `after` (from the
     /// first without it), handed to `visit` one at a time until it returns
@@ -33,14 +43,14 @@ impl Services {
         wanted: Option<usize>,
         visit: &mut dyn FnMut(Account) -> Result<bool>,
     ) -> Result<()> {
-        self.each_record(after, wanted, &mut |_, account| match account {
+        self.each_record(after, wanted, &mut |account| match account {
             Ok(account) => visit(account),
             Err(_) => Ok(true),
         })
     }
 
-    /// As `each_account`, with each record's key and, for one that does
-    /// not decode, why (the index build at start reports those). The
+    /// As `each_account`, with the records that do not decode as their
+    /// key and why (the index build at start reports those). The
     /// start-up build walks through here too, on the same reader thread
     /// arrangement as the listings: the allocator then keeps that walk's
     /// pages for the next one, and the first big listing after a start
@@ -51,29 +61,31 @@ impl Services {
         &self,
         after: Option<&str>,
         wanted: Option<usize>,
-        visit: &mut dyn FnMut(String, std::result::Result<Account, String>) -> Result<bool>,
+        visit: &mut dyn FnMut(Record) -> Result<bool>,
     ) -> Result<()> {
         let store = self.store();
         if wanted.is_some_and(|n| n <= SMALL) {
             let mut failed = None;
-            store.scan_accounts_after(after, &mut |key, account| match visit(key, account) {
-                Ok(more) => more,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            })?;
+            store.scan_accounts_after(
+                after,
+                &mut |key, account| match visit(record(key, account)) {
+                    Ok(more) => more,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                },
+            )?;
             return failed.map_or(Ok(()), Err);
         }
-        type Batch = Vec<(String, std::result::Result<Account, String>)>;
         std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(QUEUED);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(QUEUED);
             let reader = std::thread::Builder::new()
                 .name("account-reader".into())
                 .spawn_scoped(scope, move || {
                     let mut batch = Vec::with_capacity(BATCH);
                     let walked = store.scan_accounts_after(after, &mut |key, account| {
-                        batch.push((key, account));
+                        batch.push(record(key, account));
                         if batch.len() < BATCH {
                             return true;
                         }
@@ -88,8 +100,8 @@ impl Services {
                 .map_err(|e| Error::Failed(format!("cannot start the account reader: {e}")))?;
             let mut outcome = Ok(());
             'batches: for batch in rx.iter() {
-                for (key, account) in batch {
-                    match visit(key, account) {
+                for account in batch {
+                    match visit(account) {
                         Ok(true) => {}
                         Ok(false) => break 'batches,
                         Err(e) => {
@@ -204,9 +216,9 @@ mod tests {
         let total = names(&s, None, None, usize::MAX).len();
         for wanted in [None, Some(SMALL)] {
             let (mut seen, mut bad) = (0, Vec::new());
-            s.each_record(None, wanted, &mut |key, account| {
+            s.each_record(None, wanted, &mut |account| {
                 seen += 1;
-                if let Err(why) = account {
+                if let Err((key, why)) = account {
                     assert!(!why.is_empty());
                     bad.push(key);
                 }
