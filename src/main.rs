@@ -17,8 +17,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// run before anything allocates: glibc calls `.init_array` entries with
 /// (argc, argv, envp) before `main`, and priority 99 puts this one ahead of
 /// mimalloc's own constructor (101 with clang, the default with gcc), which
-/// reads the options. `serve` gets the server's settings the same way. See
-/// src/hostagent/start.rs. Reads argv without allocating.
+/// reads the options. See src/hostagent/start.rs; the server keeps mimalloc's
+/// defaults. Reads argv without allocating.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod on_host_start {
     use std::ffi::{c_char, c_int, CStr};
@@ -38,8 +38,6 @@ mod on_host_start {
         };
         if tenure::hostagent::is_host_words(word(1), word(2)) {
             tenure::hostagent::start::tune_allocator();
-        } else if tenure::hostagent::start::is_serve_line((1..argc).map_while(word)) {
-            tenure::hostagent::start::tune_server_allocator();
         }
     }
 

@@ -13,15 +13,9 @@
 //! These are set as mimalloc's *defaults* before its own start-up reads
 //! them (main.rs calls [`tune_allocator`] from an `.init_array` entry that
 //! runs ahead of mimalloc's constructor), so `MIMALLOC_ALLOW_THP` and
-//! `MIMALLOC_PURGE_DELAY` in the environment still win.
-//!
-//! The server (`serve`, the same binary) gets [`tune_server_allocator`]
-//! from the same entry: no huge pages either, but freed memory given back
-//! at once. With THP mimalloc purges only whole 2 MiB regions, so memory a
-//! large read freed stayed resident; measured at a million accounts
-//! (benches/reads_bench.py), the idle server held ~35 MB less without THP
-//! and the first full `user list --json` after a start rose ~15 MB less,
-//! at the same speed (bulk import and logins unchanged).
+//! `MIMALLOC_PURGE_DELAY` in the environment still win. The server (the
+//! same binary) keeps mimalloc's defaults: only on-host command lines get
+//! here.
 
 use libmimalloc_sys::mi_option_t;
 
@@ -42,34 +36,6 @@ pub fn tune_allocator() {
     }
 }
 
-/// The server's settings: no transparent huge pages, freed memory
-/// purged at once (`serve` also sets the purge at run time, for builds
-/// without the `.init_array` entry). Allocates nothing.
-pub fn tune_server_allocator() {
-    // SAFETY: as in `tune_allocator`.
-    unsafe {
-        libmimalloc_sys::mi_option_set_default(MI_OPTION_ALLOW_THP, 0);
-        libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 0);
-    }
-}
-
-/// Whether a command line (argv without the program) runs the server:
-/// its first word that is neither an option nor `--config`'s value is
-/// `serve`.
-pub fn is_serve_line<'a>(words: impl IntoIterator<Item = &'a [u8]>) -> bool {
-    let mut words = words.into_iter();
-    while let Some(word) = words.next() {
-        match word {
-            b"--config" => {
-                words.next();
-            }
-            w if w.starts_with(b"-") => {}
-            w => return w == b"serve",
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,18 +54,5 @@ mod tests {
             )
         };
         assert_eq!((thp, purge), (1, 1000));
-    }
-
-    #[test]
-    fn the_server_is_told_by_its_subcommand_not_by_a_word_anywhere() {
-        let line = |s: &'static str| is_serve_line(s.split(' ').map(str::as_bytes));
-        assert!(line("serve"));
-        assert!(line("serve --listen 127.0.0.1:2222"));
-        assert!(line("--config /etc/tenure.toml serve"));
-        assert!(line("--config=/etc/tenure.toml --utc serve"));
-        assert!(!line("--config serve user list"));
-        assert!(!line("user create serve"));
-        assert!(!line("authorized-keys serve"));
-        assert!(!line("--utc"));
     }
 }

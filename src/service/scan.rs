@@ -54,9 +54,9 @@ impl Services {
     /// start-up build walks through here too, on the same reader thread
     /// arrangement as the listings: the allocator then keeps that walk's
     /// pages for the next one, and the first big listing after a start
-    /// costs what later ones do (measured at a million accounts: `user
-    /// list --json` right after a start rose +54 to +76 MB above idle when
-    /// the build walked on its own thread, +7 to +20 MB after a walk here).
+    /// costs what later ones do (measured at a million accounts: the first
+    /// `user list --json` after a start rose +80 to +84 MB above idle when
+    /// the build walked on a thread of its own, +25 to +31 MB now).
     pub(crate) fn each_record(
         &self,
         after: Option<&str>,
