@@ -12,12 +12,16 @@ With `--together` it also runs two big commands at once and one whose
 client reads nothing for its first 5 s (the server must wait for it, not
 hold its output), each with the peak RSS above idle over the whole run.
 
+With `--repeat N` each command runs N times in a row; the table keeps the
+slowest time and the highest memory (the first run after the start is
+usually the highest: later ones start from a higher idle).
+
 With `--before OLD_BINARY` the same table is measured with that binary first
 (e.g. a release build of an earlier commit) and both are printed side by
 side; the issue's own figures (the buffered output of issue 16's table) are
 printed beside them for reference.
 
-    python3 benches/reads_bench.py --dir /tmp/bench1m [--bin target/release/tenure] [--before /tmp/tenure-old] [--only audit]
+    python3 benches/reads_bench.py --dir /tmp/bench1m [--bin target/release/tenure] [--before /tmp/tenure-old] [--only audit] [--repeat 2]
 
 `audit verify --since-checkpoint` runs after the full `audit verify` (which
 records the checkpoint) and an untimed import of 1,000 accounts over ssh.
